@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class IdentifiersConfig(AppConfig):
+    name = "identifiers"
+    verbose_name = "Identifier types"

@@ -1,0 +1,159 @@
+"""/api/media... endpoints.
+
+Fixed paths are declared before the ``{path:pid}`` ones: pids may contain ``/`` (DOIs), so the
+generic routes would otherwise swallow ``/media/dump`` and friends.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Body, Router
+
+from media import selectors, services
+from media.history import media_history
+from media.schemas import (
+    BulkResult,
+    HistoryEntry,
+    MediaBulkPatch,
+    MediaIn,
+    MediaOut,
+    MediaPatch,
+    MediaSearch,
+    UpdateIdentifiers,
+    UpdateMetadata,
+    UpdateStorekey,
+    UpdateTags,
+)
+from mediastore.errors import RuleViolation
+
+router = Router(tags=["media"])
+
+PidList = list[str] | None
+
+
+@router.post("/media", response=MediaOut, summary="Create a media")
+def media_create(request: HttpRequest, payload: MediaIn):
+    """Create one media (store_status PENDING) and return it. `pid_type` and identifier keys must be
+    existing identifier types and values must match their patterns (422 `bad pid_type: X`,
+    `bad identifier_type: K`); an existing pid is 409. Without `pid` one is minted."""
+    return services.media_create(payload, user=request.auth)
+
+
+@router.post("/media/create", response=list[MediaOut], summary="Create many media, all or nothing")
+def media_create_many(request: HttpRequest, payload: list[MediaIn]):
+    """Create every media of the list, or none: the first invalid item makes the whole call 422/409,
+    and the error names it (`index`, `pid`)."""
+    return services.media_create_many(payload, user=request.auth)
+
+
+@router.post("/media/read", response=list[MediaOut], summary="Read many media by pid")
+def media_read(request: HttpRequest, pids: PidList = Body(None)):
+    """The media for the pids that exist, in the order asked; unknown pids are left out. No body
+    means an empty list."""
+    return selectors.media_read_many(pids or [])
+
+
+@router.post("/media/delete", response=BulkResult, summary="Delete many media")
+def media_delete_many(request: HttpRequest, pids: PidList = Body(None)):
+    """Delete each media (and its stored bytes when READY); each pid succeeds or fails on its own."""
+    return services.media_delete_many(pids or [], user=request.auth).as_dict()
+
+
+@router.patch("/media/update", response=BulkResult, summary="Rename, retype or re-store many media")
+def media_update_many(request: HttpRequest, payload: MediaBulkPatch):
+    """Apply `medias[i]` to the media `pids[i]`; each item succeeds or fails on its own."""
+    if len(payload.pids) != len(payload.medias):
+        raise RuleViolation(
+            f"pids and medias must have the same length (got {len(payload.pids)} and {len(payload.medias)})"
+        )
+    return services.media_patch_many(
+        list(zip(payload.pids, payload.medias, strict=True)), user=request.auth
+    ).as_dict()
+
+
+@router.patch("/media/update/tags", response=BulkResult, summary="Add tags to many media")
+def media_tags_add(request: HttpRequest, payload: list[UpdateTags]):
+    """Add the given tags to each media, keeping the tags it has."""
+    return services.media_tags_update(payload, user=request.auth, replace=False).as_dict()
+
+
+@router.put("/media/update/tags", response=BulkResult, summary="Replace the tags of many media")
+def media_tags_replace(request: HttpRequest, payload: list[UpdateTags]):
+    """Replace each media's tags with the given list (an empty list removes all)."""
+    return services.media_tags_update(payload, user=request.auth, replace=True).as_dict()
+
+
+@router.put("/media/update/storekeys", response=BulkResult, summary="Set the store keys of many media")
+def media_storekeys(request: HttpRequest, payload: list[UpdateStorekey]):
+    """Point media at other keys of their store (relative paths; no `..`, NUL or leading `/`). A key is
+    unique within a store, and a READY media may only point at an object that exists."""
+    return services.media_storekeys_update(payload, user=request.auth).as_dict()
+
+
+@router.put("/media/update/identifiers", response=BulkResult, summary="Replace the identifiers of many media")
+def media_identifiers(request: HttpRequest, payload: list[UpdateIdentifiers]):
+    """Replace each media's identifiers, with the same rules as create."""
+    return services.media_identifiers_update(payload, user=request.auth).as_dict()
+
+
+@router.put("/media/update/metadata", response=BulkResult, summary="Set metadata of many media")
+def media_metadata_put(request: HttpRequest, payload: list[UpdateMetadata]):
+    """No `keys`: replace the whole metadata with `data` (an object). With `keys` [k1, ..., kn]: set
+    metadata[k1]...[kn] = data, creating objects on the way."""
+    return services.media_metadata_update(payload, user=request.auth, op="put").as_dict()
+
+
+@router.patch("/media/update/metadata", response=BulkResult, summary="Merge metadata of many media")
+def media_metadata_patch(request: HttpRequest, payload: list[UpdateMetadata]):
+    """No `keys`: shallow-merge the object `data` into the metadata. With `keys`: merge it into the
+    object at that path (created when missing)."""
+    return services.media_metadata_update(payload, user=request.auth, op="patch").as_dict()
+
+
+@router.delete("/media/update/metadata", response=BulkResult, summary="Delete metadata of many media")
+def media_metadata_delete(request: HttpRequest, payload: list[UpdateMetadata]):
+    """With `keys`: delete the value at that path (a missing path is that item's NotFound). No
+    `keys`: clear the metadata to `{}`."""
+    return services.media_metadata_update(payload, user=request.auth, op="delete").as_dict()
+
+
+@router.get("/media/dump", response=list[MediaOut], summary="Every media")
+def media_dump(request: HttpRequest):
+    """Every media, by pk."""
+    return selectors.media_queryset().order_by("pk")
+
+
+@router.post("/media/search", response=list[MediaOut], summary="Search media")
+def media_search(request: HttpRequest, payload: MediaSearch):
+    """Media carrying any of `tags`, each once."""
+    return selectors.media_with_any_tag(payload.tags).order_by("pk")
+
+
+@router.get("/media/{path:pid}/history", response=list[HistoryEntry], summary="Audit history of a media")
+def media_history_get(request: HttpRequest, pid: str):
+    """Every change of the media, newest first: when, who, created/changed/deleted, and the fields
+    that changed with old and new values (tags included). Stays readable after the media is deleted."""
+    return media_history(pid)
+
+
+@router.get("/media/{path:pid}", response=MediaOut, summary="Get one media")
+def media_get(request: HttpRequest, pid: str):
+    """One media by pid (pids may contain `/`, `:` and `.`); 404 if there is none."""
+    return selectors.media_get(pid)
+
+
+@router.patch("/media/{path:pid}", response={204: None}, summary="Rename, retype or re-store one media")
+def media_patch(request: HttpRequest, pid: str, payload: MediaPatch):
+    """`new_pid` renames, `pid_type` retypes (checked against the type's pattern), `store_config` (a
+    store pk or description) moves a media that has no stored bytes yet. The pid in the path wins
+    over one in the body; `{}` changes nothing."""
+    services.media_patch(pid, payload, user=request.auth)
+    return 204, None
+
+
+@router.delete("/media/{path:pid}", response={204: None}, summary="Delete one media")
+def media_delete(request: HttpRequest, pid: str):
+    """Delete the media and, when READY, its stored bytes (first; if the storage fails the media
+    stays and the answer is 502). 404 if there is none."""
+    services.media_delete(pid, user=request.auth)
+    return 204, None

@@ -1,0 +1,100 @@
+"""Media: one data product, its identifiers, metadata, tags and where its bytes live."""
+
+from __future__ import annotations
+
+from django.db import connection, models, transaction
+from simple_history.models import HistoricalRecords
+from taggit.managers import TaggableManager
+from taggit.models import TaggedItemBase
+
+
+class StoreStatus(models.TextChoices):
+    PENDING = "PENDING"
+    READY = "READY"
+
+
+class MarkCounter(models.Model):
+    """The shared change sequence on databases without sequences (SQLite); one row."""
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+MARK_SEQUENCE = "media_mark_seq"
+
+
+def next_marks(count: int) -> list[int]:
+    """Reserve ``count`` consecutive-or-increasing numbers from the one media change sequence.
+
+    One query on PostgreSQL (a real sequence, no lock held until commit); on SQLite, where
+    writes are serialised anyway, a counter row bumped in the current transaction.
+    """
+    if count <= 0:
+        return []
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT nextval('{MARK_SEQUENCE}') FROM generate_series(1, %s)", [count])
+            return sorted(row[0] for row in cursor.fetchall())
+    with transaction.atomic():
+        updated = MarkCounter.objects.filter(pk=1).update(value=models.F("value") + count)
+        if not updated:
+            MarkCounter.objects.create(pk=1, value=count)
+        top = MarkCounter.objects.values_list("value", flat=True).get(pk=1)
+    return list(range(top - count + 1, top + 1))
+
+
+class TaggedMedia(TaggedItemBase):
+    content_object = models.ForeignKey("Media", on_delete=models.CASCADE, related_name="tagged_items")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["content_object", "tag"], name="tagged_media_unique")]
+
+
+class Media(models.Model):
+    pid = models.CharField(max_length=512, unique=True)
+    pid_type = models.ForeignKey(
+        "identifiers.IdentifierType",
+        on_delete=models.PROTECT,
+        related_name="media_as_pid",
+        db_column="pid_type",
+    )
+    store_config = models.ForeignKey("stores.StoreConfig", on_delete=models.PROTECT, related_name="media")
+    store_key = models.CharField(max_length=1024)
+    store_status = models.CharField(max_length=8, choices=StoreStatus.choices, default=StoreStatus.PENDING)
+    identifiers = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Tags live in taggit's tables (for search and the admin); this sorted copy of their names is
+    # what the API returns and what the audit history records, since taggit rows have no history.
+    tag_list = models.JSONField(default=list, blank=True, editable=False)
+    size = models.BigIntegerField(null=True, blank=True, editable=False)
+    checksum = models.CharField(max_length=80, blank=True, default="", editable=False)
+    etag = models.CharField(max_length=128, blank=True, default="", editable=False)
+    content_type = models.CharField(max_length=255, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    mark = models.BigIntegerField(default=0, db_index=True, editable=False)
+    version = models.PositiveIntegerField(default=0, editable=False)
+
+    tags = TaggableManager(through=TaggedMedia, blank=True)
+    history = HistoricalRecords(excluded_fields=["updated"])
+
+    class Meta:
+        verbose_name_plural = "media"
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["store_config", "store_key"], name="media_store_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.pid
+
+    def save(self, *args, **kwargs) -> None:
+        self.stamp()
+        super().save(*args, **kwargs)
+
+    def stamp(self, mark: int | None = None) -> None:
+        """Take the next change number and count one more revision (done on every write)."""
+        self.mark = mark if mark is not None else next_marks(1)[0]
+        self.version = (self.version or 0) + 1

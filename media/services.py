@@ -1,0 +1,432 @@
+"""Writes of media.
+
+Every write goes through here so that change marks, versions, tags and the audit history stay
+consistent. Bulk writes validate every item in Python first, then write the valid ones with a
+constant number of queries (bulk_create/bulk_update plus bulk history rows), so their cost does
+not grow in queries with the number of media.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from taggit.models import Tag
+
+from identifiers.models import IdentifierType
+from identifiers.rules import check_value, matches
+from media import metadata as meta_ops
+from media.models import Media, StoreStatus, TaggedMedia, next_marks
+from media.schemas import MediaIn, MediaPatch, UpdateIdentifiers, UpdateMetadata, UpdateStorekey, UpdateTags
+from mediastore.errors import Conflict, MediastoreError, NotFound, RuleViolation
+from stores.models import StoreConfig
+from stores.paths import validate_store_key
+from stores.services import store_get, store_get_or_create
+
+MAX_PID_LENGTH = 512
+MAX_TAG_LENGTH = 100
+# pids that would be routed to another endpoint than /api/media/{pid}
+RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search"}
+RESERVED_PID_PREFIXES = ("update/",)
+RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete")
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules
+
+
+def check_pid(pid: str) -> str:
+    if not pid or pid != pid.strip():
+        raise RuleViolation(f"bad pid {pid!r}: must be non-empty with no leading or trailing spaces")
+    if len(pid) > MAX_PID_LENGTH:
+        raise RuleViolation(f"bad pid: longer than {MAX_PID_LENGTH} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in pid):
+        raise RuleViolation(f"bad pid {pid!r}: control characters are not allowed")
+    if pid in RESERVED_PIDS or pid.startswith(RESERVED_PID_PREFIXES) or pid.endswith(RESERVED_PID_SUFFIXES):
+        raise RuleViolation(f"bad pid {pid!r}: reserved, it would collide with another /api/media/ endpoint")
+    return pid
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
+    """Sorted distinct tag names; RuleViolation for empty or over-long ones."""
+    names = set()
+    for tag in tags:
+        name = tag.strip()
+        if not name:
+            raise RuleViolation("tags must not be empty")
+        if len(name) > MAX_TAG_LENGTH:
+            raise RuleViolation(f"tag {name[:20]!r}... is longer than {MAX_TAG_LENGTH} characters")
+        names.add(name)
+    return sorted(names)
+
+
+class IdentifierRules:
+    """The identifier types, loaded once for a whole request (one query)."""
+
+    def __init__(self) -> None:
+        self.patterns: dict[str, str] = dict(IdentifierType.objects.values_list("name", "pattern"))
+
+    def check_pid(self, pid: str, pid_type: str) -> None:
+        if pid_type not in self.patterns:
+            raise RuleViolation(f"bad pid_type: {pid_type}")
+        check_pid(pid)
+        check_value(pid_type, self.patterns[pid_type], pid, "pid")
+
+    def identifiers(self, pid: str, pid_type: str, identifiers: dict[str, str]) -> dict[str, str]:
+        """Checked identifiers to store: a repeated pid_type key must equal the pid and is dropped."""
+        result = {}
+        for key, value in identifiers.items():
+            if key not in self.patterns:
+                raise RuleViolation(f"bad identifier_type: {key}")
+            if key == pid_type:
+                if value != pid:
+                    raise RuleViolation(
+                        f"duplicate pid_type in identifiers DO NOT MATCH: {key}={value!r} but pid={pid!r}"
+                    )
+                continue
+            check_value(key, self.patterns[key], value, f"identifier {key}")
+            result[key] = value
+        return result
+
+
+class StoreResolver:
+    """Store configurations by pk or description, each looked up (or created) once per request."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Any, StoreConfig] = {}
+
+    def resolve(self, spec: Any) -> StoreConfig:
+        key = spec if isinstance(spec, int) else (spec.type, spec.bucket, spec.s3_url)
+        if key not in self._cache:
+            if isinstance(spec, int):
+                self._cache[key] = store_get(spec)
+            else:
+                self._cache[key] = store_get_or_create(type=spec.type, bucket=spec.bucket, s3_url=spec.s3_url)
+        return self._cache[key]
+
+
+def new_store_key() -> str:
+    return uuid.uuid4().hex
+
+
+# ---------------------------------------------------------------------------------------------
+# Tags
+
+
+def _tags_by_name(names: set[str]) -> dict[str, Tag]:
+    tags = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+    for name in sorted(names - tags.keys()):  # one insert per new distinct tag, never per media
+        try:
+            with transaction.atomic():
+                tags[name] = Tag.objects.create(name=name)
+        except IntegrityError:  # created at the same moment by another request
+            tags[name] = Tag.objects.get(name=name)
+    return tags
+
+
+def sync_tags(media: list[Media], *, fresh: bool = False) -> None:
+    """Make taggit's rows of these media equal their ``tag_list``."""
+    if not media:
+        return
+    if not fresh:
+        TaggedMedia.objects.filter(content_object_id__in=[m.pk for m in media]).delete()
+    tags = _tags_by_name({name for m in media for name in m.tag_list})
+    TaggedMedia.objects.bulk_create(
+        [TaggedMedia(content_object_id=m.pk, tag=tags[name]) for m in media for name in m.tag_list]
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Create
+
+
+def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -> Media:
+    if item.pid_type not in rules.patterns:
+        raise RuleViolation(f"bad pid_type: {item.pid_type}")
+    pid = item.pid
+    if pid is None:
+        pid = str(uuid.uuid4())
+        if not matches(rules.patterns[item.pid_type], pid):
+            raise RuleViolation(
+                f"no pid given, and a minted UUID does not match the pattern of pid_type '{item.pid_type}'; "
+                "give a pid"
+            )
+    rules.check_pid(pid, item.pid_type)
+    identifiers = rules.identifiers(pid, item.pid_type, item.identifiers)
+    tags = clean_tags(item.tags)
+    store = stores.resolve(item.store_config)
+    return Media(
+        pid=pid,
+        pid_type_id=item.pid_type,
+        store_config=store,
+        store_key=new_store_key(),
+        store_status=StoreStatus.PENDING,
+        identifiers=identifiers,
+        metadata=item.metadata,
+        tag_list=tags,
+    )
+
+
+@transaction.atomic
+def media_create_many(items: list[MediaIn], *, user, name_items: bool = True) -> list[Media]:
+    """Create all the media or none: the first invalid item raises, naming its index and pid."""
+    rules, stores = IdentifierRules(), StoreResolver()
+    objs: list[Media] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        try:
+            obj = _build_media(item, rules, stores)
+            if obj.pid in seen:
+                raise Conflict(f"pid '{obj.pid}' is given twice (items {seen[obj.pid]} and {index})")
+        except MediastoreError as exc:
+            if name_items:
+                exc.extra.update(index=index, pid=item.pid)
+            raise
+        seen[obj.pid] = index
+        objs.append(obj)
+    taken = set(Media.objects.filter(pid__in=seen).values_list("pid", flat=True))
+    if taken:
+        pid = min(taken, key=seen.__getitem__)
+        exc = Conflict(f"media with pid '{pid}' already exists")
+        if name_items:
+            exc.extra.update(index=seen[pid], pid=pid)
+        raise exc
+    if not objs:
+        return []
+    now = timezone.now()
+    for obj, mark in zip(objs, next_marks(len(objs)), strict=True):
+        obj.stamp(mark)
+        obj.created = obj.updated = now
+    Media.objects.bulk_create(objs)
+    Media.history.bulk_history_create(objs, default_user=user, default_date=now)
+    sync_tags(objs, fresh=True)
+    return objs
+
+
+def media_create(item: MediaIn, *, user) -> Media:
+    return media_create_many([item], user=user, name_items=False)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Updates: one engine for every per-item update endpoint
+
+
+@dataclass
+class BulkOutcome:
+    successes: list[str] = field(default_factory=list)
+    failures: list[tuple[str, MediastoreError]] = field(default_factory=list)
+    changed: list[Media] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "successes": self.successes,
+            "failures": [{"pid": pid, "error": exc.kind, "msg": exc.message} for pid, exc in self.failures],
+        }
+
+
+Compute = Callable[[Media], dict[str, Any]]
+
+
+def _differs(media: Media, attr: str, value: Any) -> bool:
+    if isinstance(value, StoreConfig):
+        return media.store_config_id != value.pk
+    return getattr(media, attr) != value
+
+
+def bulk_apply(items: list[tuple[str, Compute]], *, user, tags_changed: bool = False) -> BulkOutcome:
+    """Apply ``compute(media)`` to the media of each pid; each item succeeds or fails on its own.
+
+    ``compute`` returns the attributes to set (it must not modify the media itself) or raises a
+    MediastoreError, which becomes that item's failure. Items are applied in order, so two items
+    for one pid see each other. Then every changed media is written, stamped and recorded in the
+    history in one go.
+    """
+    outcome = BulkOutcome()
+    with transaction.atomic():
+        found = {
+            m.pid: m
+            for m in Media.objects.select_related("store_config__s3cfg")
+            .select_for_update(of=("self",))
+            .filter(pid__in={pid for pid, _ in items})
+        }
+        by_pk: dict[int, Media] = {}
+        fields: set[str] = set()
+        for pid, compute in items:
+            media = found.get(pid)
+            try:
+                if media is None:
+                    raise NotFound("Media", pid)
+                updates = {k: v for k, v in compute(media).items() if _differs(media, k, v)}
+            except MediastoreError as exc:
+                outcome.failures.append((pid, exc))
+                continue
+            for attr, value in updates.items():
+                setattr(media, attr, value)
+                fields.add(attr.removesuffix("_id"))
+            if updates:
+                by_pk[media.pk] = media
+            outcome.successes.append(pid)
+        outcome.changed = list(by_pk.values())
+        if outcome.changed:
+            now = timezone.now()
+            for media, mark in zip(outcome.changed, next_marks(len(outcome.changed)), strict=True):
+                media.stamp(mark)
+                media.updated = now
+            Media.objects.bulk_update(outcome.changed, [*sorted(fields), "mark", "version", "updated"])
+            Media.history.bulk_history_create(
+                outcome.changed, update=True, default_user=user, default_date=now
+            )
+            if tags_changed:
+                sync_tags(outcome.changed)
+    return outcome
+
+
+def raise_first_failure(outcome: BulkOutcome) -> None:
+    if outcome.failures:
+        raise outcome.failures[0][1]
+
+
+def _patch_compute(
+    patch: MediaPatch, rules: IdentifierRules, stores: StoreResolver, taken: set[str]
+) -> Compute:
+    def compute(media: Media) -> dict[str, Any]:
+        updates: dict[str, Any] = {}
+        pid = patch.new_pid if patch.new_pid is not None else media.pid
+        pid_type = patch.pid_type if patch.pid_type is not None else media.pid_type_id
+        if pid != media.pid or pid_type != media.pid_type_id:
+            rules.check_pid(pid, pid_type)
+            if pid != media.pid and pid in taken:
+                raise Conflict(f"media with pid '{pid}' already exists")
+            updates.update(pid=pid, pid_type_id=pid_type)
+            updates["identifiers"] = rules.identifiers(pid, pid_type, media.identifiers)
+        if patch.store_config is not None:
+            store = stores.resolve(patch.store_config)
+            if store.pk != media.store_config_id:
+                if media.store_status == StoreStatus.READY:
+                    raise Conflict(
+                        f"media '{media.pid}' has stored bytes; moving them to another store "
+                        "is not supported yet"
+                    )
+                updates["store_config"] = store
+        if "pid" in updates:
+            taken.add(pid)
+        return updates
+
+    return compute
+
+
+def media_patch_many(pairs: list[tuple[str, MediaPatch]], *, user) -> BulkOutcome:
+    """Rename, retype or re-store media; ``pairs`` is [(pid, patch)]."""
+    rules, stores = IdentifierRules(), StoreResolver()
+    new_pids = {patch.new_pid for _, patch in pairs if patch.new_pid is not None}
+    taken = set(Media.objects.filter(pid__in=new_pids).values_list("pid", flat=True))
+    return bulk_apply([(pid, _patch_compute(patch, rules, stores, taken)) for pid, patch in pairs], user=user)
+
+
+def media_patch(pid: str, patch: MediaPatch, *, user) -> None:
+    raise_first_failure(media_patch_many([(pid, patch)], user=user))
+
+
+def media_tags_update(items: list[UpdateTags], *, user, replace: bool) -> BulkOutcome:
+    def computer(item: UpdateTags) -> Compute:
+        def compute(media: Media) -> dict[str, Any]:
+            names = clean_tags(item.tags)
+            return {"tag_list": names if replace else sorted(set(media.tag_list) | set(names))}
+
+        return compute
+
+    return bulk_apply([(item.pid, computer(item)) for item in items], user=user, tags_changed=True)
+
+
+def media_identifiers_update(items: list[UpdateIdentifiers], *, user) -> BulkOutcome:
+    rules = IdentifierRules()
+
+    def computer(item: UpdateIdentifiers) -> Compute:
+        return lambda media: {
+            "identifiers": rules.identifiers(media.pid, media.pid_type_id, item.identifiers)
+        }
+
+    return bulk_apply([(item.pid, computer(item)) for item in items], user=user)
+
+
+def media_storekeys_update(items: list[UpdateStorekey], *, user) -> BulkOutcome:
+    """Point media at other keys of their store. A READY media may only point at an existing object."""
+    keys = {item.store_key for item in items}
+    taken = {
+        (store, key): pk
+        for store, key, pk in Media.objects.filter(store_key__in=keys).values_list(
+            "store_config_id", "store_key", "pk"
+        )
+    }
+
+    def computer(item: UpdateStorekey) -> Compute:
+        def compute(media: Media) -> dict[str, Any]:
+            key = validate_store_key(item.store_key)
+            owner = taken.get((media.store_config_id, key))
+            if owner is not None and owner != media.pk:
+                raise Conflict(f"store_key {key!r} is already used by another media of this store")
+            if key != media.store_key and media.store_status == StoreStatus.READY:
+                if not media.store_config.backend().exists(key):
+                    raise Conflict(
+                        f"no stored object at store_key {key!r}; a READY media must point at its bytes"
+                    )
+            taken.pop((media.store_config_id, media.store_key), None)
+            taken[(media.store_config_id, key)] = media.pk
+            return {"store_key": key}
+
+        return compute
+
+    return bulk_apply([(item.pid, computer(item)) for item in items], user=user)
+
+
+def media_metadata_update(items: list[UpdateMetadata], *, user, op: str) -> BulkOutcome:
+    """op is "put" (set), "patch" (merge) or "delete"; see media.metadata."""
+
+    def computer(item: UpdateMetadata) -> Compute:
+        def compute(media: Media) -> dict[str, Any]:
+            if op == "put":
+                return {"metadata": meta_ops.put(media.metadata, item.keys, item.data)}
+            if op == "patch":
+                return {"metadata": meta_ops.merge(media.metadata, item.keys, item.data)}
+            return {"metadata": meta_ops.delete(media.metadata, item.keys)}
+
+        return compute
+
+    return bulk_apply([(item.pid, computer(item)) for item in items], user=user)
+
+
+# ---------------------------------------------------------------------------------------------
+# Delete
+
+
+def media_delete(pid: str, *, user) -> None:
+    """Delete a media; a READY media's bytes are deleted first (StorageError leaves the row as it is)."""
+    with transaction.atomic():
+        media = (
+            Media.objects.select_related("store_config__s3cfg")
+            .select_for_update(of=("self",))
+            .filter(pid=pid)
+            .first()
+        )
+        if media is None:
+            raise NotFound("Media", pid)
+        if media.store_status == StoreStatus.READY:
+            media.store_config.backend().delete(media.store_key)
+        media._history_user = user
+        media.delete()
+
+
+def media_delete_many(pids: list[str], *, user) -> BulkOutcome:
+    outcome = BulkOutcome()
+    for pid in pids:
+        try:
+            media_delete(pid, user=user)
+        except MediastoreError as exc:
+            outcome.failures.append((pid, exc))
+        else:
+            outcome.successes.append(pid)
+    return outcome

@@ -1,0 +1,61 @@
+"""The one NinjaAPI: routers, authentication, and the single mapping from errors to responses."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError
+from django.db.models import ProtectedError, RestrictedError
+from django.http import HttpRequest
+from ninja import NinjaAPI
+
+from identifiers.api import router as identifiers_router
+from media.api import router as media_router
+from mediastore.auth import BearerToken
+from mediastore.auth import router as auth_router
+from mediastore.errors import MediastoreError
+from stores.api import router as stores_router
+
+DESCRIPTION = """
+Mediastore keeps data products ("media"): each has a primary ID (`pid`) of an identifier type,
+more typed identifiers, JSON metadata, tags, and a store configuration saying where its bytes live.
+
+**Start here:** `POST /api/login` with your username and password, copy the token, press
+**Authorize** and paste it. Nothing can be created until identifier types exist
+(`POST /api/identifier`).
+
+Errors: rule violations are 422 `{"detail": [{"error": "..."}]}`, missing objects 404,
+conflicts 409, storage failures 502.
+"""
+
+api = NinjaAPI(
+    title="Mediastore API",
+    version="1.0.0",
+    description=DESCRIPTION,
+    auth=BearerToken(),
+    urls_namespace="api",
+)
+
+api.add_router("", auth_router)
+api.add_router("", identifiers_router)
+api.add_router("", stores_router)
+api.add_router("", media_router)
+
+
+@api.exception_handler(MediastoreError)
+def _mediastore_error(request: HttpRequest, exc: MediastoreError):
+    return api.create_response(request, exc.body(), status=exc.status_code)
+
+
+@api.exception_handler(ProtectedError)
+@api.exception_handler(RestrictedError)
+def _still_referenced(request: HttpRequest, exc: Exception):
+    return api.create_response(
+        request, {"detail": [{"error": "still referenced by other objects; delete those first"}]}, status=409
+    )
+
+
+@api.exception_handler(IntegrityError)
+def _integrity(request: HttpRequest, exc: IntegrityError):
+    # Services check uniqueness first; this answers the race where two requests pass the check at once.
+    return api.create_response(
+        request, {"detail": [{"error": "conflicts with an existing object (uniqueness)"}]}, status=409
+    )

@@ -1,0 +1,72 @@
+"""Domain errors and their HTTP meaning.
+
+Services and backends raise these; ``mediastore.api`` turns them into responses in one place.
+Each class knows its status code and builds the body shape that ``API_CONTRACT.md`` fixes for it.
+"""
+
+from __future__ import annotations
+
+
+class MediastoreError(Exception):
+    """Base of every error that has a defined HTTP answer."""
+
+    status_code = 400
+    kind = "Error"
+
+    def __init__(self, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict:
+        return {"detail": [{"error": self.message, **self.extra}]}
+
+
+class NotFound(MediastoreError):
+    """A named object does not exist: 404 ``{"detail": "<what> '<key>' not found"}``."""
+
+    status_code = 404
+    kind = "NotFound"
+
+    def __init__(self, what: str, key: object) -> None:
+        super().__init__(f"{what} '{key}' not found")
+
+    def body(self) -> dict:
+        return {"detail": self.message}
+
+
+class RuleViolation(MediastoreError):
+    """A business rule refuses the input: 422 ``{"detail": [{"error": "..."}]}``."""
+
+    status_code = 422
+    kind = "ValidationError"
+
+
+class Conflict(MediastoreError):
+    """Uniqueness or still-referenced conflicts, bytes in the wrong state: 409."""
+
+    status_code = 409
+    kind = "Conflict"
+
+
+class StorageError(MediastoreError):
+    """The storage backend failed or is unreachable: 502 ``{"detail": "..."}``.
+
+    The message must be safe to show to a client: no credentials, no tracebacks.
+    """
+
+    status_code = 502
+    kind = "StorageError"
+
+    def body(self) -> dict:
+        return {"detail": self.message}
+
+
+class PayloadTooLarge(MediastoreError):
+    """A request body is over the configured limit: 413 ``{"detail": "..."}``."""
+
+    status_code = 413
+    kind = "PayloadTooLarge"
+
+    def body(self) -> dict:
+        return {"detail": self.message}

@@ -1,0 +1,170 @@
+"""Settings, all read from the environment (names as in the ``dotenv`` template).
+
+A ``.env`` file beside ``manage.py`` (or the file named by ``MEDIASTORE_ENV_FILE``; empty: none)
+is read first, without overriding variables already set.
+Development defaults are safe: debug is off unless ``DJANGO_DEBUG=true``, and with debug off the
+server refuses to start without ``DJANGO_SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+from mediastore import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+_env_file = env.get_str("MEDIASTORE_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file:
+    env.load_dotenv(Path(_env_file))
+
+DEBUG = env.get_bool("DJANGO_DEBUG", False)
+
+SECRET_KEY = env.get_str("DJANGO_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it (e.g. in .env) to a long random string; "
+            "only with DJANGO_DEBUG=true does the server run with a throw-away development key."
+        )
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env.get_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.get_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if "://" not in _origin:
+        raise ImproperlyConfigured(
+            f"DJANGO_CSRF_TRUSTED_ORIGINS entry {_origin!r} needs a scheme, e.g. https://{_origin}"
+        )
+
+MEDIASTORE_DATA_DIR = Path(env.get_str("MEDIASTORE_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+MEDIASTORE_STORAGE_ROOT = Path(
+    env.get_str("MEDIASTORE_STORAGE_ROOT", str(MEDIASTORE_DATA_DIR / "stores"))
+).resolve()
+MEDIASTORE_TOKEN_TTL_HOURS = env.get_int("MEDIASTORE_TOKEN_TTL_HOURS", None, minimum=1)
+MEDIASTORE_PRESIGN_SECONDS = env.get_int("MEDIASTORE_PRESIGN_SECONDS", 3600, minimum=1)
+MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=1)
+MEDIASTORE_PROXIES = {
+    scheme: value
+    for scheme, value in (
+        ("http", env.get_str("HTTP_PROXY") or env.get_str("http_proxy")),
+        ("https", env.get_str("HTTPS_PROXY") or env.get_str("https_proxy")),
+    )
+    if value
+}
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "ninja",
+    "simple_history",
+    "taggit",
+    "mediastore",
+    "identifiers",
+    "stores",
+    "media",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "mediastore.middleware.RejectNulMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "simple_history.middleware.HistoryRequestMiddleware",
+]
+
+ROOT_URLCONF = "mediastore.urls"
+WSGI_APPLICATION = "mediastore.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "mediastore" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if env.get_str("POSTGRES_DB"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": env.get_str("POSTGRES_DB"),
+            "USER": env.get_str("POSTGRES_USER", "postgres"),
+            "PASSWORD": env.get_str("POSTGRES_PASSWORD"),
+            "HOST": env.get_str("POSTGRES_HOST", "127.0.0.1"),
+            "PORT": env.get_str("POSTGRES_PORT", "5432"),
+            "CONN_MAX_AGE": env.get_int("POSTGRES_CONN_MAX_AGE", 60),
+            "CONN_HEALTH_CHECKS": True,
+        }
+    }
+else:
+    MEDIASTORE_DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": MEDIASTORE_DATA_DIR / "db.sqlite3",
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env.get_str("DJANGO_STATIC_ROOT", str(MEDIASTORE_DATA_DIR / "static"))).resolve()
+
+# Base64 bodies may be large; the limit users set is MEDIASTORE_MAX_UPLOAD_MB (checked in the API
+# with a 413 naming the variable), so Django's own 2.5 MB cap must not answer first.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = env.get_bool("DJANGO_USE_X_FORWARDED_HOST", False)
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.get_bool("DJANGO_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+NINJA_PAGINATION_MAX_LIMIT = 10000
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.get_str("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "botocore": {"level": "WARNING"},
+        "boto3": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

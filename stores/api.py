@@ -1,0 +1,71 @@
+"""/api/s3cfg..., /api/store... endpoints."""
+
+from django.http import HttpRequest
+from ninja import Router
+
+from stores import services
+from stores.models import S3Config, StoreConfig
+from stores.schemas import S3ConfigIn, S3ConfigOut, StoreConfigIn, StoreConfigOut
+
+router = Router(tags=["stores"])
+
+
+@router.get("/s3cfgs", response=list[S3ConfigOut], summary="List S3 configurations")
+def s3cfg_list(request: HttpRequest):
+    """All S3 endpoints known to the server. Credentials are never returned."""
+    return S3Config.objects.all()
+
+
+@router.post("/s3cfg", response=S3ConfigOut, summary="Register an S3 endpoint and its credentials")
+def s3cfg_create(request: HttpRequest, payload: S3ConfigIn):
+    """Register the credentials BucketStores use for an endpoint url. Posting identical data again
+    returns the existing one; the same url with other keys is 409 (change keys with PUT)."""
+    return services.s3cfg_create(**payload.dict())
+
+
+@router.get("/s3cfg/{pk}", response=S3ConfigOut, summary="Get one S3 configuration")
+def s3cfg_get(request: HttpRequest, pk: int):
+    """One S3 configuration (url only); 404 if there is none."""
+    return services.s3cfg_get(pk)
+
+
+@router.put("/s3cfg/{pk}", response={204: None}, summary="Replace an S3 configuration")
+def s3cfg_update(request: HttpRequest, pk: int, payload: S3ConfigIn):
+    """Replace url and keys (e.g. to rotate credentials); stores using it follow. 404 if unknown,
+    409 if another configuration has that url."""
+    services.s3cfg_update(pk=pk, **payload.dict())
+    return 204, None
+
+
+@router.delete("/s3cfg/{pk}", response={204: None}, summary="Delete an S3 configuration")
+def s3cfg_delete(request: HttpRequest, pk: int):
+    """Delete an S3 configuration; 409 while a store configuration uses it."""
+    services.s3cfg_delete(pk=pk)
+    return 204, None
+
+
+@router.get("/stores", response=list[StoreConfigOut], summary="List store configurations")
+def store_list(request: HttpRequest):
+    """All store configurations."""
+    return StoreConfig.objects.select_related("s3cfg")
+
+
+@router.post("/store", response=StoreConfigOut, summary="Get or create a store configuration")
+def store_create(request: HttpRequest, payload: StoreConfigIn):
+    """Return the store configuration with this type, bucket and S3 endpoint, creating it if new.
+    Unsupported types, a BucketStore without a known `s3_url`, an `s3_url` on another type and
+    local paths that leave the storage root are 422."""
+    return services.store_get_or_create(**payload.dict())
+
+
+@router.get("/store/{pk}", response=StoreConfigOut, summary="Get one store configuration")
+def store_get(request: HttpRequest, pk: int):
+    """One store configuration; 404 if there is none."""
+    return services.store_get(pk)
+
+
+@router.delete("/store/{pk}", response={204: None}, summary="Delete a store configuration")
+def store_delete(request: HttpRequest, pk: int):
+    """Delete a store configuration; 409 while media use it."""
+    services.store_delete(pk=pk)
+    return 204, None

@@ -1,0 +1,76 @@
+"""Where bytes live: S3 endpoints with credentials, and store configurations shared by media."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db import models
+
+if TYPE_CHECKING:
+    from stores.backends.base import Backend
+
+
+class S3Config(models.Model):
+    """An S3 endpoint and its credentials. The secret key is write-only: never shown or returned."""
+
+    url = models.CharField(max_length=512, unique=True)
+    access_key = models.CharField(max_length=256)
+    secret_key = models.CharField(max_length=512)
+
+    class Meta:
+        verbose_name = "S3 configuration"
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class StoreType(models.TextChoices):
+    BUCKET = "BucketStore"
+    FILESYSTEM = "FilesystemStore"
+    HASHDIR = "HashdirStore"
+    ZIP = "ZipStore"
+    SQLITE = "SqliteStore"
+    DICT = "DictStore"
+
+
+class StoreConfig(models.Model):
+    """A place for bytes: a store type and its ``bucket`` (S3 bucket[/prefix], path or namespace)."""
+
+    type = models.CharField(max_length=32, choices=StoreType.choices)
+    bucket = models.CharField(max_length=1024)
+    s3cfg = models.ForeignKey(
+        S3Config, null=True, blank=True, on_delete=models.PROTECT, related_name="stores"
+    )
+
+    class Meta:
+        verbose_name = "store configuration"
+        ordering = ["pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["type", "bucket", "s3cfg"],
+                name="store_unique_with_s3",
+                condition=models.Q(s3cfg__isnull=False),
+            ),
+            models.UniqueConstraint(
+                fields=["type", "bucket"], name="store_unique_local", condition=models.Q(s3cfg__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.bucket}"
+
+    @property
+    def s3_url(self) -> str:
+        return self.s3cfg.url if self.s3cfg_id else ""
+
+    def backend(self) -> Backend:
+        """The storage backend for this configuration (cheap: touches no disk or network)."""
+        from stores.backends import S3Params, build_backend
+
+        s3 = None
+        if self.s3cfg_id:
+            s3 = S3Params(
+                url=self.s3cfg.url, access_key=self.s3cfg.access_key, secret_key=self.s3cfg.secret_key
+            )
+        return build_backend(self.type, self.bucket, s3)

@@ -1,0 +1,88 @@
+"""Safe resolution of store paths and keys inside the storage root.
+
+Local stores (directories, zip and SQLite files) live under ``settings.MEDIASTORE_STORAGE_ROOT``.
+A client names them with a relative path (a leading ``/`` is ignored); nothing it writes may
+resolve outside the root, through ``..`` or through a symlink.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+
+from mediastore.errors import RuleViolation
+
+MAX_KEY_LENGTH = 1024
+
+
+def storage_root() -> Path:
+    """The configured storage root, created on first use, with symlinks resolved."""
+    root = Path(settings.MEDIASTORE_STORAGE_ROOT)
+    root.mkdir(parents=True, exist_ok=True)
+    return root.resolve()
+
+
+def _clean_relative(value: str, what: str) -> PurePosixPath:
+    if "\x00" in value:
+        raise RuleViolation(f"{what} must not contain NUL characters")
+    if "\\" in value:
+        raise RuleViolation(f"{what} must use '/' as separator, not '\\'")
+    stripped = value.lstrip("/")
+    parts = [p for p in stripped.split("/") if p not in ("", ".")]
+    if not parts:
+        raise RuleViolation(f"{what} must name a path below the storage root, got {value!r}")
+    if ".." in parts:
+        raise RuleViolation(f"{what} must not contain '..': {value!r}")
+    return PurePosixPath(*parts)
+
+
+def normalize_store_path(bucket: str) -> str:
+    """The canonical form of a local store's ``bucket``: relative, no ``.``/empty parts.
+
+    Raises RuleViolation for ``..``, NUL, backslashes, an empty path, or a path that resolves
+    (following symlinks that already exist) outside the storage root.
+    """
+    relative = _clean_relative(bucket, "bucket")
+    resolve_store_path(str(relative))
+    return str(relative)
+
+
+def resolve_store_path(bucket: str) -> Path:
+    """Absolute path of a local store inside the storage root, refusing any escape."""
+    root = storage_root()
+    relative = _clean_relative(bucket, "bucket")
+    target = Path(os.path.realpath(root / relative))
+    if target != root and root not in target.parents:
+        raise RuleViolation(f"bucket {bucket!r} resolves outside the storage root")
+    return target
+
+
+def validate_store_key(key: str) -> str:
+    """Check a store key a client sets: no NUL, no ``..``, not absolute, not empty.
+
+    Returns the key unchanged: keys are stored as given, so that a client can point a media at
+    an object that already exists under exactly that name.
+    """
+    if not key or not key.strip():
+        raise RuleViolation("store_key must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise RuleViolation(f"store_key is longer than {MAX_KEY_LENGTH} characters")
+    if "\x00" in key:
+        raise RuleViolation("store_key must not contain NUL characters")
+    if key.startswith("/") or "\\" in key:
+        raise RuleViolation(f"store_key must be a relative path with '/' separators: {key!r}")
+    if ".." in key.split("/"):
+        raise RuleViolation(f"store_key must not contain '..': {key!r}")
+    return key
+
+
+def resolve_key_path(directory: Path, key: str) -> Path:
+    """Absolute path of ``key`` below a store ``directory``, refusing any escape (symlinks too)."""
+    validate_store_key(key)
+    base = Path(os.path.realpath(directory))
+    target = Path(os.path.realpath(base / key))
+    if base not in target.parents:
+        raise RuleViolation(f"store_key {key!r} resolves outside its store")
+    return target

@@ -1,0 +1,37 @@
+from ninja import Field, Schema
+
+
+class S3ConfigIn(Schema):
+    """An S3 endpoint and its credentials. The keys are stored for signing requests and are never
+    returned by any endpoint."""
+
+    url: str = Field(..., description="Endpoint URL, e.g. `https://s3.example.org`.")
+    access_key: str
+    secret_key: str = Field(..., description="Write-only: never returned.")
+
+
+class S3ConfigOut(Schema):
+    pk: int
+    url: str
+
+
+class StoreConfigIn(Schema):
+    """Where bytes live. `type` is one of BucketStore, FilesystemStore, HashdirStore, ZipStore,
+    SqliteStore, DictStore.
+
+    `bucket` means: BucketStore, an S3 bucket optionally followed by `/prefix`; FilesystemStore and
+    HashdirStore, a directory; ZipStore, a zip file; SqliteStore, an SQLite file (paths are relative
+    to the server's storage root, a leading `/` is ignored, nothing may point outside it);
+    DictStore, a namespace in server memory for ephemeral products.
+    """
+
+    type: str = Field(..., description="Store type, e.g. `FilesystemStore` or `BucketStore`.")
+    bucket: str = Field(..., description="Bucket[/prefix], path below the storage root, or namespace.")
+    s3_url: str = Field("", description="BucketStore only: the `url` of an existing S3 configuration.")
+
+
+class StoreConfigOut(Schema):
+    pk: int
+    type: str
+    bucket: str
+    s3_url: str = Field("", description="The S3 endpoint of a BucketStore; empty for other types.")

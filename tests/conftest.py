@@ -1,0 +1,89 @@
+"""Shared fixtures: users, tokens and an HTTP client that speaks JSON with a bearer token."""
+
+from __future__ import annotations
+
+import json as jsonlib
+
+import pytest
+from django.test import Client
+
+try:
+    from tests.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures)
+except ImportError:  # TEMP
+    pass
+
+
+class ApiClient:
+    """django.test.Client with JSON bodies and an optional bearer token, for /api/ calls."""
+
+    def __init__(self, token: str | None = None) -> None:
+        self.client = Client()
+        self.token = token
+
+    def request(self, method: str, path: str, json=None, *, token: str | None = None, **extra):
+        headers = dict(extra.pop("headers", {}))
+        bearer = token if token is not None else self.token
+        if bearer:
+            headers.setdefault("Authorization", f"Bearer {bearer}")
+        kwargs = {}
+        if json is not None:
+            kwargs = {"data": jsonlib.dumps(json), "content_type": "application/json"}
+        return self.client.generic(method, path, headers=headers, **kwargs, **extra)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, json=None, **kw):
+        return self.request("POST", path, json, **kw)
+
+    def put(self, path, json=None, **kw):
+        return self.request("PUT", path, json, **kw)
+
+    def patch(self, path, json=None, **kw):
+        return self.request("PATCH", path, json, **kw)
+
+    def delete(self, path, json=None, **kw):
+        return self.request("DELETE", path, json, **kw)
+
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user(username="alice", password=PASSWORD)
+
+
+@pytest.fixture
+def token(user) -> str:
+    response = ApiClient().post("/api/login", {"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200, response.content
+    return response.json()["token"]
+
+
+@pytest.fixture
+def api(token) -> ApiClient:
+    return ApiClient(token)
+
+
+@pytest.fixture
+def anon() -> ApiClient:
+    return ApiClient()
+
+
+@pytest.fixture
+def id_types(api):
+    """Identifier types most tests need: a free-form one, a DOI-ish one and a strict one."""
+    for name, pattern in [("local", ""), ("doi", r"10\.\d{4,9}/\S+"), ("bin", r"D\d{8}T\d{6}_IFCB\d{3}")]:
+        assert api.post("/api/identifier", {"name": name, "pattern": pattern}).status_code == 200
+
+
+DICT_STORE = {"type": "DictStore", "bucket": "tests"}
+
+
+def media_body(pid: str | None = "m1", **over) -> dict:
+    body = {"pid_type": "local", "store_config": DICT_STORE, "identifiers": {}, "metadata": {}, "tags": []}
+    if pid is not None:
+        body["pid"] = pid
+    body.update(over)
+    return body
