@@ -45,6 +45,8 @@ MEDIASTORE_STORAGE_ROOT = Path(
 MEDIASTORE_TOKEN_TTL_HOURS = env.get_int("MEDIASTORE_TOKEN_TTL_HOURS", None, minimum=1)
 MEDIASTORE_PRESIGN_SECONDS = env.get_int("MEDIASTORE_PRESIGN_SECONDS", 3600, minimum=1)
 MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=1)
+MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
+MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
 MEDIASTORE_PROXIES = {
     scheme: value
     for scheme, value in (
@@ -117,7 +119,7 @@ else:
     MEDIASTORE_DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "mediastore.sqlite_backend",
             "NAME": MEDIASTORE_DATA_DIR / "db.sqlite3",
             "OPTIONS": {
                 "timeout": 30,

@@ -1,0 +1,109 @@
+"""Query counts of the read and bulk endpoints do not grow with the number of media.
+
+The earlier server ran several queries per media row; these pin constant counts by measuring the
+same call at 10 and at 200 media.
+"""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.conftest import media_body
+
+pytestmark = pytest.mark.django_db
+
+
+def count_queries(call) -> tuple[int, object]:
+    with CaptureQueriesContext(connection) as ctx:
+        response = call()
+    assert response.status_code == 200, response.content[:500]
+    return len(ctx.captured_queries), response
+
+
+def bodies(prefix: str, n: int) -> list[dict]:
+    stores = [{"type": "DictStore", "bucket": "s1"}, {"type": "DictStore", "bucket": "s2"}]
+    return [
+        media_body(
+            f"{prefix}{i}", store_config=stores[i % 2], tags=["a", "b"] if i % 2 else ["c"], metadata={"i": i}
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def warm(api, id_types):
+    """Stores and tags exist already, so both sizes measure the same kind of work."""
+    assert api.post("/api/media/create", bodies("warm", 4)).status_code == 200
+
+
+def measure(api, make_call, sizes=(10, 200)):
+    """Query counts of make_call(prefix, n) for fresh media, after one warm-up call that creates
+    whatever tags and stores the call uses (their one-off creation is bounded by distinct names)."""
+    assert api.post("/api/media/create", bodies("warmup-", 2)).status_code == 200
+    assert make_call("warmup-", 2).status_code == 200
+    counts = []
+    for n in sizes:
+        prefix = f"n{n}-"
+        assert api.post("/api/media/create", bodies(prefix, n)).status_code == 200
+        counts.append(count_queries(lambda p=prefix, k=n: make_call(p, k))[0])
+    return counts
+
+
+def test_bulk_create_is_constant(api, warm):
+    counts = [
+        count_queries(lambda n=n: api.post("/api/media/create", bodies(f"c{n}-", n)))[0] for n in (10, 200)
+    ]
+    assert counts[0] == counts[1], counts
+    assert counts[0] <= 16
+
+
+def test_read_is_constant(api, warm):
+    counts = measure(api, lambda p, n: api.post("/api/media/read", [f"{p}{i}" for i in range(n)]))
+    assert counts[0] == counts[1] <= 3, counts
+
+
+def test_dump_is_constant(api, warm):
+    counts = []
+    for n in (10, 200):
+        api.post("/api/media/create", bodies(f"d{n}-", n))
+        counts.append(count_queries(lambda: api.get("/api/media/dump"))[0])
+    assert counts[0] == counts[1] <= 3, counts
+
+
+def test_get_one_is_a_small_constant(api, warm):
+    n, _ = count_queries(lambda: api.get("/api/media/warm1"))
+    assert n <= 3
+
+
+@pytest.mark.parametrize(
+    "method,path,item",
+    [
+        ("PATCH", "/api/media/update/tags", lambda pid: {"pid": pid, "tags": ["new", "b"]}),
+        ("PUT", "/api/media/update/tags", lambda pid: {"pid": pid, "tags": ["z"]}),
+        ("PUT", "/api/media/update/metadata", lambda pid: {"pid": pid, "keys": ["x"], "data": 1}),
+        ("PATCH", "/api/media/update/metadata", lambda pid: {"pid": pid, "data": {"y": 2}}),
+        ("DELETE", "/api/media/update/metadata", lambda pid: {"pid": pid, "keys": ["i"]}),
+        (
+            "PUT",
+            "/api/media/update/identifiers",
+            lambda pid: {"pid": pid, "identifiers": {"doi": "10.1234/x"}},
+        ),
+        ("PUT", "/api/media/update/storekeys", lambda pid: {"pid": pid, "store_key": f"k/{pid}"}),
+    ],
+)
+def test_bulk_updates_are_constant(api, warm, method, path, item):
+    counts = measure(api, lambda p, n: api.request(method, path, [item(f"{p}{i}") for i in range(n)]))
+    assert counts[0] == counts[1], counts
+
+
+def test_bulk_patch_is_constant(api, warm):
+    def call(prefix, n):
+        pids = [f"{prefix}{i}" for i in range(n)]
+        medias = [
+            {"new_pid": f"{pid}-renamed", "store_config": {"type": "DictStore", "bucket": "s3"}}
+            for pid in pids
+        ]
+        return api.patch("/api/media/update", {"pids": pids, "medias": medias})
+
+    counts = measure(api, call)
+    assert counts[0] == counts[1], counts
