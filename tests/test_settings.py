@@ -1,0 +1,98 @@
+"""Settings come from the environment and fail loudly at start-up when they are wrong."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+ROOT = Path(__file__).resolve().parent.parent
+PRINT = (
+    "import django; django.setup(); from django.conf import settings as s; "
+    "print(s.DEBUG, s.DATABASES['default']['ENGINE'])"
+)
+
+
+def run_settings(tmp_path, **env):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "POSTGRES_", "MEDIASTORE_"))}
+    base.update(
+        DJANGO_SETTINGS_MODULE="mediastore.settings",
+        MEDIASTORE_DATA_DIR=str(tmp_path),
+        MEDIASTORE_ENV_FILE="",
+    )
+    base.update(env)
+    return subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT, env=base, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "word,expected", [("false", "False"), ("False", "False"), ("0", "False"), ("true", "True")]
+)
+def test_debug_is_parsed_as_a_boolean(tmp_path, word, expected):
+    """The earlier server treated the string "false" as on."""
+    result = run_settings(tmp_path, DJANGO_DEBUG=word, DJANGO_SECRET_KEY="k")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == expected
+
+
+def test_unknown_debug_word_stops_start_up(tmp_path):
+    result = run_settings(tmp_path, DJANGO_DEBUG="maybe", DJANGO_SECRET_KEY="k")
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_no_secret_key_with_debug_off_stops_start_up(tmp_path):
+    result = run_settings(tmp_path, DJANGO_DEBUG="false")
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+    assert run_settings(tmp_path).returncode != 0  # debug is off by default
+
+
+def test_sqlite_by_default_postgres_when_postgres_db_is_set(tmp_path):
+    assert "sqlite" in run_settings(tmp_path, DJANGO_SECRET_KEY="k").stdout
+    assert (tmp_path / "db.sqlite3").parent.is_dir()
+    assert "postgresql" in run_settings(tmp_path, DJANGO_SECRET_KEY="k", POSTGRES_DB="x").stdout
+
+
+def test_env_file_is_read_without_overriding_the_environment(tmp_path):
+    env_file = tmp_path / "test.env"
+    env_file.write_text('# comment\nDJANGO_DEBUG="true"\nDJANGO_SECRET_KEY=from-file\n')
+    result = run_settings(tmp_path, MEDIASTORE_ENV_FILE=str(env_file))
+    assert result.stdout.split()[0] == "True"
+    result = run_settings(tmp_path, MEDIASTORE_ENV_FILE=str(env_file), DJANGO_DEBUG="false")
+    assert result.stdout.split()[0] == "False"
+
+
+def test_bad_numbers_stop_start_up(tmp_path):
+    result = run_settings(tmp_path, DJANGO_SECRET_KEY="k", MEDIASTORE_MAX_UPLOAD_MB="lots")
+    assert result.returncode != 0 and "MEDIASTORE_MAX_UPLOAD_MB='lots' is not a whole number" in result.stderr
+
+
+@pytest.mark.django_db
+def test_ensure_superuser_is_idempotent(django_user_model, monkeypatch, capsys):
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "root")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "pw-1")
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "root@example.org")
+    call_command("ensure_superuser")
+    call_command("ensure_superuser")
+    assert "superuser 'root': created" in capsys.readouterr().out.splitlines()[0]
+    user = django_user_model.objects.get(username="root")
+    assert user.is_superuser and user.is_staff and user.check_password("pw-1")
+    assert django_user_model.objects.count() == 1
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "pw-2")
+    call_command("ensure_superuser")
+    user.refresh_from_db()
+    assert user.check_password("pw-2")
+
+
+@pytest.mark.django_db
+def test_ensure_serviceuser_from_flags(django_user_model, monkeypatch):
+    monkeypatch.delenv("DJANGO_SERVICEUSER_USERNAME", raising=False)
+    call_command("ensure_serviceuser", "--username", "svc", "--password", "pw")
+    call_command("ensure_serviceuser", "--username", "svc", "--password", "pw")
+    user = django_user_model.objects.get(username="svc")
+    assert user.is_active and not user.is_staff and not user.is_superuser and user.check_password("pw")
+    with pytest.raises(CommandError, match="PASSWORD"):
+        call_command("ensure_serviceuser", "--username", "svc2")
