@@ -30,8 +30,8 @@ from stores.services import store_get, store_get_or_create
 MAX_PID_LENGTH = 512
 MAX_TAG_LENGTH = 100
 # pids that would be routed to another endpoint than /api/media/{pid}
-RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search"}
-RESERVED_PID_PREFIXES = ("update/",)
+RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search", "urls"}
+RESERVED_PID_PREFIXES = ("update/", "url/")
 RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete")
 
 
@@ -171,9 +171,9 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
     )
 
 
-@transaction.atomic
-def media_create_many(items: list[MediaIn], *, user, name_items: bool = True) -> list[Media]:
-    """Create all the media or none: the first invalid item raises, naming its index and pid."""
+def media_prepare_many(items: list[MediaIn], *, name_items: bool = True) -> list[Media]:
+    """Validate new media and build their rows, unsaved: the first invalid item raises, naming its
+    index and pid when ``name_items``. Store configurations they name are got or created."""
     rules, stores = IdentifierRules(), StoreResolver()
     objs: list[Media] = []
     seen: dict[str, int] = {}
@@ -195,16 +195,32 @@ def media_create_many(items: list[MediaIn], *, user, name_items: bool = True) ->
         if name_items:
             exc.extra.update(index=seen[pid], pid=pid)
         raise exc
+    return objs
+
+
+@transaction.atomic
+def media_insert(objs: list[Media], *, user) -> list[Media]:
+    """Insert prepared media with their history and tags, all or none."""
     if not objs:
         return []
     now = timezone.now()
     for obj, mark in zip(objs, next_marks(len(objs)), strict=True):
         obj.stamp(mark)
         obj.created = obj.updated = now
-    Media.objects.bulk_create(objs)
+    try:
+        Media.objects.bulk_create(objs)
+    except IntegrityError:  # another request took one of the pids since media_prepare_many looked
+        raise Conflict(
+            "a media with one of these pids was created concurrently; nothing was created"
+        ) from None
     Media.history.bulk_history_create(objs, default_user=user, default_date=now)
     sync_tags(objs, fresh=True)
     return objs
+
+
+def media_create_many(items: list[MediaIn], *, user, name_items: bool = True) -> list[Media]:
+    """Create all the media or none (store_status PENDING)."""
+    return media_insert(media_prepare_many(items, name_items=name_items), user=user)
 
 
 def media_create(item: MediaIn, *, user) -> Media:
@@ -290,8 +306,64 @@ def raise_first_failure(outcome: BulkOutcome) -> None:
         raise outcome.failures[0][1]
 
 
+@dataclass
+class PreparedMove:
+    """Bytes of a READY media already copied (and verified) into the store it moves to."""
+
+    store: StoreConfig
+    key: str
+    old_store: StoreConfig
+    old_key: str
+
+
+def _prepare_moves(
+    pairs: list[tuple[str, MediaPatch]], stores: StoreResolver
+) -> dict[str, PreparedMove | MediastoreError]:
+    """Copy the bytes of READY media whose store changes, before any row is touched.
+
+    The copies run outside the database transaction (they may take long); the rows then switch to
+    the copies in the bulk write, and ``_finish_moves`` removes whichever copy lost.
+    """
+    from stores.transfer import copy_to_store
+
+    wanted = {pid: patch.store_config for pid, patch in pairs if patch.store_config is not None}
+    moves: dict[str, PreparedMove | MediastoreError] = {}
+    if not wanted:
+        return moves
+    ready = Media.objects.select_related("store_config__s3cfg").filter(
+        pid__in=wanted, store_status=StoreStatus.READY
+    )
+    for media in ready:
+        try:
+            store = stores.resolve(wanted[media.pid])
+            if store.pk != media.store_config_id:
+                key = copy_to_store(media, store)
+                moves[media.pid] = PreparedMove(store, key, media.store_config, media.store_key)
+        except MediastoreError as exc:
+            moves[media.pid] = exc
+    return moves
+
+
+def _finish_moves(moves: dict[str, PreparedMove | MediastoreError], outcome: BulkOutcome) -> None:
+    """Delete the old bytes of media that moved, and the unused copies of those that did not."""
+    from stores.transfer import _discard
+
+    moved = {(m.store_config_id, m.store_key) for m in outcome.changed}
+    for move in moves.values():
+        if isinstance(move, MediastoreError):
+            continue
+        if (move.store.pk, move.key) in moved:
+            _discard(move.old_store.backend(), move.old_key)
+        else:
+            _discard(move.store.backend(), move.key)
+
+
 def _patch_compute(
-    patch: MediaPatch, rules: IdentifierRules, stores: StoreResolver, taken: set[str]
+    patch: MediaPatch,
+    rules: IdentifierRules,
+    stores: StoreResolver,
+    taken: set[str],
+    moves: dict[str, PreparedMove | MediastoreError],
 ) -> Compute:
     def compute(media: Media) -> dict[str, Any]:
         updates: dict[str, Any] = {}
@@ -307,10 +379,12 @@ def _patch_compute(
             store = stores.resolve(patch.store_config)
             if store.pk != media.store_config_id:
                 if media.store_status == StoreStatus.READY:
-                    raise Conflict(
-                        f"media '{media.pid}' has stored bytes; moving them to another store "
-                        "is not supported yet"
-                    )
+                    move = moves.get(media.pid)
+                    if isinstance(move, MediastoreError):
+                        raise move
+                    if move is None or move.old_key != media.store_key or move.store.pk != store.pk:
+                        raise Conflict(f"media '{media.pid}' changed while its bytes were copied; try again")
+                    updates["store_key"] = move.key
                 updates["store_config"] = store
         if "pid" in updates:
             taken.add(pid)
@@ -320,11 +394,22 @@ def _patch_compute(
 
 
 def media_patch_many(pairs: list[tuple[str, MediaPatch]], *, user) -> BulkOutcome:
-    """Rename, retype or re-store media; ``pairs`` is [(pid, patch)]."""
+    """Rename, retype or re-store media; ``pairs`` is [(pid, patch)].
+
+    A READY media changes store only after its bytes were copied to the new store and verified;
+    the old copy is removed once the row points at the new one.
+    """
     rules, stores = IdentifierRules(), StoreResolver()
     new_pids = {patch.new_pid for _, patch in pairs if patch.new_pid is not None}
     taken = set(Media.objects.filter(pid__in=new_pids).values_list("pid", flat=True))
-    return bulk_apply([(pid, _patch_compute(patch, rules, stores, taken)) for pid, patch in pairs], user=user)
+    moves = _prepare_moves(pairs, stores)
+    computes = [(pid, _patch_compute(patch, rules, stores, taken, moves)) for pid, patch in pairs]
+    outcome = BulkOutcome()
+    try:
+        outcome = bulk_apply(computes, user=user)
+    finally:
+        _finish_moves(moves, outcome)
+    return outcome
 
 
 def media_patch(pid: str, patch: MediaPatch, *, user) -> None:

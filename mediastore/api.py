@@ -12,7 +12,9 @@ from media.api import router as media_router
 from mediastore.auth import BearerToken
 from mediastore.auth import router as auth_router
 from mediastore.errors import MediastoreError
+from mediastore.health import router as health_router
 from stores.api import router as stores_router
+from stores.transfer_api import router as transfer_router
 
 DESCRIPTION = """
 Mediastore keeps data products ("media"): each has a primary ID (`pid`) of an identifier type,
@@ -37,7 +39,9 @@ api = NinjaAPI(
 api.add_router("", auth_router)
 api.add_router("", identifiers_router)
 api.add_router("", stores_router)
+api.add_router("", transfer_router)  # before media: its /media/{pid}/content must win over /media/{pid}
 api.add_router("", media_router)
+api.add_router("", health_router)
 
 
 @api.exception_handler(MediastoreError)

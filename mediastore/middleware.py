@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+
+# JSON escapes that can decode to text no database can store: NUL and UTF-16 surrogates.
+SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return True
+    return False
 
 
 def _has_nul(value) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return _bad_text(value)
     if isinstance(value, dict):
         return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
     if isinstance(value, list):
@@ -18,12 +33,12 @@ def _has_nul(value) -> bool:
 
 
 class RejectNulMiddleware:
-    """Answer 422 for NUL characters in an API request's path, query or JSON body.
+    """Answer 422 for NUL characters or unpaired surrogates in an API request's path, query or JSON body.
 
-    PostgreSQL cannot store NUL in text or jsonb, and no identifier, key or metadata needs one;
-    refusing them here gives one clear answer on every database instead of a 500 on one of them.
-    Only JSON bodies are looked at (streamed uploads are never read here), and only parsed when the
-    escape ``\\u0000`` occurs in the raw bytes at all.
+    PostgreSQL cannot store NUL in text or jsonb, no database can store half a surrogate pair, and
+    no identifier, key or metadata needs either; refusing them here gives one clear answer on every
+    database instead of a 500. Only JSON bodies are looked at (streamed uploads are never read
+    here), and only parsed when such an escape occurs in the raw bytes at all.
     """
 
     def __init__(self, get_response) -> None:
@@ -49,9 +64,39 @@ class RejectNulMiddleware:
             or "%00" in request.META.get("QUERY_STRING", "")
         ):
             return True
-        if request.content_type != "application/json" or b"\\u0000" not in request.body:
+        if request.content_type != "application/json" or not SUSPECT_ESCAPE.search(request.body):
             return False
         try:
             return _has_nul(json.loads(request.body))
         except ValueError:
             return False  # malformed JSON: the API answers that itself
+
+
+class JsonBodyLimitMiddleware:
+    """Answer 413 before reading a JSON API body larger than ``MEDIASTORE_MAX_UPLOAD_MB``.
+
+    Base64 uploads travel as JSON; Django's own limit is switched off in settings so that this one,
+    with a sentence naming the variable, applies to every JSON endpoint alike. Raw streams
+    (``PUT /api/media/{pid}/content``) are not limited by it.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        if request.path.startswith("/api/") and request.content_type == "application/json":
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            limit_mb = settings.MEDIASTORE_MAX_UPLOAD_MB
+            if length > limit_mb * 1024 * 1024:
+                return JsonResponse(
+                    {
+                        "detail": f"request body of {length / 2**20:.1f} MB is over the limit of "
+                        f"{limit_mb} MB; raise MEDIASTORE_MAX_UPLOAD_MB to accept it, or stream the bytes with "
+                        "PUT /api/media/{pid}/content"
+                    },
+                    status=413,
+                )
+        return self.get_response(request)

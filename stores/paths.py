@@ -60,7 +60,8 @@ def resolve_store_path(bucket: str) -> Path:
 
 
 def validate_store_key(key: str) -> str:
-    """Check a store key a client sets: no NUL, no ``..``, not absolute, not empty.
+    """Check a store key a client sets: a relative ``/``-separated path of non-empty parts, none of
+    them ``.`` or ``..``, no NUL or backslash, valid Unicode text, at most MAX_KEY_LENGTH long.
 
     Returns the key unchanged: keys are stored as given, so that a client can point a media at
     an object that already exists under exactly that name.
@@ -71,10 +72,17 @@ def validate_store_key(key: str) -> str:
         raise RuleViolation(f"store_key is longer than {MAX_KEY_LENGTH} characters")
     if "\x00" in key:
         raise RuleViolation("store_key must not contain NUL characters")
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RuleViolation("store_key must be valid Unicode text (no lone surrogates)") from None
     if key.startswith("/") or "\\" in key:
         raise RuleViolation(f"store_key must be a relative path with '/' separators: {key!r}")
-    if ".." in key.split("/"):
+    parts = key.split("/")
+    if ".." in parts:
         raise RuleViolation(f"store_key must not contain '..': {key!r}")
+    if any(part in ("", ".") for part in parts):
+        raise RuleViolation(f"store_key must not have empty or '.' parts (or end with '/'): {key!r}")
     return key
 
 

@@ -7,10 +7,7 @@ import json as jsonlib
 import pytest
 from django.test import Client
 
-try:
-    from tests.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures)
-except ImportError:  # TEMP
-    pass
+from tests.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures)
 
 
 class ApiClient:

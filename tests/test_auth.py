@@ -10,7 +10,7 @@ from tests.conftest import PASSWORD, ApiClient
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC_OPERATIONS = {("post", "/api/login"), ("get", "/api/hello")}
+PUBLIC_OPERATIONS = {("post", "/api/login"), ("get", "/api/hello"), ("get", "/api/health")}
 
 
 def test_hello_is_public(anon):
@@ -159,3 +159,21 @@ def test_nul_characters_are_a_clear_422_on_every_database(api, method, path, bod
     response = api.request(method, path, body)
     assert response.status_code == 422
     assert "NUL characters" in response.json()["detail"][0]["error"]
+
+
+def test_unpaired_surrogates_are_a_clear_422(api):
+    """A lone surrogate cannot be encoded for any database: it was a 500."""
+    response = api.client.post(
+        "/api/media/read",
+        data='["\\ud800x"]',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api.token}"},
+    )
+    assert response.status_code == 422
+    ok = api.client.post(
+        "/api/media/read",
+        data='["\\ud83d\\ude00"]',
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api.token}"},
+    )
+    assert ok.status_code == 200

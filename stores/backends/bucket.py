@@ -1,0 +1,298 @@
+"""BucketStore: objects in an S3 bucket (AWS or any S3-compatible endpoint), optionally under a prefix.
+
+boto3 clients are created lazily, once per endpoint and credentials in this process (boto3 clients
+are thread-safe; sessions are not, so each client gets its own session). Every botocore failure is
+translated here: a missing key becomes ObjectNotFound, anything else a StorageError whose message
+names the endpoint (without credentials) and never repeats boto's own text. Buckets are never
+created here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from django.conf import settings
+
+from mediastore.errors import RuleViolation, StorageError
+from stores.backends.base import DEFAULT_CHUNK_SIZE, Backend, ChunkIterator, ObjectNotFound, check_range
+from stores.paths import validate_store_key
+
+# Multipart uploads: parts of 16 MiB, at most 4 in memory and 4 in flight per upload (about
+# 64 MiB), and up to 10 000 parts, so objects up to about 160 GiB.
+PART_SIZE = 16 << 20
+MAX_PARTS_IN_MEMORY = 4
+
+_MISSING_KEY_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+_CREDENTIAL_CODES = frozenset(
+    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "403"}
+)
+_PRINTABLE_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
+
+
+@dataclass(frozen=True)
+class S3Params:
+    """Where an S3 endpoint is and the credentials to use there."""
+
+    url: str
+    access_key: str
+    secret_key: str = field(repr=False)  # kept out of logs and tracebacks
+
+
+_CLIENTS: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], BaseClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def s3_client(s3: S3Params) -> BaseClient:
+    """The process-wide client for these parameters and the current proxy settings."""
+    proxies = dict(getattr(settings, "MEDIASTORE_PROXIES", None) or {})
+    cache_key = (s3.url, s3.access_key, s3.secret_key, tuple(sorted(proxies.items())))
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(cache_key)
+        if client is None:
+            config = Config(
+                proxies=proxies or None,
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 2},
+                connect_timeout=5,
+                read_timeout=60,
+                # S3-compatible servers (MinIO, Ceph, ...) often reject the checksum trailers that
+                # recent botocore adds by default; send and check checksums only where S3 needs them.
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            )
+            client = boto3.session.Session().client(
+                "s3",
+                endpoint_url=s3.url,
+                aws_access_key_id=s3.access_key,
+                aws_secret_access_key=s3.secret_key,
+                region_name="us-east-1",
+                config=config,
+            )
+            _CLIENTS[cache_key] = client
+        return client
+
+
+def display_url(url: str) -> str:
+    """``url`` without user info, query or fragment: safe to show in an error message."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+class _FullReader:
+    """What boto3 reads from a client's stream: full reads, counted, no ``seek``.
+
+    s3transfer takes a read shorter than asked for as the end of the stream, but a network
+    stream may return less at any time; so each read here loops until it has ``size`` bytes or
+    the stream says ``b""``. Hiding ``seek`` makes s3transfer read the stream once, part by part.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._ended = False
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        parts: list[bytes] = []
+        wanted = size if size is not None and size >= 0 else None
+        got = 0
+        while not self._ended and (wanted is None or got < wanted):
+            part = self._stream.read(DEFAULT_CHUNK_SIZE if wanted is None else wanted - got)
+            if not part:
+                self._ended = True
+                break
+            parts.append(part)
+            got += len(part)
+        self.count += got
+        return b"".join(parts)
+
+
+class BucketStore(Backend):
+    """Objects in S3 bucket ``name``, under ``prefix/`` when the bucket is written ``name/prefix``."""
+
+    supports_presign = True
+
+    def __init__(self, s3: S3Params, bucket: str) -> None:
+        name, _, prefix = bucket.lstrip("/").partition("/")
+        if not name:
+            raise RuleViolation(f"BucketStore bucket must start with an S3 bucket name, got {bucket!r}")
+        self.s3 = s3
+        self.bucket = name
+        self.prefix = prefix.strip("/")
+        self.url = display_url(s3.url)
+
+    def _key(self, key: str) -> str:
+        validate_store_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _client(self) -> BaseClient:
+        try:
+            return s3_client(self.s3)
+        except ValueError:  # botocore refuses a malformed endpoint URL
+            raise StorageError(f"S3 endpoint {self.url} is not a valid URL") from None
+        except BotoCoreError:  # e.g. a broken AWS configuration in the server's environment
+            raise StorageError(f"could not set up an S3 client for endpoint {self.url}") from None
+
+    # -- error translation --------------------------------------------------------------------
+
+    def _missing_bucket(self) -> StorageError:
+        return StorageError(f"S3 bucket '{self.bucket}' does not exist at {self.url}")
+
+    def _translate(self, err: ClientError | BotoCoreError, action: str, key: str) -> Exception:
+        if isinstance(err, BotoConnectionError):
+            return StorageError(f"S3 endpoint {self.url} is unreachable")
+        if isinstance(err, HTTPClientError):
+            return StorageError(
+                f"S3 endpoint {self.url} dropped the connection while trying to {action} object '{key}'"
+            )
+        if isinstance(err, BotoCoreError):
+            return StorageError(f"S3 endpoint {self.url} could not {action} object '{key}'")
+        code = _error_code(err)
+        if code in _MISSING_KEY_CODES:
+            return ObjectNotFound(key)
+        if code == "NoSuchBucket":
+            return self._missing_bucket()
+        if code in _CREDENTIAL_CODES:
+            return StorageError(f"S3 endpoint {self.url} refused the credentials of this store")
+        shown = f" ({code})" if _PRINTABLE_CODE.fullmatch(code) else ""
+        return StorageError(f"S3 endpoint {self.url} could not {action} object '{key}'{shown}")
+
+    @contextlib.contextmanager
+    def _s3_errors(self, action: str, key: str) -> Iterator[None]:
+        try:
+            yield
+        except (ClientError, BotoCoreError) as err:
+            raise self._translate(err, action, key) from None
+
+    def _head(self, key: str) -> dict[str, Any]:
+        """HEAD of the object; a 404 is told apart from a missing bucket (HEAD has no error body)."""
+        client = self._client()
+        try:
+            with self._s3_errors("read", key):
+                return client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ObjectNotFound:
+            self._check_bucket(client, key)
+            raise
+
+    def _check_bucket(self, client: BaseClient, key: str) -> None:
+        """Raise StorageError if the bucket is missing (HEAD answers a bare 404 for that too)."""
+        try:
+            client.head_bucket(Bucket=self.bucket)
+        except ClientError as err:
+            if _error_code(err) in _MISSING_KEY_CODES:
+                raise self._missing_bucket() from None
+            raise self._translate(err, "read", key) from None
+        except BotoCoreError as err:
+            raise self._translate(err, "read", key) from None
+
+    # -- the interface ------------------------------------------------------------------------
+
+    def put(self, key: str, data: bytes) -> None:
+        full_key = self._key(key)
+        with self._s3_errors("write", key):
+            self._client().put_object(Bucket=self.bucket, Key=full_key, Body=bytes(data))
+
+    def put_stream(self, key: str, stream: BinaryIO) -> int:
+        """Multipart upload with bounded memory; S3 shows the object only once it is complete, and
+        boto3 aborts the multipart upload when anything fails (the stream's own errors propagate)."""
+        full_key = self._key(key)
+        config = TransferConfig(
+            multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=MAX_PARTS_IN_MEMORY
+        )
+        config.max_in_memory_upload_chunks = MAX_PARTS_IN_MEMORY
+        reader = _FullReader(stream)
+        client = self._client()
+        with self._s3_errors("write", key):
+            client.upload_fileobj(reader, self.bucket, full_key, Config=config)
+        return reader.count
+
+    def get(self, key: str) -> bytes:
+        full_key = self._key(key)
+        with self._s3_errors("read", key):
+            body = self._client().get_object(Bucket=self.bucket, Key=full_key)["Body"]
+            try:
+                return body.read()
+            finally:
+                body.close()
+
+    def iter_bytes(
+        self, key: str, start: int = 0, length: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> Iterator[bytes]:
+        """One GET with a ``Range`` header; the response body is streamed chunk by chunk."""
+        check_range(start, length, chunk_size)
+        full_key = self._key(key)
+        if length == 0:
+            self._head(key)
+            return ChunkIterator(iter(()), lambda: None)
+        params = {"Bucket": self.bucket, "Key": full_key}
+        if start or length is not None:
+            last = "" if length is None else str(start + length - 1)
+            params["Range"] = f"bytes={start}-{last}"
+        client = self._client()
+        try:
+            response = client.get_object(**params)
+        except ClientError as err:
+            if _error_code(err) == "InvalidRange":  # the object exists; the range starts past its end
+                return ChunkIterator(iter(()), lambda: None)
+            raise self._translate(err, "read", key) from None
+        except BotoCoreError as err:
+            raise self._translate(err, "read", key) from None
+        body = response["Body"]
+        pieces = body.iter_chunks(chunk_size)
+
+        def chunks() -> Iterator[bytes]:
+            while True:
+                with self._s3_errors("read", key):
+                    chunk = next(pieces, b"")
+                if not chunk:
+                    return
+                yield chunk
+
+        return ChunkIterator(chunks(), body.close)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._head(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def size(self, key: str) -> int:
+        return int(self._head(key)["ContentLength"])
+
+    def etag(self, key: str) -> str | None:
+        etag = self._head(key).get("ETag")
+        return etag.strip('"') if etag else None
+
+    def delete(self, key: str) -> None:
+        full_key = self._key(key)
+        with self._s3_errors("delete", key):
+            self._client().delete_object(Bucket=self.bucket, Key=full_key)
+
+    def presigned_put(self, key: str, expires: int, content_type: str | None = None) -> str:
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        if content_type:
+            params["ContentType"] = content_type
+        with self._s3_errors("presign", key):
+            return self._client().generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
+
+    def presigned_get(self, key: str, expires: int) -> str:
+        params = {"Bucket": self.bucket, "Key": self._key(key)}
+        with self._s3_errors("presign", key):
+            return self._client().generate_presigned_url("get_object", Params=params, ExpiresIn=expires)

@@ -1,0 +1,169 @@
+"""FilesystemStore: one file per key below a directory inside the storage root.
+
+Keys may contain ``/`` (sub-directories). Every path goes through ``resolve_key_path``, which
+refuses ``..``, absolute keys and symlinks that lead out of the store. Writes go to a temporary file
+in the target directory, are fsynced, then renamed over the target: readers see the old object or
+the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from mediastore.errors import StorageError
+from stores.backends.base import (
+    DEFAULT_CHUNK_SIZE,
+    Backend,
+    ChunkIterator,
+    ObjectNotFound,
+    check_range,
+    range_end,
+    read_chunks,
+)
+from stores.paths import resolve_key_path
+
+TEMP_PREFIX = ".tmp-"
+_MISSING = (FileNotFoundError, NotADirectoryError)
+
+
+class FilesystemStore(Backend):
+    """Objects as files under ``directory`` (created on the first write).
+
+    ``label`` names the store in error messages (the configured bucket, not the server path).
+    """
+
+    kind = "filesystem store"
+
+    def __init__(self, directory: Path, *, label: str | None = None) -> None:
+        self.directory = Path(directory)
+        self.label = label or self.directory.name
+
+    def _path(self, key: str) -> Path:
+        return resolve_key_path(self.directory, key)
+
+    def _error(self, action: str, key: str, err: OSError) -> StorageError:
+        # strerror carries no path ("No space left on device"), so nothing about the server leaks.
+        reason = err.strerror or type(err).__name__
+        return StorageError(f"{self.kind} '{self.label}' could not {action} object '{key}': {reason}")
+
+    @contextlib.contextmanager
+    def _os_errors(self, action: str, key: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as err:
+            raise self._error(action, key, err) from None
+
+    def _write(self, key: str, chunks: Iterable[bytes]) -> int:
+        path = self._path(key)
+        with self._os_errors("write", key):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+        out = os.fdopen(fd, "wb")
+        written = 0
+        committed = False
+        try:
+            for chunk in chunks:  # errors of a client's stream propagate unchanged
+                with self._os_errors("write", key):
+                    out.write(chunk)
+                written += len(chunk)
+            with self._os_errors("write", key):
+                out.flush()
+                os.fsync(out.fileno())
+                out.close()
+                os.replace(tmp_name, path)
+            committed = True
+        finally:
+            if not committed:
+                with contextlib.suppress(OSError):
+                    out.close()
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_name)
+        return written
+
+    def _open(self, key: str) -> BinaryIO:
+        """An open regular file for ``key``; ObjectNotFound for anything else."""
+        path = self._path(key)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except _MISSING:
+            raise ObjectNotFound(key) from None
+        except OSError as err:
+            raise self._error("read", key, err) from None
+        try:
+            is_file = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError as err:
+            os.close(fd)
+            raise self._error("read", key, err) from None
+        if not is_file:  # a directory made by longer keys ("a" when "a/b" exists) is no object
+            os.close(fd)
+            raise ObjectNotFound(key)
+        return os.fdopen(fd, "rb")
+
+    def put(self, key: str, data: bytes) -> None:
+        self._write(key, [data])
+
+    def put_stream(self, key: str, stream: BinaryIO) -> int:
+        return self._write(key, read_chunks(stream))
+
+    def get(self, key: str) -> bytes:
+        with self._open(key) as handle, self._os_errors("read", key):
+            return handle.read()
+
+    def iter_bytes(
+        self, key: str, start: int = 0, length: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
+    ) -> Iterator[bytes]:
+        check_range(start, length, chunk_size)
+        handle = self._open(key)
+        try:
+            end = range_end(start, length, os.fstat(handle.fileno()).st_size)
+        except OSError as err:
+            handle.close()
+            raise self._error("read", key, err) from None
+
+        def chunks() -> Iterator[bytes]:
+            position = start
+            with self._os_errors("read", key):
+                handle.seek(start)
+            while position < end:
+                with self._os_errors("read", key):
+                    chunk = handle.read(min(chunk_size, end - position))
+                if not chunk:  # truncated under us: stop rather than loop
+                    return
+                position += len(chunk)
+                yield chunk
+
+        return ChunkIterator(chunks(), handle.close)
+
+    def size(self, key: str) -> int:
+        path = self._path(key)
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except _MISSING:
+            raise ObjectNotFound(key) from None
+        except OSError as err:
+            raise self._error("read", key, err) from None
+        if not stat.S_ISREG(info.st_mode):
+            raise ObjectNotFound(key)
+        return info.st_size
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            os.unlink(path)
+        except (*_MISSING, IsADirectoryError):
+            return
+        except OSError as err:
+            raise self._error("delete", key, err) from None

@@ -1,0 +1,147 @@
+"""/api/upload..., /api/download..., and the streaming /api/media/{pid}/content and /verify.
+
+Registered before the media router: its ``/media/{path:pid}`` routes would otherwise take
+``/media/<pid>/content`` as a pid.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from ninja import Body, Router
+
+from media.schemas import MediaError, MediaOut
+from media.selectors import media_get, media_read_many
+from mediastore.errors import MediastoreError, NotFound
+from stores import transfer
+from stores.ranges import Unsatisfiable, parse_range
+from stores.transfer_schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
+
+router = Router(tags=["bytes"])
+
+BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+@router.post("/upload", response=UploadOut, summary="Create a media with its bytes")
+def upload(request: HttpRequest, payload: UploadIn):
+    """Create a media and store its bytes in one step.
+
+    With `base64`: the bytes are decoded (strictly; invalid base64 is 422 and nothing is created),
+    stored, and the media is created READY; if the store fails the answer is 502 and no media is
+    created. Without `base64` (BucketStore only): the media is created PENDING and `presigned_put`
+    is a URL to PUT the bytes to within `MEDIASTORE_PRESIGN_SECONDS`; then call
+    `POST /api/upload/{pid}/complete` (or just download it) to mark it READY. For large files
+    prefer `POST /api/media` + `PUT /api/media/{pid}/content`, which streams. JSON bodies are
+    limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it)."""
+    if payload.base64:
+        data = transfer.decode_base64(payload.base64)
+        media = transfer.upload_base64(
+            payload.mediadata, data, content_type=payload.content_type, user=request.auth
+        )
+        return {"status": "READY", "presigned_put": None, "pid": media.pid}
+    media, url = transfer.upload_presigned(
+        payload.mediadata, content_type=payload.content_type, user=request.auth
+    )
+    return {"status": "PENDING", "presigned_put": url, "pid": media.pid}
+
+
+@router.post("/upload/{path:pid}/complete", response=MediaOut, summary="Finish a presigned upload")
+def upload_complete(request: HttpRequest, pid: str):
+    """Check that the bytes of a PENDING media are in its store, record their size and SHA-256
+    checksum, and mark it READY. 409 if nothing was uploaded yet; a READY media is returned as is."""
+    return transfer.complete(media_get(pid), user=request.auth)
+
+
+@router.get("/download/url/{path:pid}", response=DownloadOut, summary="Presigned download URL")
+def download_url(request: HttpRequest, pid: str):
+    """A URL to GET the bytes straight from S3 (BucketStore only; 422 for other stores), valid for
+    `MEDIASTORE_PRESIGN_SECONDS`. 409 when the bytes were never stored."""
+    media, url = transfer.presigned_get(media_get(pid), user=request.auth)
+    return {"mediadata": media, "presigned_get": url}
+
+
+@router.post(
+    "/download/urls", response=list[DownloadOut | MediaError], summary="Presigned URLs for many media"
+)
+def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
+    """For each pid, a `DownloadOut` with `presigned_get`, or a `MediaError` (`NotFound`,
+    `ValidationError` for non-S3 stores, `Conflict` for bytes never stored). No body: empty list."""
+    pids = pids or []
+    found = {media.pid: media for media in media_read_many(pids)}
+    results = []
+    for pid in pids:
+        try:
+            if pid not in found:
+                raise NotFound("Media", pid)
+            media, url = transfer.presigned_get(found[pid], user=request.auth)
+            results.append({"mediadata": media, "presigned_get": url})
+        except MediastoreError as exc:
+            results.append({"pid": pid, "error": exc.kind, "msg": exc.message})
+    return results
+
+
+@router.get("/download/{path:pid}", response=DownloadOut, summary="Download bytes as base64")
+def download(request: HttpRequest, pid: str):
+    """The media and its bytes as base64. 409 when the bytes were never stored; a PENDING media
+    whose upload has arrived is completed first. For large files use `GET /api/media/{pid}/content`."""
+    media, data = transfer.read_bytes(media_get(pid), user=request.auth)
+    return {"mediadata": media, "base64": base64.b64encode(data).decode("ascii")}
+
+
+@router.put(
+    "/media/{path:pid}/content",
+    response=MediaOut,
+    summary="Upload bytes as a raw stream",
+    openapi_extra={"requestBody": {"required": True, **BINARY}},
+)
+def content_put(request: HttpRequest, pid: str):
+    """Stream the raw request body into the media's store (no base64, no size limit from
+    `MEDIASTORE_MAX_UPLOAD_MB`, constant memory for filesystem and S3 stores), record size,
+    SHA-256 and the request's `Content-Type`, and mark the media READY. Replaces bytes stored
+    before. If the store fails the answer is 502 and the media is unchanged."""
+    content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
+    return transfer.put_content(pid, request, content_type=content_type, user=request.auth)
+
+
+@router.get(
+    "/media/{path:pid}/content",
+    response={200: None, 206: None, 304: None, 416: None},
+    summary="Download bytes as a raw stream",
+    openapi_extra={"responses": {"200": {"description": "The bytes", **BINARY}}},
+)
+def content_get(request: HttpRequest, pid: str):
+    """Stream the stored bytes with Content-Length, Content-Type and an ETag (the SHA-256).
+    Supports a single `Range: bytes=first-last` (206, or 416 past the end) and `If-None-Match`
+    (304). 409 when the bytes were never stored."""
+    media = transfer.complete(media_get(pid), user=request.auth)
+    size = transfer.stored_size(media)
+    etag = f'"{media.checksum.removeprefix("sha256:")}"' if media.checksum else None
+    headers = {"Accept-Ranges": "bytes"}
+    if etag:
+        headers["ETag"] = etag
+        if request.headers.get("If-None-Match") == etag:
+            return HttpResponse(status=304, headers=headers)
+    try:
+        wanted = parse_range(request.headers.get("Range", ""), size)
+    except Unsatisfiable:
+        return HttpResponse(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    first, last = wanted if wanted else (0, size - 1)
+    length = max(last - first + 1, 0)
+    response = StreamingHttpResponse(
+        transfer.open_content(media, first, length),
+        status=206 if wanted else 200,
+        content_type=media.content_type or transfer.DEFAULT_CONTENT_TYPE,
+        headers=headers,
+    )
+    response["Content-Length"] = str(length)
+    if wanted:
+        response["Content-Range"] = f"bytes {first}-{last}/{size}"
+    return response
+
+
+@router.get("/media/{path:pid}/verify", response=VerifyOut, summary="Check the stored bytes")
+def content_verify(request: HttpRequest, pid: str):
+    """Re-read the stored bytes and compare size and SHA-256 with what was recorded at upload.
+    `ok` is false when they differ or the object is missing. 409 for a PENDING media."""
+    return transfer.verify(media_get(pid))

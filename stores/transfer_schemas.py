@@ -1,0 +1,41 @@
+"""Shapes of the upload and download endpoints (field names fixed by API_CONTRACT.md)."""
+
+from __future__ import annotations
+
+from ninja import Field, Schema
+
+from media.schemas import MediaIn, MediaOut
+
+
+class UploadIn(Schema):
+    """A new media and, optionally, its bytes as standard base64."""
+
+    mediadata: MediaIn
+    base64: str = Field(
+        "",
+        description="The bytes, standard base64 (strict: no line breaks or foreign characters). Empty: "
+        "a BucketStore media is created PENDING and a presigned PUT url is returned.",
+    )
+    content_type: str = Field("", description="Media type of the bytes; default application/octet-stream.")
+
+
+class UploadOut(Schema):
+    status: str = Field(..., description="READY when the bytes were stored, PENDING when they are to be PUT.")
+    presigned_put: str | None = Field(None, description="Where to PUT the bytes (PENDING only).")
+    pid: str = Field(..., description="The media's pid (minted when none was given).")
+
+
+class DownloadOut(Schema):
+    mediadata: MediaOut
+    base64: str = ""
+    presigned_get: str = ""
+
+
+class VerifyOut(Schema):
+    pid: str
+    ok: bool = Field(..., description="True when the stored bytes still have the recorded size and checksum.")
+    missing: bool = Field(..., description="True when no object is stored under the media's key any more.")
+    size: int | None
+    checksum: str
+    expected_size: int | None
+    expected_checksum: str
