@@ -1,7 +1,7 @@
 """/api/identifier... endpoints."""
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from identifiers import services
 from identifiers.models import IdentifierType
@@ -35,11 +35,11 @@ def identifier_update(request: HttpRequest, payload: IdentifierTypeSchema):
     """Replace the pattern of an existing type (404 if unknown). The new pattern checks writes from
     now on; values already stored are not re-checked."""
     services.identifier_type_update(name=payload.name, pattern=payload.pattern)
-    return 204, None
+    return Status(204, None)
 
 
 @router.delete("/identifier/{name}", response={204: None}, summary="Delete an identifier type")
 def identifier_delete(request: HttpRequest, name: str):
     """Delete a type; 404 if unknown, 409 while any media uses it as pid_type or identifier key."""
     services.identifier_type_delete(name=name)
-    return 204, None
+    return Status(204, None)

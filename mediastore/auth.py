@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from ninja.security import HttpBearer
 
 from mediastore.models import ApiToken, hash_token
@@ -66,12 +66,12 @@ def login(request: HttpRequest, payload: LoginIn):
     """
     user = authenticate(request, username=payload.username, password=payload.password)
     if user is None or not user.is_active:
-        return 401, {"error": "Invalid credentials"}
+        return Status(401, {"error": "Invalid credentials"})
     row, clear = ApiToken.objects.issue(user)
     if settings.MEDIASTORE_TOKEN_TTL_HOURS:
         row.expires = row.created + timedelta(hours=settings.MEDIASTORE_TOKEN_TTL_HOURS)
         row.save(update_fields=["expires"])
-    return 200, {"token": clear}
+    return Status(200, {"token": clear})
 
 
 @router.post("/logout", response={204: None}, summary="Revoke the token this request presents")
@@ -79,7 +79,7 @@ def logout(request: HttpRequest):
     """Revoke the bearer token sent with this request; it stops working at once. Other tokens of
     the same user stay valid (revoke those in the admin)."""
     ApiToken.objects.filter(pk=request.api_token.pk).delete()
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/hello", auth=None, summary="Check that the API answers")

@@ -1,7 +1,7 @@
 """/api/s3cfg..., /api/store... endpoints."""
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from stores import services
 from stores.models import S3Config, StoreConfig
@@ -34,14 +34,14 @@ def s3cfg_update(request: HttpRequest, pk: int, payload: S3ConfigIn):
     """Replace url and keys (e.g. to rotate credentials); stores using it follow. 404 if unknown,
     409 if another configuration has that url."""
     services.s3cfg_update(pk=pk, **payload.dict())
-    return 204, None
+    return Status(204, None)
 
 
 @router.delete("/s3cfg/{pk}", response={204: None}, summary="Delete an S3 configuration")
 def s3cfg_delete(request: HttpRequest, pk: int):
     """Delete an S3 configuration; 409 while a store configuration uses it."""
     services.s3cfg_delete(pk=pk)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/stores", response=list[StoreConfigOut], summary="List store configurations")
@@ -68,4 +68,4 @@ def store_get(request: HttpRequest, pk: int):
 def store_delete(request: HttpRequest, pk: int):
     """Delete a store configuration; 409 while media use it."""
     services.store_delete(pk=pk)
-    return 204, None
+    return Status(204, None)
