@@ -35,7 +35,8 @@ def load_dotenv(path: Path) -> None:
 
 
 def get_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+    """The variable's value; an unset or empty one (``NAME=`` as in the dotenv template) is the default."""
+    return os.environ.get(name, "").strip() or default
 
 
 def get_bool(name: str, default: bool) -> bool:

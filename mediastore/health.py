@@ -7,7 +7,7 @@ import logging
 from django.db import Error as DatabaseError
 from django.db import connection
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 
 logger = logging.getLogger(__name__)
 
@@ -40,5 +40,5 @@ def health(request: HttpRequest):
             cursor.fetchone()
     except DatabaseError as exc:
         logger.warning("health check: database unreachable: %s", exc)
-        return 503, {"status": "unavailable", "detail": "The database does not answer."}
-    return 200, {"status": "ok", "database": "ok"}
+        return Status(503, {"status": "unavailable", "detail": "The database does not answer."})
+    return Status(200, {"status": "ok", "database": "ok"})

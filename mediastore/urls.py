@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import path
 from django.views.generic import TemplateView
 
@@ -9,3 +10,4 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]
+urlpatterns += staticfiles_urlpatterns()  # only with DJANGO_DEBUG=true; in production nginx serves /static/

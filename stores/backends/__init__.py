@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
+
 from mediastore.errors import RuleViolation
 from stores.backends.base import Backend, ObjectNotFound, PresignNotSupported
 from stores.backends.bucket import BucketStore, S3Params
@@ -56,6 +58,10 @@ def _local(cls: type[FilesystemStore] | type[ZipStore] | type[SqliteStore]) -> C
 def _dict_store(bucket: str, s3: S3Params | None) -> Backend:
     if s3 is not None:
         raise RuleViolation("DictStore does not use an S3 configuration")
+    if settings.MEDIASTORE_REDIS_URL:  # shared by every worker and replica
+        from stores.backends.redisstore import RedisDictStore
+
+        return RedisDictStore(bucket, url=settings.MEDIASTORE_REDIS_URL, ttl=settings.MEDIASTORE_RAM_TTL_SECONDS)
     return DictStore(bucket)
 
 

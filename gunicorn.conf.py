@@ -1,0 +1,58 @@
+"""Gunicorn settings for mediastore: ``gunicorn -c gunicorn.conf.py mediastore.wsgi`` (see bin/start).
+
+Read from the environment, or from the same ``.env`` file the Django settings read (documented in
+``dotenv``): WEB_CONCURRENCY workers (default 2), GUNICORN_BIND (default 0.0.0.0:8000),
+GUNICORN_TIMEOUT seconds (default 300, room for large uploads and downloads).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+if str(BASE_DIR) not in sys.path:
+    sys.path.insert(0, str(BASE_DIR))
+
+from mediastore import env  # noqa: E402  (needs BASE_DIR on sys.path)
+
+_env_file = env.get_str("MEDIASTORE_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file:
+    env.load_dotenv(Path(_env_file))
+
+bind = [env.get_str("GUNICORN_BIND") or "0.0.0.0:8000"]
+workers = env.get_int("WEB_CONCURRENCY", 2, minimum=1)
+# A sync worker that has not finished a request within this many seconds is killed and restarted:
+# it must cover the slowest upload or download a client may make.
+timeout = env.get_int("GUNICORN_TIMEOUT", 300, minimum=1)
+graceful_timeout = 30
+keepalive = 5
+
+# gunicorn >= 25 opens a control socket under $HOME by default; nothing here uses it, the image's
+# user cannot write its home, and several servers on one host would fight over the one path.
+control_socket_disable = True
+
+accesslog = "-"
+errorlog = "-"
+# The worker's pid (p) shows which process served a request; L is the request time in seconds.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)ss pid=%(p)s'
+
+# Heartbeat files on a RAM disk: a disk-backed /tmp (as in containers) can stall workers.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+
+RAM_STORE_WARNING = """
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+WARNING: {workers} gunicorn workers and MEDIASTORE_REDIS_URL is empty.
+DictStore (RAM store) objects then live in the memory of the one worker process that stored them:
+a download served by another worker does not find an upload, and every restart loses them.
+Set MEDIASTORE_REDIS_URL (e.g. redis://redis:6379/0) to share them between all workers and
+replicas, or run a single worker (WEB_CONCURRENCY=1) if you must do without Redis.
+!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
+
+
+def on_starting(server) -> None:
+    """Warn loudly, once, at start-up when the RAM store would be split between worker processes."""
+    if server.cfg.workers > 1 and not env.get_str("MEDIASTORE_REDIS_URL"):
+        server.log.warning(RAM_STORE_WARNING.format(workers=server.cfg.workers))

@@ -1,0 +1,234 @@
+"""Helpers for the deployment tests: throw-away PostgreSQL databases, servers started the way
+production starts them (``bin/start``), free ports, and the skip-or-fail rule.
+
+Rule: an end-to-end test whose tools or services are missing skips with a reason on a developer
+machine, and fails instead when ``MEDIASTORE_REQUIRE_E2E`` is set (or, for PostgreSQL and Redis,
+``CI``), so CI cannot pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+PASSWORD = "e2e-password-not-secret-7261"
+SERVICE_USER = "e2e-service"
+ADMIN_USER = "e2e-admin"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def required(*, ci_too: bool = False) -> bool:
+    return bool(os.environ.get("MEDIASTORE_REQUIRE_E2E") or (ci_too and os.environ.get("CI")))
+
+
+def skip_or_fail(reason: str, *, ci_too: bool = False) -> None:
+    if required(ci_too=ci_too):
+        pytest.fail(
+            f"{reason} (MEDIASTORE_REQUIRE_E2E{' or CI' if ci_too else ''} is set: failing, not skipping)"
+        )
+    pytest.skip(reason)
+
+
+def require_operations(*operations: tuple[str, str]) -> None:
+    """Skip (or fail, see above) unless the API has these (method, path) operations.
+
+    The transfer endpoints are written in parallel with these tests; once they exist this never skips.
+    """
+    from mediastore.api import api
+
+    paths = api.get_openapi_schema()["paths"]
+    missing = [f"{m.upper()} {p}" for m, p in operations if m not in paths.get(p, {})]
+    if missing:
+        skip_or_fail(f"not in the API yet: {', '.join(missing)} (stores/transfer_api.py)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def pg_params() -> dict[str, str]:
+    """Where the throw-away databases are created: the POSTGRES_* of the environment, or local."""
+    return {
+        "host": os.environ.get("POSTGRES_HOST") or "127.0.0.1",
+        "port": os.environ.get("POSTGRES_PORT") or "5432",
+        "user": os.environ.get("POSTGRES_USER") or "postgres",
+        "password": os.environ.get("POSTGRES_PASSWORD") or "",
+    }
+
+
+class ThrowAwayDatabase:
+    """A PostgreSQL database created for one test module and dropped afterwards."""
+
+    def __init__(self) -> None:
+        self.params = pg_params()
+        self.name = f"mediastore_e2e_{uuid.uuid4().hex[:12]}"
+
+    def _admin(self):
+        import psycopg
+
+        return psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **self.params)
+
+    def create(self) -> None:
+        import psycopg
+
+        try:
+            with self._admin() as conn:
+                conn.execute(f'CREATE DATABASE "{self.name}"')
+        except psycopg.OperationalError as exc:
+            skip_or_fail(
+                f"PostgreSQL at {self.params['host']}:{self.params['port']} unreachable: {exc}", ci_too=True
+            )
+
+    def drop(self) -> None:
+        with self._admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def env(self) -> dict[str, str]:
+        p = self.params
+        return {
+            "POSTGRES_DB": self.name,
+            "POSTGRES_HOST": p["host"],
+            "POSTGRES_PORT": p["port"],
+            "POSTGRES_USER": p["user"],
+            "POSTGRES_PASSWORD": p["password"],
+        }
+
+
+def require_redis(url: str = REDIS_URL) -> None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        skip_or_fail(f"Redis at {url} unreachable: {exc}", ci_too=True)
+
+
+def server_env(workdir: Path, port: int, workers: int, **extra: str) -> dict[str, str]:
+    """A production-like environment: real settings module, debug off, no .env, nothing inherited
+    from the test run's own DJANGO_/MEDIASTORE_/POSTGRES_/GUNICORN_ variables."""
+    ours = ("DJANGO_", "MEDIASTORE_", "POSTGRES_", "GUNICORN_", "WEB_CONCURRENCY")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        DJANGO_SETTINGS_MODULE="mediastore.settings",
+        MEDIASTORE_ENV_FILE="",
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="localhost,127.0.0.1",
+        MEDIASTORE_DATA_DIR=str(workdir / "data"),
+        DJANGO_STATIC_ROOT=str(workdir / "static"),
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY=str(workers),
+        DJANGO_SERVICEUSER_USERNAME=SERVICE_USER,
+        DJANGO_SERVICEUSER_PASSWORD=PASSWORD,
+        DJANGO_SUPERUSER_USERNAME=ADMIN_USER,
+        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
+        DJANGO_SUPERUSER_EMAIL="admin@example.org",
+    )
+    env.update(extra)
+    return env
+
+
+class Process:
+    """A server process of ours, its output in a log file; stopped by its own pid (and group)."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log_path = log
+        self._log = open(log, "wb")  # closed in stop()
+        self.proc = subprocess.Popen(
+            args, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until(self, ready, timeout: float = 120) -> None:
+        """Poll ``ready()`` until it is true; fail with the log when the process dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-5000:]}")
+            try:
+                if ready():
+                    return
+            except (requests.ConnectionError, OSError):
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"{self.name} not ready after {timeout} s:\n{self.log()[-5000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+def start_app(workdir: Path, env: dict[str, str], *, via_start_script: bool = True) -> Process:
+    """``bin/start`` (migrate, accounts, collectstatic, then gunicorn), or gunicorn alone."""
+    if via_start_script:
+        args = [str(REPO / "bin" / "start")]
+    else:
+        args = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "mediastore.wsgi"]
+    return Process("gunicorn", args, env, workdir / "gunicorn.log")
+
+
+def fetch(url: str, verify: bool | str = True, **kw) -> requests.Response:
+    """One GET outside any session, ignoring the environment's proxy and CA variables."""
+    with new_session(verify) as session:
+        return session.get(url, **{"timeout": 30, **kw})
+
+
+def http_ok(url: str, verify: bool | str = True) -> bool:
+    return fetch(url, verify, timeout=5).status_code == 200
+
+
+def make_workdir(prefix: str) -> Path:
+    """A temp directory readable by everyone: nginx workers run as ``nobody`` when started as root."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+def remove_workdir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def new_session(verify: bool | str = True) -> requests.Session:
+    """A session that ignores the environment's CA bundle and proxy variables (they would
+    override ``verify`` and route loopback requests elsewhere)."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = verify
+    return session
+
+
+def login(base: str, verify: bool | str = True) -> requests.Session:
+    """A session carrying the service user's bearer token."""
+    session = new_session(verify)
+    response = session.post(
+        f"{base}/api/login", json={"username": SERVICE_USER, "password": PASSWORD}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    session.headers["Authorization"] = f"Bearer {response.json()['token']}"
+    return session
