@@ -62,11 +62,12 @@ class StorageError(MediastoreError):
         return {"detail": self.message}
 
 
-class PayloadTooLarge(MediastoreError):
-    """A request body is over the configured limit: 413 ``{"detail": "..."}``."""
+class LengthRequired(MediastoreError):
+    """A streamed body came without a length the server can trust: 411 ``{"detail": "..."}``."""
 
-    status_code = 413
-    kind = "PayloadTooLarge"
+    status_code = 411
+    kind = "LengthRequired"
 
     def body(self) -> dict:
         return {"detail": self.message}
+

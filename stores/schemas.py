@@ -1,5 +1,7 @@
 from ninja import Field, Schema
 
+from mediastore.schema_utils import null_means_default
+
 
 class S3ConfigIn(Schema):
     """An S3 endpoint and its credentials. The keys are stored for signing requests and are never
@@ -28,6 +30,8 @@ class StoreConfigIn(Schema):
     type: str = Field(..., description="Store type, e.g. `FilesystemStore` or `BucketStore`.")
     bucket: str = Field(..., description="Bucket[/prefix], path below the storage root, or namespace.")
     s3_url: str = Field("", description="BucketStore only: the `url` of an existing S3 configuration.")
+
+    nulls_are_defaults = null_means_default("s3_url")
 
 
 class StoreConfigOut(Schema):

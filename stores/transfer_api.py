@@ -13,7 +13,7 @@ from ninja import Body, Router
 
 from media.schemas import MediaError, MediaOut
 from media.selectors import media_get, media_read_many
-from mediastore.errors import MediastoreError, NotFound
+from mediastore.errors import LengthRequired, MediastoreError, NotFound
 from stores import transfer
 from stores.ranges import Unsatisfiable, parse_range
 from stores.transfer_schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
@@ -101,7 +101,13 @@ def content_put(request: HttpRequest, pid: str):
     SHA-256 and the request's `Content-Type`, and mark the media READY. Replaces bytes stored
     before. If the store fails the answer is 502 and the media is unchanged."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
-    return transfer.put_content(pid, request, content_type=content_type, user=request.auth)
+    if request.META.get("CONTENT_LENGTH", "") != "":
+        stream = request
+    elif request.META.get("wsgi.input_terminated"):  # chunked body; the server marks where it ends
+        stream = request.META["wsgi.input"]
+    else:
+        raise LengthRequired("send the body with a Content-Length header (or chunked through gunicorn)")
+    return transfer.put_content(pid, stream, content_type=content_type, user=request.auth)
 
 
 @router.get(

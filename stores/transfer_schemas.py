@@ -5,6 +5,7 @@ from __future__ import annotations
 from ninja import Field, Schema
 
 from media.schemas import MediaIn, MediaOut
+from mediastore.schema_utils import null_means_default
 
 
 class UploadIn(Schema):
@@ -17,6 +18,8 @@ class UploadIn(Schema):
         "a BucketStore media is created PENDING and a presigned PUT url is returned.",
     )
     content_type: str = Field("", description="Media type of the bytes; default application/octet-stream.")
+
+    nulls_are_defaults = null_means_default("base64", "content_type")
 
 
 class UploadOut(Schema):

@@ -376,3 +376,26 @@ def test_symlink_planted_in_a_store_is_not_followed(api, id_types, store_for, se
     response = api.get("/api/download/l2")
     assert response.status_code == 422
     assert "root:" not in response.content.decode()
+
+
+def test_streaming_upload_without_a_length_is_411(api, id_types, store_for):
+    """A chunked body Django cannot see was stored as 0 bytes with a 200 before."""
+    api.post("/api/media", media_body("c1", store_config=store_for("FilesystemStore")))
+    headers = {"Authorization": f"Bearer {api.token}"}
+    response = api.client.put("/api/media/c1/content", data=b"abc", headers=headers, CONTENT_LENGTH="")
+    assert response.status_code == 411
+    assert Media.objects.get(pid="c1").store_status == "PENDING"
+
+
+def test_streaming_upload_of_an_empty_body_stores_an_empty_object(api, id_types, store_for):
+    api.post("/api/media", media_body("c2", store_config=store_for("FilesystemStore")))
+    headers = {"Authorization": f"Bearer {api.token}"}
+    response = api.client.put("/api/media/c2/content", data=b"", headers=headers, CONTENT_LENGTH="0")
+    assert response.status_code == 200
+    assert response.json()["size"] == 0
+    assert b"".join(api.get("/api/media/c2/content").streaming_content) == b""
+
+
+def test_null_base64_from_the_published_client_means_presigned(api, id_types, store_for):
+    body = {"mediadata": media_body("z1", store_config=store_for("BucketStore")), "base64": None}
+    assert api.post("/api/upload", body).json()["status"] == "PENDING"
