@@ -94,8 +94,8 @@ class JsonBodyLimitMiddleware:
                 return JsonResponse(
                     {
                         "detail": f"request body of {length / 2**20:.1f} MB is over the limit of "
-                        f"{limit_mb} MB; raise MEDIASTORE_MAX_UPLOAD_MB to accept it, or stream the bytes with "
-                        "PUT /api/media/{pid}/content"
+                        f"{limit_mb} MB; raise MEDIASTORE_MAX_UPLOAD_MB to accept it, or stream the bytes "
+                        "with PUT /api/media/{pid}/content"
                     },
                     status=413,
                 )

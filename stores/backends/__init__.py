@@ -61,7 +61,8 @@ def _dict_store(bucket: str, s3: S3Params | None) -> Backend:
     if settings.MEDIASTORE_REDIS_URL:  # shared by every worker and replica
         from stores.backends.redisstore import RedisDictStore
 
-        return RedisDictStore(bucket, url=settings.MEDIASTORE_REDIS_URL, ttl=settings.MEDIASTORE_RAM_TTL_SECONDS)
+        ttl = settings.MEDIASTORE_RAM_TTL_SECONDS
+        return RedisDictStore(bucket, url=settings.MEDIASTORE_REDIS_URL, ttl=ttl)
     return DictStore(bucket)
 
 
