@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -144,10 +145,16 @@ def test_upload_once_then_every_download_finds_the_bytes(server):
 
     # The access log names the worker of each request: the downloads really were spread out, and
     # some were served by a worker other than the one that took the upload.
-    log = server["app"].log()
+    # A worker writes its access-log line after the response went out: give the last ones a moment.
     quoted = re.escape(pid)
+    deadline = time.monotonic() + 10
+    while True:
+        log = server["app"].log()
+        download_pids = re.findall(rf'"GET /api/download/{quoted} HTTP/1\.1" 200 .* pid=<(\d+)>', log)
+        if len(download_pids) >= 40 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     upload_pids = set(re.findall(r'"POST /api/upload HTTP/1\.1" 200 .* pid=<(\d+)>', log))
-    download_pids = re.findall(rf'"GET /api/download/{quoted} HTTP/1\.1" 200 .* pid=<(\d+)>', log)
     assert len(download_pids) == 40
     assert len(upload_pids) == 1
     assert set(download_pids) - upload_pids, "all downloads hit the uploading worker: the test proves nothing"
