@@ -13,6 +13,7 @@ from mediastore.auth import BearerToken
 from mediastore.auth import router as auth_router
 from mediastore.errors import MediastoreError
 from mediastore.health import router as health_router
+from mediastore.parser import JsonParser
 from stores.api import router as stores_router
 from stores.transfer_api import router as transfer_router
 
@@ -33,6 +34,7 @@ api = NinjaAPI(
     version="1.0.0",
     description=DESCRIPTION,
     auth=BearerToken(),
+    parser=JsonParser(),
     urls_namespace="api",
 )
 

@@ -70,4 +70,3 @@ class LengthRequired(MediastoreError):
 
     def body(self) -> dict:
         return {"detail": self.message}
-

@@ -6,7 +6,8 @@ Registered before the media router: its ``/media/{path:pid}`` routes would other
 
 from __future__ import annotations
 
-import base64
+import itertools
+import json
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Body, Router
@@ -85,8 +86,19 @@ def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
 def download(request: HttpRequest, pid: str):
     """The media and its bytes as base64. 409 when the bytes were never stored; a PENDING media
     whose upload has arrived is completed first. For large files use `GET /api/media/{pid}/content`."""
-    media, data = transfer.read_bytes(media_get(pid), user=request.auth)
-    return {"mediadata": media, "base64": base64.b64encode(data).decode("ascii")}
+    media = transfer.complete(media_get(pid), user=request.auth)
+    size = transfer.stored_size(media)
+    chunks = transfer.open_content(media, 0, None)
+    # The JSON is streamed: the bytes are encoded piece by piece instead of being held whole, as
+    # bytes, as base64 text and as the rendered JSON, all at once.
+    head = json.dumps({"mediadata": MediaOut.from_orm(media).model_dump(mode="json"), "presigned_get": ""})
+    head_bytes = head[:-1].encode() + b', "base64": "'
+    tail = b'"}'
+    response = StreamingHttpResponse(
+        itertools.chain([head_bytes], transfer.base64_chunks(chunks), [tail]), content_type="application/json"
+    )
+    response["Content-Length"] = str(len(head_bytes) + transfer.base64_length(size) + len(tail))
+    return response
 
 
 @router.put(

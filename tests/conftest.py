@@ -25,7 +25,18 @@ class ApiClient:
         kwargs = {}
         if json is not None:
             kwargs = {"data": jsonlib.dumps(json), "content_type": "application/json"}
-        return self.client.generic(method, path, headers=headers, **kwargs, **extra)
+        response = self.client.generic(method, path, headers=headers, **kwargs, **extra)
+        if response.streaming and response.get("Content-Type", "").startswith("application/json"):
+            # Streamed JSON (downloads, dumps): .json() reads the stream once, as a client would.
+            cache: list[bytes] = []
+
+            def read_json():
+                if not cache:
+                    cache.append(b"".join(response.streaming_content))
+                return jsonlib.loads(cache[0])
+
+            response.json = read_json
+        return response
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

@@ -29,10 +29,11 @@ from mediastore.errors import RuleViolation, StorageError
 from stores.backends.base import DEFAULT_CHUNK_SIZE, Backend, ChunkIterator, ObjectNotFound, check_range
 from stores.paths import validate_store_key
 
-# Multipart uploads: parts of 16 MiB, at most 4 in memory and 4 in flight per upload (about
-# 64 MiB), and up to 10 000 parts, so objects up to about 160 GiB.
-PART_SIZE = 16 << 20
-MAX_PARTS_IN_MEMORY = 4
+# Multipart uploads: parts of 8 MiB, at most 2 in memory and 2 in flight per upload (about 16 MiB,
+# which keeps a streaming upload's memory under 64 MB; bench/transfer.py measures it), and up to
+# 10 000 parts, so streamed objects up to about 78 GiB.
+PART_SIZE = 8 << 20
+MAX_PARTS_IN_MEMORY = 2
 
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 _CREDENTIAL_CODES = frozenset(

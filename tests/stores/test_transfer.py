@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -399,3 +400,16 @@ def test_streaming_upload_of_an_empty_body_stores_an_empty_object(api, id_types,
 def test_null_base64_from_the_published_client_means_presigned(api, id_types, store_for):
     body = {"mediadata": media_body("z1", store_config=store_for("BucketStore")), "base64": None}
     assert api.post("/api/upload", body).json()["status"] == "PENDING"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 3 * (1 << 20) + 1])
+def test_streamed_base64_download_is_exact(api, id_types, store_for, size):
+    """The download is encoded piecewise: every length must come out whole, with a true Content-Length."""
+    data = os.urandom(size)
+    assert upload(api, f"z{size}", store_for("FilesystemStore"), data=data).status_code == 200
+    response = api.get(f"/api/download/z{size}")
+    raw = b"".join(response.streaming_content)
+    assert int(response["Content-Length"]) == len(raw)
+    body = json.loads(raw)
+    assert base64.b64decode(body["base64"]) == data
+    assert body["mediadata"]["pid"] == f"z{size}" and body["presigned_get"] == ""
