@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 from django.http import HttpRequest
@@ -26,5 +27,7 @@ class JsonParser(Parser):
             return json.loads(raw)
         text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads(bytes) does
         del raw
+        # Django keeps the bytes as _body and wrapped in _stream (a BytesIO sharing the buffer).
         request._body = b""
+        request._stream = io.BytesIO()
         return json.loads(text)
