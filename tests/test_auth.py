@@ -177,3 +177,20 @@ def test_unpaired_surrogates_are_a_clear_422(api):
         headers={"Authorization": f"Bearer {api.token}"},
     )
     assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_number_constants_are_refused(api, id_types, constant):
+    """Python's json accepts NaN; PostgreSQL's jsonb does not (it was a 500 there, a 409 on SQLite)."""
+    body = (
+        '{"pid": "a", "pid_type": "local", "store_config": {"type": "DictStore", "bucket": "x"}, '
+        '"metadata": {"x": %s}}'
+    )
+    response = api.client.post(
+        "/api/media",
+        data=body % constant,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {api.token}"},
+    )
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Cannot parse request body"}
