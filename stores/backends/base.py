@@ -63,9 +63,13 @@ class Backend(abc.ABC):
         which releases files and connections even if iteration never started.
         """
 
-    @abc.abstractmethod
     def exists(self, key: str) -> bool:
-        """Whether an object is stored under ``key``."""
+        """Whether an object is stored under ``key`` (by default: whether ``size`` finds one)."""
+        try:
+            self.size(key)
+        except ObjectNotFound:
+            return False
+        return True
 
     @abc.abstractmethod
     def size(self, key: str) -> int:

@@ -267,13 +267,6 @@ class BucketStore(Backend):
 
         return ChunkIterator(chunks(), body.close)
 
-    def exists(self, key: str) -> bool:
-        try:
-            self._head(key)
-        except ObjectNotFound:
-            return False
-        return True
-
     def size(self, key: str) -> int:
         return int(self._head(key)["ContentLength"])
 

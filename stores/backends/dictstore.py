@@ -64,13 +64,6 @@ class DictStore(Backend):
         chunks = (data[pos : min(pos + chunk_size, end)] for pos in range(start, end, chunk_size))
         return ChunkIterator(chunks, lambda: None)
 
-    def exists(self, key: str) -> bool:
-        try:
-            self._lookup(key)
-        except ObjectNotFound:
-            return False
-        return True
-
     def size(self, key: str) -> int:
         return len(self._lookup(key))
 

@@ -152,13 +152,6 @@ class FilesystemStore(Backend):
             raise ObjectNotFound(key)
         return info.st_size
 
-    def exists(self, key: str) -> bool:
-        try:
-            self.size(key)
-        except ObjectNotFound:
-            return False
-        return True
-
     def delete(self, key: str) -> None:
         path = self._path(key)
         try:

@@ -237,13 +237,6 @@ class ZipStore(Backend):
     def size(self, key: str) -> int:
         return self._info(key).file_size
 
-    def exists(self, key: str) -> bool:
-        try:
-            self._info(key)
-        except ObjectNotFound:
-            return False
-        return True
-
     def iter_bytes(
         self, key: str, start: int = 0, length: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
     ) -> Iterator[bytes]:
