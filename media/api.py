@@ -6,17 +6,19 @@ generic routes would otherwise swallow ``/media/dump`` and friends.
 
 from __future__ import annotations
 
-from django.http import HttpRequest
-from ninja import Body, Router
+from django.http import HttpRequest, HttpResponse
+from ninja import Body, Query, Router, Status
 
-from media import selectors, services
+from media import search, selectors, services
 from media.history import media_history
 from media.schemas import (
     BulkResult,
     HistoryEntry,
     MediaBulkPatch,
     MediaIn,
+    MediaListQuery,
     MediaOut,
+    MediaPage,
     MediaPatch,
     MediaSearch,
     UpdateIdentifiers,
@@ -117,16 +119,43 @@ def media_metadata_delete(request: HttpRequest, payload: list[UpdateMetadata]):
     return services.media_metadata_update(payload, user=request.auth, op="delete").as_dict()
 
 
-@router.get("/media/dump", response=list[MediaOut], summary="Every media")
-def media_dump(request: HttpRequest):
-    """Every media, by pk."""
-    return selectors.media_queryset().order_by("pk")
+@router.get("/media", response=MediaPage, summary="List media, filtered and paged")
+def media_list(request: HttpRequest, query: Query[MediaListQuery]):
+    """One page of the media matching every given filter (none given: all media), by pk unless
+    `order_by` says otherwise, as `{count, count_exact, next, previous, items}`; follow `next` for
+    more. The filters are those of `POST /api/media/search` as query parameters: repeat `tags`,
+    `tags_all`, `pid_type`, `identifiers` (`type=wildcard`) and `metadata` (`path:op[:value]`, e.g.
+    `metadata=a.b:gte:5`). `count` is exact unless `count_exact` is false (counting stops at a cap).
+    Unknown parameters are a 422 naming them."""
+    return search.media_list(request, query)
+
+
+@router.get("/media/dump", response=list[MediaOut], summary="Every media, streamed")
+def media_dump(request: HttpRequest, limit: int | None = None, offset: int = 0):
+    """Every media by pk as one JSON array, sent in pieces so any table size works; `limit` and
+    `offset` take a slice. For filtered or paged reads use `GET /api/media`."""
+    return search.JsonArrayStream(search.media_dump_chunks(limit=limit, offset=offset))
 
 
 @router.post("/media/search", response=list[MediaOut], summary="Search media")
-def media_search(request: HttpRequest, payload: MediaSearch):
-    """Media carrying any of `tags`, each once."""
-    return selectors.media_with_any_tag(payload.tags).order_by("pk")
+def media_search(
+    request: HttpRequest,
+    response: HttpResponse,
+    payload: MediaSearch,
+    limit: int | None = None,
+    offset: int | None = None,
+):
+    """Media matching every given filter (AND), by pk unless `order_by` says otherwise. `{"tags": [...]}`
+    alone finds the media carrying any of those tags, each once; a body with no filter finds nothing.
+    `metadata` takes conditions `{"path": "a.b", "op": "gte", "value": 5}` (ops eq, ne, lt, lte, gt,
+    gte, in, contains, exists, wildcard; a value of another JSON type never matches). One page comes
+    back (`limit`, default 1000, at most 10000; `offset`): `X-Total-Count` tells how many match (a lower
+    bound when `X-Total-Count-Exact` is false) and, when there are more, `Link: <url>; rel="next"`
+    gives the URL to POST the same body to (its `limit`/`offset` query parameters win over the body's).
+    Unknown filters and malformed conditions are a 422 naming the field."""
+    page = search.media_search(payload, limit=limit, offset=offset)
+    search.set_page_headers(response, request, page)
+    return page.items
 
 
 @router.get("/media/{path:pid}/history", response=list[HistoryEntry], summary="Audit history of a media")
@@ -148,7 +177,7 @@ def media_patch(request: HttpRequest, pid: str, payload: MediaPatch):
     store pk or description) moves a media that has no stored bytes yet. The pid in the path wins
     over one in the body; `{}` changes nothing."""
     services.media_patch(pid, payload, user=request.auth)
-    return 204, None
+    return Status(204, None)
 
 
 @router.delete("/media/{path:pid}", response={204: None}, summary="Delete one media")
@@ -156,4 +185,4 @@ def media_delete(request: HttpRequest, pid: str):
     """Delete the media and, when READY, its stored bytes (first; if the storage fails the media
     stays and the answer is 502). 404 if there is none."""
     services.media_delete(pid, user=request.auth)
-    return 204, None
+    return Status(204, None)

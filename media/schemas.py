@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+import re
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ninja import Field, Schema
+from pydantic import ConfigDict, StrictInt, StrictStr, ValidationError, field_validator, model_validator
 
+from mediastore.errors import RuleViolation
+from mediastore.schema_utils import null_means_default
 from stores.schemas import StoreConfigIn, StoreConfigOut
 
 
@@ -20,6 +25,8 @@ class MediaIn(Schema):
     identifiers: dict[str, str] = Field(default_factory=dict, description="More identifiers: {type: value}.")
     metadata: dict[str, Any] = Field(default_factory=dict, description="Free JSON metadata.")
     tags: list[str] = Field(default_factory=list)
+
+    nulls_are_defaults = null_means_default("identifiers", "metadata", "tags")
 
 
 class MediaOut(Schema):
@@ -88,6 +95,8 @@ class UpdateMetadata(Schema):
     keys: list[str] = Field(default_factory=list, description="Path into the metadata; empty: the whole.")
     data: Any = Field(default_factory=dict, description="The value (object or list) to set or merge.")
 
+    nulls_are_defaults = null_means_default("keys", "data")
+
 
 class MediaError(Schema):
     pid: str
@@ -101,7 +110,57 @@ class BulkResult(Schema):
 
 
 class MediaSearch(Schema):
+    """Filters of `POST /api/media/search`; every filter is optional and all given ones must hold (AND).
+
+    Wildcards (`pid`, `identifiers`, `identifier`, metadata `wildcard`): `*` matches any run of
+    characters, `?` exactly one, `\\` makes the next character literal (`\\*`, `\\?`, `\\\\`); `%` and `_`
+    are ordinary characters; matching is case-sensitive and covers the whole value. A search without
+    any filter (`{}` or `{"tags": []}`) finds nothing, as the earlier server did; an empty list next to
+    other filters adds no condition, and null means not given. Unknown filter names are refused (422
+    naming them).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
     tags: list[str] = Field(default_factory=list, description="Media carrying any of these tags.")
+    tags_all: list[str] = Field(default_factory=list, description="Media carrying every one of these tags.")
+    pid: str | None = Field(None, description="Wildcard the pid must match, e.g. `D2024*_IFCB1??`.")
+    pid_type: str | list[str] | None = Field(
+        None, description="Identifier type of the pid: a name or a list."
+    )
+    identifiers: dict[str, str] = Field(
+        default_factory=dict, description="`{type: wildcard}`: the identifier of each type must match."
+    )
+    identifier: str | None = Field(None, description="Wildcard that the pid or any identifier value matches.")
+    metadata: list[MetadataCondition] = Field(default_factory=list, description="Conditions on metadata.")
+    store_status: Literal["PENDING", "READY"] | None = None
+    store_config: int | None = Field(None, ge=1, lt=2**63, description="Store configuration pk.")
+    created_after: datetime | None = Field(None, description="Created at or after (ISO 8601; naive is UTC).")
+    created_before: datetime | None = Field(None, description="Created strictly before (ISO 8601).")
+    updated_after: datetime | None = Field(None, description="Last changed at or after (ISO 8601).")
+    updated_before: datetime | None = Field(None, description="Last changed strictly before (ISO 8601).")
+    order_by: Literal["pid", "-pid", "created", "-created", "updated", "-updated"] | None = Field(
+        None, description="Sort order (`-`: descending); default: by pk, i.e. creation order."
+    )
+    limit: int = Field(1000, ge=0, le=10000, description="Page size (at most 10000).")
+    offset: int = Field(0, ge=0, le=10**12, description="Matches to skip.")
+
+    @field_validator("created_after", "created_before", "updated_after", "updated_before")
+    @classmethod
+    def _naive_is_utc(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    nulls_are_defaults = null_means_default("tags", "tags_all", "identifiers", "metadata", "limit", "offset")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_as_rule_violation(cls, data: Any, handler):
+        # A RuleViolation (not a ValueError) passes through pydantic and ninja untouched, so bad
+        # filters answer with the contract's 422 `{"detail": [{"error": "..."}]}` naming the field.
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise RuleViolation(filter_error_sentence(exc, "search filter")) from None
 
 
 class Change(Schema):
@@ -119,3 +178,175 @@ class HistoryEntry(Schema):
     version: str
     mark: int
     changes: list[Change]
+
+
+# --- search: metadata conditions, GET /api/media parameters and page, error sentences ------------
+
+METADATA_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists", "wildcard")
+_INT64 = 2**63
+
+
+def _is_scalar(value: Any) -> bool:
+    """A string, boolean, null, or a number both databases hold exactly (finite, 64-bit integers)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -_INT64 <= value < _INT64
+    return value is None or isinstance(value, str | bool)
+
+
+def _check_containable(value: Any, depth: int = 0) -> None:
+    """`contains` takes a scalar, a list of scalars, or an object of those (nested objects too)."""
+    if depth > 8:
+        raise ValueError("'contains' value is nested too deeply")
+    if isinstance(value, list):
+        if not all(_is_scalar(item) for item in value):
+            raise ValueError("'contains' lists may only hold strings, numbers, booleans or null")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_containable(item, depth + 1)
+    elif not _is_scalar(value):
+        raise ValueError("'contains' numbers must be finite and integers within 64 bits")
+
+
+class MetadataCondition(Schema):
+    """One condition on the metadata value at `path`.
+
+    `path` is `"a.b.c"` (object keys) or `["a", "b", 0]` (strings are object keys, integers index
+    lists). Values compare only with values of the same JSON type: numbers as numbers, strings by
+    code point, and a type mismatch (or a missing path) never matches, for `ne` too.
+    Ops: `eq`/`ne` (string, number, boolean; `eq` also null), `lt`/`lte`/`gt`/`gte` (number or
+    string), `in` (a list of those: equal to any), `contains` (the value at path is a list holding
+    `value`, or every item of a list `value`; or an object containing the object `value`, nested
+    objects compared the same way), `exists` (`value` true, the default, or false), `wildcard`
+    (a string pattern the string at path must match).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | list[StrictStr | StrictInt] = Field(..., description='`"a.b.c"` or `["a", "b", 0]`.')
+    op: Literal["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists", "wildcard"]
+    value: Any = Field(None, description="What to compare with; see the op.")
+
+    @property
+    def path_keys(self) -> list[str | int]:
+        return self.path.split(".") if isinstance(self.path, str) else list(self.path)
+
+    @model_validator(mode="after")
+    def _check(self) -> MetadataCondition:
+        keys = self.path_keys
+        if not keys or (isinstance(self.path, str) and "" in keys):
+            raise ValueError("path must name at least one key and no empty ones (use the list form)")
+        for key in keys:
+            if isinstance(key, int) and key < 0:
+                raise ValueError("list indexes in a path must not be negative")
+            if isinstance(key, str) and '"' in key:
+                raise ValueError("path keys must not contain '\"'")
+        op, value = self.op, self.value
+        if op == "exists":
+            if value is None:
+                self.value = True
+            elif not isinstance(value, bool):
+                raise ValueError("'exists' takes true or false")
+        elif op == "wildcard":
+            if not isinstance(value, str):
+                raise ValueError("'wildcard' needs a string pattern")
+        elif op in ("lt", "lte", "gt", "gte"):
+            if isinstance(value, bool) or value is None or not _is_scalar(value):
+                raise ValueError(f"'{op}' needs a number or a string")
+        elif op == "eq":
+            if not _is_scalar(value):
+                raise ValueError(
+                    "'eq' needs a string, number, boolean or null (use 'contains' for lists and objects)"
+                )
+        elif op == "ne":
+            if value is None or not _is_scalar(value):
+                raise ValueError("'ne' needs a string, number or boolean")
+        elif op == "in":
+            if not isinstance(value, list) or not all(_is_scalar(item) for item in value):
+                raise ValueError("'in' needs a list of strings, numbers, booleans or nulls")
+            if len(value) > 1000:
+                raise ValueError("'in' takes at most 1000 values")
+        elif op == "contains":
+            _check_containable(value)
+        return self
+
+
+class MediaListQuery(Schema):
+    """Query parameters of `GET /api/media`: the filters of `POST /api/media/search`, where lists are
+    repeated parameters (`?tags=a&tags=b`)."""
+
+    tags: list[str] = Field(default_factory=list, description="Repeatable: media carrying any of these tags.")
+    tags_all: list[str] = Field(default_factory=list, description="Repeatable: media carrying all of these.")
+    pid: str | None = Field(None, description="Wildcard the pid must match (`*`, `?`, `\\` escapes).")
+    pid_type: list[str] = Field(default_factory=list, description="Repeatable: identifier type of the pid.")
+    identifiers: list[str] = Field(
+        default_factory=list, description="Repeatable `type=wildcard`, e.g. `bin=D2024*`."
+    )
+    identifier: str | None = Field(None, description="Wildcard that the pid or any identifier value matches.")
+    metadata: list[str] = Field(
+        default_factory=list,
+        description="Repeatable `path:op[:value]`, e.g. `a.b:gte:5`, `status:eq:done`, `flag:exists`. The "
+        'value is read as JSON when it parses (`5`, `true`, `"5"`, `[1,2]`), else as a string; for '
+        "`wildcard` it is always the pattern text.",
+    )
+    store_status: Literal["PENDING", "READY"] | None = None
+    store_config: int | None = Field(None, ge=1, lt=2**63, description="Store configuration pk.")
+    created_after: datetime | None = Field(None, description="Created at or after (ISO 8601; naive is UTC).")
+    created_before: datetime | None = Field(None, description="Created strictly before (ISO 8601).")
+    updated_after: datetime | None = Field(None, description="Last changed at or after (ISO 8601).")
+    updated_before: datetime | None = Field(None, description="Last changed strictly before (ISO 8601).")
+    order_by: Literal["pid", "-pid", "created", "-created", "updated", "-updated"] | None = Field(
+        None, description="Sort order (`-`: descending); default: by pk, i.e. creation order."
+    )
+    limit: int = Field(1000, ge=0, le=10000, description="Page size (at most 10000).")
+    offset: int = Field(0, ge=0, le=10**12, description="Matches to skip.")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_as_rule_violation(cls, data: Any, handler):
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise RuleViolation(filter_error_sentence(exc, "query parameter")) from None
+
+
+class MediaPage(Schema):
+    count: int = Field(..., description="Number of matches (exact below `count_exact` false; see there).")
+    count_exact: bool = Field(
+        ..., description="False when counting stopped at the server's cap: `count` is then a lower bound."
+    )
+    next: str | None = Field(..., description="URL of the next page, or null.")
+    previous: str | None = Field(..., description="URL of the previous page, or null.")
+    items: list[MediaOut]
+
+
+_TYPE_TAG = re.compile(r"(str|int|float|bool|none|[a-z-]+\[.*\])")
+
+
+def filter_error_sentence(exc: ValidationError, what: str) -> str:
+    """One sentence for a 422 out of pydantic's errors, naming each bad field like `metadata[0].op`.
+
+    Union member tags that pydantic puts into locations (`str`, `list[str]`) are left out, and the
+    messages of one field are joined ("Input should be a valid string or a valid list").
+    """
+    by_field: dict[str, list[str]] = {}
+    for error in exc.errors():
+        parts = [p for p in error["loc"] if isinstance(p, int) or not _TYPE_TAG.fullmatch(p)]
+        name = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+        if error["type"] == "extra_forbidden":
+            by_field.setdefault(name, []).append("is not known")
+            continue
+        by_field.setdefault(name, []).append(error["msg"].removeprefix("Value error, "))
+    sentences = []
+    for name, messages in list(by_field.items())[:5]:
+        messages = list(dict.fromkeys(messages))
+        text = messages[0] + "".join(" or " + m.removeprefix("Input should be ") for m in messages[1:])
+        if text == "is not known":
+            sentences.append(f"unknown {what} '{name}'")
+        else:
+            sentences.append(f"{what} '{name}': {text}" if name else f"{what}: {text}")
+    return "; ".join(sentences)
+
+
+MediaSearch.model_rebuild()

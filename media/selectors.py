@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from media.models import Media, TaggedMedia
+from media.models import Media
 from mediastore.errors import NotFound
 
 
@@ -23,9 +23,3 @@ def media_read_many(pids: list[str]) -> list[Media]:
     """The media of these pids that exist, in the order asked, each once."""
     found = {m.pid: m for m in media_queryset().filter(pid__in=set(pids))}
     return [found[pid] for pid in dict.fromkeys(pids) if pid in found]
-
-
-def media_with_any_tag(tags: list[str]) -> QuerySet[Media]:
-    """Media carrying any of ``tags``, each once (a subquery, so no duplicates and no DISTINCT)."""
-    tagged = TaggedMedia.objects.filter(tag__name__in=tags).values("content_object_id")
-    return media_queryset().filter(pk__in=tagged)

@@ -381,3 +381,17 @@ def test_mark_grows_across_all_media_and_version_counts_revisions(api, id_types)
     api.put("/api/media/update/metadata", [{"pid": "a", "data": {"x": 1}}])
     assert api.get("/api/media/a").json()["version"] == "3"
     assert api.get("/api/media/b").json()["version"] == "1"
+
+
+def test_nulls_from_the_published_clients_optional_fields_mean_defaults(api, id_types):
+    """The published schemas package declares these Optional, so its model_dump() may send null."""
+    body = media_body("n1", identifiers=None, metadata=None, tags=None)
+    body["store_config"] = {"type": "DictStore", "bucket": "tests", "s3_url": None}
+    created = api.post("/api/media", body)
+    assert created.status_code == 200, created.content
+    assert created.json()["identifiers"] == {} and created.json()["tags"] == []
+    patch = {"pid": "n1", "new_pid": None, "pid_type": None, "store_config": None}
+    assert api.patch("/api/media/n1", patch).status_code == 204
+    result = api.put("/api/media/update/metadata", [{"pid": "n1", "keys": None, "data": None}]).json()
+    assert result["successes"] == ["n1"]
+    assert api.get("/api/media/n1").json()["metadata"] == {}

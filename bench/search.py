@@ -1,0 +1,438 @@
+"""Benchmark of media search on PostgreSQL (a script run by hand, not a test).
+
+    python bench/search.py --rows 1000000            # load once (minutes), then measure
+    python bench/search.py --rows 1000000            # again: reuses the loaded database
+    python bench/search.py --rows 200000 --reload    # drop and load again
+
+It creates its own database (``--db``, default ``mediastore_bench``; the name must contain "bench"),
+migrates it up to 0002, loads N media with COPY (pids, identifiers, nested metadata, tags in
+taggit's rows and in ``tag_list``), applies migration 0003 (the search indexes) and VACUUM ANALYZE,
+then times each search ``--runs`` times and prints p50/p95 of:
+
+- ``service``: ``media.search.media_search`` (the page query, the capped COUNT, model rows), and
+- ``http``: the whole ``POST /api/media/search`` (or ``GET /api/media``) through Django's test
+  client: token check, validation, the queries, JSON of every item;
+
+plus the uncapped ``COUNT(*)`` that an exact ``X-Total-Count`` would cost, and the scan lines of
+``EXPLAIN`` for the page and count queries. Connection settings: POSTGRES_HOST/PORT/USER/PASSWORD.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TAGS = [f"tag{i:03d}" for i in range(200)]
+FLAGS = ["ok", "bubbles", "focus", "low_count", "high_count", "ringing", "flow", "debubbled"]
+START = datetime(2016, 1, 1, tzinfo=UTC)
+IFCB = range(100, 137)
+
+
+def setup_django(db: str) -> None:
+    os.environ["POSTGRES_DB"] = db
+    os.environ.setdefault("POSTGRES_USER", "postgres")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret")
+    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,localhost"
+    os.environ["DJANGO_DEBUG"] = "false"  # no query log growing in memory
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediastore.settings")
+    import django
+
+    django.setup()
+
+
+def admin_connect():
+    import psycopg
+
+    return psycopg.connect(
+        host=os.environ.get("POSTGRES_HOST", "127.0.0.1"),
+        port=os.environ.get("POSTGRES_PORT", "5432"),
+        user=os.environ.get("POSTGRES_USER", "postgres"),
+        password=os.environ.get("POSTGRES_PASSWORD") or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+def ensure_database(db: str, reload: bool) -> bool:
+    """Create the database when missing (or dropped by ``reload``); True when it is new."""
+    if "bench" not in db:
+        sys.exit(f"refusing to use database {db!r}: its name must contain 'bench'")
+    with admin_connect() as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone()
+        if exists and reload:
+            conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{db}"')
+            return True
+    return False
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+def zipf_tags(rng: random.Random, weights: list[float]) -> list[str]:
+    count = rng.choices([0, 1, 2, 3, 4], weights=[10, 25, 30, 20, 15])[0]
+    return sorted(set(rng.choices(TAGS, weights=weights, k=count)))
+
+
+def make_row(i: int, rng: random.Random, weights: list[float]) -> tuple:
+    """One media: 70% IFCB bins (pid a bin id), 20% DOIs, 10% local sample ids."""
+    when = START + timedelta(seconds=300 * i)
+    inst = IFCB[i % len(IFCB)]
+    bin_id = f"D{when:%Y%m%dT%H%M%S}_IFCB{inst}"
+    kind = i % 10
+    if kind < 7:
+        pid, pid_type = bin_id, "bin"
+        identifiers = {"local": f"run-{i % 5000}-{i}"}
+        if i % 2:
+            identifiers["doi"] = f"10.5555/ifcb.{i}"
+    elif kind < 9:
+        pid, pid_type = f"10.5555/ifcb.{i}", "doi"
+        identifiers = {"bin": bin_id}
+    else:
+        pid, pid_type = f"sample-{rng.getrandbits(64):016x}-{i}", "local"
+        identifiers = {}
+    metadata = {
+        "instrument": {"name": f"IFCB{inst}", "serial": inst, "firmware": f"v{i % 7}.{i % 3}"},
+        "cruise": f"EN{600 + i % 2000}",
+        "station": i % 50,
+        "sample": {
+            "depth": round(rng.uniform(0, 500), 2),
+            "temperature": round(rng.uniform(-2, 30), 3),
+            "volume_ml": round(rng.uniform(1, 5), 3),
+            "time": when.isoformat(),
+        },
+        "quality": {"score": round(rng.random(), 4), "flags": rng.sample(FLAGS, rng.randint(0, 3))},
+        "roi_count": rng.randint(0, 20000),
+        "processed": bool(i % 3),
+    }
+    if i % 4 == 0:
+        metadata["notes"] = rng.choice(["calm sea", "rough sea", "bloom", "cleaning", ""])
+    tags = zipf_tags(rng, weights)
+    return pid, pid_type, identifiers, metadata, tags, when
+
+
+def load(rows: int, seed: int) -> None:
+    """COPY ``rows`` media and their taggit rows; ids and marks are 1..rows."""
+    from django.db import connection
+    from taggit.models import Tag
+
+    from identifiers.models import IdentifierType
+    from stores.models import StoreConfig
+
+    for name in ("bin", "doi", "local"):
+        IdentifierType.objects.get_or_create(name=name)
+    stores = [StoreConfig.objects.get_or_create(type="DictStore", bucket=f"bench{i}")[0].pk for i in range(3)]
+    tag_ids = {t: Tag.objects.get_or_create(name=t, defaults={"slug": t})[0].pk for t in TAGS}
+    rng = random.Random(seed)
+    weights = [1 / (rank + 1) for rank in range(len(TAGS))]
+    started = time.perf_counter()
+    tagged: list[tuple[int, int, int]] = []
+    connection.ensure_connection()
+    raw = connection.connection  # the psycopg connection (autocommit), for COPY
+    columns = (
+        "id, pid, pid_type, store_config_id, store_key, store_status, identifiers, metadata, tag_list, "
+        "size, checksum, etag, content_type, created, updated, mark, version"
+    )
+    with raw.cursor() as cur, cur.copy(f"COPY media_media ({columns}) FROM STDIN") as copy:
+        for i in range(1, rows + 1):
+            pid, pid_type, identifiers, metadata, tags, when = make_row(i, rng, weights)
+            status = "READY" if i % 5 else "PENDING"
+            copy.write_row(
+                (
+                    i,
+                    pid,
+                    pid_type,
+                    stores[i % 3],
+                    f"key/{i}",
+                    status,
+                    json.dumps(identifiers),
+                    json.dumps(metadata),
+                    json.dumps(tags),
+                    1000 + i % 100000,
+                    "",
+                    "",
+                    "",
+                    when,
+                    when + timedelta(days=i % 30),
+                    i,
+                    1,
+                )
+            )
+            tagged += [(len(tagged) + n + 1, i, tag_ids[t]) for n, t in enumerate(tags)]
+            if i % 200000 == 0:
+                print(f"  {i} media ({time.perf_counter() - started:.0f} s)", flush=True)
+    with (
+        raw.cursor() as cur,
+        cur.copy("COPY media_taggedmedia (id, content_object_id, tag_id) FROM STDIN") as copy,
+    ):
+        for row in tagged:
+            copy.write_row(row)
+    with raw.cursor() as cur:
+        cur.execute("SELECT setval(pg_get_serial_sequence('media_media', 'id'), %s)", [rows])
+        cur.execute(
+            "SELECT setval(pg_get_serial_sequence('media_taggedmedia', 'id'), %s)", [max(len(tagged), 1)]
+        )
+        cur.execute("SELECT setval('media_mark_seq', %s)", [rows])
+    print(
+        f"loaded {rows} media and {len(tagged)} tag rows in {time.perf_counter() - started:.0f} s", flush=True
+    )
+
+
+def reindex() -> None:
+    """Apply migration 0003 again (after changing it): drop its indexes, create them, analyze."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    t = time.perf_counter()
+    call_command("migrate", "media", "0002", verbosity=0)
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
+    print(f"migration 0003 applied again in {time.perf_counter() - t:.0f} s", flush=True)
+
+
+def prepare(db: str, rows: int, reload: bool, seed: int, again: bool) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    fresh = ensure_database(db, reload)
+    setup_django(db)
+    if not fresh:
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM media_media")
+            have = cur.fetchone()[0]
+        if have != rows:
+            sys.exit(f"database {db} holds {have} media, not {rows}: run with --reload")
+        call_command("migrate", verbosity=0)
+        if again:
+            reindex()
+        return
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    call_command("migrate", "media", "0002", verbosity=0)  # load first, index after: much faster
+    load(rows, seed)
+    t = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    print(f"migration 0003 (search indexes) on loaded data: {time.perf_counter() - t:.0f} s", flush=True)
+    connection.ensure_connection()
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE")
+    print(f"ready in {time.perf_counter() - started:.0f} s", flush=True)
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def timed(call, runs: int) -> tuple[float, float]:
+    call()  # warm-up
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - t) * 1000)
+    return statistics.median(samples), percentile(samples, 0.95)
+
+
+def explain(qs) -> list[str]:
+    from django.db import connection
+
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cur:
+        cur.execute("EXPLAIN " + sql, params)
+        plan = [row[0] for row in cur.fetchall()]
+    keep = ("Scan", "Join", "Loop", "Hash", "Bitmap", "Sort", "Limit", "Aggregate", "Gather", "Index Cond")
+    return [line.rstrip() for line in plan if any(word in line for word in keep)]
+
+
+def token() -> str:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user_model = get_user_model()
+    if not user_model.objects.filter(username="bench").exists():
+        user_model.objects.create_user(username="bench", password="bench-password-123")
+    response = Client().post(
+        "/api/login",
+        json.dumps({"username": "bench", "password": "bench-password-123"}),
+        content_type="application/json",
+    )
+    return response.json()["token"]
+
+
+CASES = [
+    ("pid prefix wildcard", {"pid": "D20230615*"}),
+    ("pid infix wildcard", {"pid": "*T1530*_IFCB11?"}),
+    ("identifier wildcard", {"identifier": "10.5555/ifcb.12345?"}),
+    ("identifiers {bin: exact}", {"identifiers": {"bin": "D20200101T001500_IFCB103"}}),
+    ("any tag (2 rare)", {"tags": ["tag150", "tag199"]}),
+    ("any tag (1 common)", {"tags": ["tag002"]}),
+    ("all tags (2 common)", {"tags_all": ["tag000", "tag001"]}),
+    ("all tags (common+rare)", {"tags_all": ["tag000", "tag120"]}),
+    ("metadata eq", {"metadata": [{"path": "cruise", "op": "eq", "value": "EN1234"}]}),
+    (
+        "metadata contains list item",
+        {"metadata": [{"path": "quality.flags", "op": "contains", "value": "ringing"}]},
+    ),
+    ("metadata range (wide)", {"metadata": [{"path": "sample.depth", "op": "gte", "value": 250}]}),
+    (
+        "metadata range (narrow)",
+        {
+            "metadata": [
+                {"path": "sample.depth", "op": "gte", "value": 100},
+                {"path": "sample.depth", "op": "lt", "value": 100.5},
+            ]
+        },
+    ),
+    (
+        "three filters",
+        {"pid": "D2023*", "tags": ["tag010"], "metadata": [{"path": "station", "op": "eq", "value": 3}]},
+    ),
+    ("order_by -created, page 3", {"pid_type": "bin", "order_by": "-created", "limit": 100, "offset": 200}),
+    ("pid prefix, 100 of 73k", {"pid": "D2023*", "limit": 100}),
+    ("pid prefix, order_by pid", {"pid": "D2023*", "order_by": "pid", "limit": 100}),
+]
+
+
+def sql_timer(qs):
+    """Run the SQL of ``qs`` and fetch every row: database time without Django models or JSON."""
+    from django.db import connection
+
+    sql, params = qs.query.sql_with_params()
+
+    def run() -> None:
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            cur.fetchall()
+
+    return run
+
+
+def measure(runs: int, path_index: bool) -> None:
+    from django.db import connection
+    from django.test import Client
+
+    from media import search
+    from media.schemas import MediaSearch
+
+    bearer = token()
+    client = Client(headers={"Authorization": f"Bearer {bearer}"})
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM media_media")
+        total_rows = cur.fetchone()[0]
+        cur.execute("SHOW jit")
+        jit = cur.fetchone()[0]
+    print(f"\n{total_rows} media; count cap {search.COUNT_CAP}; {runs} runs each; jit={jit}")
+    print(
+        "sql page: the page query alone (rows fetched, no models); sql count: the capped COUNT, when the\n"
+        "page needs one; service: media.search.media_search (both queries + models); http: the whole\n"
+        "request (auth, validation, queries, JSON of each item); exact: uncapped COUNT(*), for reference.\n"
+    )
+    print(
+        f"{'query':30} {'page':>5} {'total':>7}  {'sql page':>13}  {'sql count':>13}  {'service':>13}"
+        f"  {'http':>13}  {'exact':>7}"
+    )
+    print(f"{'':30} {'':>5} {'':>7}  {'p50 / p95 ms':>13}" + f"  {'p50 / p95':>13}" * 3 + f"  {'p50':>7}")
+    plans = []
+
+    def pair(values: tuple[float, float] | None) -> str:
+        return f"{values[0]:6.1f}/{values[1]:6.1f}" if values else f"{'-':>13}"
+
+    def run_case(name: str, body: dict) -> None:
+        filters = MediaSearch.model_validate(body)
+        page = search.media_search(filters)
+        qs = search.media_search_queryset(filters)
+        ordered = search.page_queryset(
+            qs, order_by=filters.order_by, limit=filters.limit + 1, offset=filters.offset
+        )
+        counting = search.count_queryset(qs, search.COUNT_CAP + 1)
+        sql_page = timed(sql_timer(ordered), runs)
+        needs_count = page.has_next or (not page.items and filters.offset > 0)
+        sql_count = timed(sql_timer(counting), runs) if needs_count else None
+        service = timed(lambda: search.media_search(filters), runs)
+        http = timed(
+            lambda: client.post("/api/media/search", json.dumps(body), content_type="application/json"), runs
+        )
+        exact = timed(lambda: qs.order_by().count(), max(3, runs // 4))
+        shown = f"{page.total}{'' if page.total_exact else '+'}"
+        print(
+            f"{name:30} {len(page.items):5} {shown:>7}  {pair(sql_page)}  {pair(sql_count)}  {pair(service)}"
+            f"  {pair(http)}  {exact[0]:7.1f}",
+            flush=True,
+        )
+        plans.append((name, explain(ordered), explain(counting) if needs_count else []))
+
+    for name, body in CASES:
+        run_case(name, body)
+
+    # GET /api/media, first page: no filter, default limit (1000), count capped; and smaller pages.
+    for label, url in [
+        ("GET /api/media (first page)", "/api/media"),
+        ("GET /api/media?limit=100", "/api/media?limit=100"),
+        ("GET /api/media?pid=D2023*&limit=100", "/api/media?pid=D2023*&limit=100"),
+    ]:
+        first = client.get(url).json()
+        http = timed(lambda url=url: client.get(url), runs)
+        shown = f"{first['count']}{'' if first['count_exact'] else '+'}"
+        print(f"{label:30} {len(first['items']):5} {shown:>7}  {'':>13}  {'':>13}  {'':>13}  {pair(http)}")
+
+    if path_index:
+        # What an operator can add for a hot metadata path: a btree on exactly the expression that
+        # search.py compares (``metadata #> '{sample,depth}'``), used by the jsonb range operators.
+        with connection.cursor() as cur:
+            cur.execute(
+                "CREATE INDEX IF NOT EXISTS bench_metadata_sample_depth ON media_media "
+                "((metadata #> '{sample,depth}'::text[]))"
+            )
+            cur.execute("ANALYZE media_media")
+        print("\nwith CREATE INDEX ON media_media ((metadata #> '{sample,depth}'::text[])):")
+        run_case("metadata range (narrow) +idx", dict(CASES)["metadata range (narrow)"])
+        run_case("metadata range (wide) +idx", dict(CASES)["metadata range (wide)"])
+        with connection.cursor() as cur:
+            cur.execute("DROP INDEX IF EXISTS bench_metadata_sample_depth")
+
+    print("\nEXPLAIN (page query, then count query), scan lines:")
+    for name, page_plan, count_plan in plans:
+        print(f"\n{name}:")
+        for line in page_plan:
+            print(f"  page | {line}")
+        for line in count_plan:
+            print(f"  count| {line}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=100_000, help="media to load (default 100000)")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per query (default 20)")
+    parser.add_argument("--db", default="mediastore_bench", help="database name (must contain 'bench')")
+    parser.add_argument("--reload", action="store_true", help="drop the database and load it again")
+    parser.add_argument("--seed", type=int, default=4, help="random seed of the data")
+    parser.add_argument("--reindex", action="store_true", help="apply migration 0003 again on loaded data")
+    parser.add_argument(
+        "--no-path-index", action="store_true", help="skip the metadata expression-index demo"
+    )
+    args = parser.parse_args()
+    prepare(args.db, args.rows, args.reload, args.seed, args.reindex)
+    measure(args.runs, not args.no_path_index)
+
+
+if __name__ == "__main__":
+    main()
