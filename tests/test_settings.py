@@ -96,3 +96,18 @@ def test_ensure_serviceuser_from_flags(django_user_model, monkeypatch):
     assert user.is_active and not user.is_staff and not user.is_superuser and user.check_password("pw")
     with pytest.raises(CommandError, match="PASSWORD"):
         call_command("ensure_serviceuser", "--username", "svc2")
+
+
+def test_every_variable_the_code_reads_is_documented_in_dotenv():
+    """dotenv is the public list of settings: a variable read in code but missing there is a defect."""
+    import re
+
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (ROOT / "dotenv").read_text(), re.M))
+    sources = [ROOT / "mediastore" / "settings.py", ROOT / "gunicorn.conf.py"]
+    read = set()
+    for source in sources:
+        read |= set(re.findall(r'env\.get_\w+\(\s*"([A-Z][A-Z0-9_]+)"', source.read_text()))
+        read |= set(re.findall(r'os\.environ(?:\.get)?[\[(]\s*"([A-Z][A-Z0-9_]+)"', source.read_text()))
+    read -= {"http_proxy", "https_proxy"}
+    assert len(read) > 20
+    assert read - documented == set()
