@@ -11,6 +11,7 @@ import json
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Body, Router
+from ninja.responses import NinjaJSONEncoder
 
 from media.schemas import MediaError, MediaOut
 from media.selectors import media_get, media_read_many
@@ -91,7 +92,8 @@ def download(request: HttpRequest, pid: str):
     chunks = transfer.open_content(media, 0, None)
     # The JSON is streamed: the bytes are encoded piece by piece instead of being held whole, as
     # bytes, as base64 text and as the rendered JSON, all at once.
-    head = json.dumps({"mediadata": MediaOut.from_orm(media).model_dump(mode="json"), "presigned_get": ""})
+    mediadata = MediaOut.from_orm(media).model_dump()
+    head = json.dumps({"mediadata": mediadata, "presigned_get": ""}, cls=NinjaJSONEncoder)  # as other answers
     head_bytes = head[:-1].encode() + b', "base64": "'
     tail = b'"}'
     response = StreamingHttpResponse(

@@ -413,3 +413,8 @@ def test_streamed_base64_download_is_exact(api, id_types, store_for, size):
     body = json.loads(raw)
     assert base64.b64decode(body["base64"]) == data
     assert body["mediadata"]["pid"] == f"z{size}" and body["presigned_get"] == ""
+
+
+def test_streamed_download_shows_mediadata_exactly_as_get_does(api, id_types, store_for):
+    upload(api, "same", store_for("FilesystemStore"))
+    assert api.get("/api/download/same").json()["mediadata"] == api.get("/api/media/same").json()
