@@ -148,7 +148,16 @@ class MediaSearch(Schema):
     @field_validator("created_after", "created_before", "updated_after", "updated_before")
     @classmethod
     def _naive_is_utc(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+        """Naive is UTC; others are converted to UTC (PostgreSQL refuses offsets beyond 15:59, which
+        ISO 8601 allows: such a filter was a 500)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("date is out of range once converted to UTC") from None
 
     nulls_are_defaults = null_means_default("tags", "tags_all", "identifiers", "metadata", "limit", "offset")
 
