@@ -109,30 +109,9 @@ class BulkResult(Schema):
     failures: list[MediaError]
 
 
-class MediaSearch(Schema):
-    """Filters of `POST /api/media/search`; every filter is optional and all given ones must hold (AND).
+class SearchScope(Schema):
+    """Filters and paging shared by `POST /api/media/search` and `GET /api/media`."""
 
-    Wildcards (`pid`, `identifiers`, `identifier`, metadata `wildcard`): `*` matches any run of
-    characters, `?` exactly one, `\\` makes the next character literal (`\\*`, `\\?`, `\\\\`); `%` and `_`
-    are ordinary characters; matching is case-sensitive and covers the whole value. A search without
-    any filter (`{}` or `{"tags": []}`) finds nothing, as the earlier server did; an empty list next to
-    other filters adds no condition, and null means not given. Unknown filter names are refused (422
-    naming them).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    tags: list[str] = Field(default_factory=list, description="Media carrying any of these tags.")
-    tags_all: list[str] = Field(default_factory=list, description="Media carrying every one of these tags.")
-    pid: str | None = Field(None, description="Wildcard the pid must match, e.g. `D2024*_IFCB1??`.")
-    pid_type: str | list[str] | None = Field(
-        None, description="Identifier type of the pid: a name or a list."
-    )
-    identifiers: dict[str, str] = Field(
-        default_factory=dict, description="`{type: wildcard}`: the identifier of each type must match."
-    )
-    identifier: str | None = Field(None, description="Wildcard that the pid or any identifier value matches.")
-    metadata: list[MetadataCondition] = Field(default_factory=list, description="Conditions on metadata.")
     store_status: Literal["PENDING", "READY"] | None = None
     store_config: int | None = Field(None, ge=1, lt=2**63, description="Store configuration pk.")
     created_after: datetime | None = Field(None, description="Created at or after (ISO 8601; naive is UTC).")
@@ -158,6 +137,32 @@ class MediaSearch(Schema):
             return value.astimezone(UTC)
         except OverflowError:
             raise ValueError("date is out of range once converted to UTC") from None
+
+
+class MediaSearch(SearchScope):
+    """Filters of `POST /api/media/search`; every filter is optional and all given ones must hold (AND).
+
+    Wildcards (`pid`, `identifiers`, `identifier`, metadata `wildcard`): `*` matches any run of
+    characters, `?` exactly one, `\\` makes the next character literal (`\\*`, `\\?`, `\\\\`); `%` and `_`
+    are ordinary characters; matching is case-sensitive and covers the whole value. A search without
+    any filter (`{}` or `{"tags": []}`) finds nothing, as the earlier server did; an empty list next to
+    other filters adds no condition, and null means not given. Unknown filter names are refused (422
+    naming them).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[str] = Field(default_factory=list, description="Media carrying any of these tags.")
+    tags_all: list[str] = Field(default_factory=list, description="Media carrying every one of these tags.")
+    pid: str | None = Field(None, description="Wildcard the pid must match, e.g. `D2024*_IFCB1??`.")
+    pid_type: str | list[str] | None = Field(
+        None, description="Identifier type of the pid: a name or a list."
+    )
+    identifiers: dict[str, str] = Field(
+        default_factory=dict, description="`{type: wildcard}`: the identifier of each type must match."
+    )
+    identifier: str | None = Field(None, description="Wildcard that the pid or any identifier value matches.")
+    metadata: list[MetadataCondition] = Field(default_factory=list, description="Conditions on metadata.")
 
     nulls_are_defaults = null_means_default("tags", "tags_all", "identifiers", "metadata", "limit", "offset")
 
@@ -281,7 +286,7 @@ class MetadataCondition(Schema):
         return self
 
 
-class MediaListQuery(Schema):
+class MediaListQuery(SearchScope):
     """Query parameters of `GET /api/media`: the filters of `POST /api/media/search`, where lists are
     repeated parameters (`?tags=a&tags=b`)."""
 
@@ -299,17 +304,6 @@ class MediaListQuery(Schema):
         'value is read as JSON when it parses (`5`, `true`, `"5"`, `[1,2]`), else as a string; for '
         "`wildcard` it is always the pattern text.",
     )
-    store_status: Literal["PENDING", "READY"] | None = None
-    store_config: int | None = Field(None, ge=1, lt=2**63, description="Store configuration pk.")
-    created_after: datetime | None = Field(None, description="Created at or after (ISO 8601; naive is UTC).")
-    created_before: datetime | None = Field(None, description="Created strictly before (ISO 8601).")
-    updated_after: datetime | None = Field(None, description="Last changed at or after (ISO 8601).")
-    updated_before: datetime | None = Field(None, description="Last changed strictly before (ISO 8601).")
-    order_by: Literal["pid", "-pid", "created", "-created", "updated", "-updated"] | None = Field(
-        None, description="Sort order (`-`: descending); default: by pk, i.e. creation order."
-    )
-    limit: int = Field(1000, ge=0, le=10000, description="Page size (at most 10000).")
-    offset: int = Field(0, ge=0, le=10**12, description="Matches to skip.")
 
     @model_validator(mode="wrap")
     @classmethod
