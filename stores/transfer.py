@@ -187,12 +187,13 @@ def _record_stored(
     return current
 
 
-def put_content(pid: str, stream: BinaryIO, *, content_type: str, user) -> Media:
-    """Stream a request body into the media's store (replacing bytes it had) and mark it READY."""
+def put_content(pid: str, stream: BinaryIO, *, content_type: str, size: int | None, user) -> Media:
+    """Stream a request body into the media's store (replacing bytes it had) and mark it READY.
+    ``size`` is the body's length when the request declared one."""
     media = media_get(pid)
     backend = media.store_config.backend()
     reader = HashingReader(stream)
-    backend.put_stream(media.store_key, reader)
+    backend.put_stream(media.store_key, reader, size)
     try:
         return _record_stored(
             media,
@@ -311,7 +312,7 @@ def copy_to_store(media: Media, store: StoreConfig) -> str:
         raise _missing(media) from None
     reader = HashingReader(ChunkReader(chunks))
     try:
-        target.put_stream(key, reader)
+        target.put_stream(key, reader, media.size)
         expected = media.checksum or reader.checksum
         if reader.checksum != expected:
             raise Conflict(f"the stored bytes of media '{media.pid}' no longer match its checksum; not moved")

@@ -115,13 +115,20 @@ def content_put(request: HttpRequest, pid: str):
     SHA-256 and the request's `Content-Type`, and mark the media READY. Replaces bytes stored
     before. If the store fails the answer is 502 and the media is unchanged."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
+    size = None
     if request.META.get("CONTENT_LENGTH", "") != "":
         stream = request
+        try:
+            size = int(request.META["CONTENT_LENGTH"])
+        except ValueError:
+            size = -1
+        if size < 0:
+            raise LengthRequired("Content-Length must be a whole number of bytes")
     elif request.META.get("wsgi.input_terminated"):  # chunked body; the server marks where it ends
         stream = request.META["wsgi.input"]
     else:
         raise LengthRequired("send the body with a Content-Length header (or chunked through gunicorn)")
-    return transfer.put_content(pid, stream, content_type=content_type, user=request.auth)
+    return transfer.put_content(pid, stream, content_type=content_type, size=size, user=request.auth)
 
 
 @router.get(

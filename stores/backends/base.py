@@ -40,8 +40,11 @@ class Backend(abc.ABC):
         """Create or overwrite the object under ``key``."""
 
     @abc.abstractmethod
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
         """Store everything ``stream.read(n)`` yields until ``b""``; return the number of bytes.
+
+        ``size``, when the caller knows it (a request's Content-Length), lets a backend plan the
+        write (S3 sizes its multipart parts by it); it is a hint, not a check.
 
         Memory stays bounded where the medium allows. If anything fails (the stream too), no
         partial object is left under ``key``: an existing object stays as it was. Errors raised by

@@ -30,10 +30,20 @@ from stores.backends.base import DEFAULT_CHUNK_SIZE, Backend, ChunkIterator, Obj
 from stores.paths import validate_store_key
 
 # Multipart uploads: parts of 8 MiB, at most 2 in memory and 2 in flight per upload (about 16 MiB,
-# which keeps a streaming upload's memory under 64 MB; bench/transfer.py measures it), and up to
-# 10 000 parts, so streamed objects up to about 78 GiB.
+# which keeps a streaming upload's memory under 64 MB; bench/transfer.py measures it). S3 allows
+# 10 000 parts: with a size hint larger objects get larger parts; without one, up to about 78 GiB.
 PART_SIZE = 8 << 20
+MAX_PARTS = 10_000
 MAX_PARTS_IN_MEMORY = 2
+
+
+def part_size_for(size: int | None) -> int:
+    """The multipart part size for an object of ``size`` bytes (unknown: the default)."""
+    if not size:
+        return PART_SIZE
+    needed = -(-size // MAX_PARTS)  # ceiling division
+    return max(PART_SIZE, -(-needed // (1 << 20)) << 20)  # whole MiB
+
 
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 _CREDENTIAL_CODES = frozenset(
@@ -209,12 +219,13 @@ class BucketStore(Backend):
         with self._s3_errors("write", key):
             self._client().put_object(Bucket=self.bucket, Key=full_key, Body=bytes(data))
 
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
         """Multipart upload with bounded memory; S3 shows the object only once it is complete, and
         boto3 aborts the multipart upload when anything fails (the stream's own errors propagate)."""
         full_key = self._key(key)
+        part = part_size_for(size)
         config = TransferConfig(
-            multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=MAX_PARTS_IN_MEMORY
+            multipart_threshold=part, multipart_chunksize=part, max_concurrency=MAX_PARTS_IN_MEMORY
         )
         config.max_in_memory_upload_chunks = MAX_PARTS_IN_MEMORY
         reader = _FullReader(stream)

@@ -45,7 +45,7 @@ class DictStore(Backend):
         with _LOCK:
             _NAMESPACES.setdefault(self.namespace, {})[key] = value
 
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
         """Reads the whole stream first (the medium is memory anyway), then stores it at once."""
         validate_store_key(key)
         data = b"".join(read_chunks(stream))

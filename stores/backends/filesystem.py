@@ -108,7 +108,7 @@ class FilesystemStore(Backend):
     def put(self, key: str, data: bytes) -> None:
         self._write(key, [data])
 
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
         return self._write(key, read_chunks(stream))
 
     def get(self, key: str) -> bytes:

@@ -117,7 +117,7 @@ class RedisDictStore(Backend):
         with self._translated():
             self._redis.set(name, bytes(data), ex=self.ttl)
 
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
         """Appends chunk by chunk to a temporary key, then renames it into place in one step, so
         memory stays bounded and no partial object is ever visible under ``key``."""
         name = self.redis_key(key)

@@ -135,7 +135,7 @@ class SqliteStore(Backend):
             finally:
                 connection.close()
 
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
         """Spools the stream to a temporary file (small ones in memory) to learn its size, then
         inserts a zero-filled blob of that size and fills it through ``blobopen`` in one
         transaction, so memory stays bounded and a failure leaves the old row as it was."""

@@ -188,7 +188,7 @@ class ZipStore(Backend):
         self._check_key(key)
         self._write(key, io.BytesIO(data), len(data))
 
-    def put_stream(self, key: str, stream: BinaryIO) -> int:
+    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
         self._check_key(key)
         with self._archive_errors("write", key):
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -826,3 +826,14 @@ def test_bucket_store_refused_credentials_are_a_storage_error(s3_server: S3Serve
                     call()
                 assert caught.value.message == refused
                 assert secret_key not in str(caught.value)
+
+
+def test_s3_part_size_grows_with_the_size_hint() -> None:
+    """S3 allows 10 000 parts: without growing parts, streamed objects stopped at about 78 GiB."""
+    from stores.backends.bucket import MAX_PARTS, part_size_for
+
+    assert part_size_for(None) == PART_SIZE == part_size_for(10)
+    for size in (PART_SIZE * MAX_PARTS, PART_SIZE * MAX_PARTS + 1, 500 << 30, 5 << 40):
+        part = part_size_for(size)
+        assert part >= PART_SIZE and part % (1 << 20) == 0
+        assert -(-size // part) <= MAX_PARTS

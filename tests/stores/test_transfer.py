@@ -418,3 +418,12 @@ def test_streamed_base64_download_is_exact(api, id_types, store_for, size):
 def test_streamed_download_shows_mediadata_exactly_as_get_does(api, id_types, store_for):
     upload(api, "same", store_for("FilesystemStore"))
     assert api.get("/api/download/same").json()["mediadata"] == api.get("/api/media/same").json()
+
+
+def test_streaming_upload_with_a_bad_length_is_411(api, id_types, store_for):
+    api.post("/api/media", media_body("c3", store_config=store_for("FilesystemStore")))
+    headers = {"Authorization": f"Bearer {api.token}"}
+    for bad in ("abc", "-5"):
+        response = api.client.put("/api/media/c3/content", data=b"abc", headers=headers, CONTENT_LENGTH=bad)
+        assert response.status_code == 411, bad
+    assert Media.objects.get(pid="c3").store_status == "PENDING"
