@@ -4,12 +4,17 @@ Everything still comes from the environment, so ``POSTGRES_DB=...`` runs the sam
 PostgreSQL. Local data goes to a throw-away directory.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
+
+_data_dir = tempfile.mkdtemp(prefix="mediastore-tests-")
+atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 
 os.environ["MEDIASTORE_ENV_FILE"] = ""  # a developer's .env must not steer the tests
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret")
-os.environ.setdefault("MEDIASTORE_DATA_DIR", tempfile.mkdtemp(prefix="mediastore-tests-"))
+os.environ["MEDIASTORE_DATA_DIR"] = _data_dir  # never a real data directory
 os.environ.pop("MEDIASTORE_STORAGE_ROOT", None)
 
 from mediastore.settings import *  # noqa: E402,F403
