@@ -6,7 +6,7 @@ generic routes would otherwise swallow ``/media/dump`` and friends.
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
 from ninja import Body, Query, Router, Status
 
 from media import search, selectors, services
@@ -25,6 +25,7 @@ from media.schemas import (
     UpdateMetadata,
     UpdateStorekey,
     UpdateTags,
+    media_out_dict,
 )
 from mediastore.errors import RuleViolation
 
@@ -127,7 +128,9 @@ def media_list(request: HttpRequest, query: Query[MediaListQuery]):
     `tags_all`, `pid_type`, `identifiers` (`type=wildcard`) and `metadata` (`path:op[:value]`, e.g.
     `metadata=a.b:gte:5`). `count` is exact unless `count_exact` is false (counting stops at a cap).
     Unknown parameters are a 422 naming them."""
-    return search.media_list(request, query)
+    body = search.media_list(request, query)
+    body["items"] = [media_out_dict(media) for media in body["items"]]
+    return search.json_response(body)
 
 
 @router.get("/media/dump", response=list[MediaOut], summary="Every media, streamed")
@@ -140,7 +143,6 @@ def media_dump(request: HttpRequest, limit: int | None = None, offset: int = 0):
 @router.post("/media/search", response=list[MediaOut], summary="Search media")
 def media_search(
     request: HttpRequest,
-    response: HttpResponse,
     payload: MediaSearch,
     limit: int | None = None,
     offset: int | None = None,
@@ -154,8 +156,9 @@ def media_search(
     gives the URL to POST the same body to (its `limit`/`offset` query parameters win over the body's).
     Unknown filters and malformed conditions are a 422 naming the field."""
     page = search.media_search(payload, limit=limit, offset=offset)
-    search.set_page_headers(response, request, page)
-    return page.items
+    answer = search.json_response([media_out_dict(media) for media in page.items])
+    search.set_page_headers(answer, request, page)
+    return answer
 
 
 @router.get("/media/{path:pid}/history", response=list[HistoryEntry], summary="Audit history of a media")

@@ -59,6 +59,30 @@ class MediaOut(Schema):
         return str(obj.version)
 
 
+def media_out_dict(media) -> dict[str, Any]:
+    """``MediaOut.from_orm(media).model_dump()`` without pydantic's per-field validation, for the
+    endpoints that answer pages of up to 10000 media (validation cost ~40 ms per 1000 there).
+    tests/media/test_search.py checks that both give the same JSON."""
+    store = media.store_config
+    return {
+        "pk": media.pk,
+        "pid": media.pid,
+        "pid_type": media.pid_type_id,
+        "store_config": {"pk": store.pk, "type": store.type, "bucket": store.bucket, "s3_url": store.s3_url},
+        "store_status": media.store_status,
+        "identifiers": media.identifiers,
+        "metadata": media.metadata,
+        "tags": media.tag_list,
+        "mark": media.mark,
+        "version": str(media.version),
+        "size": media.size,
+        "checksum": media.checksum,
+        "content_type": media.content_type,
+        "created": media.created,
+        "updated": media.updated,
+    }
+
+
 class MediaPatch(Schema):
     """Changes to one media; absent fields stay as they are."""
 

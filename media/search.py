@@ -34,7 +34,7 @@ from taggit.models import Tag
 
 from identifiers.rules import NAME_RE
 from media.models import Media, TaggedMedia
-from media.schemas import METADATA_OPS, MediaListQuery, MediaOut, MediaSearch, MetadataCondition
+from media.schemas import METADATA_OPS, MediaListQuery, MediaSearch, MetadataCondition, media_out_dict
 from media.selectors import media_queryset
 from mediastore.errors import RuleViolation
 
@@ -538,6 +538,12 @@ def page_url(request: HttpRequest, offset: int, limit: int) -> str:
     return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
 
 
+def json_response(body: Any) -> HttpResponse:
+    """A JSON answer rendered as ninja renders its own (same encoder, same content type)."""
+    text = json.dumps(body, cls=NinjaJSONEncoder)
+    return HttpResponse(text, content_type="application/json; charset=utf-8")
+
+
 def set_page_headers(response: HttpResponse, request: HttpRequest, page: Page) -> None:
     """``X-Total-Count`` (and ``X-Total-Count-Exact``), and ``Link: <url>; rel="next"`` when more."""
     response["X-Total-Count"] = str(page.total)
@@ -639,7 +645,8 @@ def media_dump_chunks(*, limit: int | None = None, offset: int = 0) -> Iterator[
     """Every media by pk (or ``limit`` of them after ``offset``) as JSON array text, in pieces.
 
     Rows come from a server-side cursor ``DUMP_CHUNK`` at a time and each is serialised with
-    ``MediaOut`` exactly as the other endpoints do, so memory stays flat however large the table.
+    ``media_out_dict`` (the ``MediaOut`` shape) as the other endpoints do, so memory stays flat
+    however large the table.
     """
     # Bounded above too: a huge slice overflowed SQLite's integers mid-stream (found by schemathesis).
     if limit is not None and not 0 <= limit <= 10**12:
@@ -654,7 +661,7 @@ def media_dump_chunks(*, limit: int | None = None, offset: int = 0) -> Iterator[
         batch: list[str] = []
         first = True
         for media in qs.iterator(chunk_size=DUMP_CHUNK):
-            batch.append(json.dumps(MediaOut.from_orm(media).model_dump(), cls=NinjaJSONEncoder))
+            batch.append(json.dumps(media_out_dict(media), cls=NinjaJSONEncoder))
             if len(batch) == DUMP_CHUNK:
                 yield ("" if first else ",") + ",".join(batch)
                 first, batch = False, []
