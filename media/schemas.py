@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict, StrictInt, StrictStr, ValidationError, field_validator, model_validator
@@ -136,6 +136,8 @@ class BulkResult(Schema):
 class SearchScope(Schema):
     """Filters and paging shared by `POST /api/media/search` and `GET /api/media`."""
 
+    error_subject: ClassVar[str] = "filter"  # how error sentences name a field
+
     store_status: Literal["PENDING", "READY"] | None = None
     store_config: int | None = Field(None, ge=1, lt=2**63, description="Store configuration pk.")
     created_after: datetime | None = Field(None, description="Created at or after (ISO 8601; naive is UTC).")
@@ -161,6 +163,16 @@ class SearchScope(Schema):
             return value.astimezone(UTC)
         except OverflowError:
             raise ValueError("date is out of range once converted to UTC") from None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _refuse_as_rule_violation(cls, data: Any, handler):
+        # A RuleViolation (not a ValueError) passes through pydantic and ninja untouched, so bad
+        # filters answer with the contract's 422 `{"detail": [{"error": "..."}]}` naming the field.
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise RuleViolation(filter_error_sentence(exc, cls.error_subject)) from None
 
 
 class MediaSearch(SearchScope):
@@ -190,15 +202,7 @@ class MediaSearch(SearchScope):
 
     nulls_are_defaults = null_means_default("tags", "tags_all", "identifiers", "metadata", "limit", "offset")
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _refuse_as_rule_violation(cls, data: Any, handler):
-        # A RuleViolation (not a ValueError) passes through pydantic and ninja untouched, so bad
-        # filters answer with the contract's 422 `{"detail": [{"error": "..."}]}` naming the field.
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            raise RuleViolation(filter_error_sentence(exc, "search filter")) from None
+    error_subject: ClassVar[str] = "search filter"
 
 
 class Change(Schema):
@@ -329,13 +333,7 @@ class MediaListQuery(SearchScope):
         "`wildcard` it is always the pattern text.",
     )
 
-    @model_validator(mode="wrap")
-    @classmethod
-    def _refuse_as_rule_violation(cls, data: Any, handler):
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            raise RuleViolation(filter_error_sentence(exc, "query parameter")) from None
+    error_subject: ClassVar[str] = "query parameter"
 
 
 class MediaPage(Schema):
