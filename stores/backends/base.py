@@ -11,6 +11,8 @@ import abc
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from mediastore.errors import StorageError
+
 DEFAULT_CHUNK_SIZE = 1 << 20
 
 
@@ -24,6 +26,11 @@ class ObjectNotFound(Exception):
 
 class PresignNotSupported(Exception):
     """The backend cannot hand out presigned URLs (only S3 can)."""
+
+
+def store_failure(kind: str, label: str, action: str, key: str, reason: str) -> StorageError:
+    """The one sentence local stores use for a failure; names the bucket, never the server path."""
+    return StorageError(f"{kind} '{label}' could not {action} object '{key}': {reason}")
 
 
 class Backend(abc.ABC):

@@ -25,6 +25,7 @@ from stores.backends.base import (
     check_range,
     range_end,
     read_chunks,
+    store_failure,
 )
 from stores.paths import resolve_key_path
 
@@ -50,7 +51,7 @@ class FilesystemStore(Backend):
     def _error(self, action: str, key: str, err: OSError) -> StorageError:
         # strerror carries no path ("No space left on device"), so nothing about the server leaks.
         reason = err.strerror or type(err).__name__
-        return StorageError(f"{self.kind} '{self.label}' could not {action} object '{key}': {reason}")
+        return store_failure(self.kind, self.label, action, key, reason)
 
     @contextlib.contextmanager
     def _os_errors(self, action: str, key: str) -> Iterator[None]:

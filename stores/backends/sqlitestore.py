@@ -28,6 +28,7 @@ from stores.backends.base import (
     check_range,
     range_end,
     read_chunks,
+    store_failure,
 )
 from stores.paths import validate_store_key
 
@@ -65,7 +66,7 @@ class SqliteStore(Backend):
 
     def _error(self, action: str, key: str, err: Exception) -> StorageError:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        return StorageError(f"{self.kind} '{self.label}' could not {action} object '{key}': {reason}")
+        return store_failure(self.kind, self.label, action, key, reason)
 
     @contextlib.contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:

@@ -40,6 +40,7 @@ from stores.backends.base import (
     check_range,
     range_end,
     read_chunks,
+    store_failure,
 )
 from stores.paths import validate_store_key
 
@@ -91,7 +92,7 @@ class ZipStore(Backend):
             reason = err.strerror or type(err).__name__
         else:
             reason = "the archive is too large"
-        return StorageError(f"{self.kind} '{self.label}' could not {action} object '{key}': {reason}")
+        return store_failure(self.kind, self.label, action, key, reason)
 
     @contextlib.contextmanager
     def _archive_errors(self, action: str, key: str) -> Iterator[None]:
