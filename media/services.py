@@ -324,7 +324,7 @@ def _prepare_moves(
     The copies run outside the database transaction (they may take long); the rows then switch to
     the copies in the bulk write, and ``_finish_moves`` removes whichever copy lost.
     """
-    from stores.transfer import copy_to_store
+    from content.services import copy_to_store
 
     wanted = {pid: patch.store_config for pid, patch in pairs if patch.store_config is not None}
     moves: dict[str, PreparedMove | MediastoreError] = {}
@@ -346,16 +346,16 @@ def _prepare_moves(
 
 def _finish_moves(moves: dict[str, PreparedMove | MediastoreError], outcome: BulkOutcome) -> None:
     """Delete the old bytes of media that moved, and the unused copies of those that did not."""
-    from stores.transfer import _discard
+    from content.services import discard
 
     moved = {(m.store_config_id, m.store_key) for m in outcome.changed}
     for move in moves.values():
         if isinstance(move, MediastoreError):
             continue
         if (move.store.pk, move.key) in moved:
-            _discard(move.old_store.backend(), move.old_key)
+            discard(move.old_store.backend(), move.old_key)
         else:
-            _discard(move.store.backend(), move.key)
+            discard(move.store.backend(), move.key)
 
 
 def _patch_compute(

@@ -7,6 +7,7 @@ from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
 from ninja import NinjaAPI
 
+from content.api import router as transfer_router
 from identifiers.api import router as identifiers_router
 from media.api import router as media_router
 from mediastore.auth import BearerToken
@@ -15,7 +16,6 @@ from mediastore.errors import MediastoreError
 from mediastore.health import router as health_router
 from mediastore.parser import JsonParser
 from stores.api import router as stores_router
-from stores.transfer_api import router as transfer_router
 
 DESCRIPTION = """
 Mediastore keeps data products ("media"): each has a primary ID (`pid`) of an identifier type,

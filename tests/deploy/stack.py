@@ -51,7 +51,7 @@ def require_operations(*operations: tuple[str, str]) -> None:
     paths = api.get_openapi_schema()["paths"]
     missing = [f"{m.upper()} {p}" for m, p in operations if m not in paths.get(p, {})]
     if missing:
-        skip_or_fail(f"not in the API yet: {', '.join(missing)} (stores/transfer_api.py)")
+        skip_or_fail(f"not in the API yet: {', '.join(missing)} (content/api.py)")
 
 
 def free_port() -> int:

@@ -13,12 +13,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Body, Router
 from ninja.responses import NinjaJSONEncoder
 
+from content import services as transfer
+from content.ranges import Unsatisfiable, parse_range
+from content.schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
 from media.schemas import MediaError, MediaOut
 from media.selectors import media_get, media_read_many
 from mediastore.errors import LengthRequired, MediastoreError, NotFound
-from stores import transfer
-from stores.ranges import Unsatisfiable, parse_range
-from stores.transfer_schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
 
 router = Router(tags=["bytes"])
 

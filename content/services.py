@@ -118,7 +118,7 @@ def hash_object(backend: Backend, key: str) -> tuple[int, str]:
     return size, checksum_label(digest)
 
 
-def _discard(backend: Backend, key: str) -> None:
+def discard(backend: Backend, key: str) -> None:
     """Best-effort removal of bytes this request wrote, when its database write failed."""
     try:
         backend.delete(key)
@@ -143,7 +143,7 @@ def upload_base64(item: MediaIn, data: bytes, *, content_type: str, user) -> Med
     try:
         media_insert([media], user=user)
     except Exception:
-        _discard(backend, media.store_key)
+        discard(backend, media.store_key)
         raise
     return media
 
@@ -207,7 +207,7 @@ def put_content(pid: str, stream: BinaryIO, *, content_type: str, size: int | No
         if not Media.objects.filter(
             store_config_id=media.store_config_id, store_key=media.store_key
         ).exists():
-            _discard(backend, media.store_key)
+            discard(backend, media.store_key)
         raise
 
 
@@ -325,7 +325,7 @@ def copy_to_store(media: Media, store: StoreConfig) -> str:
         if copied != expected:
             raise Conflict(f"the copy of media '{media.pid}' in the new store did not verify; not moved")
     except MediastoreError:
-        _discard(target, key)
+        discard(target, key)
         raise
     finally:
         close = getattr(chunks, "close", None)
