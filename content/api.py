@@ -112,8 +112,15 @@ def download(request: HttpRequest, pid: str):
 def content_put(request: HttpRequest, pid: str):
     """Stream the raw request body into the media's store (no base64, no size limit from
     `MEDIASTORE_MAX_UPLOAD_MB`, constant memory for filesystem and S3 stores), record size,
-    SHA-256 and the request's `Content-Type`, and mark the media READY. Replaces bytes stored
-    before. If the store fails the answer is 502 and the media is unchanged."""
+    SHA-256 and the request's `Content-Type`, and mark the media READY.
+
+    Replaces bytes stored before, atomically: the body goes to a new object (so `store_key`
+    changes), then the media switches to it in one step and the old object is removed; readers
+    see the old bytes or the new ones, never a mix. Concurrent PUTs: the last to finish wins.
+    If the store fails the answer is 502 and the media is unchanged; 409 if the media was moved
+    or deleted meanwhile. Conditional writes: `If-Match: "<etag>"` (the ETag of
+    `GET .../content`) stores only if the current bytes still have that ETag, `If-None-Match: *`
+    only if the media has no bytes yet; otherwise 412 and nothing changes."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
     size = None
     if request.META.get("CONTENT_LENGTH", "") != "":
@@ -128,7 +135,12 @@ def content_put(request: HttpRequest, pid: str):
         stream = request.META["wsgi.input"]
     else:
         raise LengthRequired("send the body with a Content-Length header (or chunked through gunicorn)")
-    return transfer.put_content(pid, stream, content_type=content_type, size=size, user=request.auth)
+    conditions = transfer.Preconditions(
+        if_match=request.headers.get("If-Match"), if_none_match=request.headers.get("If-None-Match")
+    )
+    return transfer.put_content(
+        pid, stream, content_type=content_type, size=size, user=request.auth, conditions=conditions
+    )
 
 
 @router.get(

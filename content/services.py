@@ -1,10 +1,14 @@
 """Moving bytes between clients, media rows and storage backends.
 
-The rules every path here keeps:
-- a media row says READY only when its bytes are stored: bytes are written first, the row after;
-- a failure leaves no row claiming bytes that were not stored, and removes bytes it wrote;
+The rules every path here keeps (the README's "Consistency" section states them for clients):
+- bytes are never overwritten in place: every write of a media's bytes goes to a fresh key, then
+  one short transaction locks the media row, re-checks it and switches key, size, checksum and
+  status together (``switch_bytes``); the superseded object is removed after the commit;
+- a media row says READY only when its bytes are stored, so a crash at any point leaves either the
+  old bytes or the new ones behind a READY row, plus at most an unreferenced object that
+  ``manage.py collect_orphans`` finds;
 - long byte transfers run outside database transactions (SQLite locks the whole database for a
-  write transaction); the row is then updated in a short transaction that re-checks it.
+  write transaction).
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
+import secrets
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -22,12 +28,16 @@ from django.db import transaction
 from media.models import Media, StoreStatus
 from media.schemas import MediaIn
 from media.selectors import media_get
-from media.services import media_insert, media_prepare_many, new_store_key
-from mediastore.errors import Conflict, MediastoreError, RuleViolation, StorageError
+from media.services import media_insert, media_prepare_many
+from mediastore import failpoints
+from mediastore.errors import Conflict, MediastoreError, PreconditionFailed, RuleViolation, StorageError
 from stores.backends import Backend, ObjectNotFound
 from stores.models import StoreConfig
+from stores.paths import MAX_KEY_LENGTH
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+log = logging.getLogger(__name__)
 
 
 def checksum_label(digest: hashlib._Hash) -> str:
@@ -119,11 +129,123 @@ def hash_object(backend: Backend, key: str) -> tuple[int, str]:
 
 
 def discard(backend: Backend, key: str) -> None:
-    """Best-effort removal of bytes this request wrote, when its database write failed."""
+    """Best-effort removal of an object no row points at (bytes a failed request wrote, or bytes a
+    switch superseded). A failure is logged: the object is an orphan that collect_orphans finds."""
     try:
         backend.delete(key)
-    except StorageError:
-        pass  # the original error is the one to report; an orphan object claims nothing
+    except StorageError as exc:
+        log.warning("could not remove unreferenced object %r: %s", key, exc.message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Phase two of every byte write: the switch
+
+_KEY_SUFFIX = re.compile(r"~[0-9a-f]{12}$")
+
+
+def fresh_key(key: str) -> str:
+    """The key for a new version of the bytes now under ``key``: the same name with a new random
+    suffix (``name~3f9c0a1b2d4e``), so each version of a media's bytes is its own object."""
+    base = _KEY_SUFFIX.sub("", key)[: MAX_KEY_LENGTH - 13]
+    return f"{base}~{secrets.token_hex(6)}"
+
+
+def current_etag(media: Media) -> str | None:
+    """The ETag a client sees for the media's bytes (the SHA-256 hex), None while it has none."""
+    if media.store_status != StoreStatus.READY:
+        return None
+    return media.checksum.removeprefix("sha256:") or None
+
+
+class Preconditions:
+    """HTTP conditional-write headers: ``If-Match`` (ETags or ``*``) and ``If-None-Match: *``.
+
+    Checked once before the body is read (to fail fast) and again under the row lock at the
+    switch (so a write that raced another one cannot slip through).
+    """
+
+    def __init__(self, if_match: str | None = None, if_none_match: str | None = None) -> None:
+        self.if_match = _etag_list(if_match) if if_match is not None else None
+        self.if_none_match = _etag_list(if_none_match) if if_none_match is not None else None
+
+    def check(self, media: Media) -> None:
+        etag = current_etag(media)
+        if self.if_none_match is not None:
+            if etag is not None and ("*" in self.if_none_match or etag in self.if_none_match):
+                raise PreconditionFailed(
+                    f"media '{media.pid}' already has bytes with ETag \"{etag}\" (If-None-Match)"
+                )
+        if self.if_match is not None:
+            if etag is None:
+                raise PreconditionFailed(f"media '{media.pid}' has no stored bytes (If-Match)")
+            if "*" not in self.if_match and etag not in self.if_match:
+                raise PreconditionFailed(
+                    f"the bytes of media '{media.pid}' have ETag \"{etag}\", not the one given in If-Match"
+                )
+
+
+def _etag_list(header: str) -> list[str]:
+    """``"a", W/"b", *`` -> ``["a", "b", "*"]`` (weak and strong compare alike for our ETags)."""
+    tags = []
+    for part in header.split(","):
+        tag = part.strip().removeprefix("W/").strip('"')
+        if tag:
+            tags.append(tag)
+    return tags
+
+
+NO_CONDITIONS = Preconditions()
+
+
+def switch_bytes(
+    media: Media,
+    *,
+    key: str,
+    size: int,
+    checksum: str,
+    etag: str,
+    content_type: str | None,
+    user,
+    conditions: Preconditions = NO_CONDITIONS,
+    same_key: bool = False,
+) -> Media:
+    """Point the media at the object just written under ``key`` and mark it READY, atomically.
+
+    ``media`` is the row as it was when the write started. Under a row lock the current row must
+    still exist and use the same store (else Conflict: the write is not acknowledged), with
+    ``same_key`` also the same key (completions), and ``conditions`` must hold. Concurrent writers
+    of new bytes are ordered by their switches: the last switch wins, as with S3 PUTs. After the
+    commit the superseded object is removed. The caller removes ``key`` when this raises.
+    """
+    failpoints.hit("content.before_switch")
+    with transaction.atomic():
+        current = (
+            Media.objects.select_for_update(of=("self",))
+            .select_related("store_config__s3cfg")
+            .filter(pk=media.pk)
+            .first()
+        )
+        if current is None:
+            raise Conflict(f"media '{media.pid}' was deleted while its bytes were stored")
+        if same_key and current.store_key == key and current.store_status == StoreStatus.READY:
+            return current  # completed by a concurrent request meanwhile
+        if current.store_config_id != media.store_config_id or (
+            same_key and current.store_key != media.store_key
+        ):
+            raise Conflict(f"media '{media.pid}' was moved or changed while its bytes were stored; try again")
+        conditions.check(current)
+        old_key = current.store_key
+        current.store_key = key
+        current.store_status = StoreStatus.READY
+        current.size, current.checksum, current.etag = size, checksum, etag
+        if content_type is not None:
+            current.content_type = content_type or DEFAULT_CONTENT_TYPE
+        current._history_user = user
+        current.save()
+    failpoints.hit("content.after_switch")
+    if old_key != key:
+        discard(current.store_config.backend(), old_key)
+    return current
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,7 +253,8 @@ def discard(backend: Backend, key: str) -> None:
 
 
 def upload_base64(item: MediaIn, data: bytes, *, content_type: str, user) -> Media:
-    """Create a media together with its bytes: both are stored, or neither."""
+    """Create a media together with its bytes: both are stored, or neither. The new media's key
+    is a fresh UUID, so the bytes can be written before the row exists."""
     [media] = media_prepare_many([item], name_items=False)
     backend = media.store_config.backend()
     backend.put(media.store_key, data)
@@ -163,51 +286,37 @@ def upload_presigned(item: MediaIn, *, content_type: str, user) -> tuple[Media, 
     return media, url
 
 
-def _record_stored(
-    media: Media, *, size: int, checksum: str, etag: str, content_type: str | None, user
+def put_content(
+    pid: str,
+    stream: BinaryIO,
+    *,
+    content_type: str,
+    size: int | None,
+    user,
+    conditions: Preconditions = NO_CONDITIONS,
 ) -> Media:
-    """Mark the media READY with what was stored, if it still points where the bytes went."""
-    with transaction.atomic():
-        current = (
-            Media.objects.select_for_update(of=("self",))
-            .select_related("store_config__s3cfg")
-            .filter(pk=media.pk, store_config_id=media.store_config_id, store_key=media.store_key)
-            .first()
-        )
-        if current is None:
-            raise Conflict(
-                f"media '{media.pid}' was changed or deleted while its bytes were stored; try again"
-            )
-        current.store_status = StoreStatus.READY
-        current.size, current.checksum, current.etag = size, checksum, etag
-        if content_type is not None:
-            current.content_type = content_type or DEFAULT_CONTENT_TYPE
-        current._history_user = user
-        current.save()
-    return current
-
-
-def put_content(pid: str, stream: BinaryIO, *, content_type: str, size: int | None, user) -> Media:
-    """Stream a request body into the media's store (replacing bytes it had) and mark it READY.
-    ``size`` is the body's length when the request declared one."""
+    """Stream a request body into a fresh object of the media's store and switch the media to it
+    (replacing bytes it had). ``size`` is the body's length when the request declared one.
+    ``conditions`` are checked before the body is read and again at the switch (412)."""
     media = media_get(pid)
+    conditions.check(media)
     backend = media.store_config.backend()
+    key = fresh_key(media.store_key)
     reader = HashingReader(stream)
-    backend.put_stream(media.store_key, reader, size)
+    backend.put_stream(key, reader, size)
     try:
-        return _record_stored(
+        return switch_bytes(
             media,
+            key=key,
             size=reader.size,
             checksum=reader.checksum,
-            etag=backend.etag(media.store_key) or "",
+            etag=backend.etag(key) or "",
             content_type=content_type,
             user=user,
+            conditions=conditions,
         )
-    except Conflict:
-        if not Media.objects.filter(
-            store_config_id=media.store_config_id, store_key=media.store_key
-        ).exists():
-            discard(backend, media.store_key)
+    except MediastoreError:
+        discard(backend, key)
         raise
 
 
@@ -221,14 +330,22 @@ def complete(media: Media, *, user) -> Media:
         size, checksum = hash_object(backend, media.store_key)
     except ObjectNotFound:
         raise Conflict(f"the bytes of media '{media.pid}' were never stored") from None
-    return _record_stored(
-        media,
-        size=size,
-        checksum=checksum,
-        etag=backend.etag(media.store_key) or "",
-        content_type=None,
-        user=user,
-    )
+    try:
+        return switch_bytes(
+            media,
+            key=media.store_key,
+            size=size,
+            checksum=checksum,
+            etag=backend.etag(media.store_key) or "",
+            content_type=None,
+            user=user,
+            same_key=True,
+        )
+    except Conflict:
+        current = Media.objects.select_related("store_config__s3cfg").filter(pk=media.pk).first()
+        if current is not None and current.store_status == StoreStatus.READY:
+            return current  # completed (or replaced) by a concurrent request meanwhile
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,20 +413,21 @@ def verify(media: Media) -> dict:
 
 
 def copy_to_store(media: Media, store: StoreConfig) -> str:
-    """Copy the media's bytes into ``store`` and verify the copy against the recorded checksum.
+    """Copy the media's bytes into a fresh key of ``store`` and verify the copy against the
+    recorded checksum (phase one of a move; the row switches in ``media.services``).
 
-    Returns the key of the copy (the same key when it is free there). On any failure the copy is
-    removed and the error raised (Conflict for a checksum mismatch, StorageError otherwise);
-    the media and its original bytes are untouched.
+    Returns the key of the copy. On any failure the copy is removed and the error raised
+    (Conflict for a checksum mismatch or bytes replaced meanwhile, StorageError otherwise); the
+    media and its original bytes are untouched.
     """
     source, target = media.store_config.backend(), store.backend()
-    key = media.store_key
-    if Media.objects.filter(store_config=store, store_key=key).exists() or target.exists(key):
-        key = new_store_key()
+    key = fresh_key(media.store_key)
     try:
         chunks = source.iter_bytes(media.store_key)
     except ObjectNotFound:
-        raise _missing(media) from None
+        if Media.objects.filter(pk=media.pk, store_key=media.store_key).exists():
+            raise _missing(media) from None
+        raise Conflict(f"the bytes of media '{media.pid}' were replaced while it moved; try again") from None
     reader = HashingReader(ChunkReader(chunks))
     try:
         target.put_stream(key, reader, media.size)

@@ -8,6 +8,7 @@ not grow in queries with the number of media.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from mediastore.errors import Conflict, MediastoreError, NotFound, RuleViolation
 from stores.models import StoreConfig
 from stores.paths import validate_store_key
 from stores.services import store_get, store_get_or_create
+
+log = logging.getLogger(__name__)
 
 MAX_PID_LENGTH = 512
 MAX_TAG_LENGTH = 100
@@ -489,7 +492,12 @@ def media_metadata_update(items: list[UpdateMetadata], *, user, op: str) -> Bulk
 
 
 def media_delete(pid: str, *, user) -> None:
-    """Delete a media; a READY media's bytes are deleted first (StorageError leaves the row as it is)."""
+    """Delete a media, then its bytes.
+
+    The row goes first, in a short transaction: a crash or a store failure afterwards leaves an
+    unreferenced object (found by ``manage.py collect_orphans``), never a READY row without bytes.
+    A failure to remove the bytes is logged, not raised: the media is deleted either way.
+    """
     with transaction.atomic():
         media = (
             Media.objects.select_related("store_config__s3cfg")
@@ -499,10 +507,13 @@ def media_delete(pid: str, *, user) -> None:
         )
         if media is None:
             raise NotFound("Media", pid)
-        if media.store_status == StoreStatus.READY:
-            media.store_config.backend().delete(media.store_key)
+        backend, key = media.store_config.backend(), media.store_key
         media._history_user = user
         media.delete()
+    try:
+        backend.delete(key)
+    except MediastoreError as exc:
+        log.warning("media %r deleted; its object %r could not be removed: %s", pid, key, exc.message)
 
 
 def media_delete_many(pids: list[str], *, user) -> BulkOutcome:

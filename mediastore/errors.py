@@ -70,3 +70,13 @@ class LengthRequired(MediastoreError):
 
     def body(self) -> dict:
         return {"detail": self.message}
+
+
+class PreconditionFailed(MediastoreError):
+    """A conditional request's ``If-Match``/``If-None-Match`` does not hold: 412 ``{"detail": "..."}``."""
+
+    status_code = 412
+    kind = "PreconditionFailed"
+
+    def body(self) -> dict:
+        return {"detail": self.message}

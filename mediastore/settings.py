@@ -13,6 +13,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from mediastore import env
+from mediastore.failpoints import parse as failpoints_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 _env_file = env.get_str("MEDIASTORE_ENV_FILE", str(BASE_DIR / ".env"))
@@ -48,6 +49,11 @@ MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=
 MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)
+# Testing only: named places where a real server process fails on purpose (mediastore/failpoints.py).
+try:
+    MEDIASTORE_FAILPOINTS = failpoints_parse(env.get_str("MEDIASTORE_FAILPOINTS", ""))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"MEDIASTORE_FAILPOINTS: {exc}") from None
 MEDIASTORE_PROXIES = {
     scheme: value
     for scheme, value in (
@@ -71,6 +77,7 @@ INSTALLED_APPS = [
     "identifiers",
     "stores",
     "media",
+    "content",
 ]
 
 MIDDLEWARE = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from mediastore.errors import StorageError
 
@@ -22,6 +22,18 @@ class ObjectNotFound(Exception):
     def __init__(self, key: str) -> None:
         super().__init__(f"no object stored under key {key!r}")
         self.key = key
+
+
+class StoredObject(NamedTuple):
+    """One object as a store lists it."""
+
+    key: str
+    size: int
+    modified: float | None  # POSIX time of the last write; None where the medium keeps none
+
+
+class ListingNotSupported(Exception):
+    """The backend cannot enumerate its objects (RAM stores)."""
 
 
 class PresignNotSupported(Exception):
@@ -88,6 +100,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; an absent key is not an error."""
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        """Every object in the store, in no particular order (for audits such as
+        ``collect_orphans``). Objects being written may or may not appear. Raises
+        ListingNotSupported where the medium cannot enumerate."""
+        raise ListingNotSupported(f"{type(self).__name__} cannot list its objects")
 
     def etag(self, key: str) -> str | None:
         """An opaque version tag of the object where the medium has one (S3), else None."""

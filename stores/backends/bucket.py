@@ -26,7 +26,14 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
 
 from mediastore.errors import RuleViolation, StorageError
-from stores.backends.base import DEFAULT_CHUNK_SIZE, Backend, ChunkIterator, ObjectNotFound, check_range
+from stores.backends.base import (
+    DEFAULT_CHUNK_SIZE,
+    Backend,
+    ChunkIterator,
+    ObjectNotFound,
+    StoredObject,
+    check_range,
+)
 from stores.paths import validate_store_key
 
 # Multipart uploads: parts of 8 MiB, at most 2 in memory and 2 in flight per upload (about 16 MiB,
@@ -213,6 +220,17 @@ class BucketStore(Backend):
             raise self._translate(err, "read", key) from None
 
     # -- the interface ------------------------------------------------------------------------
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        client = self._client()
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        with self._s3_errors("list", "*"):
+            pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    yield StoredObject(
+                        item["Key"][len(prefix) :], int(item["Size"]), item["LastModified"].timestamp()
+                    )
 
     def put(self, key: str, data: bytes) -> None:
         full_key = self._key(key)

@@ -22,6 +22,7 @@ from stores.backends.base import (
     Backend,
     ChunkIterator,
     ObjectNotFound,
+    StoredObject,
     check_range,
     range_end,
     read_chunks,
@@ -161,3 +162,23 @@ class FilesystemStore(Backend):
             return
         except OSError as err:
             raise self._error("delete", key, err) from None
+
+    def _key_of(self, path: Path) -> str | None:
+        """The key whose object lives at ``path`` (None for files no key maps to)."""
+        return path.relative_to(self.directory).as_posix()
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        if not self.directory.is_dir():
+            return
+        for root, _dirs, files in os.walk(self.directory):
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    continue  # a write in progress, or one a crash interrupted
+                path = Path(root, name)
+                try:
+                    info = os.lstat(path)
+                except OSError:
+                    continue  # removed meanwhile
+                key = self._key_of(path) if stat.S_ISREG(info.st_mode) else None
+                if key is not None:
+                    yield StoredObject(key, info.st_size, info.st_mtime)

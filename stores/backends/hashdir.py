@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
+from mediastore.errors import RuleViolation
 from stores.backends.filesystem import FilesystemStore
 from stores.paths import resolve_key_path, validate_store_key
 
@@ -45,3 +46,13 @@ class HashdirStore(FilesystemStore):
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         relative = f"{digest[:2]}/{digest[2:4]}/{encode_filename(key, digest)}"
         return resolve_key_path(self.directory, relative)
+
+    def _key_of(self, path: Path) -> str | None:
+        """Decode the filename; names shortened with a digest cannot be decoded (None)."""
+        if "%%" in path.name:
+            return None
+        key = unquote(path.name, errors="surrogatepass")
+        try:
+            return key if self._path(key) == path else None
+        except RuleViolation:
+            return None

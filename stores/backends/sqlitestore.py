@@ -25,6 +25,7 @@ from stores.backends.base import (
     Backend,
     ChunkIterator,
     ObjectNotFound,
+    StoredObject,
     check_range,
     range_end,
     read_chunks,
@@ -202,6 +203,15 @@ class SqliteStore(Backend):
         if row is None:
             raise ObjectNotFound(key)
         return int(row[0])
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        try:
+            with self._reading("*") as connection:
+                rows = connection.execute("SELECT key, length(data) FROM objects").fetchall()
+        except ObjectNotFound:
+            return
+        for key, size in rows:
+            yield StoredObject(key, int(size), None)
 
     def exists(self, key: str) -> bool:
         validate_store_key(key)

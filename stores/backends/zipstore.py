@@ -37,6 +37,7 @@ from stores.backends.base import (
     Backend,
     ChunkIterator,
     ObjectNotFound,
+    StoredObject,
     check_range,
     range_end,
     read_chunks,
@@ -286,6 +287,15 @@ class ZipStore(Backend):
         finally:
             if not committed:
                 handle.close()
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        if not self._archive_exists():
+            return
+        with self._locked("list", "*"), self._archive_errors("list", "*"):
+            with zipfile.ZipFile(self.path) as archive:
+                infos = [info for info in archive.infolist() if not info.is_dir()]
+        for info in infos:
+            yield StoredObject(info.filename, info.file_size, time.mktime((*info.date_time, 0, 0, -1)))
 
 
 class _MemberView:

@@ -1,0 +1,37 @@
+"""Failpoints: named places where a test can make a real server process fail on purpose.
+
+``MEDIASTORE_FAILPOINTS`` (testing only; empty in production) lists ``name=action`` pairs, comma
+separated. At ``hit(name)`` the action runs: ``crash`` ends the process at once, as a power cut or
+an OOM kill would (no cleanup, no response), ``error`` raises a StorageError. Unlisted names cost
+one dictionary look-up. This lets the fault tests kill a real gunicorn worker between the two
+phases of a byte write without mocking any of the code under test.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+
+from mediastore.errors import StorageError
+
+ACTIONS = ("crash", "error")
+
+
+def parse(spec: str) -> dict[str, str]:
+    """``"a=crash,b=error"`` -> ``{"a": "crash", "b": "error"}``; ValueError for anything else."""
+    points: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, sep, action = item.partition("=")
+        if not sep or not name or action not in ACTIONS:
+            raise ValueError(f"bad failpoint {item!r}: use name=crash or name=error")
+        points[name] = action
+    return points
+
+
+def hit(name: str) -> None:
+    action = settings.MEDIASTORE_FAILPOINTS.get(name)
+    if action == "crash":
+        os._exit(70)
+    if action == "error":
+        raise StorageError(f"failpoint {name} (injected failure)")
