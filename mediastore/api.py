@@ -15,6 +15,7 @@ from mediastore.auth import router as auth_router
 from mediastore.errors import MediastoreError
 from mediastore.health import router as health_router
 from mediastore.parser import JsonParser
+from mediastore.permissions import document as document_permissions
 from stores.api import router as stores_router
 
 DESCRIPTION = """
@@ -26,10 +27,21 @@ more typed identifiers, JSON metadata, tags, and a store configuration saying wh
 (`POST /api/identifier`).
 
 Errors: rule violations are 422 `{"detail": [{"error": "..."}]}`, missing objects 404,
-conflicts 409, storage failures 502.
+conflicts 409, storage failures 502. Each operation names the permission it needs; a logged-in
+user without it gets 403. Permissions come from the groups `readers` (view everything),
+`writers` (readers + create, change and delete media and their bytes) and `admins` (writers +
+identifier types, S3 configurations, store configurations), managed in the admin.
 """
 
-api = NinjaAPI(
+
+class MediastoreAPI(NinjaAPI):
+    """NinjaAPI whose OpenAPI document names the permission of every operation."""
+
+    def get_openapi_schema(self, **kwargs):
+        return document_permissions(super().get_openapi_schema(**kwargs))
+
+
+api = MediastoreAPI(
     title="Mediastore API",
     version="1.0.0",
     description=DESCRIPTION,

@@ -11,14 +11,20 @@ from django.utils import timezone
 from ninja import Router, Schema, Status
 from ninja.security import HttpBearer
 
+from mediastore.errors import Forbidden
 from mediastore.models import ApiToken, hash_token
+from mediastore.permissions import missing_permission
 
 # Writing last_used on every request would turn each read into a write; a minute's precision is enough.
 LAST_USED_PRECISION = timedelta(seconds=60)
 
 
 class BearerToken(HttpBearer):
-    """``Authorization: Bearer <token>``; the scheme word is case-insensitive."""
+    """``Authorization: Bearer <token>``; the scheme word is case-insensitive.
+
+    A valid token whose user lacks the operation's permission (``mediastore.permissions``) is
+    refused with 403 naming the permission.
+    """
 
     def authenticate(self, request: HttpRequest, token: str):
         token = token.strip()
@@ -32,6 +38,9 @@ class BearerToken(HttpBearer):
             ApiToken.objects.filter(pk=row.pk).update(last_used=now)
         request.user = row.user
         request.api_token = row
+        missing = missing_permission(request, row.user)
+        if missing is not None:
+            raise Forbidden(missing)
         return row.user
 
 

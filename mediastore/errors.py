@@ -80,3 +80,20 @@ class PreconditionFailed(MediastoreError):
 
     def body(self) -> dict:
         return {"detail": self.message}
+
+
+class Forbidden(MediastoreError):
+    """The caller is logged in but lacks the permission the operation needs: 403 ``{"detail": "..."}``."""
+
+    status_code = 403
+    kind = "Forbidden"
+
+    def __init__(self, permission: str) -> None:
+        super().__init__(
+            f"permission denied: this operation needs {permission}; an administrator can grant it "
+            "by adding your account to a group that has it (readers, writers or admins)"
+        )
+        self.permission = permission
+
+    def body(self) -> dict:
+        return {"detail": self.message}

@@ -59,7 +59,12 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def user(django_user_model):
-    return django_user_model.objects.create_user(username="alice", password=PASSWORD)
+    """A user in the ``admins`` group: may do everything through the API (not a superuser)."""
+    from django.contrib.auth.models import Group
+
+    alice = django_user_model.objects.create_user(username="alice", password=PASSWORD)
+    alice.groups.add(Group.objects.get(name="admins"))
+    return alice
 
 
 @pytest.fixture

@@ -18,6 +18,13 @@ class EnsureUserCommand(BaseCommand):
         parser.add_argument("--password", help=f"default: ${self.env_prefix}PASSWORD")
         parser.add_argument("--email", help=f"default: ${self.env_prefix}EMAIL", default=None)
 
+    user = None  # the account after handle(), for subclasses
+
+    def env_list(self, name: str) -> list[str]:
+        """A comma-separated variable ``<env_prefix><name>`` as a list (empty when unset)."""
+        raw = os.environ.get(f"{self.env_prefix}{name}", "")
+        return [item.strip() for item in raw.split(",") if item.strip()]
+
     def handle(self, *args, username=None, password=None, email=None, **options) -> None:
         username = username or os.environ.get(f"{self.env_prefix}USERNAME", "").strip()
         password = password or os.environ.get(f"{self.env_prefix}PASSWORD", "")
@@ -49,4 +56,5 @@ class EnsureUserCommand(BaseCommand):
                 action = "created" if user.pk is None else "updated"
         if action != "unchanged":
             user.save()
+        self.user = user
         self.stdout.write(f"{self.role} {username!r}: {action}")

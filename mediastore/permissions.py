@@ -1,0 +1,161 @@
+"""Who may call which API operation: one table from operation to Django model permission.
+
+Every operation of the API is listed here with the model permission it requires (``None``: any
+logged-in user; ``PUBLIC``: no token at all). The table is checked after the bearer token is
+accepted (``mediastore.auth``), and an operation missing from it is refused, so a new endpoint is
+closed until someone decides who may call it; a test walks the OpenAPI document and fails for an
+operation without an entry. Permissions are Django's own (``app.codename``), granted through groups:
+``ROLES`` is what the data migration gives the groups ``readers``, ``writers`` and ``admins``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.http import HttpRequest
+
+PUBLIC = "public"
+
+VIEW_MEDIA, ADD_MEDIA, CHANGE_MEDIA, DELETE_MEDIA = (
+    "media.view_media",
+    "media.add_media",
+    "media.change_media",
+    "media.delete_media",
+)
+VIEW_STORE, ADD_STORE, DELETE_STORE = (
+    "stores.view_storeconfig",
+    "stores.add_storeconfig",
+    "stores.delete_storeconfig",
+)
+VIEW_S3, ADD_S3, CHANGE_S3, DELETE_S3 = (
+    "stores.view_s3config",
+    "stores.add_s3config",
+    "stores.change_s3config",
+    "stores.delete_s3config",
+)
+VIEW_IDTYPE, ADD_IDTYPE, CHANGE_IDTYPE, DELETE_IDTYPE = (
+    "identifiers.view_identifiertype",
+    "identifiers.add_identifiertype",
+    "identifiers.change_identifiertype",
+    "identifiers.delete_identifiertype",
+)
+
+# (method, OpenAPI path) -> permission. Reading bytes is viewing the media, writing them changing it.
+OPERATIONS: dict[tuple[str, str], str | None] = {
+    ("POST", "/api/login"): PUBLIC,
+    ("GET", "/api/hello"): PUBLIC,
+    ("GET", "/api/health"): PUBLIC,
+    ("POST", "/api/logout"): None,
+    # identifier types
+    ("GET", "/api/identifier/list"): VIEW_IDTYPE,
+    ("GET", "/api/identifier/{name}"): VIEW_IDTYPE,
+    ("POST", "/api/identifier"): ADD_IDTYPE,
+    ("PUT", "/api/identifier"): CHANGE_IDTYPE,
+    ("DELETE", "/api/identifier/{name}"): DELETE_IDTYPE,
+    # S3 configurations (never with secrets)
+    ("GET", "/api/s3cfgs"): VIEW_S3,
+    ("GET", "/api/s3cfg/{pk}"): VIEW_S3,
+    ("POST", "/api/s3cfg"): ADD_S3,
+    ("PUT", "/api/s3cfg/{pk}"): CHANGE_S3,
+    ("DELETE", "/api/s3cfg/{pk}"): DELETE_S3,
+    # store configurations
+    ("GET", "/api/stores"): VIEW_STORE,
+    ("GET", "/api/store/{pk}"): VIEW_STORE,
+    ("POST", "/api/store"): ADD_STORE,
+    ("DELETE", "/api/store/{pk}"): DELETE_STORE,
+    # bytes
+    ("POST", "/api/upload"): ADD_MEDIA,
+    ("POST", "/api/upload/{pid}/complete"): CHANGE_MEDIA,
+    ("GET", "/api/download/url/{pid}"): VIEW_MEDIA,
+    ("POST", "/api/download/urls"): VIEW_MEDIA,
+    ("GET", "/api/download/{pid}"): VIEW_MEDIA,
+    ("GET", "/api/media/{pid}/content"): VIEW_MEDIA,
+    ("PUT", "/api/media/{pid}/content"): CHANGE_MEDIA,
+    ("GET", "/api/media/{pid}/verify"): VIEW_MEDIA,
+    # media records
+    ("POST", "/api/media"): ADD_MEDIA,
+    ("POST", "/api/media/create"): ADD_MEDIA,
+    ("GET", "/api/media"): VIEW_MEDIA,
+    ("POST", "/api/media/read"): VIEW_MEDIA,
+    ("GET", "/api/media/dump"): VIEW_MEDIA,
+    ("POST", "/api/media/search"): VIEW_MEDIA,
+    ("GET", "/api/media/{pid}"): VIEW_MEDIA,
+    ("GET", "/api/media/{pid}/history"): VIEW_MEDIA,
+    ("PATCH", "/api/media/{pid}"): CHANGE_MEDIA,
+    ("PATCH", "/api/media/update"): CHANGE_MEDIA,
+    ("PATCH", "/api/media/update/tags"): CHANGE_MEDIA,
+    ("PUT", "/api/media/update/tags"): CHANGE_MEDIA,
+    ("PUT", "/api/media/update/storekeys"): CHANGE_MEDIA,
+    ("PUT", "/api/media/update/identifiers"): CHANGE_MEDIA,
+    ("PUT", "/api/media/update/metadata"): CHANGE_MEDIA,
+    ("PATCH", "/api/media/update/metadata"): CHANGE_MEDIA,
+    ("DELETE", "/api/media/update/metadata"): CHANGE_MEDIA,
+    ("POST", "/api/media/{pid}/revert"): CHANGE_MEDIA,
+    ("DELETE", "/api/media/{pid}"): DELETE_MEDIA,
+    ("POST", "/api/media/delete"): DELETE_MEDIA,
+}
+
+_READ = [VIEW_MEDIA, VIEW_STORE, VIEW_S3, VIEW_IDTYPE]
+_WRITE = [*_READ, ADD_MEDIA, CHANGE_MEDIA, DELETE_MEDIA, ADD_STORE]
+_ADMIN = [
+    *_WRITE,
+    "stores.change_storeconfig",
+    DELETE_STORE,
+    ADD_S3,
+    CHANGE_S3,
+    DELETE_S3,
+    ADD_IDTYPE,
+    CHANGE_IDTYPE,
+    DELETE_IDTYPE,
+]
+# What the groups are given when they are created (migration mediastore 0002 holds a frozen copy).
+ROLES: dict[str, list[str]] = {"readers": _READ, "writers": _WRITE, "admins": _ADMIN}
+
+_CONVERTER = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
+
+
+def operation_of(request: HttpRequest) -> tuple[str, str]:
+    """(method, OpenAPI path) of the operation a request was routed to."""
+    route = getattr(request.resolver_match, "route", "") or ""
+    return request.method or "", "/" + _CONVERTER.sub(r"{\1}", route)
+
+
+def missing_permission(request: HttpRequest, user) -> str | None:
+    """The permission ``user`` lacks for this request's operation, or None when allowed.
+
+    An operation not in OPERATIONS is refused (named as such), so nothing is open by omission.
+    """
+    key = operation_of(request)
+    if key not in OPERATIONS:
+        return f"an entry for {key[0]} {key[1]} in mediastore/permissions.py (none is defined)"
+    needed = OPERATIONS[key]
+    if needed in (None, PUBLIC) or user.has_perm(needed):
+        return None
+    return needed
+
+
+def document(schema: dict) -> dict:
+    """Name each operation's permission in its Swagger description and document its 403."""
+    forbidden = {
+        "description": "Forbidden: the caller's groups lack the permission named in the description.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"detail": {"type": "string"}},
+                    "required": ["detail"],
+                }
+            }
+        },
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            needed = OPERATIONS.get((method.upper(), path), "an entry in mediastore/permissions.py")
+            if needed == PUBLIC:
+                continue
+            who = "any logged-in user" if needed is None else f"`{needed}`"
+            operation["description"] = f"{operation.get('description', '')}\n\n**Permission:** {who}".strip()
+            responses = operation.setdefault("responses", {})
+            if needed is not None and 403 not in responses and "403" not in responses:
+                responses[403] = forbidden  # ninja keys responses by int; a str too would duplicate
+    return schema
