@@ -521,14 +521,15 @@ def media_revert(pid: str, *, version: int, user) -> Media:
         rules.check_pid(row.pid, row.pid_type_id)
         if row.pid != media.pid and Media.objects.filter(pid=row.pid).exists():
             raise Conflict(f"media with pid '{row.pid}' already exists")
-        reverted.append(media)
-        return {
+        restored = {
             "pid": row.pid,
             "pid_type_id": row.pid_type_id,
             "identifiers": rules.identifiers(row.pid, row.pid_type_id, row.identifiers),
             "metadata": row.metadata,
             "tag_list": clean_tags(row.tag_list),
         }
+        reverted.append(media)
+        return restored
 
     try:
         outcome = bulk_apply(
