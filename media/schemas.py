@@ -219,7 +219,17 @@ class HistoryEntry(Schema):
     pid: str
     version: str
     mark: int
+    reason: str | None = Field(None, description='Why, when recorded: e.g. "revert to version 3".')
     changes: list[Change]
+
+
+class RevertIn(Schema):
+    version: int = Field(
+        ...,
+        ge=1,
+        description="The revision to go back to: the media's `version` then ('1' after create), "
+        "as listed by `GET /api/media/{pid}/history`.",
+    )
 
 
 # --- search: metadata conditions, GET /api/media parameters and page, error sentences ------------

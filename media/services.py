@@ -35,7 +35,7 @@ MAX_TAG_LENGTH = 100
 # pids that would be routed to another endpoint than /api/media/{pid}
 RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search", "urls"}
 RESERVED_PID_PREFIXES = ("update/", "url/")
-RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete")
+RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete", "/revert")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,13 +256,15 @@ def _differs(media: Media, attr: str, value: Any) -> bool:
     return getattr(media, attr) != value
 
 
-def bulk_apply(items: list[tuple[str, Compute]], *, user, tags_changed: bool = False) -> BulkOutcome:
+def bulk_apply(
+    items: list[tuple[str, Compute]], *, user, tags_changed: bool = False, reason: str = ""
+) -> BulkOutcome:
     """Apply ``compute(media)`` to the media of each pid; each item succeeds or fails on its own.
 
     ``compute`` returns the attributes to set (it must not modify the media itself) or raises a
     MediastoreError, which becomes that item's failure. Items are applied in order, so two items
     for one pid see each other. Then every changed media is written, stamped and recorded in the
-    history in one go.
+    history in one go, with ``reason`` as the history rows' change reason.
     """
     outcome = BulkOutcome()
     with transaction.atomic():
@@ -297,7 +299,11 @@ def bulk_apply(items: list[tuple[str, Compute]], *, user, tags_changed: bool = F
                 media.updated = now
             Media.objects.bulk_update(outcome.changed, [*sorted(fields), "mark", "version", "updated"])
             Media.history.bulk_history_create(
-                outcome.changed, update=True, default_user=user, default_date=now
+                outcome.changed,
+                update=True,
+                default_user=user,
+                default_date=now,
+                default_change_reason=reason,
             )
             if tags_changed:
                 sync_tags(outcome.changed)
@@ -485,6 +491,59 @@ def media_metadata_update(items: list[UpdateMetadata], *, user, op: str) -> Bulk
         return compute
 
     return bulk_apply([(item.pid, computer(item)) for item in items], user=user)
+
+
+# ---------------------------------------------------------------------------------------------
+# Revert
+
+
+def media_revert(pid: str, *, version: int, user) -> Media:
+    """Give the media the pid, pid_type, identifiers, metadata and tags it had at its revision
+    ``version`` (the value of its ``version`` field then), as one more change whose history row
+    says "revert to version N". Returns the media as it is afterwards.
+
+    The byte fields (store_config, store_key, store_status, size, checksum, etag, content_type) are
+    never restored: they describe the bytes stored now, and an old value could point a READY media
+    at bytes that are not there. The restored values must pass today's rules: RuleViolation for a
+    pid, pid_type, identifier or tag they break, Conflict when another media has that pid now,
+    NotFound for an unknown pid or version. Restoring values the media already has writes nothing.
+    """
+    rules = IdentifierRules()
+    revisions = Media.history.model.objects
+    reverted: list[Media] = []
+
+    def compute(media: Media) -> dict[str, Any]:
+        row = (
+            revisions.filter(id=media.pk, version=version)
+            .exclude(history_type="-")
+            .order_by("-history_id")
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"Media '{media.pid}' version", version)
+        rules.check_pid(row.pid, row.pid_type_id)
+        if row.pid != media.pid and Media.objects.filter(pid=row.pid).exists():
+            raise Conflict(f"media with pid '{row.pid}' already exists")
+        restored = {
+            "pid": row.pid,
+            "pid_type_id": row.pid_type_id,
+            "identifiers": rules.identifiers(row.pid, row.pid_type_id, row.identifiers),
+            "metadata": row.metadata,
+            "tag_list": clean_tags(row.tag_list),
+        }
+        reverted.append(media)
+        return restored
+
+    try:
+        outcome = bulk_apply(
+            [(pid, compute)], user=user, tags_changed=True, reason=f"revert to version {version}"
+        )
+    except IntegrityError:  # another media took the pid since compute() looked
+        raise Conflict(
+            f"the pid of version {version} of media '{pid}' was taken meanwhile; nothing changed"
+        ) from None
+    raise_first_failure(outcome)
+    return reverted[0]
 
 
 # ---------------------------------------------------------------------------------------------
