@@ -14,6 +14,7 @@ from mediastore.auth import BearerToken
 from mediastore.auth import router as auth_router
 from mediastore.errors import MediastoreError
 from mediastore.health import router as health_router
+from mediastore.openapi import document_errors
 from mediastore.parser import JsonParser
 from mediastore.permissions import document as document_permissions
 from stores.api import router as stores_router
@@ -35,10 +36,11 @@ identifier types, S3 configurations, store configurations), managed in the admin
 
 
 class MediastoreAPI(NinjaAPI):
-    """NinjaAPI whose OpenAPI document names the permission of every operation."""
+    """NinjaAPI whose OpenAPI document names the permission and the error answers of every
+    operation."""
 
     def get_openapi_schema(self, **kwargs):
-        return document_permissions(super().get_openapi_schema(**kwargs))
+        return document_errors(document_permissions(super().get_openapi_schema(**kwargs)))
 
 
 api = MediastoreAPI(
