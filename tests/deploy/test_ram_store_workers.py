@@ -66,7 +66,7 @@ def test_start_script_prepared_the_database_and_the_accounts(server):
     log = server["app"].log()
     assert "Applying" in log or "No migrations to apply" in log
     assert f"service user '{SERVICE_USER}': created" in log
-    assert "MEDIASTORE_REDIS_URL is empty" not in log
+    assert log.count("DictStore (RAM store) objects are kept") == 1
     assert log.count("Booting worker") == WORKERS
 
 
