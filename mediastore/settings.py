@@ -8,6 +8,8 @@ server refuses to start without ``DJANGO_SECRET_KEY``.
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -137,6 +139,27 @@ else:
             },
         }
     }
+
+
+def _default_ram_dir() -> Path:
+    """A RAM-backed folder named after this deployment (data directory and database), so the RAM
+    store is shared by every worker of this deployment and by no other deployment on the host."""
+    database = DATABASES["default"]
+    identity = "\n".join(
+        str(part)
+        for part in (
+            MEDIASTORE_DATA_DIR,
+            database["ENGINE"],
+            database.get("HOST", ""),
+            database.get("PORT", ""),
+            database["NAME"],
+        )
+    )
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    return base / f"mediastore-ram-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
+
+MEDIASTORE_RAM_DIR = Path(env.get_str("MEDIASTORE_RAM_DIR") or _default_ram_dir()).resolve()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

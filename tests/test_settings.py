@@ -111,3 +111,26 @@ def test_every_variable_the_code_reads_is_documented_in_dotenv():
     read -= {"http_proxy", "https_proxy"}
     assert len(read) > 20
     assert read - documented == set()
+
+
+def ram_dir(tmp_path, **env) -> str:
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.MEDIASTORE_RAM_DIR)"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "POSTGRES_", "MEDIASTORE_"))}
+    base.update(DJANGO_SETTINGS_MODULE="mediastore.settings", MEDIASTORE_ENV_FILE="", DJANGO_SECRET_KEY="k")
+    base.update(MEDIASTORE_DATA_DIR=str(tmp_path), **env)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_ram_store_directory_is_named_after_the_deployment(tmp_path):
+    """Two deployments on one host (other data directory or other database) never share RAM store
+    objects; the workers of one deployment always compute the same directory."""
+    one, other = tmp_path / "one", tmp_path / "other"
+    default = ram_dir(one)
+    assert default == ram_dir(one)
+    assert default.startswith("/dev/shm/mediastore-ram-" if Path("/dev/shm").is_dir() else "/")
+    assert ram_dir(other) != default
+    assert ram_dir(one, POSTGRES_DB="a") != ram_dir(one, POSTGRES_DB="b")
+    assert ram_dir(one, MEDIASTORE_RAM_DIR=str(tmp_path / "mine")) == str(tmp_path / "mine")
+    assert not Path(default).exists()  # naming it creates nothing

@@ -78,7 +78,7 @@ class FilesystemStore(Backend):
                 out.flush()
                 os.fsync(out.fileno())
                 out.close()
-                os.replace(tmp_name, path)
+                self._commit(tmp_name, path)
             committed = True
         finally:
             if not committed:
@@ -87,6 +87,10 @@ class FilesystemStore(Backend):
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
         return written
+
+    def _commit(self, tmp_name: str, path: Path) -> None:
+        """Move a complete temporary file into place in one step (readers see old or new)."""
+        os.replace(tmp_name, path)
 
     def _open(self, key: str) -> BinaryIO:
         """An open regular file for ``key``; ObjectNotFound for anything else."""
