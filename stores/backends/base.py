@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import BinaryIO
 
-from mediastore.errors import StorageError
+from mediastore.errors import RuleViolation, StorageError
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 
@@ -31,6 +32,21 @@ class PresignNotSupported(Exception):
 def store_failure(kind: str, label: str, action: str, key: str, reason: str) -> StorageError:
     """The one sentence local stores use for a failure; names the bucket, never the server path."""
     return StorageError(f"{kind} '{label}' could not {action} object '{key}': {reason}")
+
+
+def check_local_place(path: Path, label: str, kind: str, *, directory: bool) -> None:
+    """Refuse a local store at ``path`` when something in the way is of the wrong kind: a file
+    among its parent directories, or at ``path`` itself a file where a directory must be (or the
+    other way round). Nothing there yet is fine: the first write creates it."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise RuleViolation(f"{kind} '{label}' cannot be created: a parent of its path is a file")
+    if not path.exists():
+        return
+    if directory and not path.is_dir():
+        raise RuleViolation(f"{kind} '{label}' cannot be created: its path is a file, not a directory")
+    if not directory and not path.is_file():
+        raise RuleViolation(f"{kind} '{label}' cannot be created: its path is a directory, not a file")
 
 
 class Backend(abc.ABC):
@@ -88,6 +104,17 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; an absent key is not an error."""
+
+    def local_paths(self) -> tuple[Path, ...]:
+        """What this store owns on the server's disk: first its directory or file, then the files
+        it keeps beside it (a lock file, SQLite's journals). Empty for remote or in-memory stores.
+        No two store configurations may share any of these, or have one inside another."""
+        return ()
+
+    def check_place(self) -> None:
+        """Refuse (RuleViolation) a store whose place on disk cannot hold it, e.g. a directory where
+        a zip file must go. Called once, when the store configuration is created."""
+        return None
 
     def etag(self, key: str) -> str | None:
         """An opaque version tag of the object where the medium has one (S3), else None."""

@@ -22,6 +22,7 @@ from stores.backends.base import (
     Backend,
     ChunkIterator,
     ObjectNotFound,
+    check_local_place,
     check_range,
     range_end,
     read_chunks,
@@ -44,6 +45,12 @@ class FilesystemStore(Backend):
     def __init__(self, directory: Path, *, label: str | None = None) -> None:
         self.directory = Path(directory)
         self.label = label or self.directory.name
+
+    def local_paths(self) -> tuple[Path, ...]:
+        return (self.directory,)
+
+    def check_place(self) -> None:
+        check_local_place(self.directory, self.label, self.kind, directory=True)
 
     def _path(self, key: str) -> Path:
         return resolve_key_path(self.directory, key)

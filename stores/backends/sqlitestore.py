@@ -25,6 +25,7 @@ from stores.backends.base import (
     Backend,
     ChunkIterator,
     ObjectNotFound,
+    check_local_place,
     check_range,
     range_end,
     read_chunks,
@@ -57,10 +58,18 @@ class SqliteStore(Backend):
     """
 
     kind = "SQLite store"
+    # Files kept next to the store's own file, named by appending these to its name.
+    SIDECAR_SUFFIXES: tuple[str, ...] = (".lock", "-wal", "-shm", "-journal")
 
     def __init__(self, db_path: Path, *, label: str | None = None) -> None:
         self.path = Path(db_path)
         self.label = label or self.path.name
+
+    def local_paths(self) -> tuple[Path, ...]:
+        return (self.path, *(self.path.with_name(self.path.name + s) for s in self.SIDECAR_SUFFIXES))
+
+    def check_place(self) -> None:
+        check_local_place(self.path, self.label, self.kind, directory=False)
 
     # -- plumbing -----------------------------------------------------------------------------
 

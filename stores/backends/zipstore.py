@@ -37,6 +37,7 @@ from stores.backends.base import (
     Backend,
     ChunkIterator,
     ObjectNotFound,
+    check_local_place,
     check_range,
     range_end,
     read_chunks,
@@ -71,11 +72,19 @@ class ZipStore(Backend):
     """
 
     kind = "zip store"
+    # Files kept next to the store's own file, named by appending these to its name.
+    SIDECAR_SUFFIXES: tuple[str, ...] = (".lock",)
 
     def __init__(self, zip_path: Path, *, label: str | None = None) -> None:
         self.path = Path(zip_path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.label = label or self.path.name
+
+    def local_paths(self) -> tuple[Path, ...]:
+        return (self.path, *(self.path.with_name(self.path.name + s) for s in self.SIDECAR_SUFFIXES))
+
+    def check_place(self) -> None:
+        check_local_place(self.path, self.label, self.kind, directory=False)
 
     # -- plumbing -----------------------------------------------------------------------------
 
