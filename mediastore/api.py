@@ -26,7 +26,7 @@ more typed identifiers, JSON metadata, tags, and a store configuration saying wh
 (`POST /api/identifier`).
 
 Errors: rule violations are 422 `{"detail": [{"error": "..."}]}`, missing objects 404,
-conflicts 409, storage failures 502.
+conflicts 409, storage failures 502 (507 when the store's disk is full).
 """
 
 api = NinjaAPI(

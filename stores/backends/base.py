@@ -8,11 +8,12 @@ else becomes ``mediastore.errors.StorageError`` with a sentence that is safe to 
 from __future__ import annotations
 
 import abc
+import errno
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mediastore.errors import RuleViolation, StorageError
+from mediastore.errors import InsufficientStorage, RuleViolation, StorageError
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 
@@ -29,9 +30,21 @@ class PresignNotSupported(Exception):
     """The backend cannot hand out presigned URLs (only S3 can)."""
 
 
-def store_failure(kind: str, label: str, action: str, key: str, reason: str) -> StorageError:
-    """The one sentence local stores use for a failure; names the bucket, never the server path."""
+def store_failure(
+    kind: str, label: str, action: str, key: str, reason: str, *, full: bool = False
+) -> StorageError:
+    """The one sentence local stores use for a failure; names the bucket, never the server path.
+    ``full``: the failure was a full disk or quota, which is InsufficientStorage (507)."""
+    if full:
+        return InsufficientStorage(
+            f"{kind} '{label}' could not {action} object '{key}': {reason}; the server's storage is full"
+        )
     return StorageError(f"{kind} '{label}' could not {action} object '{key}': {reason}")
+
+
+def out_of_space(err: BaseException) -> bool:
+    """Whether an OS error says the disk or the user's quota is full."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def check_local_place(path: Path, label: str, kind: str, *, directory: bool) -> None:

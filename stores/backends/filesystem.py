@@ -24,6 +24,7 @@ from stores.backends.base import (
     ObjectNotFound,
     check_local_place,
     check_range,
+    out_of_space,
     range_end,
     read_chunks,
     store_failure,
@@ -58,7 +59,7 @@ class FilesystemStore(Backend):
     def _error(self, action: str, key: str, err: OSError) -> StorageError:
         # strerror carries no path ("No space left on device"), so nothing about the server leaks.
         reason = err.strerror or type(err).__name__
-        return store_failure(self.kind, self.label, action, key, reason)
+        return store_failure(self.kind, self.label, action, key, reason, full=out_of_space(err))
 
     @contextlib.contextmanager
     def _os_errors(self, action: str, key: str) -> Iterator[None]:

@@ -27,6 +27,7 @@ from stores.backends.base import (
     ObjectNotFound,
     check_local_place,
     check_range,
+    out_of_space,
     range_end,
     read_chunks,
     store_failure,
@@ -75,7 +76,8 @@ class SqliteStore(Backend):
 
     def _error(self, action: str, key: str, err: Exception) -> StorageError:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        return store_failure(self.kind, self.label, action, key, reason)
+        full = out_of_space(err) or getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        return store_failure(self.kind, self.label, action, key, reason, full=full)
 
     @contextlib.contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
@@ -173,7 +175,9 @@ class SqliteStore(Backend):
                                 for chunk in read_chunks(spool):
                                     blob.write(chunk)
                     except (sqlite3.Error, OSError):
-                        connection.execute("ROLLBACK")
+                        if connection.in_transaction:  # SQLite may have rolled back already (disk full)
+                            with contextlib.suppress(sqlite3.Error):
+                                connection.execute("ROLLBACK")
                         raise
                     connection.execute("COMMIT")
                 finally:
