@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, connection, transaction
@@ -155,11 +157,7 @@ def claim_local_place(store_type: str, bucket: str, *, exclude_pk: int | None = 
         return same
     backend = build_backend(store_type, bucket)
     ours = backend.local_paths()
-    for other in lookup.filter(type__in=LOCAL_TYPES).exclude(pk=exclude_pk):
-        try:
-            theirs = other.backend().local_paths()
-        except RuleViolation:  # a row from before paths were checked that no request can use
-            continue
+    for other, theirs in _local_places(lookup.filter(type__in=LOCAL_TYPES).exclude(pk=exclude_pk)):
         if not places_overlap(ours, theirs):
             continue
         if other.type == store_type and theirs[0] == ours[0]:
@@ -170,6 +168,28 @@ def claim_local_place(store_type: str, bucket: str, *, exclude_pk: int | None = 
         )
     backend.check_place()
     return None
+
+
+def _local_places(stores: Iterable[StoreConfig]) -> Iterator[tuple[StoreConfig, tuple[Path, ...]]]:
+    """Each local store with its place on disk; rows that no request can use (written before paths
+    were checked, e.g. leading out of the storage root) are skipped."""
+    for store in stores:
+        try:
+            yield store, store.backend().local_paths()
+        except RuleViolation:
+            continue
+
+
+def local_store_overlaps() -> list[tuple[StoreConfig, StoreConfig]]:
+    """Pairs of existing local store configurations that share a place on disk: rows written
+    before overlaps were refused (``manage.py check_store_overlaps`` lists them)."""
+    places = list(_local_places(StoreConfig.objects.filter(type__in=LOCAL_TYPES).order_by("pk")))
+    return [
+        (first, second)
+        for i, (first, ours) in enumerate(places)
+        for second, theirs in places[i + 1 :]
+        if places_overlap(ours, theirs)
+    ]
 
 
 @transaction.atomic

@@ -10,6 +10,7 @@ whose place equals another type's, lies inside or contains another local store's
 from __future__ import annotations
 
 import base64
+import io
 import threading
 import time
 from pathlib import Path
@@ -218,3 +219,20 @@ def waiting_for_advisory_lock() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
         return cursor.fetchone()[0] > 0
+
+
+def test_check_store_overlaps_lists_rows_from_before(root):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = io.StringIO()
+    StoreConfig.objects.create(type=FS, bucket="a")
+    StoreConfig.objects.create(type=ZIP, bucket="b.zip")
+    StoreConfig.objects.create(type="DictStore", bucket="a")
+    call_command("check_store_overlaps", stdout=out)
+    assert "No overlapping local stores." in out.getvalue()
+    inner = StoreConfig.objects.create(type=SQL, bucket="a/x.sqlite")
+    StoreConfig.objects.create(type=FS, bucket="../outside")  # unusable: skipped, no crash
+    with pytest.raises(CommandError, match="1 overlapping pair"):
+        call_command("check_store_overlaps", stdout=out)
+    assert f"overlaps store {inner.pk} (SqliteStore:a/x.sqlite)" in out.getvalue()
