@@ -28,10 +28,11 @@ more typed identifiers, JSON metadata, tags, and a store configuration saying wh
 (`POST /api/identifier`).
 
 Errors: rule violations are 422 `{"detail": [{"error": "..."}]}`, missing objects 404,
-conflicts 409, storage failures 502. Each operation names the permission it needs; a logged-in
-user without it gets 403. Permissions come from the groups `readers` (view everything),
-`writers` (readers + create, change and delete media and their bytes) and `admins` (writers +
-identifier types, S3 configurations, store configurations), managed in the admin.
+conflicts 409, storage failures 502 (507 when the store's disk is full). Each operation names
+the permission it needs; a logged-in user without it gets 403. Permissions come from the groups
+`readers` (view everything), `writers` (readers + create, change and delete media and their
+bytes) and `admins` (writers + identifier types, S3 configurations, store configurations),
+managed in the admin.
 """
 
 

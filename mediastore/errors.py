@@ -62,6 +62,13 @@ class StorageError(MediastoreError):
         return {"detail": self.message}
 
 
+class InsufficientStorage(StorageError):
+    """The store's disk (or quota) is full: 507 ``{"detail": "..."}``. Nothing was half-written."""
+
+    status_code = 507
+    kind = "InsufficientStorage"
+
+
 class LengthRequired(MediastoreError):
     """A streamed body came without a length the server can trust: 411 ``{"detail": "..."}``."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -392,6 +393,33 @@ def test_streaming_upload_without_a_length_is_411(api, id_types, store_for):
     response = api.client.put("/api/media/c1/content", data=b"abc", headers=headers, CONTENT_LENGTH="")
     assert response.status_code == 411
     assert Media.objects.get(pid="c1").store_status == "PENDING"
+
+
+def test_streaming_upload_without_length_or_chunking_is_411_under_gunicorn(api, id_types, store_for):
+    """gunicorn sets wsgi.input_terminated on every request: a PUT with neither Content-Length nor
+    Transfer-Encoding was taken for an empty chunked body and erased the stored bytes with a 200."""
+    store = store_for("FilesystemStore")
+    assert upload(api, "c4", store, data=b"keep me").status_code == 200
+    headers = {"Authorization": f"Bearer {api.token}"}
+    gunicorn = {"CONTENT_LENGTH": "", "wsgi.input_terminated": True}
+    response = api.client.put("/api/media/c4/content", data=b"", headers=headers, **gunicorn)
+    assert response.status_code == 411
+    assert b"".join(api.get("/api/media/c4/content").streaming_content) == b"keep me"
+    assert api.get("/api/media/c4/verify").json()["ok"] is True
+
+
+def test_streaming_upload_of_a_chunked_body(api, id_types, store_for):
+    """A chunked body is read from wsgi.input when the server marks its end; otherwise 411."""
+    api.post("/api/media", media_body("c5", store_config=store_for("FilesystemStore")))
+    headers = {"Authorization": f"Bearer {api.token}", "Transfer-Encoding": "chunked"}
+    response = api.client.put("/api/media/c5/content", data=b"abc", headers=headers, CONTENT_LENGTH="")
+    assert response.status_code == 411
+    assert Media.objects.get(pid="c5").store_status == "PENDING"
+    gunicorn = {"wsgi.input": io.BytesIO(b"abc"), "wsgi.input_terminated": True}  # reads end at the end
+    response = api.client.put("/api/media/c5/content", headers=headers, CONTENT_LENGTH="", **gunicorn)
+    assert response.status_code == 200
+    assert response.json()["size"] == 3
+    assert b"".join(api.get("/api/media/c5/content").streaming_content) == b"abc"
 
 
 def test_streaming_upload_of_an_empty_body_stores_an_empty_object(api, id_types, store_for):
