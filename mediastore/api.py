@@ -31,6 +31,8 @@ conflicts 409, storage failures 502.
 
 JSON bodies need `Content-Type: application/json`; another type, or none, is 415. A key repeated
 in one object, a number beyond a 64-bit float (`1e400`) or nesting too deep to parse is 422.
+Metadata may nest at most `MEDIASTORE_MAX_METADATA_DEPTH` levels (422) and be at most
+`MEDIASTORE_MAX_METADATA_KB` as compact JSON (413).
 """
 
 api = NinjaAPI(
