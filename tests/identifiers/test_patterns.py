@@ -152,3 +152,15 @@ def test_swagger_describes_the_recheck_and_force(api):
     operation = api.get("/api/openapi.json").json()["paths"]["/api/identifier"]["put"]
     assert "409" in operation["description"] and "force=true" in operation["description"]
     assert any(p["name"] == "force" for p in operation["parameters"])
+
+
+@pytest.mark.parametrize("name", ["a.b:c-d", "x__y"])
+def test_recheck_finds_identifier_values_under_names_with_dots_colons_and_underscores(api, id_types, name):
+    """Identifier keys are JSON object keys; names with `.`, `:`, `-` or `__` must still be looked up
+    as one key (not as a path or a Django lookup)."""
+    api.post("/api/identifier", {"name": name, "pattern": ""})
+    assert api.post("/api/media", media_body("m1", identifiers={name: "v-1"})).status_code == 200
+    response = api.put("/api/identifier", {"name": name, "pattern": "v"})
+    assert response.status_code == 409
+    assert response.json()["detail"][0]["examples"] == [{"pid": "m1", "field": "identifiers", "value": "v-1"}]
+    assert api.put("/api/identifier", {"name": name, "pattern": r"v-\d"}).status_code == 204
