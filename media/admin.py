@@ -2,11 +2,13 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
+from django.forms.fields import InvalidJSONInput
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -16,6 +18,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from taggit.models import Tag
 from taggit.utils import edit_string_for_tags, parse_tags
 
+from media import metadata as meta_ops
 from media.history import history_entries
 from media.models import Media
 from media.services import IdentifierRules, clean_tags, media_delete, media_revert, sync_tags
@@ -47,6 +50,42 @@ def shown(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+class MetadataField(forms.JSONField):
+    """Django's JSON form field, with input nested too deeply to parse refused instead of crashing."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError("Metadata is nested too deeply.", code="invalid") from None
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)  # shown back as typed
+
+
+def too_deep(metadata) -> bool:
+    try:
+        meta_ops.check_depth(metadata)
+    except MediastoreError:
+        return True
+    return False
+
+
+def cut_at_depth(value, depth: int, levels_left: int):
+    """``value`` with whatever nests deeper than ``levels_left`` replaced by a note (recursion is bounded
+    by ``levels_left``)."""
+    if not isinstance(value, dict | list):
+        return value
+    if levels_left <= 0:
+        return f"... (deeper than level {depth - 1}, not shown)"
+    if isinstance(value, dict):
+        return {k: cut_at_depth(v, depth + 1, levels_left - 1) for k, v in value.items()}
+    return [cut_at_depth(v, depth + 1, levels_left - 1) for v in value]
+
+
 class TagNamesField(forms.CharField):
     """The media's tags as one line, comma separated (taggit's syntax: quote a tag holding a comma),
     checked by the API's tag rules; cleans to the sorted list of names."""
@@ -73,13 +112,14 @@ class TagNamesField(forms.CharField):
 
 
 class MediaForm(forms.ModelForm):
-    """Applies the same pid, identifier and tag rules as the API."""
+    """Applies the same pid, identifier, metadata and tag rules as the API."""
 
     tags = TagNamesField(required=False, help_text="Comma separated; quote a tag that contains a comma.")
 
     class Meta:
         model = Media
         fields = ["pid", "pid_type", "identifiers", "metadata", "content_type"]
+        field_classes = {"metadata": MetadataField}
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -97,6 +137,11 @@ class MediaForm(forms.ModelForm):
                 raise forms.ValidationError(exc.message) from None
         if not isinstance(data.get("metadata", {}), dict):
             self.add_error("metadata", "Metadata must be a JSON object.")
+        elif "metadata" in data:
+            try:
+                meta_ops.check_limits(data["metadata"])
+            except MediastoreError as exc:
+                self.add_error("metadata", exc.message)
         return data
 
 
@@ -128,6 +173,37 @@ class MediaAdmin(SimpleHistoryAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    # Metadata stored deeper than MEDIASTORE_MAX_METADATA_DEPTH (before that limit existed) cannot go
+    # through a JSON form field, nor be written back with a save (encoding it recurses past Python's
+    # limit): such a media is view-only here, its metadata shown cut at the limit, until the API
+    # replaces that metadata.
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and too_deep(obj.metadata):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and too_deep(obj.metadata):
+            fields = [name if name != "metadata" else "metadata_too_deep" for name in fields]
+        return list(dict.fromkeys(fields))
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and too_deep(obj.metadata):
+            readonly.append("metadata_too_deep")
+        return readonly
+
+    @admin.display(description="Metadata")
+    def metadata_too_deep(self, obj) -> str:
+        limit = settings.MEDIASTORE_MAX_METADATA_DEPTH
+        shown = json.dumps(cut_at_depth(obj.metadata, 1, limit), indent=1, ensure_ascii=False)
+        return (
+            f"Nested deeper than MEDIASTORE_MAX_METADATA_DEPTH ({limit} levels), so it is shown cut at "
+            "that depth and this media cannot be changed here; replace the metadata with "
+            f"PUT /api/media/update/metadata first.\n{shown}"
+        )
 
     @admin.display(description="checksum")
     def stored_checksum(self, media: Media) -> str:

@@ -161,6 +161,7 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
     rules.check_pid(pid, item.pid_type)
     identifiers = rules.identifiers(pid, item.pid_type, item.identifiers)
     tags = clean_tags(item.tags)
+    meta_ops.check_limits(item.metadata)
     store = stores.resolve(item.store_config)
     return Media(
         pid=pid,
@@ -478,15 +479,26 @@ def media_storekeys_update(items: list[UpdateStorekey], *, user) -> BulkOutcome:
 
 
 def media_metadata_update(items: list[UpdateMetadata], *, user, op: str) -> BulkOutcome:
-    """op is "put" (set), "patch" (merge) or "delete"; see media.metadata."""
+    """op is "put" (set), "patch" (merge) or "delete"; see media.metadata. The metadata each item
+    leaves must pass ``check_limits`` (depth, size), else that item fails."""
 
     def computer(item: UpdateMetadata) -> Compute:
         def compute(media: Media) -> dict[str, Any]:
+            # Both the stored metadata (unless replaced or cleared whole) and the data are copied
+            # below, and copying recurses: nothing deeper than the limit may get there.
+            if item.keys or op == "patch":
+                meta_ops.check_depth(
+                    media.metadata, "the stored metadata (replace or clear it whole to fix it)"
+                )
+            if op == "delete":
+                return {"metadata": meta_ops.delete(media.metadata, item.keys)}
+            meta_ops.check_depth(item.data, "data")
             if op == "put":
-                return {"metadata": meta_ops.put(media.metadata, item.keys, item.data)}
-            if op == "patch":
-                return {"metadata": meta_ops.merge(media.metadata, item.keys, item.data)}
-            return {"metadata": meta_ops.delete(media.metadata, item.keys)}
+                result = meta_ops.put(media.metadata, item.keys, item.data)
+            else:
+                result = meta_ops.merge(media.metadata, item.keys, item.data)
+            meta_ops.check_limits(result)
+            return {"metadata": result}
 
         return compute
 

@@ -6,6 +6,7 @@ from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
 from ninja import NinjaAPI
+from ninja.errors import HttpError
 
 from content.api import router as transfer_router
 from identifiers.api import router as identifiers_router
@@ -33,6 +34,11 @@ the permission it needs; a logged-in user without it gets 403. Permissions come 
 `readers` (view everything), `writers` (readers + create, change and delete media and their
 bytes) and `admins` (writers + identifier types, S3 configurations, store configurations),
 managed in the admin.
+
+JSON bodies need `Content-Type: application/json`; another type, or none, is 415. A key repeated
+in one object, a number beyond a 64-bit float (`1e400`) or nesting too deep to parse is 422.
+Metadata may nest at most `MEDIASTORE_MAX_METADATA_DEPTH` levels (422) and be at most
+`MEDIASTORE_MAX_METADATA_KB` as compact JSON (413).
 """
 
 
@@ -64,6 +70,16 @@ api.add_router("", health_router)
 @api.exception_handler(MediastoreError)
 def _mediastore_error(request: HttpRequest, exc: MediastoreError):
     return api.create_response(request, exc.body(), status=exc.status_code)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError):
+    # ninja turns any error of the body parser into a 400 "Cannot parse request body"; the parser's
+    # own domain errors (415 wrong media type, 422 duplicate keys, infinite numbers, deep nesting)
+    # keep their answer.
+    if isinstance(exc.__cause__, MediastoreError):
+        return _mediastore_error(request, exc.__cause__)
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
 
 
 @api.exception_handler(ProtectedError)

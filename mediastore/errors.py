@@ -104,3 +104,22 @@ class Forbidden(MediastoreError):
 
     def body(self) -> dict:
         return {"detail": self.message}
+
+
+class PayloadTooLarge(MediastoreError):
+    """Something in the request is over a configured size limit: 413 ``{"detail": [{"error": "..."}]}``
+    (the rule-violation shape, so a bulk create can name the item). In a BulkResult it counts as a
+    ``ValidationError`` of that item, one of the kinds clients know."""
+
+    status_code = 413
+    kind = "ValidationError"
+
+
+class UnsupportedMediaType(MediastoreError):
+    """A JSON endpoint was sent a body of another media type: 415 ``{"detail": "..."}``."""
+
+    status_code = 415
+    kind = "UnsupportedMediaType"
+
+    def body(self) -> dict:
+        return {"detail": self.message}

@@ -8,6 +8,8 @@ import re
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 
+from mediastore.parser import is_json_request
+
 # JSON escapes that can decode to text no database can store: NUL and UTF-16 surrogates.
 SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 
@@ -23,12 +25,19 @@ def _bad_text(text: str) -> bool:
 
 
 def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return _bad_text(value)
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+    """Whether any string (key or value) below ``value`` is bad text; iterative, so that nesting
+    as deep as json.loads reads cannot exhaust the stack here."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _bad_text(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
@@ -64,12 +73,12 @@ class RejectNulMiddleware:
             or "%00" in request.META.get("QUERY_STRING", "")
         ):
             return True
-        if request.content_type != "application/json" or not SUSPECT_ESCAPE.search(request.body):
+        if not is_json_request(request) or not SUSPECT_ESCAPE.search(request.body):
             return False
         try:
             return _has_nul(json.loads(request.body))
-        except ValueError:
-            return False  # malformed JSON: the API answers that itself
+        except (ValueError, RecursionError):
+            return False  # malformed or too deep JSON: the API's parser answers that itself
 
 
 class JsonBodyLimitMiddleware:
@@ -84,7 +93,7 @@ class JsonBodyLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest):
-        if request.path.startswith("/api/") and request.content_type == "application/json":
+        if request.path.startswith("/api/") and is_json_request(request):
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:

@@ -48,6 +48,14 @@ MEDIASTORE_STORAGE_ROOT = Path(
 MEDIASTORE_TOKEN_TTL_HOURS = env.get_int("MEDIASTORE_TOKEN_TTL_HOURS", None, minimum=1)
 MEDIASTORE_PRESIGN_SECONDS = env.get_int("MEDIASTORE_PRESIGN_SECONDS", 3600, minimum=1)
 MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=1)
+# Metadata limits, applied to every write of a media's metadata (422 too deep, 413 too large).
+MEDIASTORE_MAX_METADATA_DEPTH = env.get_int("MEDIASTORE_MAX_METADATA_DEPTH", 64, minimum=1)
+if MEDIASTORE_MAX_METADATA_DEPTH > 500:
+    raise ImproperlyConfigured(
+        "MEDIASTORE_MAX_METADATA_DEPTH must be at most 500: deeper JSON cannot be encoded and decoded "
+        "reliably within Python's recursion limit"
+    )
+MEDIASTORE_MAX_METADATA_KB = env.get_int("MEDIASTORE_MAX_METADATA_KB", 1024, minimum=1)
 MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)

@@ -109,7 +109,8 @@ def test_the_original_scenario_is_refused_up_front(api, root, id_types):
     assert result["failures"] == [], result
     headers = {"Authorization": f"Bearer {api.token}"}
     assert api.client.put("/api/media/m1/content", data=b"one", headers=headers).status_code == 200
-    assert (root / "a" / "sub" / "k").read_bytes() == b"one"
+    key = Media.objects.get(pid="m1").store_key  # each write goes to a fresh key beside "sub/k"
+    assert key.startswith("sub/k~") and (root / "a" / key).read_bytes() == b"one"
     assert_refused(api.post("/api/media", media_body("m2", store_config=store(FS, "a/sub"))), FS, "a")
     assert not Media.objects.filter(pid="m2").exists()
     result = api.put("/api/media/update/storekeys", [{"pid": "m1", "store_key": "../b/k"}]).json()
