@@ -17,9 +17,9 @@ if str(BASE_DIR) not in sys.path:
 
 from mediastore import env  # noqa: E402  (needs BASE_DIR on sys.path)
 
-_env_file = env.get_str("MEDIASTORE_ENV_FILE", str(BASE_DIR / ".env"))
-if _env_file:
-    env.load_dotenv(Path(_env_file))
+_env_file = env.env_file(BASE_DIR / ".env")
+if _env_file is not None:
+    env.load_dotenv(_env_file)
 
 bind = [env.get_str("GUNICORN_BIND") or "0.0.0.0:8000"]
 workers = env.get_int("WEB_CONCURRENCY", 2, minimum=1)

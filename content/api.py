@@ -33,18 +33,20 @@ def upload(request: HttpRequest, payload: UploadIn):
     With `base64`: the bytes are decoded (strictly; invalid base64 is 422 and nothing is created),
     stored, and the media is created READY; if the store fails the answer is 502 and no media is
     created. Without `base64` (BucketStore only): the media is created PENDING and `presigned_put`
-    is a URL to PUT the bytes to within `MEDIASTORE_PRESIGN_SECONDS`; then call
-    `POST /api/upload/{pid}/complete` (or just download it) to mark it READY. For large files
+    is a URL to PUT the bytes to within `MEDIASTORE_PRESIGN_SECONDS` (e.g. `curl -T FILE "$URL"`);
+    then call `POST /api/upload/{pid}/complete` (or just download it) to mark it READY. Give `size`
+    so that only an upload of exactly that many bytes can complete. A bucket that does not exist is
+    a 502 and no media is created. For large files
     prefer `POST /api/media` + `PUT /api/media/{pid}/content`, which streams. JSON bodies are
     limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it)."""
     if payload.base64:
         data = transfer.decode_base64(payload.base64)
         media = transfer.upload_base64(
-            payload.mediadata, data, content_type=payload.content_type, user=request.auth
+            payload.mediadata, data, content_type=payload.content_type, size=payload.size, user=request.auth
         )
         return {"status": "READY", "presigned_put": None, "pid": media.pid}
     media, url = transfer.upload_presigned(
-        payload.mediadata, content_type=payload.content_type, user=request.auth
+        payload.mediadata, content_type=payload.content_type, size=payload.size, user=request.auth
     )
     return {"status": "PENDING", "presigned_put": url, "pid": media.pid}
 
@@ -52,7 +54,9 @@ def upload(request: HttpRequest, payload: UploadIn):
 @router.post("/upload/{path:pid}/complete", response=MediaOut, summary="Finish a presigned upload")
 def upload_complete(request: HttpRequest, pid: str):
     """Check that the bytes of a PENDING media are in its store, record their size and SHA-256
-    checksum, and mark it READY. 409 if nothing was uploaded yet; a READY media is returned as is."""
+    checksum, and mark it READY. 409 if nothing was uploaded yet, or if the object's size is not
+    the `size` declared at `POST /api/upload` (the media then stays PENDING); a READY media is
+    returned as is."""
     return transfer.complete(media_get(pid), user=request.auth)
 
 

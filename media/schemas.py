@@ -44,7 +44,11 @@ class MediaOut(Schema):
     tags: list[str]
     mark: int = Field(..., description="Latest change number, from one sequence shared by all media.")
     version: str = Field(..., description="Revision count of this media: '1' after create.")
-    size: int | None = Field(None, description="Size in bytes of the stored content, once READY.")
+    size: int | None = Field(
+        None,
+        description="Size in bytes of the stored content, once READY; while PENDING after a presigned "
+        "upload, the size declared for it (if any).",
+    )
     checksum: str = Field("", description="Checksum of the stored content, e.g. `sha256:<hex>`.")
     content_type: str = Field("", description="Media type of the stored content.")
     created: datetime

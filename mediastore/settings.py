@@ -18,9 +18,9 @@ from mediastore import env
 from mediastore.failpoints import parse as failpoints_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-_env_file = env.get_str("MEDIASTORE_ENV_FILE", str(BASE_DIR / ".env"))
-if _env_file:
-    env.load_dotenv(Path(_env_file))
+_env_file = env.env_file(BASE_DIR / ".env")
+if _env_file is not None:
+    env.load_dotenv(_env_file)
 
 DEBUG = env.get_bool("DJANGO_DEBUG", False)
 

@@ -151,8 +151,11 @@ class Backend(abc.ABC):
         """An opaque version tag of the object where the medium has one (S3), else None."""
         return None
 
-    def presigned_put(self, key: str, expires: int, content_type: str | None = None) -> str:
-        """A URL a client can PUT the object's bytes to for ``expires`` seconds."""
+    def presigned_put(
+        self, key: str, expires: int, content_type: str | None = None, size: int | None = None
+    ) -> str:
+        """A URL a client can PUT the object's bytes to for ``expires`` seconds; with ``size``, a
+        PUT of any other length is refused by the store (where it checks signed headers)."""
         raise PresignNotSupported(f"{type(self).__name__} cannot presign uploads")
 
     def presigned_get(self, key: str, expires: int) -> str:
