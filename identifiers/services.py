@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from django.db import transaction
 
+from identifiers import usage
 from identifiers.models import IdentifierType
 from identifiers.rules import check_name, compile_pattern, matches
 from mediastore.errors import Conflict, NotFound
@@ -39,39 +38,17 @@ def stored_mismatches(
 ) -> tuple[int, list[dict]]:
     """How many stored values of type ``name`` do not fully match ``pattern``, and the first few.
 
-    Looks at the pids of media whose pid_type is ``name`` and at the values ``identifiers[name]``,
-    reading the table in batches of ``batch`` rows by pk (memory stays bounded whatever its size);
-    RE2 decides each value, in time linear in its length. Examples are
-    ``{"pid": <media pid>, "field": "pid" | "identifiers", "value": <the value>}``.
+    The values come from the apps that store them (``identifiers.usage``: media's pids of that
+    pid_type and values ``identifiers[name]``), read in batches of ``batch`` rows so memory stays
+    bounded whatever the table's size; RE2 decides each value, in time linear in its length.
+    Examples are ``{"pid": <media pid>, "field": "pid" | "identifiers", "value": <the value>}``.
     """
-    from django.db.models import F
-    from django.db.models.fields.json import KeyTextTransform
-
-    from media.models import Media
-
     count, found = 0, []
-    sources = [
-        ("pid", Media.objects.filter(pid_type_id=name).values_list("pk", "pid", F("pid"))),
-        (
-            "identifiers",
-            Media.objects.filter(identifiers__has_key=name)
-            .annotate(identifier_value=KeyTextTransform(name, "identifiers"))
-            .values_list("pk", "pid", "identifier_value"),
-        ),
-    ]
-    for field, rows in sources:
-        last = 0
-        while True:
-            chunk = list(rows.filter(pk__gt=last).order_by("pk")[:batch])
-            for _, pid, value in chunk:
-                value = value if isinstance(value, str) else json.dumps(value)
-                if not matches(pattern, value):
-                    count += 1
-                    if len(found) < examples:
-                        found.append({"pid": pid, "field": field, "value": value})
-            if len(chunk) < batch:
-                break
-            last = chunk[-1][0]
+    for pid, field, value in usage.stored_values(name, batch=batch):
+        if not matches(pattern, value):
+            count += 1
+            if len(found) < examples:
+                found.append({"pid": pid, "field": field, "value": value})
     return count, found
 
 
@@ -108,11 +85,8 @@ def identifier_type_update(*, name: str, pattern: str, force: bool = False) -> N
 @transaction.atomic
 def identifier_type_delete(*, name: str) -> None:
     """Delete a type unless a media uses it as pid_type or as an identifier key (Conflict)."""
-    from media.models import Media
-
     identifier_type_get(name)
-    if Media.objects.filter(pid_type_id=name).exists():
-        raise Conflict(f"identifier type '{name}' is the pid_type of existing media")
-    if Media.objects.filter(identifiers__has_key=name).exists():
-        raise Conflict(f"identifier type '{name}' is used as an identifier key of existing media")
+    reason = usage.refusal_to_delete(name)
+    if reason:
+        raise Conflict(reason)
     IdentifierType.objects.filter(pk=name).delete()

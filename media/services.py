@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -316,6 +316,31 @@ def raise_first_failure(outcome: BulkOutcome) -> None:
         raise outcome.failures[0][1]
 
 
+class ByteMover(Protocol):
+    """What moving a READY media to another store needs from ``content`` (which stands above
+    ``media`` and registers itself in its ``AppConfig.ready``)."""
+
+    def copy_to_store(self, media: Media, store: StoreConfig) -> str:
+        """Copy and verify the media's bytes into ``store``; the key of the copy."""
+
+    def discard(self, backend: Any, key: str) -> None:
+        """Best-effort removal of an object no row points at."""
+
+
+_mover: ByteMover | None = None
+
+
+def register_byte_mover(mover: ByteMover) -> None:
+    global _mover
+    _mover = mover
+
+
+def byte_mover() -> ByteMover:
+    if _mover is None:  # only when the content app is not installed
+        raise RuleViolation("moving stored bytes to another store is not available on this server")
+    return _mover
+
+
 @dataclass
 class PreparedMove:
     """Bytes of a READY media already copied (and verified) into the store it moves to."""
@@ -334,8 +359,6 @@ def _prepare_moves(
     The copies run outside the database transaction (they may take long); the rows then switch to
     the copies in the bulk write, and ``_finish_moves`` removes whichever copy lost.
     """
-    from content.services import copy_to_store
-
     wanted = {pid: patch.store_config for pid, patch in pairs if patch.store_config is not None}
     moves: dict[str, PreparedMove | MediastoreError] = {}
     if not wanted:
@@ -347,7 +370,7 @@ def _prepare_moves(
         try:
             store = stores.resolve(wanted[media.pid])
             if store.pk != media.store_config_id:
-                key = copy_to_store(media, store)
+                key = byte_mover().copy_to_store(media, store)
                 moves[media.pid] = PreparedMove(store, key, media.store_config, media.store_key)
         except MediastoreError as exc:
             moves[media.pid] = exc
@@ -356,16 +379,14 @@ def _prepare_moves(
 
 def _finish_moves(moves: dict[str, PreparedMove | MediastoreError], outcome: BulkOutcome) -> None:
     """Delete the old bytes of media that moved, and the unused copies of those that did not."""
-    from content.services import discard
-
     moved = {(m.store_config_id, m.store_key) for m in outcome.changed}
     for move in moves.values():
         if isinstance(move, MediastoreError):
             continue
         if (move.store.pk, move.key) in moved:
-            discard(move.old_store.backend(), move.old_key)
+            byte_mover().discard(move.old_store.backend(), move.old_key)
         else:
-            discard(move.store.backend(), move.key)
+            byte_mover().discard(move.store.backend(), move.key)
 
 
 def _patch_compute(
