@@ -385,6 +385,21 @@ def presigned_get(media: Media, *, user) -> tuple[Media, str]:
     return media, backend.presigned_get(media.store_key, settings.MEDIASTORE_PRESIGN_SECONDS)
 
 
+# A reader that finds its object replaced reads the media again, up to this many times in all
+# (each replacement is a completed write; only a media rewritten many times a second exhausts it).
+READ_ATTEMPTS = 8
+
+
+def replaced(media: Media) -> bool:
+    """Whether the media's bytes were switched to another object since ``media`` was read (a
+    reader that finds its object gone then reads the media again instead of failing)."""
+    return (
+        Media.objects.filter(pk=media.pk)
+        .exclude(store_config_id=media.store_config_id, store_key=media.store_key)
+        .exists()
+    )
+
+
 def open_content(media: Media, start: int, length: int | None) -> Iterator[bytes]:
     """Chunks of the stored bytes; raises before streaming starts when they are missing."""
     try:
@@ -402,8 +417,9 @@ def stored_size(media: Media) -> int:
         raise _missing(media) from None
 
 
-def verify(media: Media) -> dict:
-    """Re-read the stored bytes and compare them with the recorded size and checksum."""
+def verify(media: Media, *, attempts: int = READ_ATTEMPTS) -> dict:
+    """Re-read the stored bytes and compare them with the recorded size and checksum (those of
+    the media as it is then, when its bytes were replaced while being read)."""
     if media.store_status != StoreStatus.READY:
         raise Conflict(f"media '{media.pid}' has no stored bytes to verify (store_status PENDING)")
     result = {
@@ -417,6 +433,8 @@ def verify(media: Media) -> dict:
     try:
         result["size"], result["checksum"] = hash_object(media.store_config.backend(), media.store_key)
     except ObjectNotFound:
+        if attempts > 1 and replaced(media):  # switched to new bytes while being read: verify those
+            return verify(media_get(media.pid), attempts=attempts - 1)
         result["missing"] = True
     result["ok"] = (
         not result["missing"]

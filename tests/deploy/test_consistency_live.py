@@ -40,6 +40,7 @@ WORKERS = 4
 WRITERS = 4
 ROUNDS = 20
 MOVE_ROUNDS = 10
+READS_PER_ROUND = 20
 LOCAL_TYPES = ["FilesystemStore", "HashdirStore", "ZipStore", "SqliteStore"]
 
 
@@ -138,28 +139,52 @@ def test_concurrent_puts_leave_one_acknowledged_body_that_verifies(server, s3_se
     pid = f"race-{store_type}"
     server.create(pid, store_of(store_type, f"race-{store_type.lower()}", s3_server, s3_bucket))
     clients = [server.client() for _ in range(WRITERS)]
-    with ThreadPoolExecutor(WRITERS) as pool:
+    reader = server.client()
+    previous = None
+    with ThreadPoolExecutor(WRITERS + 1) as pool:
         for round_no in range(ROUNDS):
             bodies = [
                 f"round {round_no} writer {w} ".encode() + rng.randbytes(rng.randint(1_000, 200_000))
                 for w in range(WRITERS)
             ]
-            start = threading.Barrier(WRITERS)
+            start = threading.Barrier(WRITERS + 1)
+            done = threading.Event()
 
             def write(w: int, start=start, bodies=bodies) -> int:
                 start.wait(timeout=30)
                 return put(clients[w], server.base, pid, bodies[w])
 
+            def read(start=start, done=done) -> list[tuple[int, bytes]]:
+                """GETs racing the writers: each must be a whole body, old or new, never an error."""
+                start.wait(timeout=30)
+                seen = []
+                for _ in range(READS_PER_ROUND):
+                    response = reader.get(f"{server.base}/api/media/{pid}/content", timeout=60)
+                    seen.append((response.status_code, response.content))
+                    if done.is_set():
+                        break
+                return seen
+
+            reads = pool.submit(read)
             statuses = list(pool.map(write, range(WRITERS)))
+            done.set()
             acknowledged = [body for body, status in zip(bodies, statuses, strict=True) if status == 200]
             assert acknowledged, f"round {round_no}: no PUT succeeded: {statuses}"
             assert set(statuses) <= {200, 409}, statuses
+            for status, seen in reads.result(timeout=120):
+                if previous is None and status == 409:
+                    continue  # the first round may read before any bytes exist
+                assert status == 200, (
+                    f"round {round_no}: a read racing the writers got {status}: {seen[:300]!r}"
+                )
+                assert seen == previous or seen in bodies, f"round {round_no}: a read got mixed bytes"
             stored = server.content(pid)
             assert stored in acknowledged, f"round {round_no}: stored bytes are no acknowledged body"
             media = server.media(pid)
             assert (media["size"], media["checksum"]) == (len(stored), sha(stored))
             report = server.verify(pid)
             assert report["ok"] is True, report
+            previous = stored
     listed = server.manage("collect_orphans", "--older-than", "0", "--list")
     line = next(ln for ln in listed.splitlines() if f"race-{store_type.lower()}" in ln)
     assert ": 0 orphans" in line, listed  # every superseded object was removed
