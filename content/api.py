@@ -176,7 +176,15 @@ def _body_stream(request: HttpRequest) -> tuple[HttpRequest | BinaryIO, int | No
     "/media/{path:pid}/content",
     response={200: None, 206: None, 304: None, 416: None},
     summary="Download bytes as a raw stream",
-    openapi_extra={"responses": {"200": {"description": "The bytes", **BINARY}}},
+    # Integer status keys, as ninja writes its own: a "200" string key would be a second 200 in the JSON.
+    openapi_extra={
+        "responses": {
+            200: {"description": "The bytes", **BINARY},
+            206: {"description": "The requested range of the bytes (with Content-Range)", **BINARY},
+            304: {"description": "Not modified: If-None-Match matched the ETag"},
+            416: {"description": "The range starts past the end (Content-Range: bytes */size)"},
+        }
+    },
 )
 def content_get(request: HttpRequest, pid: str):
     """Stream the stored bytes with Content-Length, Content-Type and an ETag (the SHA-256).

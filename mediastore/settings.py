@@ -92,6 +92,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "mediastore.middleware.JsonBodyLimitMiddleware",
@@ -185,6 +186,13 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.get_str("DJANGO_STATIC_ROOT", str(MEDIASTORE_DATA_DIR / "static"))).resolve()
+# WhiteNoise serves the collected files from gunicorn itself, so Swagger UI and the admin are styled
+# with or without nginx in front. collectstatic (bin/start) gives each file a content-hashed name
+# (cached for a year by browsers) and gzip and brotli variants.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # Base64 bodies may be large; the limit users set is MEDIASTORE_MAX_UPLOAD_MB (checked in the API
 # with a 413 naming the variable), so Django's own 2.5 MB cap must not answer first.

@@ -1,5 +1,4 @@
 from django.contrib import admin
-from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import path
 from django.views.generic import TemplateView
 
@@ -10,4 +9,3 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]
-urlpatterns += staticfiles_urlpatterns()  # only with DJANGO_DEBUG=true; in production nginx serves /static/

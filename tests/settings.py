@@ -21,3 +21,13 @@ os.environ["MEDIASTORE_RAM_DIR"] = os.path.join(_data_dir, "ram")  # not the hos
 from mediastore.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The production storage needs collectstatic's manifest before any page can name a static file;
+# the test client renders pages without one. Live-server tests (tests/deploy/) run bin/start, which
+# collects with the real setting.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# WhiteNoise warns at every start of the middleware when the directory is missing.
+STATIC_ROOT.mkdir(exist_ok=True)  # noqa: F405

@@ -1,9 +1,11 @@
 """Swagger UI is served from local static files; the homepage links docs and admin."""
 
+import json
 import re
 
 import pytest
 from django.contrib.staticfiles import finders
+from openapi_spec_validator import validate
 
 pytestmark = pytest.mark.django_db
 
@@ -29,3 +31,35 @@ def test_homepage_links_docs_and_admin(anon):
     assert response.status_code == 200
     page = response.content.decode()
     assert 'href="/api/docs"' in page and 'href="/admin/"' in page
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate keys in one JSON object: {duplicates}")
+    return dict(pairs)
+
+
+def test_strict_json_parsing_refuses_a_repeated_key():
+    with pytest.raises(ValueError, match="'200'"):
+        json.loads('{"a": {"200": 1, "200": 2}}', object_pairs_hook=_refuse_duplicate_keys)
+
+
+def test_openapi_document_has_no_duplicate_keys_and_is_valid(anon):
+    """Regression: GET /api/media/{pid}/content listed its 200 answer twice (an integer key from
+    ``response=`` and a string key from ``openapi_extra``), so the JSON held "200" twice and Swagger
+    UI stopped with "Parser error: duplicated mapping key" instead of showing any operation."""
+    response = anon.client.get("/api/openapi.json")
+    assert response.status_code == 200
+    schema = json.loads(response.content, object_pairs_hook=_refuse_duplicate_keys)
+    validate(schema)  # raises OpenAPIValidationError with the path of whatever is wrong
+
+
+def test_raw_content_download_documents_binary_answers(anon):
+    schema = anon.get("/api/openapi.json").json()
+    answers = schema["paths"]["/api/media/{pid}/content"]["get"]["responses"]
+    assert {"200", "206", "304", "416"} <= answers.keys()
+    for status in ("200", "206"):
+        body = answers[status]["content"]["application/octet-stream"]["schema"]
+        assert body == {"type": "string", "format": "binary"}
