@@ -33,7 +33,7 @@ class BearerToken(HttpBearer):
             return None
         row = ApiToken.objects.select_related("user").filter(key_hash=hash_token(token)).first()
         now = timezone.now()
-        if row is None or not row.user.is_active or (row.expires and row.expires <= now):
+        if row is None or not row.user.is_active or row.is_expired(now):
             return None
         if row.last_used is None or now - row.last_used > LAST_USED_PRECISION:
             ApiToken.objects.filter(pk=row.pk).update(last_used=now)
