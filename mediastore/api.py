@@ -69,7 +69,10 @@ api.add_router("", health_router)
 
 @api.exception_handler(MediastoreError)
 def _mediastore_error(request: HttpRequest, exc: MediastoreError):
-    return api.create_response(request, exc.body(), status=exc.status_code)
+    response = api.create_response(request, exc.body(), status=exc.status_code)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
 
 
 @api.exception_handler(HttpError)

@@ -14,6 +14,7 @@ from ninja.security import HttpBearer
 from mediastore.errors import Forbidden
 from mediastore.models import ApiToken, hash_token
 from mediastore.permissions import missing_permission
+from mediastore.throttle import check_login_allowed, record_login_failure, record_login_success
 
 # Writing last_used on every request would turn each read into a write; a minute's precision is enough.
 LAST_USED_PRECISION = timedelta(seconds=60)
@@ -32,7 +33,7 @@ class BearerToken(HttpBearer):
             return None
         row = ApiToken.objects.select_related("user").filter(key_hash=hash_token(token)).first()
         now = timezone.now()
-        if row is None or not row.user.is_active or (row.expires and row.expires <= now):
+        if row is None or not row.user.is_active or row.is_expired(now):
             return None
         if row.last_used is None or now - row.last_used > LAST_USED_PRECISION:
             ApiToken.objects.filter(pk=row.pk).update(last_used=now)
@@ -60,11 +61,28 @@ class ErrorOut(Schema):
     error: str
 
 
+class DetailOut(Schema):
+    detail: str
+
+
+RETRY_AFTER = {
+    "description": "Too many failed logins for this username or from this address; the "
+    "`Retry-After` header says after how many seconds to try again.",
+    "headers": {
+        "Retry-After": {
+            "description": "Seconds until logins for this username and address are accepted again.",
+            "schema": {"type": "integer"},
+        }
+    },
+}
+
+
 @router.post(
     "/login",
     auth=None,
-    response={200: TokenOut, 401: ErrorOut},
+    response={200: TokenOut, 401: ErrorOut, 429: DetailOut},
     summary="Log in and get a bearer token",
+    openapi_extra={"responses": {429: RETRY_AFTER}},
 )
 def login(request: HttpRequest, payload: LoginIn):
     """Exchange a username and password for a new bearer token.
@@ -72,10 +90,18 @@ def login(request: HttpRequest, payload: LoginIn):
     Every login issues a new token; send it as `Authorization: Bearer <token>` (or paste it into
     **Authorize** above). Tokens expire after `MEDIASTORE_TOKEN_TTL_HOURS` when that is set.
     Inactive users and users without a usable password cannot log in.
+
+    Failed logins are limited per username and per client address (`MEDIASTORE_LOGIN_RATE`,
+    default 10 per minute): past the limit the answer is 429 with a `Retry-After` header, without
+    the password being checked, until the window that began with the first failure ends. A
+    successful login clears its username's count of failures.
     """
+    check_login_allowed(request, payload.username)
     user = authenticate(request, username=payload.username, password=payload.password)
     if user is None or not user.is_active:
+        record_login_failure(request, payload.username)
         return Status(401, {"error": "Invalid credentials"})
+    record_login_success(payload.username)
     row, clear = ApiToken.objects.issue(user)
     if settings.MEDIASTORE_TOKEN_TTL_HOURS:
         row.expires = row.created + timedelta(hours=settings.MEDIASTORE_TOKEN_TTL_HOURS)

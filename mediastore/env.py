@@ -6,6 +6,7 @@ instead of being guessed at (the earlier server took the string "false" for true
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -80,3 +81,34 @@ def get_list(name: str, default: list[str]) -> list[str]:
     if raw is None or not raw.strip():
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+RATE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def get_rate(name: str, default: str) -> tuple[int, int]:
+    """``COUNT/PERIOD`` as (count, seconds): ``10/m``, ``100/h``, ``20/5m`` (20 per 5 minutes).
+
+    The period is an optional whole number followed by s, m, h or d.
+    """
+    raw = get_str(name, default)
+    count, _, period = raw.partition("/")
+    multiplier, unit = period[:-1].strip() or "1", period[-1:].lower()
+    valid = count.strip().isdigit() and unit in RATE_UNITS and multiplier.isdigit()
+    if not valid or int(count) < 1 or int(multiplier) < 1:
+        raise ImproperlyConfigured(
+            f"{name}={raw!r} is not a rate; use COUNT/PERIOD with a period in s, m, h or d, "
+            "e.g. 10/m or 20/5m"
+        )
+    return int(count), int(multiplier) * RATE_UNITS[unit]
+
+
+def get_networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated addresses or CIDR networks (``127.0.0.1``, ``10.0.0.0/8``, ``::1``)."""
+    networks = []
+    for item in get_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from None
+    return networks

@@ -12,6 +12,7 @@ class MediastoreError(Exception):
 
     status_code = 400
     kind = "Error"
+    headers: dict[str, str] = {}  # response headers the error adds (e.g. Retry-After)
 
     def __init__(self, message: str, **extra: object) -> None:
         super().__init__(message)
@@ -120,6 +121,21 @@ class UnsupportedMediaType(MediastoreError):
 
     status_code = 415
     kind = "UnsupportedMediaType"
+
+    def body(self) -> dict:
+        return {"detail": self.message}
+
+
+class TooManyRequests(MediastoreError):
+    """Too many failed attempts: 429 ``{"detail": "..."}`` with ``Retry-After`` (seconds)."""
+
+    status_code = 429
+    kind = "TooManyRequests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
 
     def body(self) -> dict:
         return {"detail": self.message}

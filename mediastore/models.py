@@ -22,6 +22,10 @@ class ApiTokenQuerySet(models.QuerySet):
         row = self.create(user=user, key_hash=hash_token(clear), prefix=clear[:TOKEN_PREFIX_LENGTH])
         return row, clear
 
+    def expired(self, now) -> ApiTokenQuerySet:
+        """Tokens whose expiry is at or before ``now`` (tokens without expiry never are)."""
+        return self.filter(expires__lte=now)
+
 
 class ApiToken(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
@@ -43,3 +47,6 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+    def is_expired(self, now) -> bool:
+        return self.expires is not None and self.expires <= now

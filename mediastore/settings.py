@@ -59,6 +59,10 @@ MEDIASTORE_MAX_METADATA_KB = env.get_int("MEDIASTORE_MAX_METADATA_KB", 1024, min
 MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)
+# Failed logins allowed per username and per client address in a window (mediastore/throttle.py).
+MEDIASTORE_LOGIN_RATE = env.get_rate("MEDIASTORE_LOGIN_RATE", "10/m")
+# Peers whose X-Forwarded-For is believed when finding a client's address (nginx on this host).
+MEDIASTORE_TRUSTED_PROXIES = env.get_networks("MEDIASTORE_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
 # Testing only: named places where a real server process fails on purpose (mediastore/failpoints.py).
 try:
     MEDIASTORE_FAILPOINTS = failpoints_parse(env.get_str("MEDIASTORE_FAILPOINTS", ""))
@@ -169,6 +173,32 @@ def _default_ram_dir() -> Path:
 
 
 MEDIASTORE_RAM_DIR = Path(env.get_str("MEDIASTORE_RAM_DIR") or _default_ram_dir()).resolve()
+
+# The cache holds the login-failure counters, so it must be one that every worker sees: Redis when
+# configured (shared by all replicas too), else files under the data directory (shared by the workers
+# of one host; mediastore/cache.py). Entries written by a read-then-write incr get the default
+# timeout, which must outlast a whole throttling window.
+_CACHE_TIMEOUT = max(300, MEDIASTORE_LOGIN_RATE[1])
+if MEDIASTORE_REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": MEDIASTORE_REDIS_URL,
+            "KEY_PREFIX": "mediastore-cache",
+            "TIMEOUT": _CACHE_TIMEOUT,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "mediastore.cache.FileCache",
+            "LOCATION": str(MEDIASTORE_DATA_DIR / "cache"),
+            "TIMEOUT": _CACHE_TIMEOUT,
+            # Culling removes entries at random once there are this many; keep counters of an
+            # attack on many usernames or addresses from being thrown away early.
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -57,6 +57,16 @@ class ApiClient:
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Every test starts with empty login-failure counters (the cache is files under the test run's
+    data directory), so tests that log in or fail to many times are not throttled by earlier ones."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def user(django_user_model):
     """A user in the ``admins`` group: may do everything through the API (not a superuser)."""

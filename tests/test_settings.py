@@ -17,7 +17,7 @@ PRINT = (
 )
 
 
-def run_settings(tmp_path, **env):
+def run_settings(tmp_path, code: str = PRINT, **env):
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "POSTGRES_", "MEDIASTORE_"))}
     base.update(
         DJANGO_SETTINGS_MODULE="mediastore.settings",
@@ -25,7 +25,7 @@ def run_settings(tmp_path, **env):
         MEDIASTORE_ENV_FILE="",
     )
     base.update(env)
-    return subprocess.run([sys.executable, "-c", PRINT], cwd=ROOT, env=base, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,141 @@
+"""Login throttling: failed logins are counted per username and per client address.
+
+``MEDIASTORE_LOGIN_RATE`` (default ``10/m``) failures for one username, or from one client address,
+within a window that starts at the first counted failure, and further logins for that username or
+from that address are refused with 429 and ``Retry-After`` until the window ends; the password is
+not checked then, and refused attempts are not counted. Only failures count: a successful login
+clears its username's count (the user has shown the password) but not its address's, so nobody can
+wipe an address's count by logging in to an account of their own between guesses.
+
+Counters live in Django's default cache (``settings.CACHES``: Redis when ``MEDIASTORE_REDIS_URL``
+is set, else files every worker on the host shares), using only ``add``, ``get`` and ``incr``. The
+key of a window's count carries the window's start, so a count never outlives its window even
+where ``incr`` rewrites the entry's expiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.http import HttpRequest
+
+from mediastore.errors import TooManyRequests
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_address(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped  # ::ffff:192.0.2.1 from a dual-stack socket is 192.0.2.1
+    return address
+
+
+def is_trusted_proxy(address: IPAddress) -> bool:
+    return any(address in network for network in settings.MEDIASTORE_TRUSTED_PROXIES)
+
+
+def client_address(request: HttpRequest) -> str:
+    """The address a request came from, as far as this server can trust it.
+
+    ``REMOTE_ADDR``, unless that peer is a trusted proxy (``MEDIASTORE_TRUSTED_PROXIES``): then
+    ``X-Forwarded-For`` is read from the right (each proxy appends the address it was connected
+    from, as nginx.conf does) and the first entry that is not a trusted proxy is the client. What a
+    client writes into the header itself stays left of that entry and is never reached; a request
+    from an untrusted peer has its header ignored entirely.
+    """
+    remote = request.META.get("REMOTE_ADDR", "")
+    address = parse_address(remote)
+    if address is None:
+        return remote.strip() or "unknown"
+    if is_trusted_proxy(address):
+        for item in reversed(request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")):
+            hop = parse_address(item)
+            if hop is None:
+                break  # not written by a proxy: keep the last trusted hop
+            address = hop
+            if not is_trusted_proxy(hop):
+                break
+    return str(address)
+
+
+@dataclass(frozen=True)
+class FailureCounter:
+    """Failed logins of one username or one address, in the current window."""
+
+    key: str
+
+    @property
+    def start_key(self) -> str:
+        return f"{self.key}:since"
+
+    def count_key(self, since_ms: int) -> str:
+        return f"{self.key}:{since_ms}"
+
+    def wait_seconds(self, now: float) -> int | None:
+        """Seconds until this counter's window ends when it is at the limit, else None."""
+        limit, window = settings.MEDIASTORE_LOGIN_RATE
+        since_ms = cache.get(self.start_key)
+        if since_ms is None or cache.get(self.count_key(since_ms), 0) < limit:
+            return None
+        return max(1, math.ceil(since_ms / 1000 + window - now))
+
+    def record(self, now: float) -> None:
+        window = settings.MEDIASTORE_LOGIN_RATE[1]
+        cache.add(self.start_key, int(now * 1000), window)
+        since_ms = cache.get(self.start_key, int(now * 1000))  # another worker's earlier start wins
+        count_key = self.count_key(since_ms)
+        cache.add(count_key, 0, window)
+        try:
+            cache.incr(count_key)
+        except ValueError:  # expired between add and incr
+            cache.add(count_key, 1, window)
+
+    def clear(self) -> None:
+        cache.delete(self.start_key)
+
+
+def username_counter(username: str) -> FailureCounter:
+    # Hashed: keeps usernames out of the cache and any character out of the key.
+    digest = hashlib.sha256(username.casefold().encode("utf-8")).hexdigest()
+    return FailureCounter(f"login-failures:username:{digest}")
+
+
+def address_counter(request: HttpRequest) -> FailureCounter:
+    return FailureCounter(f"login-failures:address:{client_address(request)}")
+
+
+def check_login_allowed(request: HttpRequest, username: str) -> None:
+    """Raise TooManyRequests (429, Retry-After) when the username or the address is at the limit."""
+    now = time.time()
+    waits = [
+        wait
+        for counter in (username_counter(username), address_counter(request))
+        if (wait := counter.wait_seconds(now)) is not None
+    ]
+    if waits:
+        retry_after = max(waits)
+        raise TooManyRequests(
+            f"too many failed logins for this username or from this address; try again in "
+            f"{retry_after} seconds",
+            retry_after=retry_after,
+        )
+
+
+def record_login_failure(request: HttpRequest, username: str) -> None:
+    now = time.time()
+    username_counter(username).record(now)
+    address_counter(request).record(now)
+
+
+def record_login_success(username: str) -> None:
+    username_counter(username).clear()
