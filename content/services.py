@@ -25,7 +25,8 @@ from typing import BinaryIO
 from django.conf import settings
 from django.db import transaction
 
-from media.models import Media, StoreStatus
+from media.models import EventType, Media, StoreStatus
+from media.outbox import event_for, record
 from media.schemas import MediaIn
 from media.selectors import media_get
 from media.services import media_insert, media_prepare_many
@@ -196,6 +197,9 @@ def _etag_list(header: str) -> list[str]:
 
 NO_CONDITIONS = Preconditions()
 
+# What a switch may change, as the API names them (listed in the event's ``changed``).
+BYTE_FIELDS = ("store_status", "size", "checksum", "content_type")
+
 
 def switch_bytes(
     media: Media,
@@ -234,6 +238,7 @@ def switch_bytes(
         ):
             raise Conflict(f"media '{media.pid}' was moved or changed while its bytes were stored; try again")
         conditions.check(current)
+        before = {name: getattr(current, name) for name in BYTE_FIELDS}
         old_key = current.store_key
         current.store_key = key
         current.store_status = StoreStatus.READY
@@ -242,6 +247,8 @@ def switch_bytes(
             current.content_type = content_type or DEFAULT_CONTENT_TYPE
         current._history_user = user
         current.save()
+        changed = [name for name in BYTE_FIELDS if getattr(current, name) != before[name]]
+        record([event_for(current, EventType.BYTES_STORED, user=user, changed=changed)])
     failpoints.hit("content.after_switch")
     if old_key != key:
         discard(current.store_config.backend(), old_key)

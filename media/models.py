@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from simple_history.models import HistoricalRecords
 from taggit.managers import TaggableManager
@@ -98,3 +99,48 @@ class Media(models.Model):
         """Take the next change number and count one more revision (done on every write)."""
         self.mark = mark if mark is not None else next_marks(1)[0]
         self.version = (self.version or 0) + 1
+
+
+class EventCounter(models.Model):
+    """The number of the newest outbox event (one row); see ``media.outbox`` for why a locked row
+    and not a sequence."""
+
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class EventType(models.TextChoices):
+    CREATED = "media.created"
+    UPDATED = "media.updated"
+    TAGS_CHANGED = "media.tags_changed"
+    BYTES_STORED = "media.bytes_stored"
+    MOVED = "media.moved"
+    REVERTED = "media.reverted"
+    DELETED = "media.deleted"
+
+
+class MediaEvent(models.Model):
+    """The transactional outbox: one row per change of a media, written in the transaction of the
+    change (``media.outbox``). ``seq`` numbers the events in commit order without gaps."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    type = models.CharField(max_length=32, choices=EventType.choices)
+    pid = models.CharField(max_length=512)
+    media_pk = models.BigIntegerField()  # no foreign key: the events of a deleted media stay
+    mark = models.BigIntegerField()
+    version = models.PositiveIntegerField()
+    user = models.CharField(max_length=150, blank=True, default="")  # username; "" for none
+    time = models.DateTimeField()
+    changed = models.JSONField(default=list, blank=True)
+    media = models.JSONField(encoder=DjangoJSONEncoder)
+    # Set by a relay once a broker confirmed the event (not built yet); the feed ignores it.
+    published = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [models.Index(fields=["time"], name="media_event_time")]
+
+    def __str__(self) -> str:
+        return f"{self.seq} {self.type} {self.pid}"

@@ -21,8 +21,17 @@ from taggit.models import Tag
 from identifiers.models import IdentifierType
 from identifiers.rules import check_value, matches
 from media import metadata as meta_ops
-from media.models import Media, StoreStatus, TaggedMedia, next_marks
-from media.schemas import MediaIn, MediaPatch, UpdateIdentifiers, UpdateMetadata, UpdateStorekey, UpdateTags
+from media.models import EventType, Media, StoreStatus, TaggedMedia, next_marks
+from media.outbox import event_for, record
+from media.schemas import (
+    MediaIn,
+    MediaPatch,
+    UpdateIdentifiers,
+    UpdateMetadata,
+    UpdateStorekey,
+    UpdateTags,
+    media_out_dict,
+)
 from mediastore.errors import Conflict, MediastoreError, NotFound, RuleViolation
 from stores.models import StoreConfig
 from stores.paths import validate_store_key
@@ -219,6 +228,7 @@ def media_insert(objs: list[Media], *, user) -> list[Media]:
         ) from None
     Media.history.bulk_history_create(objs, default_user=user, default_date=now)
     sync_tags(objs, fresh=True)
+    record([event_for(obj, EventType.CREATED, user=user, now=now) for obj in objs])
     return objs
 
 
@@ -258,14 +268,21 @@ def _differs(media: Media, attr: str, value: Any) -> bool:
 
 
 def bulk_apply(
-    items: list[tuple[str, Compute]], *, user, tags_changed: bool = False, reason: str = ""
+    items: list[tuple[str, Compute]],
+    *,
+    user,
+    tags_changed: bool = False,
+    reason: str = "",
+    event_type: str | None = None,
 ) -> BulkOutcome:
     """Apply ``compute(media)`` to the media of each pid; each item succeeds or fails on its own.
 
     ``compute`` returns the attributes to set (it must not modify the media itself) or raises a
     MediastoreError, which becomes that item's failure. Items are applied in order, so two items
     for one pid see each other. Then every changed media is written, stamped and recorded in the
-    history in one go, with ``reason`` as the history rows' change reason.
+    history in one go, with ``reason`` as the history rows' change reason, and one outbox event per
+    changed media: ``event_type``, else ``media.moved`` when its store changed, ``media.tags_changed``
+    when only its tags did, ``media.updated`` otherwise.
     """
     outcome = BulkOutcome()
     with transaction.atomic():
@@ -277,6 +294,7 @@ def bulk_apply(
         }
         by_pk: dict[int, Media] = {}
         fields: set[str] = set()
+        changed_of: dict[int, set[str]] = {}
         for pid, compute in items:
             media = found.get(pid)
             try:
@@ -289,6 +307,7 @@ def bulk_apply(
             for attr, value in updates.items():
                 setattr(media, attr, value)
                 fields.add(attr.removesuffix("_id"))
+                changed_of.setdefault(media.pk, set()).add(attr.removesuffix("_id"))
             if updates:
                 by_pk[media.pk] = media
             outcome.successes.append(pid)
@@ -308,7 +327,28 @@ def bulk_apply(
             )
             if tags_changed:
                 sync_tags(outcome.changed)
+            record(
+                [
+                    event_for(
+                        media,
+                        event_type or change_type(changed_of[media.pk]),
+                        user=user,
+                        now=now,
+                        changed=changed_of[media.pk],
+                    )
+                    for media in outcome.changed
+                ]
+            )
     return outcome
+
+
+def change_type(fields: set[str]) -> str:
+    """The event type of an update that changed these fields (model names, ``_id`` dropped)."""
+    if "store_config" in fields:
+        return EventType.MOVED
+    if fields == {"tag_list"}:
+        return EventType.TAGS_CHANGED
+    return EventType.UPDATED
 
 
 def raise_first_failure(outcome: BulkOutcome) -> None:
@@ -569,7 +609,11 @@ def media_revert(pid: str, *, version: int, user) -> Media:
 
     try:
         outcome = bulk_apply(
-            [(pid, compute)], user=user, tags_changed=True, reason=f"revert to version {version}"
+            [(pid, compute)],
+            user=user,
+            tags_changed=True,
+            reason=f"revert to version {version}",
+            event_type=EventType.REVERTED,
         )
     except IntegrityError:  # another media took the pid since compute() looked
         raise Conflict(
@@ -600,8 +644,10 @@ def media_delete(pid: str, *, user) -> None:
         if media is None:
             raise NotFound("Media", pid)
         backend, key = media.store_config.backend(), media.store_key
+        as_it_was = media_out_dict(media)
         media._history_user = user
         media.delete()
+        record([event_for(media, EventType.DELETED, user=user, as_it_was=as_it_was)])
     try:
         backend.delete(key)
     except MediastoreError as exc:
