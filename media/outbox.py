@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from media.models import EventCounter, Media, MediaEvent
 from media.schemas import media_out_dict
+from mediastore import failpoints
 
 # Model fields as the API names them (what ``changed`` lists).
 API_NAMES = {"tag_list": "tags", "pid_type_id": "pid_type", "store_config_id": "store_config"}
@@ -95,6 +96,7 @@ def record(events: list[MediaEvent]) -> list[MediaEvent]:
     for event, seq in zip(events, take_numbers(len(events)), strict=True):
         event.seq = seq
     MediaEvent.objects.bulk_create(events)
+    failpoints.hit("events.before_commit")  # the live test widens the window to the commit here
     return events
 
 

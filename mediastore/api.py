@@ -9,6 +9,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError
 
 from content.api import router as transfer_router
+from events.api import router as events_router
 from identifiers.api import router as identifiers_router
 from media.api import router as media_router
 from mediastore.auth import BearerToken
@@ -65,6 +66,7 @@ api.add_router("", stores_router)
 api.add_router("", transfer_router)  # before media: its /media/{pid}/content must win over /media/{pid}
 api.add_router("", media_router)
 api.add_router("", health_router)
+api.add_router("", events_router)
 
 
 @api.exception_handler(MediastoreError)

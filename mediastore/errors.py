@@ -139,3 +139,13 @@ class TooManyRequests(MediastoreError):
 
     def body(self) -> dict:
         return {"detail": self.message}
+
+
+class Gone(MediastoreError):
+    """It existed but was deleted for good (pruned change events): 410 ``{"detail": "..."}``."""
+
+    status_code = 410
+    kind = "Gone"
+
+    def body(self) -> dict:
+        return {"detail": self.message}

@@ -2,7 +2,8 @@
 
 ``MEDIASTORE_FAILPOINTS`` (testing only; empty in production) lists ``name=action`` pairs, comma
 separated. At ``hit(name)`` the action runs: ``crash`` ends the process at once, as a power cut or
-an OOM kill would (no cleanup, no response), ``error`` raises a StorageError. Unlisted names cost
+an OOM kill would (no cleanup, no response), ``error`` raises a StorageError, ``delay`` sleeps up
+to 50 ms (random) to widen a race window. Unlisted names cost
 one dictionary look-up. This lets the fault tests kill a real gunicorn worker between the two
 phases of a byte write without mocking any of the code under test.
 """
@@ -10,12 +11,14 @@ phases of a byte write without mocking any of the code under test.
 from __future__ import annotations
 
 import os
+import random
+import time
 
 from django.conf import settings
 
 from mediastore.errors import StorageError
 
-ACTIONS = ("crash", "error")
+ACTIONS = ("crash", "error", "delay")
 
 
 def parse(spec: str) -> dict[str, str]:
@@ -24,7 +27,7 @@ def parse(spec: str) -> dict[str, str]:
     for item in filter(None, (part.strip() for part in spec.split(","))):
         name, sep, action = item.partition("=")
         if not sep or not name or action not in ACTIONS:
-            raise ValueError(f"bad failpoint {item!r}: use name=crash or name=error")
+            raise ValueError(f"bad failpoint {item!r}: use name=crash, name=error or name=delay")
         points[name] = action
     return points
 
@@ -35,3 +38,5 @@ def hit(name: str) -> None:
         os._exit(70)
     if action == "error":
         raise StorageError(f"failpoint {name} (injected failure)")
+    if action == "delay":
+        time.sleep(random.uniform(0, 0.05))

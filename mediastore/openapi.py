@@ -29,6 +29,7 @@ ANSWERS: dict[int, tuple[str, dict | None]] = {
     401: ("No valid bearer token.", TEXT),
     404: ("The named object does not exist.", TEXT),
     409: ("Conflict: duplicate, still referenced, no bytes stored, or changed concurrently.", ITEMS),
+    410: ("Gone: the events after this cursor were pruned; start again without `after`.", TEXT),
     411: ("The body has neither Content-Length nor chunked framing.", TEXT),
     412: ("If-Match / If-None-Match does not hold; nothing changed.", TEXT),
     413: ("The JSON body (MEDIASTORE_MAX_UPLOAD_MB) or its metadata is too large.", EITHER),
@@ -66,6 +67,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/media/create"): {404, 409},
     ("PATCH", "/api/media/{pid}"): {409, *STORAGE_WRITE},
     ("POST", "/api/media/{pid}/revert"): {409},
+    ("GET", "/api/events"): {410},
 }
 
 

@@ -93,6 +93,8 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/api/media/{pid}/revert"): CHANGE_MEDIA,
     ("DELETE", "/api/media/{pid}"): DELETE_MEDIA,
     ("POST", "/api/media/delete"): DELETE_MEDIA,
+    # changes feed
+    ("GET", "/api/events"): VIEW_MEDIA,
 }
 
 _READ = [VIEW_MEDIA, VIEW_STORE, VIEW_S3, VIEW_IDTYPE]

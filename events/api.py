@@ -1,0 +1,30 @@
+"""/api/events: the changes feed."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Query, Router
+
+from events import selectors
+from events.schemas import EventPage
+
+router = Router(tags=["events"])
+
+
+@router.get("/events", response=EventPage, summary="Changes feed: every change of every media, in order")
+def events_list(
+    request: HttpRequest,
+    after: str | None = None,
+    limit: int = selectors.DEFAULT_LIMIT,
+    types: list[str] | None = Query(None),
+    wait: int = 0,
+):
+    """Events after the cursor `after` (omitted: from the oldest event kept), oldest first, at most
+    `limit` (1 to 1000, default 100), as `{"items": [...], "next": "<cursor>"}`. Pass `next` back
+    as `after` to resume: nothing is skipped or repeated, even while writers commit concurrently
+    and out of order (events are numbered in commit order). `types` keeps only those event types
+    (repeat it or separate by commas). `wait` (0 to 30 seconds) holds the answer open until an
+    event arrives or the time is up (then `items` is empty). 410 when events after `after` were
+    pruned (`MEDIASTORE_EVENTS_RETENTION_DAYS`); start again without `after`."""
+    page = selectors.events_feed(after, limit=limit, types=types, wait=wait)
+    return {"items": [selectors.event_out(event) for event in page.items], "next": str(page.next)}

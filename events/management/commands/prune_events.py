@@ -1,0 +1,28 @@
+"""manage.py prune_events: delete change events older than the retention period."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from media.outbox import prune
+
+
+class Command(BaseCommand):
+    help = (
+        "Delete change events older than MEDIASTORE_EVENTS_RETENTION_DAYS (or --days). Feed "
+        "consumers whose cursor is older than the oldest event kept then get 410 Gone."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--days", type=float, default=None, help="Override the retention in days.")
+
+    def handle(self, *args, days: float | None = None, **options) -> None:
+        days = settings.MEDIASTORE_EVENTS_RETENTION_DAYS if days is None else days
+        if days < 0:
+            raise CommandError("--days must not be negative")
+        deleted = prune(timezone.now() - timedelta(days=days))
+        self.stdout.write(f"{deleted} events older than {days:g} days deleted")

@@ -1,0 +1,34 @@
+"""Shapes of the changes feed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ninja import Field, Schema
+
+
+class EventOut(Schema):
+    """One change of one media."""
+
+    cursor: str = Field(..., description="Position of this event in the feed (opaque; pass it as `after`).")
+    type: str = Field(
+        ...,
+        description="media.created, media.updated, media.tags_changed, media.bytes_stored, media.moved, "
+        "media.reverted or media.deleted.",
+    )
+    pid: str = Field(..., description="The media's pid after the change (before it, for a delete).")
+    mark: int = Field(..., description="The media's `mark` after the change.")
+    version: int = Field(..., description="The media's `version` after the change (as it was, for a delete).")
+    user: str | None = Field(None, description="Username of who made the change.")
+    time: datetime
+    changed: list[str] = Field(..., description="Fields the change set, as the API names them.")
+    media: dict[str, Any] = Field(
+        ...,
+        description="The media as `GET /api/media/{pid}` answered after the change (for a delete: before).",
+    )
+
+
+class EventPage(Schema):
+    items: list[EventOut]
+    next: str = Field(..., description="Pass as `after` to get the events that follow.")

@@ -1,0 +1,107 @@
+"""Reading the changes feed from the outbox ``media.outbox`` writes.
+
+Why a consumer never moves past an event that has not committed yet: events are numbered (``seq``)
+by a counter row that each writing transaction locks until it commits, so numbers are handed out
+in commit order and without gaps (``media.outbox`` explains it for PostgreSQL and SQLite). A reader
+that sees event ``n`` therefore sees every event below ``n``: the page of events after a cursor is
+always a complete prefix of what follows it. A page first reads the newest number visible, then the
+events up to it, so ``next`` may skip past events that a ``types`` filter left out without ever
+skipping one that was still uncommitted.
+
+Retention (``manage.py prune_events``) deletes a prefix of the numbering; a cursor whose
+successors were deleted is answered with 410 Gone instead of silently skipping them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.db.models import Max
+
+from media.models import EventType, MediaEvent
+from media.outbox import first_kept
+from mediastore.errors import Gone, RuleViolation
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_WAIT_SECONDS = 30
+POLL_SECONDS = 0.25
+TYPES = [choice.value for choice in EventType]
+
+
+@dataclass
+class Page:
+    items: list[MediaEvent]
+    next: int
+
+
+def parse_cursor(text: str | None) -> int | None:
+    if text is None or text == "":
+        return None
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise RuleViolation(f"bad cursor {text[:40]!r}: pass back a `cursor` or `next` the feed gave")
+    return int(text)
+
+
+def parse_types(values: list[str] | None) -> set[str]:
+    """Event types from repeated and/or comma-separated values; RuleViolation for unknown ones."""
+    names = {name.strip() for value in values or [] for name in value.split(",") if name.strip()}
+    unknown = sorted(names - set(TYPES))
+    if unknown:
+        raise RuleViolation(f"unknown event types {unknown}; known: {', '.join(TYPES)}")
+    return names
+
+
+def events_after(after: int | None, *, limit: int, types: set[str]) -> Page:
+    """One page of the events after cursor ``after`` (None: from the oldest kept), oldest first.
+
+    Raises Gone when events after ``after`` were pruned."""
+    start = first_kept() - 1 if after is None else after
+    newest = MediaEvent.objects.aggregate(top=Max("seq"))["top"]
+    if newest is None or newest <= start:
+        items = []
+    else:
+        rows = MediaEvent.objects.filter(seq__gt=start, seq__lte=newest)
+        if types:
+            rows = rows.filter(type__in=types)
+        items = list(rows.order_by("seq")[:limit])
+    if after is not None and after + 1 < first_kept():  # checked after reading: pruning only grows
+        raise Gone(
+            f"events after cursor {after} were pruned (kept: from {first_kept()}); start again without "
+            "`after` (and resynchronise from GET /api/media/dump)"
+        )
+    if len(items) == limit:
+        return Page(items, items[-1].seq)
+    return Page(items, max(start, newest or 0))
+
+
+def events_feed(after: str | None, *, limit: int, types: list[str] | None, wait: int) -> Page:
+    """``events_after``, long-polling up to ``wait`` seconds (in short sleeps) while it is empty."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise RuleViolation(f"limit must be between 1 and {MAX_LIMIT}")
+    if not 0 <= wait <= MAX_WAIT_SECONDS:
+        raise RuleViolation(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds")
+    cursor, wanted = parse_cursor(after), parse_types(types)
+    deadline = time.monotonic() + wait
+    for _ in range(int(wait / POLL_SECONDS) + 2):  # bounded even if the clock misbehaves
+        page = events_after(cursor, limit=limit, types=wanted)
+        remaining = deadline - time.monotonic()
+        if page.items or remaining <= 0:
+            break
+        time.sleep(min(POLL_SECONDS, remaining))
+    return page
+
+
+def event_out(event: MediaEvent) -> dict:
+    return {
+        "cursor": str(event.seq),
+        "type": event.type,
+        "pid": event.pid,
+        "mark": event.mark,
+        "version": event.version,
+        "user": event.user or None,
+        "time": event.time,
+        "changed": event.changed,
+        "media": event.media,
+    }
