@@ -19,7 +19,9 @@ def s3cfg_list(request: HttpRequest):
 @router.post("/s3cfg", response=S3ConfigOut, summary="Register an S3 endpoint and its credentials")
 def s3cfg_create(request: HttpRequest, payload: S3ConfigIn):
     """Register the credentials BucketStores use for an endpoint url. Posting identical data again
-    returns the existing one; the same url with other keys is 409 (change keys with PUT)."""
+    returns the existing one; the same url with other keys is 409 (change keys with PUT). A url with
+    user info (`http://key:secret@host`) is 422. The secret key is stored encrypted and never
+    returned."""
     return services.s3cfg_create(**payload.dict())
 
 
@@ -32,7 +34,7 @@ def s3cfg_get(request: HttpRequest, pk: int):
 @router.put("/s3cfg/{pk}", response={204: None}, summary="Replace an S3 configuration")
 def s3cfg_update(request: HttpRequest, pk: int, payload: S3ConfigIn):
     """Replace url and keys (e.g. to rotate credentials); stores using it follow. 404 if unknown,
-    409 if another configuration has that url."""
+    409 if another configuration has that url, 422 for a url with user info."""
     services.s3cfg_update(pk=pk, **payload.dict())
     return Status(204, None)
 
@@ -54,7 +56,7 @@ def store_list(request: HttpRequest):
 def store_create(request: HttpRequest, payload: StoreConfigIn):
     """Return the store configuration with this type, bucket and S3 endpoint, creating it if new.
     Unsupported types, a BucketStore without a known `s3_url`, an `s3_url` on another type and
-    local paths that leave the storage root are 422."""
+    local paths that leave the storage root are 422, and so is an `s3_url` with user info."""
     return services.store_get_or_create(**payload.dict())
 
 

@@ -3,26 +3,55 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from django.db import models
+
+from mediastore import crypto
 
 if TYPE_CHECKING:
     from stores.backends.base import Backend
 
 
+def url_without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` removed (rows from before such URLs were refused)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 class S3Config(models.Model):
-    """An S3 endpoint and its credentials. The secret key is write-only: never shown or returned."""
+    """An S3 endpoint and its credentials. The secret key is write-only: never shown or returned.
+
+    The secret is stored encrypted (``mediastore.crypto``) in ``secret_key_encrypted``; the
+    ``secret_key`` property reads and writes it in clear, for signing requests only.
+    """
 
     url = models.CharField(max_length=512, unique=True)
     access_key = models.CharField(max_length=256)
-    secret_key = models.CharField(max_length=512)
+    secret_key_encrypted = models.TextField(editable=False)
 
     class Meta:
         verbose_name = "S3 configuration"
         ordering = ["pk"]
 
     def __str__(self) -> str:
-        return self.url
+        return self.public_url
+
+    @property
+    def public_url(self) -> str:
+        """The url as shown by the API and the admin: without user info."""
+        return url_without_userinfo(self.url)
+
+    @property
+    def secret_key(self) -> str:
+        """The clear secret key (raises crypto.UnreadableSecret if no configured key decrypts it)."""
+        return crypto.decrypt(self.secret_key_encrypted) if self.secret_key_encrypted else ""
+
+    @secret_key.setter
+    def secret_key(self, value: str) -> None:
+        self.secret_key_encrypted = crypto.encrypt(value)
 
 
 class StoreType(models.TextChoices):
@@ -62,7 +91,8 @@ class StoreConfig(models.Model):
 
     @property
     def s3_url(self) -> str:
-        return self.s3cfg.url if self.s3cfg_id else ""
+        """The S3 endpoint as shown (without user info); empty for other types."""
+        return self.s3cfg.public_url if self.s3cfg_id else ""
 
     def backend(self) -> Backend:
         """The storage backend for this configuration (cheap: touches no disk or network)."""
