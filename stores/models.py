@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit, urlunsplit
 
 from django.db import models
 
 from mediastore import crypto
+from stores.endpoints import without_userinfo
 
 if TYPE_CHECKING:
     from stores.backends.base import Backend
-
-
-def url_without_userinfo(url: str) -> str:
-    """``url`` with any ``user:password@`` removed (rows from before such URLs were refused)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 class S3Config(models.Model):
@@ -41,8 +33,9 @@ class S3Config(models.Model):
 
     @property
     def public_url(self) -> str:
-        """The url as shown by the API and the admin: without user info."""
-        return url_without_userinfo(self.url)
+        """The url as shown by the API and the admin: without user info (rows from before such URLs
+        were refused may have it)."""
+        return without_userinfo(self.url)
 
     @property
     def secret_key(self) -> str:

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from django.db import IntegrityError, transaction
 
 from mediastore.errors import Conflict, NotFound, RuleViolation
+from stores.endpoints import has_userinfo
 from stores.models import S3Config, StoreConfig, StoreType
 from stores.paths import normalize_store_path
 
@@ -31,11 +32,11 @@ def store_get(pk: int) -> StoreConfig:
 
 def check_s3_url(url: str) -> str:
     """``url`` if it is an http(s) URL without user info (credentials belong in the key fields)."""
-    parts = urlsplit(url)
-    if "@" in parts.netloc:
+    if has_userinfo(url):
         raise RuleViolation(
             "S3 url must not contain user info (user:password@); give the keys as access_key and secret_key"
         )
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RuleViolation(f"S3 url must be an http:// or https:// URL, got {url!r}")
     return url
@@ -80,7 +81,7 @@ def normalize_store(store_type: str, bucket: str, s3_url: str) -> tuple[str, str
     if store_type == StoreType.BUCKET:
         if not s3_url:
             raise RuleViolation("a BucketStore needs s3_url naming an S3Config")
-        if "@" in urlsplit(s3_url).netloc:
+        if has_userinfo(s3_url):
             raise RuleViolation("s3_url must not contain user info (user:password@)")
         s3cfg = S3Config.objects.filter(url=s3_url).first()
         if s3cfg is None:
