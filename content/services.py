@@ -255,7 +255,7 @@ def switch_bytes(
 def upload_base64(item: MediaIn, data: bytes, *, content_type: str, user) -> Media:
     """Create a media together with its bytes: both are stored, or neither. The new media's key
     is a fresh UUID, so the bytes can be written before the row exists."""
-    [media] = media_prepare_many([item], name_items=False)
+    [media] = media_prepare_many([item], user=user, name_items=False)
     backend = media.store_config.backend()
     backend.put(media.store_key, data)
     media.store_status = StoreStatus.READY
@@ -273,7 +273,7 @@ def upload_base64(item: MediaIn, data: bytes, *, content_type: str, user) -> Med
 
 def upload_presigned(item: MediaIn, *, content_type: str, user) -> tuple[Media, str]:
     """Create a PENDING media and a URL the client PUTs its bytes to (S3 stores only)."""
-    [media] = media_prepare_many([item], name_items=False)
+    [media] = media_prepare_many([item], user=user, name_items=False)
     backend = media.store_config.backend()
     if not backend.supports_presign:
         raise RuleViolation(

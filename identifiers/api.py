@@ -27,19 +27,19 @@ def identifier_create(request: HttpRequest, payload: IdentifierTypeSchema):
     """Create an identifier type. Posting an identical one again is harmless (200, same answer);
     the same name with another pattern is 409 (change a pattern with PUT). An invalid regular
     expression or name is 422. Media can only be created once their pid_type exists."""
-    return services.identifier_type_create(name=payload.name, pattern=payload.pattern)
+    return services.identifier_type_create(name=payload.name, pattern=payload.pattern, user=request.auth)
 
 
 @router.put("/identifier", response={204: None}, summary="Change the pattern of an identifier type")
 def identifier_update(request: HttpRequest, payload: IdentifierTypeSchema):
     """Replace the pattern of an existing type (404 if unknown). The new pattern checks writes from
     now on; values already stored are not re-checked."""
-    services.identifier_type_update(name=payload.name, pattern=payload.pattern)
+    services.identifier_type_update(name=payload.name, pattern=payload.pattern, user=request.auth)
     return Status(204, None)
 
 
 @router.delete("/identifier/{name}", response={204: None}, summary="Delete an identifier type")
 def identifier_delete(request: HttpRequest, name: str):
     """Delete a type; 404 if unknown, 409 while any media uses it as pid_type or identifier key."""
-    services.identifier_type_delete(name=name)
+    services.identifier_type_delete(name=name, user=request.auth)
     return Status(204, None)

@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 
 from mediastore.errors import RuleViolation
 from stores.models import S3Config, StoreConfig
@@ -48,7 +49,8 @@ class S3ConfigForm(forms.ModelForm):
 
 
 @admin.register(S3Config)
-class S3ConfigAdmin(admin.ModelAdmin):
+class S3ConfigAdmin(SimpleHistoryAdmin):
+    """S3 endpoints with their audit history (url and access key; the secret is never recorded)."""
 
     form = S3ConfigForm
     list_display = ["pk", "public_url", "access_key"]
@@ -56,7 +58,7 @@ class S3ConfigAdmin(admin.ModelAdmin):
 
 
 @admin.register(StoreConfig)
-class StoreConfigAdmin(admin.ModelAdmin):
+class StoreConfigAdmin(SimpleHistoryAdmin):
     list_display = ["pk", "type", "bucket", "s3cfg"]
     list_filter = ["type"]
     search_fields = ["bucket"]

@@ -21,8 +21,8 @@ def s3cfg_create(request: HttpRequest, payload: S3ConfigIn):
     """Register the credentials BucketStores use for an endpoint url. Posting identical data again
     returns the existing one; the same url with other keys is 409 (change keys with PUT). A url with
     user info (`http://key:secret@host`) is 422. The secret key is stored encrypted and never
-    returned."""
-    return services.s3cfg_create(**payload.dict())
+    returned; the change is recorded in the audit history (without the secret)."""
+    return services.s3cfg_create(**payload.dict(), user=request.auth)
 
 
 @router.get("/s3cfg/{pk}", response=S3ConfigOut, summary="Get one S3 configuration")
@@ -35,14 +35,14 @@ def s3cfg_get(request: HttpRequest, pk: int):
 def s3cfg_update(request: HttpRequest, pk: int, payload: S3ConfigIn):
     """Replace url and keys (e.g. to rotate credentials); stores using it follow. 404 if unknown,
     409 if another configuration has that url, 422 for a url with user info."""
-    services.s3cfg_update(pk=pk, **payload.dict())
+    services.s3cfg_update(pk=pk, **payload.dict(), user=request.auth)
     return Status(204, None)
 
 
 @router.delete("/s3cfg/{pk}", response={204: None}, summary="Delete an S3 configuration")
 def s3cfg_delete(request: HttpRequest, pk: int):
     """Delete an S3 configuration; 409 while a store configuration uses it."""
-    services.s3cfg_delete(pk=pk)
+    services.s3cfg_delete(pk=pk, user=request.auth)
     return Status(204, None)
 
 
@@ -57,7 +57,7 @@ def store_create(request: HttpRequest, payload: StoreConfigIn):
     """Return the store configuration with this type, bucket and S3 endpoint, creating it if new.
     Unsupported types, a BucketStore without a known `s3_url`, an `s3_url` on another type and
     local paths that leave the storage root are 422, and so is an `s3_url` with user info."""
-    return services.store_get_or_create(**payload.dict())
+    return services.store_get_or_create(**payload.dict(), user=request.auth)
 
 
 @router.get("/store/{pk}", response=StoreConfigOut, summary="Get one store configuration")
@@ -69,5 +69,5 @@ def store_get(request: HttpRequest, pk: int):
 @router.delete("/store/{pk}", response={204: None}, summary="Delete a store configuration")
 def store_delete(request: HttpRequest, pk: int):
     """Delete a store configuration; 409 while media use it."""
-    services.store_delete(pk=pk)
+    services.store_delete(pk=pk, user=request.auth)
     return Status(204, None)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import models
+from django.dispatch import receiver
+from simple_history.models import HistoricalRecords
+from simple_history.signals import pre_create_historical_record
 
 from mediastore import crypto
 from stores.endpoints import without_userinfo
@@ -17,12 +20,14 @@ class S3Config(models.Model):
     """An S3 endpoint and its credentials. The secret key is write-only: never shown or returned.
 
     The secret is stored encrypted (``mediastore.crypto``) in ``secret_key_encrypted``; the
-    ``secret_key`` property reads and writes it in clear, for signing requests only.
+    ``secret_key`` property reads and writes it in clear, for signing requests only. The audit
+    history records url and access key, never the secret.
     """
 
     url = models.CharField(max_length=512, unique=True)
     access_key = models.CharField(max_length=256)
     secret_key_encrypted = models.TextField(editable=False)
+    history = HistoricalRecords(excluded_fields=["secret_key_encrypted"])
 
     class Meta:
         verbose_name = "S3 configuration"
@@ -47,6 +52,13 @@ class S3Config(models.Model):
         self.secret_key_encrypted = crypto.encrypt(value)
 
 
+@receiver(pre_create_historical_record)
+def _history_url_without_userinfo(sender, instance, history_instance, **kwargs) -> None:
+    """The history of an older S3Config whose url has user info records (and so shows) it without."""
+    if isinstance(instance, S3Config):
+        history_instance.url = without_userinfo(history_instance.url)
+
+
 class StoreType(models.TextChoices):
     BUCKET = "BucketStore"
     FILESYSTEM = "FilesystemStore"
@@ -64,6 +76,7 @@ class StoreConfig(models.Model):
     s3cfg = models.ForeignKey(
         S3Config, null=True, blank=True, on_delete=models.PROTECT, related_name="stores"
     )
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = "store configuration"

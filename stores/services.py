@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
@@ -11,6 +12,9 @@ from mediastore.errors import Conflict, NotFound, RuleViolation
 from stores.endpoints import has_userinfo
 from stores.models import S3Config, StoreConfig, StoreType
 from stores.paths import normalize_store_path
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 LOCAL_TYPES = {StoreType.FILESYSTEM, StoreType.HASHDIR, StoreType.ZIP, StoreType.SQLITE}
 S3_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
@@ -43,8 +47,11 @@ def check_s3_url(url: str) -> str:
 
 
 @transaction.atomic
-def s3cfg_create(*, url: str, access_key: str, secret_key: str) -> S3Config:
-    """Create an S3 configuration; identical again is a no-op, the same url with other keys a Conflict."""
+def s3cfg_create(*, url: str, access_key: str, secret_key: str, user: User | None) -> S3Config:
+    """Create an S3 configuration; identical again is a no-op, the same url with other keys a Conflict.
+
+    ``user`` is recorded as the author in the audit history (as in every write below).
+    """
     check_s3_url(url)
     existing = S3Config.objects.select_for_update().filter(url=url).first()
     if existing is not None:
@@ -53,24 +60,29 @@ def s3cfg_create(*, url: str, access_key: str, secret_key: str) -> S3Config:
                 f"an S3Config for url {url!r} exists with other credentials; use PUT /api/s3cfg/{existing.pk}"
             )
         return existing
-    return S3Config.objects.create(url=url, access_key=access_key, secret_key=secret_key)
+    cfg = S3Config(url=url, access_key=access_key, secret_key=secret_key)
+    cfg._history_user = user
+    cfg.save()
+    return cfg
 
 
 @transaction.atomic
-def s3cfg_update(*, pk: int, url: str, access_key: str, secret_key: str) -> None:
+def s3cfg_update(*, pk: int, url: str, access_key: str, secret_key: str, user: User | None) -> None:
     check_s3_url(url)
     cfg = s3cfg_get(pk)
     if S3Config.objects.filter(url=url).exclude(pk=pk).exists():
         raise Conflict(f"another S3Config already has url {url!r}")
     cfg.url, cfg.access_key, cfg.secret_key = url, access_key, secret_key
+    cfg._history_user = user
     cfg.save()
 
 
 @transaction.atomic
-def s3cfg_delete(*, pk: int) -> None:
+def s3cfg_delete(*, pk: int, user: User | None) -> None:
     cfg = s3cfg_get(pk)
     if cfg.stores.exists():
         raise Conflict(f"S3Config {pk} is used by store configurations; delete those first")
+    cfg._history_user = user
     cfg.delete()
 
 
@@ -103,8 +115,8 @@ def normalize_store(store_type: str, bucket: str, s3_url: str) -> tuple[str, str
     return store_type, bucket.lstrip("/"), None
 
 
-def store_get_or_create(*, type: str, bucket: str, s3_url: str = "") -> StoreConfig:
-    """The store configuration for (type, bucket, s3 config), created when new."""
+def store_get_or_create(*, type: str, bucket: str, s3_url: str = "", user: User | None) -> StoreConfig:
+    """The store configuration for (type, bucket, s3 config), created (by ``user``) when new."""
     store_type, bucket, s3cfg = normalize_store(type, bucket, s3_url)
     lookup = {"type": store_type, "bucket": bucket, "s3cfg": s3cfg}
     store = StoreConfig.objects.select_related("s3cfg").filter(**lookup).first()
@@ -112,14 +124,18 @@ def store_get_or_create(*, type: str, bucket: str, s3_url: str = "") -> StoreCon
         return store
     try:
         with transaction.atomic():
-            return StoreConfig.objects.create(**lookup)
+            store = StoreConfig(**lookup)
+            store._history_user = user
+            store.save()
+            return store
     except IntegrityError:  # created concurrently by another request
         return StoreConfig.objects.select_related("s3cfg").get(**lookup)
 
 
 @transaction.atomic
-def store_delete(*, pk: int) -> None:
+def store_delete(*, pk: int, user: User | None) -> None:
     store = store_get(pk)
     if store.media.exists():
         raise Conflict(f"StoreConfig {pk} is used by media; delete or move those first")
+    store._history_user = user
     store.delete()

@@ -188,11 +188,20 @@ def test_existing_url_with_user_info_is_shown_without_it(api, admin_client, user
     bodies = [api.get(path) for path in ("/api/s3cfgs", f"/api/s3cfg/{cfg.pk}", "/api/stores")]
     assert bodies[1].json() == {"pk": cfg.pk, "url": "http://s3.example.test:9000"}
     assert bodies[2].json()[0]["s3_url"] == "http://s3.example.test:9000"
+    change = f"/admin/stores/s3config/{cfg.pk}/change/"
+    saved = admin_client.post(
+        change, {"url": "http://s3.example.test:9000", "access_key": "AK2", "secret_key": ""}
+    )
+    assert saved.status_code == 302
+    assert S3Config.objects.get().url == "http://s3.example.test:9000"
+    record = S3Config.history.order_by("history_id").first()
     pages = [
         admin_client.get(url)
         for url in (
             "/admin/stores/s3config/",
-            f"/admin/stores/s3config/{cfg.pk}/change/",
+            change,
+            f"/admin/stores/s3config/{cfg.pk}/history/",
+            f"/admin/stores/s3config/{cfg.pk}/history/{record.history_id}/",
             "/admin/stores/storeconfig/",
         )
     ]
