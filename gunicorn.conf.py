@@ -17,9 +17,9 @@ if str(BASE_DIR) not in sys.path:
 
 from mediastore import env  # noqa: E402  (needs BASE_DIR on sys.path)
 
-_env_file = env.get_str("MEDIASTORE_ENV_FILE", str(BASE_DIR / ".env"))
-if _env_file:
-    env.load_dotenv(Path(_env_file))
+_env_file = env.env_file(BASE_DIR / ".env")
+if _env_file is not None:
+    env.load_dotenv(_env_file)
 
 bind = [env.get_str("GUNICORN_BIND") or "0.0.0.0:8000"]
 workers = env.get_int("WEB_CONCURRENCY", 2, minimum=1)
@@ -42,17 +42,15 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
 
-RAM_STORE_WARNING = """
-!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
-WARNING: {workers} gunicorn workers and MEDIASTORE_REDIS_URL is empty.
-DictStore (RAM store) objects then live in the memory of the one worker process that stored them:
-a download served by another worker does not find an upload, and every restart loses them.
-Set MEDIASTORE_REDIS_URL (e.g. redis://redis:6379/0) to share them between all workers and
-replicas, or run a single worker (WEB_CONCURRENCY=1) if you must do without Redis.
-!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"""
-
 
 def on_starting(server) -> None:
-    """Warn loudly, once, at start-up when the RAM store would be split between worker processes."""
-    if server.cfg.workers > 1 and not env.get_str("MEDIASTORE_REDIS_URL"):
-        server.log.warning(RAM_STORE_WARNING.format(workers=server.cfg.workers))
+    """Say once, at start-up, where DictStore (RAM store) objects live. Every worker finds them
+    either way; only replicas on other hosts (or in other containers) need Redis."""
+    if env.get_str("MEDIASTORE_REDIS_URL"):
+        where = "in Redis (MEDIASTORE_REDIS_URL), shared by every worker and replica"
+    else:
+        where = (
+            f"in this host's RAM directory (MEDIASTORE_RAM_DIR), shared by its {server.cfg.workers} "
+            "worker(s); replicas on other hosts need MEDIASTORE_REDIS_URL"
+        )
+    server.log.info("DictStore (RAM store) objects are kept %s", where)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from typing import BinaryIO
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Body, Router
@@ -32,18 +33,20 @@ def upload(request: HttpRequest, payload: UploadIn):
     With `base64`: the bytes are decoded (strictly; invalid base64 is 422 and nothing is created),
     stored, and the media is created READY; if the store fails the answer is 502 and no media is
     created. Without `base64` (BucketStore only): the media is created PENDING and `presigned_put`
-    is a URL to PUT the bytes to within `MEDIASTORE_PRESIGN_SECONDS`; then call
-    `POST /api/upload/{pid}/complete` (or just download it) to mark it READY. For large files
+    is a URL to PUT the bytes to within `MEDIASTORE_PRESIGN_SECONDS` (e.g. `curl -T FILE "$URL"`);
+    then call `POST /api/upload/{pid}/complete` (or just download it) to mark it READY. Give `size`
+    so that only an upload of exactly that many bytes can complete. A bucket that does not exist is
+    a 502 and no media is created. For large files
     prefer `POST /api/media` + `PUT /api/media/{pid}/content`, which streams. JSON bodies are
     limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it)."""
     if payload.base64:
         data = transfer.decode_base64(payload.base64)
         media = transfer.upload_base64(
-            payload.mediadata, data, content_type=payload.content_type, user=request.auth
+            payload.mediadata, data, content_type=payload.content_type, size=payload.size, user=request.auth
         )
         return {"status": "READY", "presigned_put": None, "pid": media.pid}
     media, url = transfer.upload_presigned(
-        payload.mediadata, content_type=payload.content_type, user=request.auth
+        payload.mediadata, content_type=payload.content_type, size=payload.size, user=request.auth
     )
     return {"status": "PENDING", "presigned_put": url, "pid": media.pid}
 
@@ -51,7 +54,9 @@ def upload(request: HttpRequest, payload: UploadIn):
 @router.post("/upload/{path:pid}/complete", response=MediaOut, summary="Finish a presigned upload")
 def upload_complete(request: HttpRequest, pid: str):
     """Check that the bytes of a PENDING media are in its store, record their size and SHA-256
-    checksum, and mark it READY. 409 if nothing was uploaded yet; a READY media is returned as is."""
+    checksum, and mark it READY. 409 if nothing was uploaded yet, or if the object's size is not
+    the `size` declared at `POST /api/upload` (the media then stays PENDING); a READY media is
+    returned as is."""
     return transfer.complete(media_get(pid), user=request.auth)
 
 
@@ -112,35 +117,51 @@ def download(request: HttpRequest, pid: str):
 def content_put(request: HttpRequest, pid: str):
     """Stream the raw request body into the media's store (no base64, no size limit from
     `MEDIASTORE_MAX_UPLOAD_MB`, constant memory for filesystem and S3 stores), record size,
-    SHA-256 and the request's `Content-Type`, and mark the media READY.
+    SHA-256 and the request's `Content-Type`, and mark the media READY. The body needs a
+    `Content-Length` (`0` stores an empty object) or `Transfer-Encoding: chunked`; without either
+    the answer is 411 and nothing changes.
 
     Replaces bytes stored before, atomically: the body goes to a new object (so `store_key`
     changes), then the media switches to it in one step and the old object is removed; readers
     see the old bytes or the new ones, never a mix. Concurrent PUTs: the last to finish wins.
-    If the store fails the answer is 502 and the media is unchanged; 409 if the media was moved
-    or deleted meanwhile. Conditional writes: `If-Match: "<etag>"` (the ETag of
-    `GET .../content`) stores only if the current bytes still have that ETag, `If-None-Match: *`
-    only if the media has no bytes yet; otherwise 412 and nothing changes."""
+    If the store fails the answer is 502 (507 when it is full) and the media is unchanged; 409 if
+    the media was moved or deleted meanwhile. Conditional writes: `If-Match: "<etag>"` (the ETag
+    of `GET .../content`) stores only if the current bytes still have that ETag,
+    `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
-    size = None
-    if request.META.get("CONTENT_LENGTH", "") != "":
-        stream = request
-        try:
-            size = int(request.META["CONTENT_LENGTH"])
-        except ValueError:
-            size = -1
-        if size < 0:
-            raise LengthRequired("Content-Length must be a whole number of bytes")
-    elif request.META.get("wsgi.input_terminated"):  # chunked body; the server marks where it ends
-        stream = request.META["wsgi.input"]
-    else:
-        raise LengthRequired("send the body with a Content-Length header (or chunked through gunicorn)")
+    stream, size = _body_stream(request)
     conditions = transfer.Preconditions(
         if_match=request.headers.get("If-Match"), if_none_match=request.headers.get("If-None-Match")
     )
     return transfer.put_content(
         pid, stream, content_type=content_type, size=size, user=request.auth, conditions=conditions
     )
+
+
+def _body_stream(request: HttpRequest) -> tuple[HttpRequest | BinaryIO, int | None]:
+    """The request body to stream and its declared length (None for a chunked body).
+
+    Only a body framed by ``Content-Length`` or ``Transfer-Encoding: chunked`` is read; anything
+    else is 411. ``wsgi.input_terminated`` alone proves nothing: gunicorn sets it on every request,
+    so a PUT with neither header would otherwise store an empty object over the old bytes.
+    """
+    if request.META.get("CONTENT_LENGTH", "") != "":
+        try:
+            size = int(request.META["CONTENT_LENGTH"])
+        except ValueError:
+            size = -1
+        if size < 0:
+            raise LengthRequired("Content-Length must be a whole number of bytes")
+        return request, size
+    codings = [c.strip().lower() for c in request.META.get("HTTP_TRANSFER_ENCODING", "").split(",")]
+    if codings[-1] != "chunked":
+        raise LengthRequired(
+            "send the body with a Content-Length header or Transfer-Encoding: chunked "
+            "(Content-Length: 0 stores an empty object)"
+        )
+    if not request.META.get("wsgi.input_terminated"):  # the server does not mark where it ends
+        raise LengthRequired("this server cannot read chunked bodies; send a Content-Length header")
+    return request.META["wsgi.input"], None
 
 
 @router.get(

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class ContentConfig(AppConfig):
     name = "content"
     verbose_name = "Content"
+
+    def ready(self) -> None:
+        from content import services
+        from media.services import register_byte_mover
+
+        register_byte_mover(services)  # media's store moves copy bytes through content's services

@@ -18,6 +18,14 @@ class UploadIn(Schema):
         "a BucketStore media is created PENDING and a presigned PUT url is returned.",
     )
     content_type: str = Field("", description="Media type of the bytes; default application/octet-stream.")
+    size: int | None = Field(
+        None,
+        ge=0,
+        description="Optional: the number of bytes that will be uploaded. For a presigned upload the URL "
+        "then only accepts a PUT of exactly that Content-Length, and `POST /api/upload/{pid}/complete` "
+        "refuses (409, the media stays PENDING) an object of any other size. With `base64`: must be "
+        "the decoded length (422 otherwise).",
+    )
 
     nulls_are_defaults = null_means_default("base64", "content_type")
 

@@ -252,9 +252,12 @@ def switch_bytes(
 # Upload
 
 
-def upload_base64(item: MediaIn, data: bytes, *, content_type: str, user) -> Media:
+def upload_base64(item: MediaIn, data: bytes, *, content_type: str, size: int | None = None, user) -> Media:
     """Create a media together with its bytes: both are stored, or neither. The new media's key
-    is a fresh UUID, so the bytes can be written before the row exists."""
+    is a fresh UUID, so the bytes can be written before the row exists. ``size``, when the client
+    declared one, must be the length of ``data`` (RuleViolation otherwise)."""
+    if size is not None and size != len(data):
+        raise RuleViolation(f"base64 decodes to {len(data)} bytes, but size says {size}; nothing was stored")
     [media] = media_prepare_many([item], user=user, name_items=False)
     backend = media.store_config.backend()
     backend.put(media.store_key, data)
@@ -271,8 +274,12 @@ def upload_base64(item: MediaIn, data: bytes, *, content_type: str, user) -> Med
     return media
 
 
-def upload_presigned(item: MediaIn, *, content_type: str, user) -> tuple[Media, str]:
-    """Create a PENDING media and a URL the client PUTs its bytes to (S3 stores only)."""
+def upload_presigned(item: MediaIn, *, content_type: str, size: int | None = None, user) -> tuple[Media, str]:
+    """Create a PENDING media and a URL the client PUTs its bytes to (S3 stores only).
+
+    ``size`` is what the client declared it will upload: it is signed into the URL and kept as the
+    PENDING media's size, which ``complete`` then holds the object to. A missing bucket is a
+    StorageError before anything is created."""
     [media] = media_prepare_many([item], user=user, name_items=False)
     backend = media.store_config.backend()
     if not backend.supports_presign:
@@ -281,7 +288,10 @@ def upload_presigned(item: MediaIn, *, content_type: str, user) -> tuple[Media, 
             "send the bytes as base64 or with PUT /api/media/{pid}/content"
         )
     media.content_type = content_type
-    url = backend.presigned_put(media.store_key, settings.MEDIASTORE_PRESIGN_SECONDS, content_type or None)
+    media.size = size
+    url = backend.presigned_put(
+        media.store_key, settings.MEDIASTORE_PRESIGN_SECONDS, content_type or None, size=size
+    )
     media_insert([media], user=user)
     return media, url
 
@@ -322,7 +332,9 @@ def put_content(
 
 def complete(media: Media, *, user) -> Media:
     """READY media as they are; a PENDING media whose object now exists becomes READY (size and
-    checksum read from the store); otherwise Conflict: nothing was uploaded."""
+    checksum read from the store); otherwise Conflict: nothing was uploaded. A PENDING media with a
+    size (declared at a presigned upload) becomes READY only when the object has exactly that size;
+    otherwise Conflict and it stays PENDING (an empty object from a mistaken POST included)."""
     if media.store_status == StoreStatus.READY:
         return media
     backend = media.store_config.backend()
@@ -330,6 +342,12 @@ def complete(media: Media, *, user) -> Media:
         size, checksum = hash_object(backend, media.store_key)
     except ObjectNotFound:
         raise Conflict(f"the bytes of media '{media.pid}' were never stored") from None
+    if media.size is not None and size != media.size:
+        raise Conflict(
+            f"the object uploaded for media '{media.pid}' has {size} bytes, but {media.size} were "
+            "declared; it stays PENDING: PUT the right bytes to the presigned URL (or with "
+            "PUT /api/media/{pid}/content) and complete again"
+        )
     try:
         return switch_bytes(
             media,

@@ -1,7 +1,7 @@
 """/api/identifier... endpoints."""
 
 from django.http import HttpRequest
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
 from identifiers import services
 from identifiers.models import IdentifierType
@@ -31,10 +31,21 @@ def identifier_create(request: HttpRequest, payload: IdentifierTypeSchema):
 
 
 @router.put("/identifier", response={204: None}, summary="Change the pattern of an identifier type")
-def identifier_update(request: HttpRequest, payload: IdentifierTypeSchema):
-    """Replace the pattern of an existing type (404 if unknown). The new pattern checks writes from
-    now on; values already stored are not re-checked."""
-    services.identifier_type_update(name=payload.name, pattern=payload.pattern, user=request.auth)
+def identifier_update(
+    request: HttpRequest,
+    payload: IdentifierTypeSchema,
+    force: bool = Query(False, description="Change the pattern even if stored values would not match it."),
+):
+    """Replace the pattern of an existing type (404 if unknown; an invalid pattern, or one the
+    linear-time engine cannot run, is 422). The values already stored under the type (pids of media
+    with this pid_type and identifier values under this key) are checked against the new pattern
+    first: if any would no longer match, the answer is 409 with `count` and a few `examples`
+    (`{pid, field, value}`) and nothing changes, unless `force=true` is given, which changes the
+    pattern anyway and leaves those values as they are. The check reads every media of the type,
+    so on a large table it takes a while (time linear in the number and length of the values)."""
+    services.identifier_type_update(
+        name=payload.name, pattern=payload.pattern, force=force, user=request.auth
+    )
     return Status(204, None)
 
 

@@ -1,13 +1,27 @@
-"""Checks of identifier type names, patterns and values."""
+"""Checks of identifier type names, patterns and values.
+
+Patterns run on RE2 (the ``google-re2`` binding, module ``re2``): it matches in time linear in the
+length of the value whatever the pattern, so no pattern a user sets can make a worker backtrack for
+minutes (``(a+)+$`` against ``aaaa...ab`` did, with Python's ``re``). The price is RE2's syntax:
+no backreferences, lookaround or possessive quantifiers, and ``\\d``, ``\\w``, ``\\s``, ``\\b`` are
+ASCII (``\\pN``, ``\\pL`` are the Unicode classes). Such patterns are refused with a sentence saying so.
+"""
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
+
+import re2
 
 from mediastore.errors import RuleViolation
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+MAX_PATTERN_LENGTH = 4096
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # RE2 would print every refused pattern to stderr
 
 
 def check_name(name: str) -> str:
@@ -19,18 +33,45 @@ def check_name(name: str) -> str:
     return name
 
 
-@lru_cache(maxsize=1024)
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """The compiled regex of a pattern; RuleViolation when it is not a valid regular expression."""
+def _python_accepts(pattern: str) -> bool:
+    """Whether Python's ``re`` can parse the pattern; only used to word the refusal (nothing is
+    ever matched with ``re``)."""
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise RuleViolation(f"invalid pattern {pattern!r}: {exc}") from None
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> Any:
+    """The compiled RE2 regex of a pattern, as ``re2.compile`` returns it (cached per process).
+
+    RuleViolation when the pattern is too long, not a regular expression, or uses a feature RE2
+    cannot run in linear time."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise RuleViolation(f"pattern is longer than {MAX_PATTERN_LENGTH} characters")
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0].decode("utf-8", "replace") if isinstance(exc.args[0], bytes) else str(exc)
+        if _python_accepts(pattern):
+            raise RuleViolation(
+                f"pattern {pattern!r} uses a feature the linear-time engine (RE2) does not support "
+                f"(backreferences, lookaround, possessive quantifiers, \\Z, repetition counts over 1000, "
+                f"...): {reason}"
+            ) from None
+        raise RuleViolation(f"invalid pattern {pattern!r}: {reason}") from None
 
 
 def matches(pattern: str, value: str) -> bool:
     """True when ``value`` fully matches ``pattern``; an empty pattern accepts anything."""
-    return not pattern or compile_pattern(pattern).fullmatch(value) is not None
+    if not pattern:
+        return True
+    try:
+        return compile_pattern(pattern).fullmatch(value) is not None
+    except UnicodeEncodeError:  # a lone surrogate: no stored value can hold one
+        return False
 
 
 def check_value(type_name: str, pattern: str, value: str, what: str) -> None:

@@ -1,20 +1,129 @@
+import json
+from typing import Any
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
+from django.forms.fields import InvalidJSONInput
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
+from taggit.models import Tag
+from taggit.utils import edit_string_for_tags, parse_tags
 
+from media import metadata as meta_ops
+from media.history import history_entries
 from media.models import Media
-from media.services import IdentifierRules, media_delete
-from mediastore.errors import MediastoreError
+from media.services import IdentifierRules, clean_tags, media_delete, media_revert, sync_tags
+from mediastore.errors import MediastoreError, RuleViolation
+
+# (label, attribute of a media or history row, restored by a revert)
+REVERT_FIELDS = [
+    ("pid", "pid", True),
+    ("pid type", "pid_type_id", True),
+    ("identifiers", "identifiers", True),
+    ("metadata", "metadata", True),
+    ("tags", "tag_list", True),
+    ("store config", "store_config_id", False),
+    ("store key", "store_key", False),
+    ("store status", "store_status", False),
+    ("size", "size", False),
+    ("checksum", "checksum", False),
+    ("ETag", "etag", False),
+    ("content type", "content_type", False),
+]
+
+
+def shown(value: Any) -> str:
+    """A field value as text for the history pages: strings as they are, JSON for the rest."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class MetadataField(forms.JSONField):
+    """Django's JSON form field, with input nested too deeply to parse refused instead of crashing."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError("Metadata is nested too deeply.", code="invalid") from None
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)  # shown back as typed
+
+
+def too_deep(metadata) -> bool:
+    try:
+        meta_ops.check_depth(metadata)
+    except MediastoreError:
+        return True
+    return False
+
+
+def cut_at_depth(value, depth: int, levels_left: int):
+    """``value`` with whatever nests deeper than ``levels_left`` replaced by a note (recursion is bounded
+    by ``levels_left``)."""
+    if not isinstance(value, dict | list):
+        return value
+    if levels_left <= 0:
+        return f"... (deeper than level {depth - 1}, not shown)"
+    if isinstance(value, dict):
+        return {k: cut_at_depth(v, depth + 1, levels_left - 1) for k, v in value.items()}
+    return [cut_at_depth(v, depth + 1, levels_left - 1) for v in value]
+
+
+class TagNamesField(forms.CharField):
+    """The media's tags as one line, comma separated (taggit's syntax: quote a tag holding a comma),
+    checked by the API's tag rules; cleans to the sorted list of names."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return edit_string_for_tags([Tag(name=name) for name in value])
+        return value
+
+    def clean(self, value) -> list[str]:
+        text = super().clean(value)
+        try:
+            return clean_tags(parse_tags(text))
+        except ValueError:
+            raise forms.ValidationError("Please give a comma-separated list of tags.") from None
+        except RuleViolation as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    def has_changed(self, initial, data) -> bool:
+        try:
+            return self.clean(data) != sorted(initial or [])
+        except forms.ValidationError:
+            return True
 
 
 class MediaForm(forms.ModelForm):
-    """Applies the same pid and identifier rules as the API."""
+    """Applies the same pid, identifier, metadata and tag rules as the API."""
+
+    tags = TagNamesField(required=False, help_text="Comma separated; quote a tag that contains a comma.")
 
     class Meta:
         model = Media
-        fields = ["pid", "pid_type", "identifiers", "metadata", "content_type", "tags"]
+        fields = ["pid", "pid_type", "identifiers", "metadata", "content_type"]
+        field_classes = {"metadata": MetadataField}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["tags"] = list(self.instance.tag_list)  # not taggit's rows: the tag list is the truth
 
     def clean(self):
         data = super().clean()
@@ -28,14 +137,19 @@ class MediaForm(forms.ModelForm):
                 raise forms.ValidationError(exc.message) from None
         if not isinstance(data.get("metadata", {}), dict):
             self.add_error("metadata", "Metadata must be a JSON object.")
+        elif "metadata" in data:
+            try:
+                meta_ops.check_limits(data["metadata"])
+            except MediastoreError as exc:
+                self.add_error("metadata", exc.message)
         return data
 
 
 @admin.register(Media)
 class MediaAdmin(SimpleHistoryAdmin):
     """Media with their audit history ("History" button). Media are created through the API (which
-    assigns store keys and moves bytes); here they can be inspected, corrected and deleted. Tags
-    edited here are mirrored into the media's tag list so that the history and the API see them."""
+    assigns store keys and moves bytes); here they can be inspected, corrected, reverted to an earlier
+    version and deleted. Tags are edited as the media's tag list, which the history and the API see."""
 
     form = MediaForm
     list_display = ["pid", "pid_type", "store_status", "store_config", "size", "updated"]
@@ -46,19 +160,67 @@ class MediaAdmin(SimpleHistoryAdmin):
         "store_config",
         "store_key",
         "store_status",
-        "tag_list",
         "size",
-        "checksum",
-        "etag",
+        "stored_checksum",
+        "stored_etag",
         "mark",
         "version",
         "created",
         "updated",
     ]
-    history_list_display = ["store_status", "tag_list"]
+    history_list_display = ["version", "store_status"]
+    object_history_form_template = "media/admin/revert.html"
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    # Metadata stored deeper than MEDIASTORE_MAX_METADATA_DEPTH (before that limit existed) cannot go
+    # through a JSON form field, nor be written back with a save (encoding it recurses past Python's
+    # limit): such a media is view-only here, its metadata shown cut at the limit, until the API
+    # replaces that metadata.
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and too_deep(obj.metadata):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and too_deep(obj.metadata):
+            fields = [name if name != "metadata" else "metadata_too_deep" for name in fields]
+        return list(dict.fromkeys(fields))
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None and too_deep(obj.metadata):
+            readonly.append("metadata_too_deep")
+        return readonly
+
+    @admin.display(description="Metadata")
+    def metadata_too_deep(self, obj) -> str:
+        limit = settings.MEDIASTORE_MAX_METADATA_DEPTH
+        shown = json.dumps(cut_at_depth(obj.metadata, 1, limit), indent=1, ensure_ascii=False)
+        return (
+            f"Nested deeper than MEDIASTORE_MAX_METADATA_DEPTH ({limit} levels), so it is shown cut at "
+            "that depth and this media cannot be changed here; replace the metadata with "
+            f"PUT /api/media/update/metadata first.\n{shown}"
+        )
+
+    @admin.display(description="checksum")
+    def stored_checksum(self, media: Media) -> str:
+        if not media.checksum:
+            return "none: no bytes stored yet"
+        return format_html("<code>{}</code>", media.checksum)
+
+    @admin.display(description="ETag")
+    def stored_etag(self, media: Media) -> str:
+        """The ETag the store reported for the bytes, as recorded (only S3 stores report one)."""
+        if media.etag:
+            return format_html("<code>{}</code>", media.etag)
+        if not media.checksum:
+            return "none: no bytes stored yet"
+        return (
+            f"none: a {media.store_config.type} reports no ETag (downloads send the checksum's hex as ETag)"
+        )
 
     def get_search_results(self, request, queryset, search_term):
         """Search pids and identifier values (identifiers are JSON: match their text form)."""
@@ -70,17 +232,91 @@ class MediaAdmin(SimpleHistoryAdmin):
         ), False
 
     def save_model(self, request, obj, form, change) -> None:
+        """One save, one history row, tags included; a form that changes nothing writes nothing."""
+        if change and not form.has_changed():
+            return
+        obj.tag_list = form.cleaned_data["tags"]
         obj._history_user = request.user
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change) -> None:
-        super().save_related(request, form, formsets, change)
-        media = form.instance
-        names = sorted(media.tags.names())
-        if names != media.tag_list:
-            media.tag_list = names
-            media._history_user = request.user
-            media.save()
+        """taggit's rows follow the tag list, as in the API (instead of taggit's own form saving:
+        tags are the only many-to-many field of a media)."""
+        if "tags" in form.changed_data:
+            sync_tags([form.instance])
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True) -> None:
+        """The history page's "Changes" column: the changes GET /api/media/{pid}/history lists."""
+        records = list(historical_records)
+        if not records:
+            return
+        changes = {entry["history_id"]: entry["changes"] for entry in history_entries({records[0].id})}
+        for record in records:
+            record.history_delta_changes = [
+                {"field": change["field"], "old": shown(change["old"]), "new": shown(change["new"])}
+                for change in changes.get(record.history_id, [])
+            ]
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        """One version of a media, beside the media as it is now, with a button that reverts to it
+        through ``media_revert``, the service behind POST /api/media/{pid}/revert (so the same rules
+        apply and the bytes are never touched) instead of simple-history's saving of the old row."""
+        object_id = unquote(object_id)
+        if not (object_id.isdigit() and version_id.isdigit()):
+            raise Http404
+        row = Media.history.model.objects.filter(id=object_id, history_id=version_id).first()
+        if row is None:
+            raise Http404
+        media = self.get_object(request, object_id)
+        if not self.has_view_history_or_change_history_permission(request, media or row.instance):
+            raise PermissionDenied
+        can_revert = (
+            media is not None
+            and row.history_type != "-"
+            and self.has_change_history_permission(request, media)
+            and not self.revert_disabled(request, media)
+        )
+        if request.method == "POST":
+            if not can_revert:
+                raise PermissionDenied
+            return self._revert(request, media, row.version)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{row.pid}: version {row.version}",
+            "opts": self.model._meta,
+            "media": media,
+            "row": row,
+            "fields": [
+                {
+                    "label": label,
+                    "now": shown(getattr(media, attr)) if media is not None else "",
+                    "then": shown(getattr(row, attr)),
+                    "restored": restored,
+                    "differs": media is not None and getattr(media, attr) != getattr(row, attr),
+                }
+                for label, attr, restored in REVERT_FIELDS
+            ],
+            "can_revert": can_revert,
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.object_history_form_template, context)
+
+    def _revert(self, request, media: Media, version: int):
+        try:
+            media = media_revert(media.pid, version=version, user=request.user)
+        except MediastoreError as exc:
+            self.message_user(request, f"Not reverted: {exc.message}", level=messages.ERROR)
+            return redirect(request.path)
+        self.log_change(request, media, f"Reverted to version {version}.")
+        self.message_user(
+            request,
+            f"Reverted “{media}” to version {version}: pid, pid type, identifiers, metadata and tags. "
+            "Its bytes are as they were.",
+        )
+        return redirect(reverse("admin:media_media_change", args=[media.pk]))
 
     def delete_model(self, request, obj) -> None:
         """Delete through the service, so that stored bytes go too."""

@@ -21,6 +21,7 @@ from media.schemas import (
     MediaPage,
     MediaPatch,
     MediaSearch,
+    RevertIn,
     UpdateIdentifiers,
     UpdateMetadata,
     UpdateStorekey,
@@ -166,6 +167,19 @@ def media_history_get(request: HttpRequest, pid: str):
     """Every change of the media, newest first: when, who, created/changed/deleted, and the fields
     that changed with old and new values (tags included). Stays readable after the media is deleted."""
     return media_history(pid)
+
+
+@router.post("/media/{path:pid}/revert", response=MediaOut, summary="Revert a media to an earlier version")
+def media_revert(request: HttpRequest, pid: str, payload: RevertIn):
+    """Give the media back the `pid`, `pid_type`, `identifiers`, `metadata` and `tags` it had at
+    revision `version` (the numbers `GET /api/media/{pid}/history` lists), and answer the media as
+    `GET /api/media/{pid}` does. The bytes and what describes them (`store_config`, `store_key`,
+    `store_status`, `size`, `checksum`, `etag`, `content_type`) are never restored: the media keeps
+    its current bytes. The revert is one more change (new `mark` and `version`) recorded in the
+    history with reason "revert to version N"; a revert to the values the media has records nothing.
+    404 for an unknown pid or version; the restored values must pass today's rules (422 otherwise);
+    409 when another media has that pid now."""
+    return services.media_revert(pid, version=payload.version, user=request.auth)
 
 
 @router.get("/media/{path:pid}", response=MediaOut, summary="Get one media")

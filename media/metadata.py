@@ -4,9 +4,50 @@ new object and never modify their input."""
 from __future__ import annotations
 
 import copy
+import json
+import math
 from typing import Any
 
-from mediastore.errors import NotFound, RuleViolation
+from django.conf import settings
+
+from mediastore.errors import NotFound, PayloadTooLarge, RuleViolation
+
+
+def check_depth(value: Any, what: str = "metadata") -> None:
+    """RuleViolation (422) when objects and lists in ``value`` nest deeper than
+    ``MEDIASTORE_MAX_METADATA_DEPTH`` (``value`` itself is level 1) or a number is not finite.
+
+    Iterative, and it stops at the first level too deep, so no nesting, however deep, can exhaust
+    the stack here (``copy.deepcopy`` and ``json.dumps`` recurse: check before calling them).
+    """
+    max_depth = settings.MEDIASTORE_MAX_METADATA_DEPTH
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                raise RuleViolation(
+                    f"{what} is nested more than {max_depth} levels deep (objects and lists); "
+                    "the limit is MEDIASTORE_MAX_METADATA_DEPTH"
+                )
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise RuleViolation(f"{what} numbers must be finite (no NaN or Infinity)")
+
+
+def check_limits(metadata: Any) -> None:
+    """Raise unless ``metadata`` may be stored: ``check_depth``, then PayloadTooLarge (413) when its
+    compact JSON is over ``MEDIASTORE_MAX_METADATA_KB``. Every write of a media's metadata calls it."""
+    check_depth(metadata)
+    size = len(
+        json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+    )
+    limit_kb = settings.MEDIASTORE_MAX_METADATA_KB
+    if size > limit_kb * 1024:
+        raise PayloadTooLarge(
+            f"metadata of {size / 1024:.0f} KB (as compact JSON) is over the limit of {limit_kb} KB; "
+            "the limit is MEDIASTORE_MAX_METADATA_KB"
+        )
 
 
 def _walk(root: dict, keys: list[str], create: bool) -> dict:

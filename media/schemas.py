@@ -23,7 +23,11 @@ class MediaIn(Schema):
     pid_type: str = Field(..., description="Identifier type of the pid.")
     store_config: StoreConfigIn = Field(..., description="Where the bytes will live; got or created.")
     identifiers: dict[str, str] = Field(default_factory=dict, description="More identifiers: {type: value}.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Free JSON metadata.")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Free JSON metadata; at most `MEDIASTORE_MAX_METADATA_DEPTH` (64) levels deep (422) and "
+        "`MEDIASTORE_MAX_METADATA_KB` (1024) KB as compact JSON (413).",
+    )
     tags: list[str] = Field(default_factory=list)
 
     nulls_are_defaults = null_means_default("identifiers", "metadata", "tags")
@@ -40,7 +44,11 @@ class MediaOut(Schema):
     tags: list[str]
     mark: int = Field(..., description="Latest change number, from one sequence shared by all media.")
     version: str = Field(..., description="Revision count of this media: '1' after create.")
-    size: int | None = Field(None, description="Size in bytes of the stored content, once READY.")
+    size: int | None = Field(
+        None,
+        description="Size in bytes of the stored content, once READY; while PENDING after a presigned "
+        "upload, the size declared for it (if any).",
+    )
     checksum: str = Field("", description="Checksum of the stored content, e.g. `sha256:<hex>`.")
     content_type: str = Field("", description="Media type of the stored content.")
     created: datetime
@@ -219,11 +227,22 @@ class HistoryEntry(Schema):
     pid: str
     version: str
     mark: int
+    reason: str | None = Field(None, description='Why, when recorded: e.g. "revert to version 3".')
     changes: list[Change]
+
+
+class RevertIn(Schema):
+    version: int = Field(
+        ...,
+        ge=1,
+        description="The revision to go back to: the media's `version` then ('1' after create), "
+        "as listed by `GET /api/media/{pid}/history`.",
+    )
 
 
 # --- search: metadata conditions, GET /api/media parameters and page, error sentences ------------
 
+MAX_PATH_KEYS = 32  # a path of 10,000 keys built a query too deep to compile (RecursionError, 500)
 METADATA_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists", "wildcard")
 _INT64 = 2**63
 
@@ -266,7 +285,9 @@ class MetadataCondition(Schema):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str | list[StrictStr | StrictInt] = Field(..., description='`"a.b.c"` or `["a", "b", 0]`.')
+    path: str | list[StrictStr | StrictInt] = Field(
+        ..., description='`"a.b.c"` or `["a", "b", 0]`; at most 32 keys.'
+    )
     op: Literal["eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists", "wildcard"]
     value: Any = Field(None, description="What to compare with; see the op.")
 
@@ -279,6 +300,8 @@ class MetadataCondition(Schema):
         keys = self.path_keys
         if not keys or (isinstance(self.path, str) and "" in keys):
             raise ValueError("path must name at least one key and no empty ones (use the list form)")
+        if len(keys) > MAX_PATH_KEYS:
+            raise ValueError(f"path has {len(keys)} keys; at most {MAX_PATH_KEYS} are allowed")
         for key in keys:
             if isinstance(key, int) and key < 0:
                 raise ValueError("list indexes in a path must not be negative")

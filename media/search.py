@@ -37,6 +37,7 @@ from media.models import Media, TaggedMedia
 from media.schemas import METADATA_OPS, MediaListQuery, MediaSearch, MetadataCondition, media_out_dict
 from media.selectors import media_queryset
 from mediastore.errors import RuleViolation
+from mediastore.parser import loads as strict_json
 
 #: Counting stops here: ``X-Total-Count`` is exact below it and a lower bound at it (see ``Page``).
 COUNT_CAP: int = getattr(settings, "MEDIASTORE_SEARCH_COUNT_CAP", 10_000)
@@ -567,7 +568,7 @@ def _metadata_param(text: str) -> dict[str, Any]:
     value: Any = match["value"]
     if value is not None and match["op"] != "wildcard":
         try:
-            value = json.loads(value)
+            value = strict_json(value)  # 1e400, duplicate keys, deep nesting: 422
         except ValueError:
             pass
     return {"path": match["path"], "op": match["op"], "value": value}

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -35,7 +35,7 @@ MAX_TAG_LENGTH = 100
 # pids that would be routed to another endpoint than /api/media/{pid}
 RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search", "urls"}
 RESERVED_PID_PREFIXES = ("update/", "url/")
-RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete")
+RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete", "/revert")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +165,7 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
     rules.check_pid(pid, item.pid_type)
     identifiers = rules.identifiers(pid, item.pid_type, item.identifiers)
     tags = clean_tags(item.tags)
+    meta_ops.check_limits(item.metadata)
     store = stores.resolve(item.store_config)
     return Media(
         pid=pid,
@@ -260,13 +261,15 @@ def _differs(media: Media, attr: str, value: Any) -> bool:
     return getattr(media, attr) != value
 
 
-def bulk_apply(items: list[tuple[str, Compute]], *, user, tags_changed: bool = False) -> BulkOutcome:
+def bulk_apply(
+    items: list[tuple[str, Compute]], *, user, tags_changed: bool = False, reason: str = ""
+) -> BulkOutcome:
     """Apply ``compute(media)`` to the media of each pid; each item succeeds or fails on its own.
 
     ``compute`` returns the attributes to set (it must not modify the media itself) or raises a
     MediastoreError, which becomes that item's failure. Items are applied in order, so two items
     for one pid see each other. Then every changed media is written, stamped and recorded in the
-    history in one go.
+    history in one go, with ``reason`` as the history rows' change reason.
     """
     outcome = BulkOutcome()
     with transaction.atomic():
@@ -301,7 +304,11 @@ def bulk_apply(items: list[tuple[str, Compute]], *, user, tags_changed: bool = F
                 media.updated = now
             Media.objects.bulk_update(outcome.changed, [*sorted(fields), "mark", "version", "updated"])
             Media.history.bulk_history_create(
-                outcome.changed, update=True, default_user=user, default_date=now
+                outcome.changed,
+                update=True,
+                default_user=user,
+                default_date=now,
+                default_change_reason=reason,
             )
             if tags_changed:
                 sync_tags(outcome.changed)
@@ -311,6 +318,31 @@ def bulk_apply(items: list[tuple[str, Compute]], *, user, tags_changed: bool = F
 def raise_first_failure(outcome: BulkOutcome) -> None:
     if outcome.failures:
         raise outcome.failures[0][1]
+
+
+class ByteMover(Protocol):
+    """What moving a READY media to another store needs from ``content`` (which stands above
+    ``media`` and registers itself in its ``AppConfig.ready``)."""
+
+    def copy_to_store(self, media: Media, store: StoreConfig) -> str:
+        """Copy and verify the media's bytes into ``store``; the key of the copy."""
+
+    def discard(self, backend: Any, key: str) -> None:
+        """Best-effort removal of an object no row points at."""
+
+
+_mover: ByteMover | None = None
+
+
+def register_byte_mover(mover: ByteMover) -> None:
+    global _mover
+    _mover = mover
+
+
+def byte_mover() -> ByteMover:
+    if _mover is None:  # only when the content app is not installed
+        raise RuleViolation("moving stored bytes to another store is not available on this server")
+    return _mover
 
 
 @dataclass
@@ -331,8 +363,6 @@ def _prepare_moves(
     The copies run outside the database transaction (they may take long); the rows then switch to
     the copies in the bulk write, and ``_finish_moves`` removes whichever copy lost.
     """
-    from content.services import copy_to_store
-
     wanted = {pid: patch.store_config for pid, patch in pairs if patch.store_config is not None}
     moves: dict[str, PreparedMove | MediastoreError] = {}
     if not wanted:
@@ -344,7 +374,7 @@ def _prepare_moves(
         try:
             store = stores.resolve(wanted[media.pid])
             if store.pk != media.store_config_id:
-                key = copy_to_store(media, store)
+                key = byte_mover().copy_to_store(media, store)
                 moves[media.pid] = PreparedMove(store, key, media.store_config, media.store_key)
         except MediastoreError as exc:
             moves[media.pid] = exc
@@ -353,16 +383,14 @@ def _prepare_moves(
 
 def _finish_moves(moves: dict[str, PreparedMove | MediastoreError], outcome: BulkOutcome) -> None:
     """Delete the old bytes of media that moved, and the unused copies of those that did not."""
-    from content.services import discard
-
     moved = {(m.store_config_id, m.store_key) for m in outcome.changed}
     for move in moves.values():
         if isinstance(move, MediastoreError):
             continue
         if (move.store.pk, move.key) in moved:
-            discard(move.old_store.backend(), move.old_key)
+            byte_mover().discard(move.old_store.backend(), move.old_key)
         else:
-            discard(move.store.backend(), move.key)
+            byte_mover().discard(move.store.backend(), move.key)
 
 
 def _patch_compute(
@@ -476,19 +504,83 @@ def media_storekeys_update(items: list[UpdateStorekey], *, user) -> BulkOutcome:
 
 
 def media_metadata_update(items: list[UpdateMetadata], *, user, op: str) -> BulkOutcome:
-    """op is "put" (set), "patch" (merge) or "delete"; see media.metadata."""
+    """op is "put" (set), "patch" (merge) or "delete"; see media.metadata. The metadata each item
+    leaves must pass ``check_limits`` (depth, size), else that item fails."""
 
     def computer(item: UpdateMetadata) -> Compute:
         def compute(media: Media) -> dict[str, Any]:
+            # Both the stored metadata (unless replaced or cleared whole) and the data are copied
+            # below, and copying recurses: nothing deeper than the limit may get there.
+            if item.keys or op == "patch":
+                meta_ops.check_depth(
+                    media.metadata, "the stored metadata (replace or clear it whole to fix it)"
+                )
+            if op == "delete":
+                return {"metadata": meta_ops.delete(media.metadata, item.keys)}
+            meta_ops.check_depth(item.data, "data")
             if op == "put":
-                return {"metadata": meta_ops.put(media.metadata, item.keys, item.data)}
-            if op == "patch":
-                return {"metadata": meta_ops.merge(media.metadata, item.keys, item.data)}
-            return {"metadata": meta_ops.delete(media.metadata, item.keys)}
+                result = meta_ops.put(media.metadata, item.keys, item.data)
+            else:
+                result = meta_ops.merge(media.metadata, item.keys, item.data)
+            meta_ops.check_limits(result)
+            return {"metadata": result}
 
         return compute
 
     return bulk_apply([(item.pid, computer(item)) for item in items], user=user)
+
+
+# ---------------------------------------------------------------------------------------------
+# Revert
+
+
+def media_revert(pid: str, *, version: int, user) -> Media:
+    """Give the media the pid, pid_type, identifiers, metadata and tags it had at its revision
+    ``version`` (the value of its ``version`` field then), as one more change whose history row
+    says "revert to version N". Returns the media as it is afterwards.
+
+    The byte fields (store_config, store_key, store_status, size, checksum, etag, content_type) are
+    never restored: they describe the bytes stored now, and an old value could point a READY media
+    at bytes that are not there. The restored values must pass today's rules: RuleViolation for a
+    pid, pid_type, identifier or tag they break, Conflict when another media has that pid now,
+    NotFound for an unknown pid or version. Restoring values the media already has writes nothing.
+    """
+    rules = IdentifierRules()
+    revisions = Media.history.model.objects
+    reverted: list[Media] = []
+
+    def compute(media: Media) -> dict[str, Any]:
+        row = (
+            revisions.filter(id=media.pk, version=version)
+            .exclude(history_type="-")
+            .order_by("-history_id")
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"Media '{media.pid}' version", version)
+        rules.check_pid(row.pid, row.pid_type_id)
+        if row.pid != media.pid and Media.objects.filter(pid=row.pid).exists():
+            raise Conflict(f"media with pid '{row.pid}' already exists")
+        restored = {
+            "pid": row.pid,
+            "pid_type_id": row.pid_type_id,
+            "identifiers": rules.identifiers(row.pid, row.pid_type_id, row.identifiers),
+            "metadata": row.metadata,
+            "tag_list": clean_tags(row.tag_list),
+        }
+        reverted.append(media)
+        return restored
+
+    try:
+        outcome = bulk_apply(
+            [(pid, compute)], user=user, tags_changed=True, reason=f"revert to version {version}"
+        )
+    except IntegrityError:  # another media took the pid since compute() looked
+        raise Conflict(
+            f"the pid of version {version} of media '{pid}' was taken meanwhile; nothing changed"
+        ) from None
+    raise_first_failure(outcome)
+    return reverted[0]
 
 
 # ---------------------------------------------------------------------------------------------

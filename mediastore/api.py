@@ -6,6 +6,7 @@ from django.db import IntegrityError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
 from ninja import NinjaAPI
+from ninja.errors import HttpError
 
 from content.api import router as transfer_router
 from identifiers.api import router as identifiers_router
@@ -14,6 +15,7 @@ from mediastore.auth import BearerToken
 from mediastore.auth import router as auth_router
 from mediastore.errors import MediastoreError
 from mediastore.health import router as health_router
+from mediastore.openapi import document_errors
 from mediastore.parser import JsonParser
 from mediastore.permissions import document as document_permissions
 from stores.api import router as stores_router
@@ -27,18 +29,25 @@ more typed identifiers, JSON metadata, tags, and a store configuration saying wh
 (`POST /api/identifier`).
 
 Errors: rule violations are 422 `{"detail": [{"error": "..."}]}`, missing objects 404,
-conflicts 409, storage failures 502. Each operation names the permission it needs; a logged-in
-user without it gets 403. Permissions come from the groups `readers` (view everything),
-`writers` (readers + create, change and delete media and their bytes) and `admins` (writers +
-identifier types, S3 configurations, store configurations), managed in the admin.
+conflicts 409, storage failures 502 (507 when the store's disk is full). Each operation names
+the permission it needs; a logged-in user without it gets 403. Permissions come from the groups
+`readers` (view everything), `writers` (readers + create, change and delete media and their
+bytes) and `admins` (writers + identifier types, S3 configurations, store configurations),
+managed in the admin.
+
+JSON bodies need `Content-Type: application/json`; another type, or none, is 415. A key repeated
+in one object, a number beyond a 64-bit float (`1e400`) or nesting too deep to parse is 422.
+Metadata may nest at most `MEDIASTORE_MAX_METADATA_DEPTH` levels (422) and be at most
+`MEDIASTORE_MAX_METADATA_KB` as compact JSON (413).
 """
 
 
 class MediastoreAPI(NinjaAPI):
-    """NinjaAPI whose OpenAPI document names the permission of every operation."""
+    """NinjaAPI whose OpenAPI document names the permission and the error answers of every
+    operation."""
 
     def get_openapi_schema(self, **kwargs):
-        return document_permissions(super().get_openapi_schema(**kwargs))
+        return document_errors(document_permissions(super().get_openapi_schema(**kwargs)))
 
 
 api = MediastoreAPI(
@@ -61,6 +70,16 @@ api.add_router("", health_router)
 @api.exception_handler(MediastoreError)
 def _mediastore_error(request: HttpRequest, exc: MediastoreError):
     return api.create_response(request, exc.body(), status=exc.status_code)
+
+
+@api.exception_handler(HttpError)
+def _http_error(request: HttpRequest, exc: HttpError):
+    # ninja turns any error of the body parser into a 400 "Cannot parse request body"; the parser's
+    # own domain errors (415 wrong media type, 422 duplicate keys, infinite numbers, deep nesting)
+    # keep their answer.
+    if isinstance(exc.__cause__, MediastoreError):
+        return _mediastore_error(request, exc.__cause__)
+    return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
 
 
 @api.exception_handler(ProtectedError)

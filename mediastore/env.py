@@ -34,6 +34,17 @@ def load_dotenv(path: Path) -> None:
         os.environ.setdefault(name, value)
 
 
+def env_file(default: Path) -> Path | None:
+    """The settings file to read: ``MEDIASTORE_ENV_FILE`` when set, ``default`` when unset, and
+    none at all when it is set but empty (``MEDIASTORE_ENV_FILE=``), as the tests and the
+    deployment tests use to keep a developer's ``.env`` out of their servers."""
+    raw = os.environ.get("MEDIASTORE_ENV_FILE")
+    if raw is None:
+        return default
+    raw = raw.strip()
+    return Path(raw) if raw else None
+
+
 def get_str(name: str, default: str = "") -> str:
     """The variable's value; an unset or empty one (``NAME=`` as in the dotenv template) is the default."""
     return os.environ.get(name, "").strip() or default

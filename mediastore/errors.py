@@ -62,6 +62,13 @@ class StorageError(MediastoreError):
         return {"detail": self.message}
 
 
+class InsufficientStorage(StorageError):
+    """The store's disk (or quota) is full: 507 ``{"detail": "..."}``. Nothing was half-written."""
+
+    status_code = 507
+    kind = "InsufficientStorage"
+
+
 class LengthRequired(MediastoreError):
     """A streamed body came without a length the server can trust: 411 ``{"detail": "..."}``."""
 
@@ -94,6 +101,25 @@ class Forbidden(MediastoreError):
             "by adding your account to a group that has it (readers, writers or admins)"
         )
         self.permission = permission
+
+    def body(self) -> dict:
+        return {"detail": self.message}
+
+
+class PayloadTooLarge(MediastoreError):
+    """Something in the request is over a configured size limit: 413 ``{"detail": [{"error": "..."}]}``
+    (the rule-violation shape, so a bulk create can name the item). In a BulkResult it counts as a
+    ``ValidationError`` of that item, one of the kinds clients know."""
+
+    status_code = 413
+    kind = "ValidationError"
+
+
+class UnsupportedMediaType(MediastoreError):
+    """A JSON endpoint was sent a body of another media type: 415 ``{"detail": "..."}``."""
+
+    status_code = 415
+    kind = "UnsupportedMediaType"
 
     def body(self) -> dict:
         return {"detail": self.message}

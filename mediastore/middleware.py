@@ -6,7 +6,18 @@ import json
 import re
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, UnreadablePostError
+
+from mediastore.parser import is_json_request
+
+
+def is_json_body(request: HttpRequest) -> bool:
+    """A JSON body bound for the API's parser; a raw stream to ``.../content`` is bytes whatever its
+    Content-Type says, so it is never read or limited here."""
+    if request.method == "PUT" and request.path.endswith("/content"):
+        return False
+    return request.path.startswith("/api/") and is_json_request(request)
+
 
 # JSON escapes that can decode to text no database can store: NUL and UTF-16 surrogates.
 SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
@@ -23,12 +34,19 @@ def _bad_text(text: str) -> bool:
 
 
 def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return _bad_text(value)
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+    """Whether any string (key or value) below ``value`` is bad text; iterative, so that nesting
+    as deep as json.loads reads cannot exhaust the stack here."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _bad_text(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
 
 
@@ -64,16 +82,29 @@ class RejectNulMiddleware:
             or "%00" in request.META.get("QUERY_STRING", "")
         ):
             return True
-        if request.content_type != "application/json" or not SUSPECT_ESCAPE.search(request.body):
+        if not is_json_body(request) or not SUSPECT_ESCAPE.search(request.body):
             return False
         try:
             return _has_nul(json.loads(request.body))
-        except ValueError:
-            return False  # malformed JSON: the API answers that itself
+        except (ValueError, RecursionError):
+            return False  # malformed or too deep JSON: the API's parser answers that itself
+
+
+def discard_body(request: HttpRequest, chunk_size: int = 1 << 20) -> None:
+    """Read the request body to its end, keeping nothing.
+
+    An answer given before the body is read (a 413) would otherwise come with a connection reset:
+    the server closes a socket with unread data, and nginx, still streaming the body through, turns
+    that into a 502. The read ends at the declared length or when the client goes away."""
+    try:
+        while request.read(chunk_size):
+            pass
+    except UnreadablePostError:
+        pass  # the client is gone; nobody is left to read the answer
 
 
 class JsonBodyLimitMiddleware:
-    """Answer 413 before reading a JSON API body larger than ``MEDIASTORE_MAX_UPLOAD_MB``.
+    """Answer 413 to a JSON API body larger than ``MEDIASTORE_MAX_UPLOAD_MB``, without keeping it.
 
     Base64 uploads travel as JSON; Django's own limit is switched off in settings so that this one,
     with a sentence naming the variable, applies to every JSON endpoint alike. Raw streams
@@ -84,13 +115,14 @@ class JsonBodyLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest):
-        if request.path.startswith("/api/") and request.content_type == "application/json":
+        if is_json_body(request):
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 length = 0
             limit_mb = settings.MEDIASTORE_MAX_UPLOAD_MB
             if length > limit_mb * 1024 * 1024:
+                discard_body(request)
                 return JsonResponse(
                     {
                         "detail": f"request body of {length / 2**20:.1f} MB is over the limit of "

@@ -129,9 +129,24 @@ def missing_permission(request: HttpRequest, user) -> str | None:
     if key not in OPERATIONS:
         return f"an entry for {key[0]} {key[1]} in mediastore/permissions.py (none is defined)"
     needed = OPERATIONS[key]
-    if needed in (None, PUBLIC) or user.has_perm(needed):
+    if needed in (None, PUBLIC):
         return None
-    return needed
+    if not user.is_superuser and not hasattr(user, "_perm_cache"):
+        user._perm_cache = load_permissions(user)  # what ModelBackend caches, in one query not two
+    return None if user.has_perm(needed) else needed
+
+
+def load_permissions(user) -> set[str]:
+    """``app_label.codename`` of every permission the user has directly or through a group."""
+    from django.contrib.auth.models import Permission
+    from django.db.models import Q
+
+    rows = (
+        Permission.objects.filter(Q(user=user) | Q(group__user=user))
+        .values_list("content_type__app_label", "codename")
+        .distinct()
+    )
+    return {f"{app_label}.{codename}" for app_label, codename in rows}
 
 
 def document(schema: dict) -> dict:

@@ -8,6 +8,8 @@ server refuses to start without ``DJANGO_SECRET_KEY``.
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -17,9 +19,9 @@ from mediastore.crypto import parse_keys as field_keys_parse
 from mediastore.failpoints import parse as failpoints_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-_env_file = env.get_str("MEDIASTORE_ENV_FILE", str(BASE_DIR / ".env"))
-if _env_file:
-    env.load_dotenv(Path(_env_file))
+_env_file = env.env_file(BASE_DIR / ".env")
+if _env_file is not None:
+    env.load_dotenv(_env_file)
 
 DEBUG = env.get_bool("DJANGO_DEBUG", False)
 
@@ -53,6 +55,14 @@ except ValueError as exc:
 MEDIASTORE_TOKEN_TTL_HOURS = env.get_int("MEDIASTORE_TOKEN_TTL_HOURS", None, minimum=1)
 MEDIASTORE_PRESIGN_SECONDS = env.get_int("MEDIASTORE_PRESIGN_SECONDS", 3600, minimum=1)
 MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=1)
+# Metadata limits, applied to every write of a media's metadata (422 too deep, 413 too large).
+MEDIASTORE_MAX_METADATA_DEPTH = env.get_int("MEDIASTORE_MAX_METADATA_DEPTH", 64, minimum=1)
+if MEDIASTORE_MAX_METADATA_DEPTH > 500:
+    raise ImproperlyConfigured(
+        "MEDIASTORE_MAX_METADATA_DEPTH must be at most 500: deeper JSON cannot be encoded and decoded "
+        "reliably within Python's recursion limit"
+    )
+MEDIASTORE_MAX_METADATA_KB = env.get_int("MEDIASTORE_MAX_METADATA_KB", 1024, minimum=1)
 MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)
@@ -144,6 +154,27 @@ else:
             },
         }
     }
+
+
+def _default_ram_dir() -> Path:
+    """A RAM-backed folder named after this deployment (data directory and database), so the RAM
+    store is shared by every worker of this deployment and by no other deployment on the host."""
+    database = DATABASES["default"]
+    identity = "\n".join(
+        str(part)
+        for part in (
+            MEDIASTORE_DATA_DIR,
+            database["ENGINE"],
+            database.get("HOST", ""),
+            database.get("PORT", ""),
+            database["NAME"],
+        )
+    )
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    return base / f"mediastore-ram-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
+
+MEDIASTORE_RAM_DIR = Path(env.get_str("MEDIASTORE_RAM_DIR") or _default_ram_dir()).resolve()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -3,8 +3,8 @@ from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
 from mediastore.errors import RuleViolation
+from stores import services
 from stores.models import S3Config, StoreConfig
-from stores.services import check_s3_url
 
 
 class S3ConfigForm(forms.ModelForm):
@@ -32,7 +32,7 @@ class S3ConfigForm(forms.ModelForm):
     def clean_url(self) -> str:
         url = self.cleaned_data.get("url", "")
         try:
-            return check_s3_url(url)
+            return services.check_s3_url(url)
         except RuleViolation as exc:
             raise forms.ValidationError(exc.message) from None
 
@@ -57,8 +57,37 @@ class S3ConfigAdmin(SimpleHistoryAdmin):
     search_fields = ["url"]
 
 
+class StoreConfigForm(forms.ModelForm):
+    """The rules of POST /api/store: the bucket is normalised, and a local store must not overlap
+    another. The admin saves inside the transaction that ran this check (``changeform_view`` is
+    atomic), so the lock taken by ``claim_local_place`` covers the insert too."""
+
+    class Meta:
+        model = StoreConfig
+        fields = ["type", "bucket", "s3cfg"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if self.errors:
+            return data
+        s3cfg = data.get("s3cfg")
+        try:
+            store_type, bucket, _ = services.normalize_store(
+                data["type"], data["bucket"], s3cfg.url if s3cfg else ""
+            )
+            if store_type in services.LOCAL_TYPES:
+                same = services.claim_local_place(store_type, bucket, exclude_pk=self.instance.pk)
+                if same is not None:
+                    raise RuleViolation(f"this store already exists: store {same.pk} ({same})")
+        except RuleViolation as exc:
+            raise forms.ValidationError(exc.message) from None
+        data["bucket"] = bucket
+        return data
+
+
 @admin.register(StoreConfig)
 class StoreConfigAdmin(SimpleHistoryAdmin):
+    form = StoreConfigForm
     list_display = ["pk", "type", "bucket", "s3cfg"]
     list_filter = ["type"]
     search_fields = ["bucket"]

@@ -56,7 +56,10 @@ def store_list(request: HttpRequest):
 def store_create(request: HttpRequest, payload: StoreConfigIn):
     """Return the store configuration with this type, bucket and S3 endpoint, creating it if new.
     Unsupported types, a BucketStore without a known `s3_url`, an `s3_url` on another type and
-    local paths that leave the storage root are 422, and so is an `s3_url` with user info."""
+    local paths that leave the storage root are 422, and so is an `s3_url` with user info. So is a
+    new local store whose directory or file is, lies inside or contains another local store's (the
+    error names that store), or whose path holds something of the wrong kind (a directory where a
+    zip or SQLite file must go, a file where a directory must go)."""
     return services.store_get_or_create(**payload.dict(), user=request.auth)
 
 

@@ -94,3 +94,9 @@ def resolve_key_path(directory: Path, key: str) -> Path:
     if base not in target.parents:
         raise RuleViolation(f"store_key {key!r} resolves outside its store")
     return target
+
+
+def places_overlap(ours: tuple[Path, ...], theirs: tuple[Path, ...]) -> bool:
+    """Whether two stores' places on disk (``Backend.local_paths``) share anything: a path in
+    both, or a path of one inside a path of the other. Paths are absolute and resolved."""
+    return any(a == b or a in b.parents or b in a.parents for a in ours for b in theirs)

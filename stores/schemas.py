@@ -32,7 +32,8 @@ class StoreConfigIn(Schema):
 
     `bucket` means: BucketStore, an S3 bucket optionally followed by `/prefix`; FilesystemStore and
     HashdirStore, a directory; ZipStore, a zip file; SqliteStore, an SQLite file (paths are relative
-    to the server's storage root, a leading `/` is ignored, nothing may point outside it);
+    to the server's storage root, a leading `/` is ignored, nothing may point outside it, and no
+    two local stores may overlap: one inside another is refused);
     DictStore, a namespace in server memory for ephemeral products.
     """
 

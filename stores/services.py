@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from mediastore.errors import Conflict, NotFound, RuleViolation
+from stores.backends import build_backend
 from stores.endpoints import has_userinfo
 from stores.models import S3Config, StoreConfig, StoreType
-from stores.paths import normalize_store_path
+from stores.paths import normalize_store_path, places_overlap
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 LOCAL_TYPES = {StoreType.FILESYSTEM, StoreType.HASHDIR, StoreType.ZIP, StoreType.SQLITE}
 S3_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
+# PostgreSQL advisory lock held while a local store is checked and created (any constant works; this
+# one is "mediastr" in ASCII).
+LOCAL_STORES_LOCK = 0x6D65646961737472
 
 
 def s3cfg_get(pk: int) -> S3Config:
@@ -116,20 +122,101 @@ def normalize_store(store_type: str, bucket: str, s3_url: str) -> tuple[str, str
 
 
 def store_get_or_create(*, type: str, bucket: str, s3_url: str = "", user: User | None) -> StoreConfig:
-    """The store configuration for (type, bucket, s3 config), created (by ``user``) when new."""
+    """The store configuration for (type, bucket, s3 config), created (by ``user``) when new.
+
+    A new local store (a directory or file below the storage root) must not share its place with
+    another one: RuleViolation naming the other store when it would (see ``claim_local_place``).
+    """
     store_type, bucket, s3cfg = normalize_store(type, bucket, s3_url)
     lookup = {"type": store_type, "bucket": bucket, "s3cfg": s3cfg}
     store = StoreConfig.objects.select_related("s3cfg").filter(**lookup).first()
     if store is not None:
         return store
+    if store_type in LOCAL_TYPES:
+        with transaction.atomic():
+            same = claim_local_place(store_type, bucket)
+            return same or _store_create(lookup, user)
     try:
         with transaction.atomic():
-            store = StoreConfig(**lookup)
-            store._history_user = user
-            store.save()
-            return store
+            return _store_create(lookup, user)
     except IntegrityError:  # created concurrently by another request
         return StoreConfig.objects.select_related("s3cfg").get(**lookup)
+
+
+def _store_create(fields: dict, user: User | None) -> StoreConfig:
+    store = StoreConfig(**fields)
+    store._history_user = user
+    store.save(force_insert=True)
+    return store
+
+
+def lock_local_stores() -> None:
+    """Hold, until the current transaction ends, the right to create local store configurations.
+
+    Overlap is a relation between rows (one path inside another), which no unique constraint can
+    express; so the check and the insert run under one lock, and two concurrent creations of
+    overlapping stores cannot both pass the check. PostgreSQL: a transaction-level advisory lock
+    (it blocks nothing else, not even other writes to the table). SQLite: transactions begin
+    IMMEDIATE (settings), so the database's write lock is already held from the start.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCAL_STORES_LOCK])
+
+
+def claim_local_place(store_type: str, bucket: str, *, exclude_pk: int | None = None) -> StoreConfig | None:
+    """Check, under ``lock_local_stores``, that a local store of ``store_type`` at the normalised
+    ``bucket`` may be created; call it inside the transaction that then creates the row.
+
+    Returns an existing configuration that already is this store (same type, same place on disk,
+    e.g. an older row spelled ``/a`` for ``a``), else None: create it. Raises RuleViolation when
+    its directory or file (or a file it keeps beside it) equals, lies inside or contains another
+    local store's, naming that store; or when its place cannot hold it (a directory where its zip
+    file must go, a file where its directory must go). Rows that already overlap each other (from
+    before this check existed) are left as they are.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("claim_local_place must run inside the transaction that creates the store")
+    lock_local_stores()
+    lookup = StoreConfig.objects.select_related("s3cfg")
+    same = lookup.filter(type=store_type, bucket=bucket, s3cfg=None).exclude(pk=exclude_pk).first()
+    if same is not None:
+        return same
+    backend = build_backend(store_type, bucket)
+    ours = backend.local_paths()
+    for other, theirs in _local_places(lookup.filter(type__in=LOCAL_TYPES).exclude(pk=exclude_pk)):
+        if not places_overlap(ours, theirs):
+            continue
+        if other.type == store_type and theirs[0] == ours[0]:
+            return other
+        raise RuleViolation(
+            f"{store_type} '{bucket}' would overlap {other.type} '{other.bucket}' (store {other.pk}): "
+            "a local store's directory or file must not be, lie inside or contain another's"
+        )
+    backend.check_place()
+    return None
+
+
+def _local_places(stores: Iterable[StoreConfig]) -> Iterator[tuple[StoreConfig, tuple[Path, ...]]]:
+    """Each local store with its place on disk; rows that no request can use (written before paths
+    were checked, e.g. leading out of the storage root) are skipped."""
+    for store in stores:
+        try:
+            yield store, store.backend().local_paths()
+        except RuleViolation:
+            continue
+
+
+def local_store_overlaps() -> list[tuple[StoreConfig, StoreConfig]]:
+    """Pairs of existing local store configurations that share a place on disk: rows written
+    before overlaps were refused (``manage.py check_store_overlaps`` lists them)."""
+    places = list(_local_places(StoreConfig.objects.filter(type__in=LOCAL_TYPES).order_by("pk")))
+    return [
+        (first, second)
+        for i, (first, ours) in enumerate(places)
+        for second, theirs in places[i + 1 :]
+        if places_overlap(ours, theirs)
+    ]
 
 
 @transaction.atomic

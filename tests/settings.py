@@ -16,6 +16,7 @@ os.environ["MEDIASTORE_ENV_FILE"] = ""  # a developer's .env must not steer the 
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret")
 os.environ["MEDIASTORE_DATA_DIR"] = _data_dir  # never a real data directory
 os.environ.pop("MEDIASTORE_STORAGE_ROOT", None)
+os.environ["MEDIASTORE_RAM_DIR"] = os.path.join(_data_dir, "ram")  # not the host's /dev/shm
 
 from mediastore.settings import *  # noqa: E402,F403
 

@@ -1,10 +1,13 @@
 """The admin: every model is there, media history shows, the S3 secret is never displayed."""
 
+import base64
+import re
+
 import pytest
 
 from media.models import Media
 from stores.models import S3Config
-from tests.conftest import media_body
+from tests.conftest import DICT_STORE, media_body
 
 pytestmark = pytest.mark.django_db
 
@@ -127,3 +130,123 @@ def test_admin_delete_goes_through_the_service(admin_client_logged, api, id_type
     assert response.status_code == 302
     assert not Media.objects.exists()
     assert api.get("/api/media/m1/history").json()[0]["action"] == "deleted"
+
+
+# --- the media change page, history page and revert (issue "The first ten minutes") -------------
+
+
+def s3_store(api, s3_server, bucket: str) -> dict:
+    cfg = {"url": s3_server.url, "access_key": s3_server.access_key, "secret_key": s3_server.secret_key}
+    assert api.post("/api/s3cfg", cfg).status_code == 200
+    return {"type": "BucketStore", "bucket": bucket, "s3_url": s3_server.url}
+
+
+def upload(api, pid: str, store: dict, data: bytes, **fields):
+    body = {
+        "mediadata": media_body(pid, store_config=store, **fields),
+        "base64": base64.b64encode(data).decode(),
+    }
+    response = api.post("/api/upload", body)
+    assert response.status_code == 200, response.content
+
+
+def test_change_page_has_one_tag_field_and_the_stored_etag(
+    admin_client_logged, api, id_types, s3_server, s3_bucket
+):
+    """The bugs: the page showed an editable "Tags" and a read-only "Tag list", and "Etag: -"."""
+    upload(api, "m1", s3_store(api, s3_server, s3_bucket), b"some bytes", tags=["b", "a,c"])
+    media = Media.objects.get(pid="m1")
+    assert media.etag and media.checksum.startswith("sha256:")
+    page = admin_client_logged.get(f"/admin/media/media/{media.pk}/change/").content.decode()
+    assert page.count('name="tags"') == 1 and "Tag list" not in page
+    assert re.search(r'name="tags" value="&quot;a,c&quot;, b"', page)
+    assert f"<code>{media.etag}</code>" in page and f"<code>{media.checksum}</code>" in page
+
+
+def test_change_page_says_why_a_store_has_no_etag(admin_client_logged, api, id_types):
+    upload(api, "m1", DICT_STORE, b"some bytes")
+    api.post("/api/media", media_body("m2"))
+    media, pending = Media.objects.get(pid="m1"), Media.objects.get(pid="m2")
+    page = admin_client_logged.get(f"/admin/media/media/{media.pk}/change/").content.decode()
+    assert "none: a DictStore reports no ETag" in page and f"<code>{media.checksum}</code>" in page
+    page = admin_client_logged.get(f"/admin/media/media/{pending.pk}/change/").content.decode()
+    assert page.count("none: no bytes stored yet") == 2
+
+
+def test_admin_tag_edit_is_one_history_row_checked_by_the_api_rules(admin_client_logged, api, id_types):
+    api.post("/api/media", media_body("m1", tags=["x"]))
+    media = Media.objects.get(pid="m1")
+    form = {"pid": "m1", "pid_type": "local", "identifiers": "{}", "metadata": "{}", "content_type": ""}
+    form.update({"initial-identifiers": "{}", "initial-metadata": "{}"})  # hidden inputs a browser sends
+    url = f"/admin/media/media/{media.pk}/change/"
+    response = admin_client_logged.post(url, {**form, "tags": "t" * 101})
+    assert response.status_code == 200 and "longer than 100 characters" in response.content.decode()
+    assert admin_client_logged.post(url, {**form, "tags": "y, x"}).status_code == 302
+    history = api.get("/api/media/m1/history").json()
+    assert [e["version"] for e in history] == ["2", "1"]
+    assert history[0]["user"] == "root"
+    assert history[0]["changes"] == [{"field": "tags", "old": ["x"], "new": ["x", "y"]}]
+    assert [m["pid"] for m in api.post("/api/media/search", {"tags": ["y"]}).json()] == ["m1"]
+    # saving an unchanged form writes nothing
+    assert admin_client_logged.post(url, {**form, "tags": "x, y"}).status_code == 302
+    assert len(api.get("/api/media/m1/history").json()) == 2
+
+
+def test_history_page_lists_changes_old_to_new(admin_client_logged, api, id_types):
+    """The bug: the history page's "Changes" column was empty."""
+    api.post("/api/media", media_body("m1", metadata={"a": 1}))
+    api.patch("/api/media/update/tags", [{"pid": "m1", "tags": ["hello"]}])
+    api.put("/api/media/update/metadata", [{"pid": "m1", "keys": ["a"], "data": 2}])
+    pk = Media.objects.get(pid="m1").pk
+    page = admin_client_logged.get(f"/admin/media/media/{pk}/history/").content.decode()
+    arrow = r"\s*&nbsp;&rarr;&nbsp;&nbsp;"
+    assert re.search(r"<strong>tags:</strong>\s*\[\]" + arrow + r"\[&quot;hello&quot;\]", page)
+    assert re.search(
+        r"<strong>metadata:</strong>\s*\{&quot;a&quot;: 1\}" + arrow + r"\{&quot;a&quot;: 2\}", page
+    )
+    assert re.search(r"<strong>pid:</strong>\s*—" + arrow + r"m1", page)  # the creation row
+
+
+def test_admin_revert_goes_through_the_rules_and_keeps_the_bytes(admin_client_logged, api, id_types):
+    """The bug: the admin's revert restored store key, status, size and checksum blindly."""
+    api.post("/api/media", media_body("m1", tags=["old"], metadata={"v": 1}))
+    first = Media.history.get(pid="m1", version=1)
+    api.put("/api/media/update/tags", [{"pid": "m1", "tags": ["new"]}])
+    api.client.put(
+        "/api/media/m1/content",
+        data=b"bytes",
+        content_type="text/plain",
+        headers={"Authorization": f"Bearer {api.token}"},
+    )
+    before = Media.objects.get(pid="m1")
+    url = f"/admin/media/media/{before.pk}/history/{first.history_id}/"
+    page = admin_client_logged.get(url).content.decode()
+    assert "Revert to version 1" in page and page.count("never restored") == 7
+
+    response = admin_client_logged.post(url)
+
+    assert response.status_code == 302 and response["Location"] == f"/admin/media/media/{before.pk}/change/"
+    after = Media.objects.get(pk=before.pk)
+    assert after.tag_list == ["old"] and after.metadata == {"v": 1} and after.version == before.version + 1
+    byte_fields = ("store_config_id", "store_key", "store_status", "size", "checksum", "etag", "content_type")
+    assert [getattr(after, f) for f in byte_fields] == [getattr(before, f) for f in byte_fields]
+    assert after.store_status == "READY" and api.get("/api/media/m1/verify").json()["ok"] is True
+    latest = api.get("/api/media/m1/history").json()[0]
+    assert (latest["user"], latest["reason"]) == ("root", "revert to version 1")
+    history_page = admin_client_logged.get(f"/admin/media/media/{before.pk}/history/").content.decode()
+    newest_row = history_page.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    assert ">root</a>" in newest_row and "revert to version 1" in newest_row
+    assert re.search(r"<strong>tags:</strong>\s*\[&quot;new&quot;\]", newest_row)
+
+
+def test_admin_revert_refused_by_the_rules_changes_nothing(admin_client_logged, api, id_types):
+    api.post("/api/media", media_body("m1"))
+    first = Media.history.get(pid="m1", version=1)
+    api.patch("/api/media/m1", {"new_pid": "m2"})
+    api.post("/api/media", media_body("m1"))
+    media = Media.objects.get(pid="m2")
+    response = admin_client_logged.post(
+        f"/admin/media/media/{media.pk}/history/{first.history_id}/", follow=True
+    )
+    assert "Not reverted: media with pid &#x27;m1&#x27; already exists" in response.content.decode()
+    assert Media.objects.get(pk=media.pk).version == 2

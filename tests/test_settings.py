@@ -1,6 +1,7 @@
 """Settings come from the environment and fail loudly at start-up when they are wrong."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,73 @@ def test_env_file_is_read_without_overriding_the_environment(tmp_path):
     assert result.stdout.split()[0] == "False"
 
 
+HOSTILE_ENV = (
+    "DJANGO_DEBUG=true\nDJANGO_SECRET_KEY=from-a-developers-env\nPOSTGRES_DB=hostile\n"
+    "WEB_CONCURRENCY=7\nMEDIASTORE_HOSTILE=read\n"
+)
+PROJECT_PARTS = ["mediastore", "identifiers", "media", "stores", "content", "tests", "gunicorn.conf.py"]
+
+
+def project_copy_with_hostile_env(tmp_path: Path) -> Path:
+    """A copy of the project whose ``.env`` (beside manage.py, where bin/dev writes it) turns debug
+    on, sets a secret key, PostgreSQL and 7 gunicorn workers."""
+    copy = tmp_path / "project"
+    copy.mkdir()
+    for part in PROJECT_PARTS:
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, copy / part)
+    (copy / ".env").write_text(HOSTILE_ENV)
+    return copy
+
+
+def run_in(copy: Path, code: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "POSTGRES_", "MEDIASTORE_"))}
+    base.pop("WEB_CONCURRENCY", None)
+    base.update(env)
+    return subprocess.run([sys.executable, "-c", code], cwd=copy, env=base, capture_output=True, text=True)
+
+
+def test_empty_env_file_variable_means_no_file(tmp_path):
+    """Regression: ``MEDIASTORE_ENV_FILE=`` (empty) was taken as unset, so the settings still read
+    the ``.env`` that bin/dev writes, and bin/test failed after bin/dev (debug on, a secret key)."""
+    copy = project_copy_with_hostile_env(tmp_path)
+    show = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.BASE_DIR, s.DEBUG, s.SECRET_KEY, s.DATABASES['default']['ENGINE'].rpartition('.')[2])"
+    )
+    common = {"DJANGO_SETTINGS_MODULE": "mediastore.settings", "MEDIASTORE_DATA_DIR": str(tmp_path)}
+    # Unset: the project's .env is read (the copy is really the project that runs).
+    read = run_in(copy, show, **common)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout.split() == [str(copy), "True", "from-a-developers-env", "postgresql"]
+    # Empty: no file at all, so debug is off and, without a secret key, start-up stops.
+    ignored = run_in(copy, show, MEDIASTORE_ENV_FILE="", **common)
+    assert ignored.returncode != 0 and "DJANGO_SECRET_KEY is not set" in ignored.stderr
+    ignored = run_in(copy, show, MEDIASTORE_ENV_FILE="", DJANGO_SECRET_KEY="k", **common)
+    assert ignored.stdout.split() == [str(copy), "False", "k", "sqlite_backend"]
+
+    gunicorn = "import runpy; print(runpy.run_path('gunicorn.conf.py')['workers'])"
+    assert run_in(copy, gunicorn).stdout.strip() == "7"
+    assert run_in(copy, gunicorn, MEDIASTORE_ENV_FILE="").stdout.strip() == "2"
+
+
+def test_the_test_settings_never_read_a_developers_env(tmp_path):
+    """The suite's own settings (and every subprocess that inherits their environment, such as the
+    gunicorn servers of the deployment tests) ignore the .env beside manage.py."""
+    copy = project_copy_with_hostile_env(tmp_path)
+    code = (
+        "import os, django; django.setup(); from django.conf import settings as s; "
+        "print(s.BASE_DIR, s.DEBUG, s.DATABASES['default']['ENGINE'].rpartition('.')[2], "
+        "repr(os.environ['MEDIASTORE_ENV_FILE']), 'MEDIASTORE_HOSTILE' in os.environ)"
+    )
+    result = run_in(copy, code, DJANGO_SETTINGS_MODULE="tests.settings")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(copy), "False", "sqlite_backend", "''", "False"]
+
+
 def test_bad_numbers_stop_start_up(tmp_path):
     result = run_settings(tmp_path, DJANGO_SECRET_KEY="k", MEDIASTORE_MAX_UPLOAD_MB="lots")
     assert result.returncode != 0 and "MEDIASTORE_MAX_UPLOAD_MB='lots' is not a whole number" in result.stderr
@@ -111,3 +179,26 @@ def test_every_variable_the_code_reads_is_documented_in_dotenv():
     read -= {"http_proxy", "https_proxy"}
     assert len(read) > 20
     assert read - documented == set()
+
+
+def ram_dir(tmp_path, **env) -> str:
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.MEDIASTORE_RAM_DIR)"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "POSTGRES_", "MEDIASTORE_"))}
+    base.update(DJANGO_SETTINGS_MODULE="mediastore.settings", MEDIASTORE_ENV_FILE="", DJANGO_SECRET_KEY="k")
+    base.update(MEDIASTORE_DATA_DIR=str(tmp_path), **env)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_ram_store_directory_is_named_after_the_deployment(tmp_path):
+    """Two deployments on one host (other data directory or other database) never share RAM store
+    objects; the workers of one deployment always compute the same directory."""
+    one, other = tmp_path / "one", tmp_path / "other"
+    default = ram_dir(one)
+    assert default == ram_dir(one)
+    assert default.startswith("/dev/shm/mediastore-ram-" if Path("/dev/shm").is_dir() else "/")
+    assert ram_dir(other) != default
+    assert ram_dir(one, POSTGRES_DB="a") != ram_dir(one, POSTGRES_DB="b")
+    assert ram_dir(one, MEDIASTORE_RAM_DIR=str(tmp_path / "mine")) == str(tmp_path / "mine")
+    assert not Path(default).exists()  # naming it creates nothing

@@ -7,6 +7,7 @@ never branches on the type itself.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from django.conf import settings
 
@@ -58,12 +59,13 @@ def _local(cls: type[FilesystemStore] | type[ZipStore] | type[SqliteStore]) -> C
 def _dict_store(bucket: str, s3: S3Params | None) -> Backend:
     if s3 is not None:
         raise RuleViolation("DictStore does not use an S3 configuration")
-    if settings.MEDIASTORE_REDIS_URL:  # shared by every worker and replica
+    if settings.MEDIASTORE_REDIS_URL:  # shared by every worker and replica, across hosts
         from stores.backends.redisstore import RedisDictStore
 
         ttl = settings.MEDIASTORE_RAM_TTL_SECONDS
         return RedisDictStore(bucket, url=settings.MEDIASTORE_REDIS_URL, ttl=ttl)
-    return DictStore(bucket)
+    # Files in this host's RAM (MEDIASTORE_RAM_DIR), shared by every worker process of the host.
+    return DictStore(bucket, Path(settings.MEDIASTORE_RAM_DIR), ttl=settings.MEDIASTORE_RAM_TTL_SECONDS)
 
 
 _CONSTRUCTORS: dict[str, Constructor] = {

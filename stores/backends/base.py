@@ -8,10 +8,12 @@ else becomes ``mediastore.errors.StorageError`` with a sentence that is safe to 
 from __future__ import annotations
 
 import abc
+import errno
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from mediastore.errors import StorageError
+from mediastore.errors import InsufficientStorage, RuleViolation, StorageError
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 
@@ -40,9 +42,36 @@ class PresignNotSupported(Exception):
     """The backend cannot hand out presigned URLs (only S3 can)."""
 
 
-def store_failure(kind: str, label: str, action: str, key: str, reason: str) -> StorageError:
-    """The one sentence local stores use for a failure; names the bucket, never the server path."""
+def store_failure(
+    kind: str, label: str, action: str, key: str, reason: str, *, full: bool = False
+) -> StorageError:
+    """The one sentence local stores use for a failure; names the bucket, never the server path.
+    ``full``: the failure was a full disk or quota, which is InsufficientStorage (507)."""
+    if full:
+        return InsufficientStorage(
+            f"{kind} '{label}' could not {action} object '{key}': {reason}; the server's storage is full"
+        )
     return StorageError(f"{kind} '{label}' could not {action} object '{key}': {reason}")
+
+
+def out_of_space(err: BaseException) -> bool:
+    """Whether an OS error says the disk or the user's quota is full."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def check_local_place(path: Path, label: str, kind: str, *, directory: bool) -> None:
+    """Refuse a local store at ``path`` when something in the way is of the wrong kind: a file
+    among its parent directories, or at ``path`` itself a file where a directory must be (or the
+    other way round). Nothing there yet is fine: the first write creates it."""
+    for parent in reversed(path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise RuleViolation(f"{kind} '{label}' cannot be created: a parent of its path is a file")
+    if not path.exists():
+        return
+    if directory and not path.is_dir():
+        raise RuleViolation(f"{kind} '{label}' cannot be created: its path is a file, not a directory")
+    if not directory and not path.is_file():
+        raise RuleViolation(f"{kind} '{label}' cannot be created: its path is a directory, not a file")
 
 
 class Backend(abc.ABC):
@@ -107,12 +136,26 @@ class Backend(abc.ABC):
         ListingNotSupported where the medium cannot enumerate."""
         raise ListingNotSupported(f"{type(self).__name__} cannot list its objects")
 
+    def local_paths(self) -> tuple[Path, ...]:
+        """What this store owns on the server's disk: first its directory or file, then the files
+        it keeps beside it (a lock file, SQLite's journals). Empty for remote or in-memory stores.
+        No two store configurations may share any of these, or have one inside another."""
+        return ()
+
+    def check_place(self) -> None:
+        """Refuse (RuleViolation) a store whose place on disk cannot hold it, e.g. a directory where
+        a zip file must go. Called once, when the store configuration is created."""
+        return None
+
     def etag(self, key: str) -> str | None:
         """An opaque version tag of the object where the medium has one (S3), else None."""
         return None
 
-    def presigned_put(self, key: str, expires: int, content_type: str | None = None) -> str:
-        """A URL a client can PUT the object's bytes to for ``expires`` seconds."""
+    def presigned_put(
+        self, key: str, expires: int, content_type: str | None = None, size: int | None = None
+    ) -> str:
+        """A URL a client can PUT the object's bytes to for ``expires`` seconds; with ``size``, a
+        PUT of any other length is refused by the store (where it checks signed headers)."""
         raise PresignNotSupported(f"{type(self).__name__} cannot presign uploads")
 
     def presigned_get(self, key: str, expires: int) -> str:

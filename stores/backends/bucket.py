@@ -309,12 +309,21 @@ class BucketStore(Backend):
         with self._s3_errors("delete", key):
             self._client().delete_object(Bucket=self.bucket, Key=full_key)
 
-    def presigned_put(self, key: str, expires: int, content_type: str | None = None) -> str:
-        params = {"Bucket": self.bucket, "Key": self._key(key)}
+    def presigned_put(
+        self, key: str, expires: int, content_type: str | None = None, size: int | None = None
+    ) -> str:
+        """Signing needs no request, so the bucket is checked first (StorageError when missing):
+        a URL into a missing bucket could never work. ``content_type`` and ``size`` are signed as
+        headers: S3 refuses a PUT with another Content-Type or Content-Length."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         if content_type:
             params["ContentType"] = content_type
+        if size is not None:
+            params["ContentLength"] = size
+        client = self._client()
+        self._check_bucket(client, key)
         with self._s3_errors("presign", key):
-            return self._client().generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
+            return client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
 
     def presigned_get(self, key: str, expires: int) -> str:
         params = {"Bucket": self.bucket, "Key": self._key(key)}

@@ -23,7 +23,9 @@ from stores.backends.base import (
     ChunkIterator,
     ObjectNotFound,
     StoredObject,
+    check_local_place,
     check_range,
+    out_of_space,
     range_end,
     read_chunks,
     store_failure,
@@ -46,13 +48,19 @@ class FilesystemStore(Backend):
         self.directory = Path(directory)
         self.label = label or self.directory.name
 
+    def local_paths(self) -> tuple[Path, ...]:
+        return (self.directory,)
+
+    def check_place(self) -> None:
+        check_local_place(self.directory, self.label, self.kind, directory=True)
+
     def _path(self, key: str) -> Path:
         return resolve_key_path(self.directory, key)
 
     def _error(self, action: str, key: str, err: OSError) -> StorageError:
         # strerror carries no path ("No space left on device"), so nothing about the server leaks.
         reason = err.strerror or type(err).__name__
-        return store_failure(self.kind, self.label, action, key, reason)
+        return store_failure(self.kind, self.label, action, key, reason, full=out_of_space(err))
 
     @contextlib.contextmanager
     def _os_errors(self, action: str, key: str) -> Iterator[None]:
@@ -78,7 +86,7 @@ class FilesystemStore(Backend):
                 out.flush()
                 os.fsync(out.fileno())
                 out.close()
-                os.replace(tmp_name, path)
+                self._commit(tmp_name, path)
             committed = True
         finally:
             if not committed:
@@ -87,6 +95,10 @@ class FilesystemStore(Backend):
                 with contextlib.suppress(OSError):
                     os.unlink(tmp_name)
         return written
+
+    def _commit(self, tmp_name: str, path: Path) -> None:
+        """Move a complete temporary file into place in one step (readers see old or new)."""
+        os.replace(tmp_name, path)
 
     def _open(self, key: str) -> BinaryIO:
         """An open regular file for ``key``; ObjectNotFound for anything else."""

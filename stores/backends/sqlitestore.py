@@ -26,7 +26,9 @@ from stores.backends.base import (
     ChunkIterator,
     ObjectNotFound,
     StoredObject,
+    check_local_place,
     check_range,
+    out_of_space,
     range_end,
     read_chunks,
     store_failure,
@@ -58,16 +60,25 @@ class SqliteStore(Backend):
     """
 
     kind = "SQLite store"
+    # Files kept next to the store's own file, named by appending these to its name.
+    SIDECAR_SUFFIXES: tuple[str, ...] = (".lock", "-wal", "-shm", "-journal")
 
     def __init__(self, db_path: Path, *, label: str | None = None) -> None:
         self.path = Path(db_path)
         self.label = label or self.path.name
 
+    def local_paths(self) -> tuple[Path, ...]:
+        return (self.path, *(self.path.with_name(self.path.name + s) for s in self.SIDECAR_SUFFIXES))
+
+    def check_place(self) -> None:
+        check_local_place(self.path, self.label, self.kind, directory=False)
+
     # -- plumbing -----------------------------------------------------------------------------
 
     def _error(self, action: str, key: str, err: Exception) -> StorageError:
         reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        return store_failure(self.kind, self.label, action, key, reason)
+        full = out_of_space(err) or getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        return store_failure(self.kind, self.label, action, key, reason, full=full)
 
     @contextlib.contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
@@ -165,7 +176,9 @@ class SqliteStore(Backend):
                                 for chunk in read_chunks(spool):
                                     blob.write(chunk)
                     except (sqlite3.Error, OSError):
-                        connection.execute("ROLLBACK")
+                        if connection.in_transaction:  # SQLite may have rolled back already (disk full)
+                            with contextlib.suppress(sqlite3.Error):
+                                connection.execute("ROLLBACK")
                         raise
                     connection.execute("COMMIT")
                 finally:

@@ -38,7 +38,9 @@ from stores.backends.base import (
     ChunkIterator,
     ObjectNotFound,
     StoredObject,
+    check_local_place,
     check_range,
+    out_of_space,
     range_end,
     read_chunks,
     store_failure,
@@ -72,11 +74,19 @@ class ZipStore(Backend):
     """
 
     kind = "zip store"
+    # Files kept next to the store's own file, named by appending these to its name.
+    SIDECAR_SUFFIXES: tuple[str, ...] = (".lock",)
 
     def __init__(self, zip_path: Path, *, label: str | None = None) -> None:
         self.path = Path(zip_path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.label = label or self.path.name
+
+    def local_paths(self) -> tuple[Path, ...]:
+        return (self.path, *(self.path.with_name(self.path.name + s) for s in self.SIDECAR_SUFFIXES))
+
+    def check_place(self) -> None:
+        check_local_place(self.path, self.label, self.kind, directory=False)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -93,7 +103,7 @@ class ZipStore(Backend):
             reason = err.strerror or type(err).__name__
         else:
             reason = "the archive is too large"
-        return store_failure(self.kind, self.label, action, key, reason)
+        return store_failure(self.kind, self.label, action, key, reason, full=out_of_space(err))
 
     @contextlib.contextmanager
     def _archive_errors(self, action: str, key: str) -> Iterator[None]:
@@ -172,6 +182,25 @@ class ZipStore(Backend):
         with source.open(info) as reader, target.open(copy, "w") as writer:
             shutil.copyfileobj(reader, writer, COPY_CHUNK)
 
+    def _append(self, key: str, source: BinaryIO, size: int, end_of_members: int) -> None:
+        """Add a member in place. Appending writes over the archive's central directory (which
+        starts at ``end_of_members``); if that fails part way (a full disk), the archive is cut
+        back and its old end written again, so no partial member is left and the others stay."""
+        with open(self.path, "rb") as handle:
+            handle.seek(end_of_members)
+            old_end = handle.read()
+        try:
+            with zipfile.ZipFile(self.path, "a", compression=COMPRESSION) as archive:
+                self._add_member(archive, key, source, size)
+        except BaseException:
+            with open(self.path, "r+b") as handle:
+                handle.truncate(end_of_members)
+                handle.seek(end_of_members)
+                handle.write(old_end)
+                handle.flush()
+                os.fsync(handle.fileno())
+            raise
+
     def _write(self, key: str, source: BinaryIO, size: int) -> None:
         with self._archive_errors("write", key):
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,9 +209,9 @@ class ZipStore(Backend):
                 # Read-only first: "a" mode would quietly append a new archive to a damaged one.
                 with zipfile.ZipFile(self.path) as current:
                     present = key in current.NameToInfo
+                    end_of_members = current.start_dir
                 if not present:
-                    with zipfile.ZipFile(self.path, "a", compression=COMPRESSION) as archive:
-                        self._add_member(archive, key, source, size)
+                    self._append(key, source, size, end_of_members)
                     return
             self._rewrite(key, (source, size))
 

@@ -151,3 +151,17 @@ def test_collect_orphans_finds_and_removes_only_unreferenced_objects(api, media_
     assert "removed 1 orphaned objects" in run_collect("--older-than", "0", "--delete")
     assert not backend.exists("left-by-a-crash")
     assert content(api, "o1") == b"referenced" and backend.exists(key)
+
+
+def test_a_raw_stream_labelled_json_is_bytes_not_a_json_body(api, media_in, settings):
+    """A PUT .../content whose Content-Type said application/json was held to the JSON body limit
+    (413) and scanned for NUL escapes: the stream is bytes whatever it is labelled."""
+    settings.MEDIASTORE_MAX_UPLOAD_MB = 1
+    media_in("j1")
+    body = b'{"text": "\\u0000"}' + b" " * (2 << 20)
+    headers = {"Authorization": f"Bearer {api.token}"}
+    response = api.client.put(
+        "/api/media/j1/content", data=body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 200, response.content[:300]
+    assert content(api, "j1") == body

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -208,6 +210,90 @@ def test_presigned_put_then_complete(api, id_types, store_for):
     assert fetched.status_code == 200 and fetched.content == PAYLOAD
 
 
+def presigned_upload(api, pid, store, **extra):
+    response = api.post("/api/upload", {"mediadata": media_body(pid, store_config=store), **extra})
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "PENDING"
+    return response.json()["presigned_put"]
+
+
+def raw_put(url: str, data: bytes) -> requests.Response:
+    """A plain HTTP PUT, as curl -T would send it (no proxies from the environment)."""
+    with requests.Session() as session:
+        session.trust_env = False
+        return session.put(url, data=data, timeout=30)
+
+
+def test_presigned_upload_into_a_missing_bucket_is_502_and_creates_nothing(api, id_types, s3cfg):
+    """Regression: the URL was handed out (PENDING) although the bucket did not exist, so no PUT
+    to it could ever work."""
+    store = {"type": "BucketStore", "bucket": "no-such-bucket-here/sub", "s3_url": s3cfg.url}
+    response = api.post("/api/upload", {"mediadata": media_body("nb1", store_config=store)})
+    assert response.status_code == 502
+    assert response.json()["detail"] == f"S3 bucket 'no-such-bucket-here' does not exist at {s3cfg.url}"
+    assert not Media.objects.filter(pid="nb1").exists()
+    assert api.get("/api/media/nb1").status_code == 404
+
+
+def test_declared_size_is_signed_into_the_url_and_checked_at_complete(api, id_types, store_for):
+    """Regression: complete accepted an object of any size; now a declared size must be met."""
+    url = presigned_upload(api, "ds1", store_for("BucketStore"), size=len(PAYLOAD))
+    # S3 itself refuses a PUT of another length: Content-Length is a signed header of the URL.
+    signed = parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"][0].split(";")
+    assert "content-length" in signed
+    pending = api.get("/api/media/ds1").json()
+    assert pending["store_status"] == "PENDING" and pending["size"] == len(PAYLOAD)
+
+    # moto does not check signatures: a wrong-sized object arrives, and complete refuses it.
+    assert raw_put(url, PAYLOAD + b"!").status_code == 200
+    response = api.post("/api/upload/ds1/complete")
+    assert response.status_code == 409
+    assert response.json()["detail"][0]["error"].startswith(
+        f"the object uploaded for media 'ds1' has {len(PAYLOAD) + 1} bytes, but {len(PAYLOAD)} were declared"
+    )
+    assert api.get("/api/download/ds1").status_code == 409  # a download does not complete it either
+    assert api.get("/api/media/ds1").json()["store_status"] == "PENDING"
+
+    assert raw_put(url, PAYLOAD).status_code == 200
+    completed = api.post("/api/upload/ds1/complete").json()
+    assert completed["store_status"] == "READY"
+    assert completed["size"] == len(PAYLOAD) and completed["checksum"] == sha(PAYLOAD)
+    fetched = requests.get(api.get("/api/download/url/ds1").json()["presigned_get"], timeout=30)
+    assert fetched.content == PAYLOAD
+
+
+def test_an_empty_object_does_not_complete_a_declared_upload(api, id_types, store_for):
+    """Regression: an upload gone wrong (an empty body) became READY with size 0."""
+    url = presigned_upload(api, "ds2", store_for("BucketStore"), size=5)
+    assert raw_put(url, b"").status_code == 200
+    response = api.post("/api/upload/ds2/complete")
+    assert response.status_code == 409 and "has 0 bytes, but 5 were declared" in response.content.decode()
+    assert api.get("/api/media/ds2").json()["store_status"] == "PENDING"
+    # Without a declared size an empty object is a legitimate empty file.
+    url = presigned_upload(api, "ds3", store_for("BucketStore"))
+    assert "content-length" not in parse_qs(urlsplit(url).query)["X-Amz-SignedHeaders"][0]
+    assert raw_put(url, b"").status_code == 200
+    completed = api.post("/api/upload/ds3/complete").json()
+    assert completed["store_status"] == "READY" and completed["size"] == 0
+
+
+def test_declared_size_with_base64_must_match(api, id_types, store_for):
+    response = upload(api, "ds4", store_for("FilesystemStore"), data=b"hello", size=6)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["error"] == (
+        "base64 decodes to 5 bytes, but size says 6; nothing was stored"
+    )
+    assert not Media.objects.filter(pid="ds4").exists()
+    assert upload(api, "ds4", store_for("FilesystemStore"), data=b"hello", size=5).status_code == 200
+    assert api.get("/api/media/ds4").json()["size"] == 5
+
+
+def test_declared_size_must_be_a_whole_number_of_bytes(api, id_types, store_for):
+    body = {"mediadata": media_body("ds5", store_config=store_for("BucketStore")), "size": -1}
+    assert api.post("/api/upload", body).status_code == 422
+    assert not Media.objects.filter(pid="ds5").exists()
+
+
 def test_download_of_pending_completes_it(api, id_types, store_for):
     body = api.post(
         "/api/upload", {"mediadata": media_body("p2", store_config=store_for("BucketStore"))}
@@ -392,6 +478,33 @@ def test_streaming_upload_without_a_length_is_411(api, id_types, store_for):
     response = api.client.put("/api/media/c1/content", data=b"abc", headers=headers, CONTENT_LENGTH="")
     assert response.status_code == 411
     assert Media.objects.get(pid="c1").store_status == "PENDING"
+
+
+def test_streaming_upload_without_length_or_chunking_is_411_under_gunicorn(api, id_types, store_for):
+    """gunicorn sets wsgi.input_terminated on every request: a PUT with neither Content-Length nor
+    Transfer-Encoding was taken for an empty chunked body and erased the stored bytes with a 200."""
+    store = store_for("FilesystemStore")
+    assert upload(api, "c4", store, data=b"keep me").status_code == 200
+    headers = {"Authorization": f"Bearer {api.token}"}
+    gunicorn = {"CONTENT_LENGTH": "", "wsgi.input_terminated": True}
+    response = api.client.put("/api/media/c4/content", data=b"", headers=headers, **gunicorn)
+    assert response.status_code == 411
+    assert b"".join(api.get("/api/media/c4/content").streaming_content) == b"keep me"
+    assert api.get("/api/media/c4/verify").json()["ok"] is True
+
+
+def test_streaming_upload_of_a_chunked_body(api, id_types, store_for):
+    """A chunked body is read from wsgi.input when the server marks its end; otherwise 411."""
+    api.post("/api/media", media_body("c5", store_config=store_for("FilesystemStore")))
+    headers = {"Authorization": f"Bearer {api.token}", "Transfer-Encoding": "chunked"}
+    response = api.client.put("/api/media/c5/content", data=b"abc", headers=headers, CONTENT_LENGTH="")
+    assert response.status_code == 411
+    assert Media.objects.get(pid="c5").store_status == "PENDING"
+    gunicorn = {"wsgi.input": io.BytesIO(b"abc"), "wsgi.input_terminated": True}  # reads end at the end
+    response = api.client.put("/api/media/c5/content", headers=headers, CONTENT_LENGTH="", **gunicorn)
+    assert response.status_code == 200
+    assert response.json()["size"] == 3
+    assert b"".join(api.get("/api/media/c5/content").streaming_content) == b"abc"
 
 
 def test_streaming_upload_of_an_empty_body_stores_an_empty_object(api, id_types, store_for):

@@ -143,6 +143,16 @@ def server_env(workdir: Path, port: int, workers: int, **extra: str) -> dict[str
     return env
 
 
+def ram_dir_of(env: dict[str, str]) -> Path:
+    """The RAM store directory a server started with ``env`` uses (its settings compute it)."""
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.MEDIASTORE_RAM_DIR)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return Path(result.stdout.strip())
+
+
 class Process:
     """A server process of ours, its output in a log file; stopped by its own pid (and group)."""
 

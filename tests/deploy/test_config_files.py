@@ -133,11 +133,15 @@ def _size_in_bytes(value: str) -> int:
 
 
 def test_nginx_body_limit_lets_the_largest_base64_upload_through():
-    """base64 inflates bytes by 4/3: nginx's default 1 MB limit refused uploads the API accepts."""
-    limits = re.findall(r"^\s*client_max_body_size\s+(\S+);", read("nginx.conf"), flags=re.MULTILINE)
-    assert len(limits) == 1
+    """base64 inflates bytes by 4/3: nginx's default 1 MB limit refused uploads the API accepts.
+    The raw streams have no limit at all (0), in their own location."""
+    text = read("nginx.conf")
+    limits = re.findall(r"^\s*client_max_body_size\s+(\S+);", text, flags=re.MULTILINE)
+    assert sorted(limits) == ["0", "700m"]
     max_upload_mb = int(documented()["MEDIASTORE_MAX_UPLOAD_MB"])
-    assert _size_in_bytes(limits[0]) >= max_upload_mb * (1 << 20) * 4 / 3
+    assert _size_in_bytes("700m") >= max_upload_mb * (1 << 20) * 4 / 3
+    content = re.search(r"location ~ \^/api/media/\.\+/content\$ \{([^}]*)\}", text)
+    assert content and "client_max_body_size 0;" in content.group(1)
 
 
 def test_nginx_proxies_with_the_headers_django_trusts_and_streams_large_bodies():

@@ -1,4 +1,4 @@
-"""gunicorn.conf.py: settings from the environment, the RAM-store warning, and a real start-up."""
+"""gunicorn.conf.py: settings from the environment, the RAM-store start-up line, and a real start-up."""
 
 from __future__ import annotations
 
@@ -28,8 +28,14 @@ class FakeServer:
     def __init__(self, workers: int) -> None:
         self.cfg = type("Cfg", (), {"workers": workers})()
         self.warnings: list[str] = []
+        self.infos: list[str] = []
         self.log = type(
-            "Log", (), {"warning": lambda _, msg, *a: self.warnings.append(msg % a if a else msg)}
+            "Log",
+            (),
+            {
+                "warning": lambda _, msg, *a: self.warnings.append(msg % a if a else msg),
+                "info": lambda _, msg, *a: self.infos.append(msg % a if a else msg),
+            },
         )()
 
 
@@ -62,26 +68,30 @@ def test_bad_number_stops_start_up_naming_the_variable(monkeypatch):
         load_conf(monkeypatch, WEB_CONCURRENCY="many")
 
 
-@pytest.mark.parametrize(
-    "workers,redis_url,warned",
-    [(4, "", True), (2, "", True), (1, "", False), (4, "redis://127.0.0.1:6379/0", False)],
-)
-def test_ram_store_warning_when_workers_would_split_it(monkeypatch, workers, redis_url, warned):
+@pytest.mark.parametrize("workers", [1, 2, 4])
+@pytest.mark.parametrize("redis_url", ["", "redis://127.0.0.1:6379/0"])
+def test_start_up_says_where_the_ram_store_lives_and_warns_about_nothing(monkeypatch, workers, redis_url):
+    """The earlier banner warned that several workers without Redis split the RAM store; now every
+    worker of a host shares it, so there is nothing to warn about, only where it is."""
     conf = load_conf(monkeypatch, MEDIASTORE_REDIS_URL=redis_url)
     server = FakeServer(workers)
     conf["on_starting"](server)
-    assert bool(server.warnings) is warned
-    if warned:
-        assert "MEDIASTORE_REDIS_URL" in server.warnings[0] and "DictStore" in server.warnings[0]
-        assert f"{workers} gunicorn workers" in server.warnings[0]
+    assert server.warnings == []
+    assert len(server.infos) == 1 and "DictStore (RAM store)" in server.infos[0]
+    if redis_url:
+        assert "in Redis (MEDIASTORE_REDIS_URL)" in server.infos[0]
+        assert redis_url not in server.infos[0]
+    else:
+        assert f"RAM directory (MEDIASTORE_RAM_DIR), shared by its {workers} worker(s)" in server.infos[0]
 
 
 @pytest.mark.e2e
 def test_gunicorn_starts_warns_and_reports_an_unreachable_database():
     """A real gunicorn from gunicorn.conf.py (no bin/start: there is no database to migrate).
 
-    Two workers without Redis log the RAM-store warning once; /api/health answers 503 because
-    PostgreSQL is configured on a port where nothing listens; the access log names worker pids.
+    Two workers without Redis say once where the RAM store lives and warn about nothing; /api/health
+    answers 503 because PostgreSQL is configured on a port where nothing listens; the access log
+    names worker pids.
     """
     workdir = make_workdir("mediastore-gunicorn-")
     port = free_port()
@@ -97,7 +107,8 @@ def test_gunicorn_starts_warns_and_reports_an_unreachable_database():
         server.stop(signal.SIGTERM)
         log = server.log()
         remove_workdir(workdir)
-    assert log.count("MEDIASTORE_REDIS_URL is empty") == 1, log
+    assert log.count("DictStore (RAM store) objects are kept in this host's RAM directory") == 1, log
+    assert not [line for line in log.splitlines() if "WARNING" in line and "Redis" in line], log
     assert re.search(r'"GET /api/health HTTP/1\.1" 503 .* pid=<\d+>$', log, flags=re.MULTILINE), log
 
 

@@ -46,6 +46,9 @@ from tests.deploy.stack import (
 
 pytestmark = pytest.mark.e2e
 
+# MEDIASTORE_MAX_UPLOAD_MB of the server behind nginx: small, so that streams well over it are quick.
+CAP_MB = 4
+
 
 def _mime_types(nginx: str) -> str:
     """The mime.types file next to nginx's own configuration file."""
@@ -110,7 +113,14 @@ def stack():
     database.create()
     workdir = make_workdir("mediastore-nginx-")
     app_port, http_port, https_port = free_port(), free_port(), free_port()
-    env = server_env(workdir, app_port, 2, DJANGO_USE_X_FORWARDED_HOST="true", **database.env())
+    env = server_env(
+        workdir,
+        app_port,
+        2,
+        DJANGO_USE_X_FORWARDED_HOST="true",
+        MEDIASTORE_MAX_UPLOAD_MB=str(CAP_MB),
+        **database.env(),
+    )
     app = start_app(workdir, env)
     proxy = None
     try:
@@ -257,16 +267,41 @@ def test_body_over_the_nginx_limit_is_413_from_nginx(stack):
     assert answer.startswith(b"HTTP/1.1 413")
 
 
+def first_answer(stack, request_head: bytes) -> bytes:
+    """Send only a request's head over TLS and return the first bytes nginx answers with."""
+    context = ssl.create_default_context(cafile=stack["verify"])
+    with socket.create_connection(("localhost", stack["https_port"]), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(request_head)
+            return tls.recv(4096)
+
+
+@pytest.mark.parametrize("pid", ["x", "10.1234/a.b"])
+def test_raw_content_stream_has_no_nginx_body_limit(stack, pid):
+    """Regression: client_max_body_size 700m also capped PUT /api/media/{pid}/content, which has no
+    size limit. Announcing 800 MB with Expect: 100-continue, nginx now says "go on" (100) for the
+    content path where it says 413 for a JSON endpoint; nothing more is sent."""
+    head = (
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {type}\r\n"
+        "Content-Length: 838860800\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    )
+    stream = head.format(method="PUT", path=f"/api/media/{pid}/content", type="application/octet-stream")
+    assert first_answer(stack, stream.encode()).startswith(b"HTTP/1.1 100 Continue")
+    json_body = head.format(method="POST", path="/api/upload", type="application/json")
+    assert first_answer(stack, json_body.encode()).startswith(b"HTTP/1.1 413")
+
+
 @pytest.fixture(scope="module")
 def uploaded(stack):
-    """20 MB uploaded as base64 through nginx into a FilesystemStore (26.7 MB of JSON)."""
+    """2.5 MB uploaded as base64 through nginx into a FilesystemStore: 3.4 MB of JSON, over nginx's
+    default limit of 1 MB and under the server's MEDIASTORE_MAX_UPLOAD_MB."""
     require_operations(
         ("post", "/api/upload"), ("get", "/api/download/{pid}"), ("get", "/api/media/{pid}/content")
     )
     base = stack["base"]
     session = login(base, verify=stack["verify"])
     session.post(f"{base}/api/identifier", json={"name": "e2e", "pattern": ""}, timeout=30)
-    data = os.urandom(20 << 20)
+    data = os.urandom(2560 << 10)
     pid = f"nginx-{uuid.uuid4().hex}"
     body = {
         "mediadata": {
@@ -282,7 +317,7 @@ def uploaded(stack):
     return {"pid": pid, "data": data, "session": session}
 
 
-def test_base64_download_of_20_mb(stack, uploaded):
+def test_base64_download(stack, uploaded):
     response = uploaded["session"].get(f"{stack['base']}/api/download/{uploaded['pid']}", timeout=300)
     assert response.status_code == 200
     assert base64.b64decode(response.json()["base64"]) == uploaded["data"]
@@ -307,9 +342,10 @@ def test_streaming_download_whole_and_with_a_range(stack, uploaded):
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 def test_streaming_upload_through_nginx(stack, uploaded, chunked):
-    """PUT of raw bytes far over nginx's default 1 MB body limit. With a Content-Length nginx
-    streams it through; a chunked body (no length, which Django cannot read) nginx collects
-    first and passes on with a length: either way every byte arrives."""
+    """PUT of raw bytes, 3 times the server's MEDIASTORE_MAX_UPLOAD_MB (which limits JSON only) and
+    far over nginx's default 1 MB body limit. With a Content-Length nginx streams it through; a
+    chunked body (no length, which Django cannot read) nginx collects first and passes on with a
+    length: either way every byte arrives, and size and checksum are recorded."""
     require_operations(("put", "/api/media/{pid}/content"), ("post", "/api/media"))
     base, session = stack["base"], uploaded["session"]
     pid = f"nginx-put-{uuid.uuid4().hex}"
@@ -319,7 +355,7 @@ def test_streaming_upload_through_nginx(stack, uploaded, chunked):
         timeout=30,
     )
     assert created.status_code == 200, created.text
-    data = os.urandom(30 << 20)
+    data = os.urandom((3 * CAP_MB) << 20)
     body = (data[pos : pos + (1 << 20)] for pos in range(0, len(data), 1 << 20)) if chunked else data
     put = session.put(
         f"{base}/api/media/{pid}/content",
@@ -328,6 +364,28 @@ def test_streaming_upload_through_nginx(stack, uploaded, chunked):
         timeout=300,
     )
     assert put.status_code == 200, put.text[:2000]
+    checksum = "sha256:" + hashlib.sha256(data).hexdigest()
+    media = session.get(f"{base}/api/media/{pid}", timeout=30).json()
+    assert (media["store_status"], media["size"], media["checksum"]) == ("READY", len(data), checksum)
     back = session.get(f"{base}/api/media/{pid}/content", timeout=120)
     assert back.status_code == 200
     assert hashlib.sha256(back.content).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_json_body_over_the_cap_is_still_refused(stack, uploaded):
+    """The JSON endpoints keep MEDIASTORE_MAX_UPLOAD_MB: the API answers 413 naming it, through
+    nginx, and creates nothing."""
+    base, session = stack["base"], uploaded["session"]
+    pid = f"nginx-big-{uuid.uuid4().hex}"
+    body = {
+        "mediadata": {
+            "pid": pid,
+            "pid_type": "e2e",
+            "store_config": {"type": "FilesystemStore", "bucket": "e2e"},
+        },
+        "base64": base64.b64encode(os.urandom((CAP_MB << 20) * 3 // 4 + 1024)).decode(),
+    }
+    response = session.post(f"{base}/api/upload", json=body, timeout=120)
+    assert response.status_code == 413
+    assert f"over the limit of {CAP_MB} MB; raise MEDIASTORE_MAX_UPLOAD_MB" in response.json()["detail"]
+    assert session.get(f"{base}/api/media/{pid}", timeout=30).status_code == 404

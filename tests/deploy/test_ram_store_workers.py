@@ -1,8 +1,10 @@
 """With several gunicorn workers, DictStore objects must be found by every worker.
 
 Regression: the earlier server kept its RAM store inside one process, so with more than one worker
-a download landed on a worker that never saw the upload. Here gunicorn runs with 4 workers
-(started by bin/start on a throw-away PostgreSQL database) and MEDIASTORE_REDIS_URL set.
+a download landed on a worker that never saw the upload (the published client's round trip
+answered 502). Here gunicorn runs with 4 workers (started by bin/start on a throw-away PostgreSQL
+database), once with MEDIASTORE_REDIS_URL set and once without it: the production default, the RAM
+store in /dev/shm, shared by the host's workers.
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from tests.deploy.stack import (
     login,
     make_workdir,
     new_session,
+    ram_dir_of,
     remove_workdir,
     require_operations,
     require_redis,
     server_env,
-    skip_or_fail,
     start_app,
 )
 
@@ -44,21 +46,28 @@ pytestmark = pytest.mark.e2e
 WORKERS = 4
 
 
-@pytest.fixture(scope="module")
-def server():
-    require_redis()
+@pytest.fixture(scope="module", params=["redis", "ram-dir"])
+def server(request):
+    """``redis``: MEDIASTORE_REDIS_URL set. ``ram-dir``: nothing set about the RAM store at all."""
+    with_redis = request.param == "redis"
+    if with_redis:
+        require_redis()
     database = ThrowAwayDatabase()
     database.create()
     workdir = make_workdir("mediastore-workers-")
     port = free_port()
-    env = server_env(workdir, port, WORKERS, MEDIASTORE_REDIS_URL=REDIS_URL, **database.env())
+    extra = {"MEDIASTORE_REDIS_URL": REDIS_URL} if with_redis else {}
+    env = server_env(workdir, port, WORKERS, **extra, **database.env())
+    ram_dir = None if with_redis else ram_dir_of(env)
     app = start_app(workdir, env)
     try:
         app.wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/api/health"))
-        yield {"base": f"http://127.0.0.1:{port}", "port": port, "app": app, "env": env}
+        yield {"base": f"http://127.0.0.1:{port}", "port": port, "app": app, "env": env, "ram_dir": ram_dir}
     finally:
         app.stop()
         remove_workdir(workdir)
+        if ram_dir is not None:
+            remove_workdir(ram_dir)
         database.drop()
 
 
@@ -66,7 +75,7 @@ def test_start_script_prepared_the_database_and_the_accounts(server):
     log = server["app"].log()
     assert "Applying" in log or "No migrations to apply" in log
     assert f"service user '{SERVICE_USER}': created" in log
-    assert "MEDIASTORE_REDIS_URL is empty" not in log
+    assert log.count("DictStore (RAM store) objects are kept") == 1
     assert log.count("Booting worker") == WORKERS
 
 
@@ -89,21 +98,8 @@ def test_the_images_healthcheck_command_works(server):
         assert (result.returncode == 0) is ok, result.stderr
 
 
-def _ram_store_is_shared() -> bool:
-    """Whether stores/backends builds the Redis-backed DictStore when MEDIASTORE_REDIS_URL is set."""
-    from django.test import override_settings
-
-    from stores.backends import build_backend
-    from stores.backends.redisstore import RedisDictStore
-
-    with override_settings(MEDIASTORE_REDIS_URL=REDIS_URL):
-        return isinstance(build_backend("DictStore", "probe"), RedisDictStore)
-
-
 def test_upload_once_then_every_download_finds_the_bytes(server):
     require_operations(("post", "/api/upload"), ("get", "/api/download/{pid}"))
-    if not _ram_store_is_shared():
-        skip_or_fail("DictStore is not wired to RedisDictStore yet (stores/backends/__init__.py)")
     base = server["base"]
     session = login(base)
     assert session.post(f"{base}/api/identifier", json={"name": "local", "pattern": ""}, timeout=30).ok
@@ -136,12 +132,17 @@ def test_upload_once_then_every_download_finds_the_bytes(server):
             results = list(pool.map(download, range(40)))
         assert len(results) == 40
         assert all(result == data for result in results)
+        if server["ram_dir"] is not None:  # the bytes really are in the host's RAM directory
+            files = [p for p in server["ram_dir"].rglob("*") if p.is_file()]
+            assert [p.read_bytes() for p in files if p.stat().st_size == len(data)] == [data]
+            assert str(server["ram_dir"]).startswith("/dev/shm/") or not os.path.isdir("/dev/shm")
     finally:
-        import redis
+        if server["ram_dir"] is None:
+            import redis
 
-        client = redis.Redis.from_url(REDIS_URL)
-        for name in client.scan_iter(match=f"{KEY_PREFIX}{namespace}:*"):
-            client.delete(name)
+            client = redis.Redis.from_url(REDIS_URL)
+            for name in client.scan_iter(match=f"{KEY_PREFIX}{namespace}:*"):
+                client.delete(name)
 
     # The access log names the worker of each request: the downloads really were spread out, and
     # some were served by a worker other than the one that took the upload.

@@ -34,6 +34,7 @@ from tests.s3 import S3Server, free_port
 
 MATRIX = (
     "DictStore",
+    "DictStore+ttl",
     "FilesystemStore",
     "HashdirStore",
     "ZipStore",
@@ -85,6 +86,14 @@ def s3_params(server: S3Server, secret_key: str | None = None, access_key: str |
     )
 
 
+@pytest.fixture
+def ram_dir(settings, tmp_path: Path) -> Path:
+    """The RAM store's directory for one test (the server default is a folder under /dev/shm)."""
+    settings.MEDIASTORE_RAM_DIR = tmp_path / "ram"
+    settings.MEDIASTORE_REDIS_URL = ""
+    return tmp_path / "ram"
+
+
 @pytest.fixture(params=MATRIX)
 def backend(request, storage_root: Path) -> Backend:
     kind = request.param
@@ -94,8 +103,11 @@ def backend(request, storage_root: Path) -> Backend:
         if kind.endswith("+prefix"):
             bucket = f"/{bucket}/some/prefix/"
         return build_backend("BucketStore", bucket, s3_params(server))
-    if kind == "DictStore":
-        return build_backend(kind, f"namespace-{uuid.uuid4().hex}")
+    if kind.startswith("DictStore"):
+        request.getfixturevalue("ram_dir")
+        if kind.endswith("+ttl"):  # long enough never to expire during a test: the expiry checks run
+            request.getfixturevalue("settings").MEDIASTORE_RAM_TTL_SECONDS = 3600
+        return build_backend("DictStore", f"namespace-{uuid.uuid4().hex}")
     return build_backend(kind, LOCAL_BUCKETS[kind])
 
 

@@ -1,0 +1,213 @@
+"""The published Python client's base64 upload/download round trip against 2 workers, no Redis.
+
+Regression: with the default 2 gunicorn workers and no MEDIASTORE_REDIS_URL, the DictStore object
+an upload stored lived in one worker, and the download served by the other answered 502. First the
+client's exact HTTP sequence with ``requests`` (read from media_store_client/apiclient.py: login,
+create_identifier, upload_media, get_download_media), then the real client from its git snapshot,
+imported in a subprocess from an extracted tree (never copied into this repository).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.stack import (
+    PASSWORD,
+    SERVICE_USER,
+    ThrowAwayDatabase,
+    free_port,
+    http_ok,
+    make_workdir,
+    new_session,
+    ram_dir_of,
+    remove_workdir,
+    server_env,
+    start_app,
+)
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = 2
+MIRROR = Path("/work/.mirror")
+CLIENT_GIT = MIRROR / "WHOIGit+amplify-mediastore-client" / "repo"
+SCHEMAS_GIT = MIRROR / "WHOIGit+amplify-schemas" / "repo"
+
+
+@pytest.fixture(scope="module")
+def server():
+    database = ThrowAwayDatabase()
+    database.create()
+    workdir = make_workdir("mediastore-client-")
+    port = free_port()
+    env = server_env(workdir, port, WORKERS, **database.env())
+    ram_dir = ram_dir_of(env)
+    app = start_app(workdir, env)
+    try:
+        app.wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/api/health"))
+        with new_session() as session:
+            token = session.post(
+                f"http://127.0.0.1:{port}/api/login",
+                json={"username": SERVICE_USER, "password": PASSWORD},
+                timeout=30,
+            ).json()["token"]
+            created = session.post(
+                f"http://127.0.0.1:{port}/api/identifier",
+                json={"name": "local", "pattern": ""},  # what create_identifier("local") sends
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=30,
+            )
+        assert created.status_code == 200, created.text
+        yield {"base": f"http://127.0.0.1:{port}", "app": app, "workdir": workdir}
+    finally:
+        app.stop()
+        remove_workdir(workdir)
+        remove_workdir(ram_dir)
+        database.drop()
+
+
+def served_by(app, agent: str, count: int) -> list[tuple[str, str]]:
+    """(request line, worker pid) of the access-log lines sent with User-Agent ``agent``.
+
+    A worker writes its line after the response went out: wait a moment for the last ones.
+    """
+    pattern = re.compile(rf'"(\w+ \S+) HTTP/1\.1" \d+ .* "{re.escape(agent)}" \S+ pid=<(\d+)>')
+    deadline = time.monotonic() + 10
+    while True:
+        found = pattern.findall(app.log())
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def assert_some_download_left_its_uploading_worker(app, agents: list[str]) -> None:
+    crossed = 0
+    for agent in agents:
+        lines = dict(served_by(app, agent, 2))
+        upload = next(pid for request, pid in lines.items() if request == "POST /api/upload")
+        download = next(pid for request, pid in lines.items() if request.startswith("GET /api/download/"))
+        crossed += upload != download
+    assert crossed, "every download hit the worker that took its upload: the test proves nothing"
+
+
+def test_the_clients_http_sequence_round_trips_base64_through_a_ram_store(server):
+    """login, upload_media (POST /api/upload, model_dump of UploadSchemaInput), get_download_media
+    (GET /api/download/{pid}, then base64.b64decode of the answer's "base64"), each request on a
+    new connection as the client's module-level ``requests`` calls make them; 4 threads at once."""
+    base = server["base"]
+    namespace = f"client-{uuid.uuid4().hex}"
+
+    def round_trip(index: int) -> str:
+        pid = f"seq-{uuid.uuid4().hex}"
+        data = os.urandom(100_000 + index)
+        headers = {"User-Agent": f"client-sequence/{pid}"}
+        with new_session() as session:
+            login = session.post(
+                f"{base}/api/login", json={"username": SERVICE_USER, "password": PASSWORD}, timeout=30
+            )
+        assert login.status_code == 200, login.text
+        headers["Authorization"] = f"Bearer {login.json()['token']}"
+        body = {
+            "mediadata": {
+                "pid": pid,
+                "pid_type": "local",
+                "store_config": {"type": "DictStore", "bucket": namespace, "s3_url": ""},
+                "identifiers": {},
+                "metadata": {},
+                "tags": [],
+            },
+            "base64": base64.b64encode(data).decode(),
+        }
+        with new_session() as session:
+            upload = session.post(f"{base}/api/upload", json=body, headers=headers, timeout=60)
+        assert upload.status_code == 200, upload.text
+        assert upload.json()["status"] == "READY"
+        with new_session() as session:
+            download = session.get(f"{base}/api/download/{pid}", headers=headers, timeout=60)
+        assert download.status_code == 200, download.text
+        assert download.json()["mediadata"]["pid"] == pid
+        assert base64.b64decode(download.json()["base64"]) == data
+        return headers["User-Agent"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        agents = list(pool.map(round_trip, range(12)))
+
+    assert len(agents) == 12
+    assert_some_download_left_its_uploading_worker(server["app"], agents)
+
+
+# The real client, run from its snapshot. Written to a file in the temp dir and run there; it holds
+# no client code, it calls it.
+CLIENT_RUN = """
+import base64, json, os, sys
+from concurrent.futures import ThreadPoolExecutor
+from media_store_client import ApiClient
+
+base, user, password, namespace, workdir = sys.argv[1:6]
+
+def round_trip(index):
+    pid = f"real-client-{index}-{os.getpid()}"
+    path = os.path.join(workdir, pid + ".bin")
+    data = os.urandom(50_000 + index)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    client = ApiClient(base, user, password)
+    client.headers["User-Agent"] = "published-client/" + pid  # names the request in the access log
+    uploaded = client.upload_media(path, pid, "local", {"type": "DictStore", "bucket": namespace})
+    assert uploaded.status_code == 200 and uploaded.response["status"] == "READY", uploaded
+    downloaded = client.get_download_media(pid)
+    assert base64.b64decode(downloaded.response["base64"]) == data, pid
+    return client.headers["User-Agent"]
+
+with ThreadPoolExecutor(max_workers=4) as pool:
+    agents = list(pool.map(round_trip, range(8)))
+print("AGENTS=" + json.dumps(agents))
+"""
+
+
+def extract(git_dir: Path, into: Path) -> None:
+    """``git archive HEAD`` of a bare snapshot, unpacked into ``into``."""
+    into.mkdir(parents=True)
+    archive = into.with_suffix(".tar")
+    with open(archive, "wb") as out:
+        subprocess.run(["git", f"--git-dir={git_dir}", "archive", "HEAD"], stdout=out, check=True, timeout=60)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    archive.unlink()
+
+
+def test_the_published_client_round_trips_base64_through_a_ram_store(server, tmp_path):
+    if not CLIENT_GIT.is_dir():
+        pytest.skip(f"no snapshot of the published client at {CLIENT_GIT}")
+    if not SCHEMAS_GIT.is_dir():
+        pytest.skip(
+            "the published client imports schemas.mediastore from amplify-schemas, which is not on PyPI "
+            f"(a git dependency) and has no snapshot at {SCHEMAS_GIT}"
+        )
+    extract(CLIENT_GIT, tmp_path / "client")
+    extract(SCHEMAS_GIT, tmp_path / "schemas")
+    script = tmp_path / "run_client.py"
+    script.write_text(CLIENT_RUN)
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}  # loopback only
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "client"), str(tmp_path / "schemas" / "src")])
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    namespace = f"real-client-{uuid.uuid4().hex}"
+    args = [sys.executable, str(script), server["base"], SERVICE_USER, PASSWORD, namespace, str(tmp_path)]
+
+    result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    agents = json.loads(result.stdout.split("AGENTS=", 1)[1])
+    assert len(agents) == 8
+    assert_some_download_left_its_uploading_worker(server["app"], agents)
