@@ -265,7 +265,7 @@ def upload_base64(item: MediaIn, data: bytes, *, content_type: str, size: int | 
     declared one, must be the length of ``data`` (RuleViolation otherwise)."""
     if size is not None and size != len(data):
         raise RuleViolation(f"base64 decodes to {len(data)} bytes, but size says {size}; nothing was stored")
-    [media] = media_prepare_many([item], name_items=False)
+    [media] = media_prepare_many([item], user=user, name_items=False)
     backend = media.store_config.backend()
     backend.put(media.store_key, data)
     media.store_status = StoreStatus.READY
@@ -287,7 +287,7 @@ def upload_presigned(item: MediaIn, *, content_type: str, size: int | None = Non
     ``size`` is what the client declared it will upload: it is signed into the URL and kept as the
     PENDING media's size, which ``complete`` then holds the object to. A missing bucket is a
     StorageError before anything is created."""
-    [media] = media_prepare_many([item], name_items=False)
+    [media] = media_prepare_many([item], user=user, name_items=False)
     backend = media.store_config.backend()
     if not backend.supports_presign:
         raise RuleViolation(

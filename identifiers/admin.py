@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 
 from identifiers.models import IdentifierType
 from identifiers.rules import compile_pattern
@@ -32,7 +33,9 @@ class IdentifierTypeForm(forms.ModelForm):
 
 
 @admin.register(IdentifierType)
-class IdentifierTypeAdmin(admin.ModelAdmin):
+class IdentifierTypeAdmin(SimpleHistoryAdmin):
+    """Identifier types with their audit history (who changed which pattern when)."""
+
     form = IdentifierTypeForm
     list_display = ["name", "pattern"]
     search_fields = ["name"]

@@ -27,7 +27,7 @@ def identifier_create(request: HttpRequest, payload: IdentifierTypeSchema):
     """Create an identifier type. Posting an identical one again is harmless (200, same answer);
     the same name with another pattern is 409 (change a pattern with PUT). An invalid regular
     expression or name is 422. Media can only be created once their pid_type exists."""
-    return services.identifier_type_create(name=payload.name, pattern=payload.pattern)
+    return services.identifier_type_create(name=payload.name, pattern=payload.pattern, user=request.auth)
 
 
 @router.put("/identifier", response={204: None}, summary="Change the pattern of an identifier type")
@@ -43,12 +43,14 @@ def identifier_update(
     (`{pid, field, value}`) and nothing changes, unless `force=true` is given, which changes the
     pattern anyway and leaves those values as they are. The check reads every media of the type,
     so on a large table it takes a while (time linear in the number and length of the values)."""
-    services.identifier_type_update(name=payload.name, pattern=payload.pattern, force=force)
+    services.identifier_type_update(
+        name=payload.name, pattern=payload.pattern, force=force, user=request.auth
+    )
     return Status(204, None)
 
 
 @router.delete("/identifier/{name}", response={204: None}, summary="Delete an identifier type")
 def identifier_delete(request: HttpRequest, name: str):
     """Delete a type; 404 if unknown, 409 while any media uses it as pid_type or identifier key."""
-    services.identifier_type_delete(name=name)
+    services.identifier_type_delete(name=name, user=request.auth)
     return Status(204, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 
 class IdentifierType(models.Model):
@@ -10,6 +11,7 @@ class IdentifierType(models.Model):
     pattern = models.TextField(
         blank=True, default="", help_text="Regular expression a value must fully match; empty: any value."
     )
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["name"]

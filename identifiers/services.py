@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 
 from identifiers import usage
 from identifiers.models import IdentifierType
 from identifiers.rules import check_name, compile_pattern, matches
 from mediastore.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 def identifier_type_get(name: str) -> IdentifierType:
@@ -18,8 +23,10 @@ def identifier_type_get(name: str) -> IdentifierType:
 
 
 @transaction.atomic
-def identifier_type_create(*, name: str, pattern: str) -> IdentifierType:
-    """Create a type; the same name and pattern again is a no-op, another pattern a Conflict."""
+def identifier_type_create(*, name: str, pattern: str, user: User | None) -> IdentifierType:
+    """Create a type; the same name and pattern again is a no-op, another pattern a Conflict.
+
+    ``user`` is recorded as the author in the audit history (as in every write below)."""
     check_name(name)
     compile_pattern(pattern)
     existing = IdentifierType.objects.select_for_update().filter(pk=name).first()
@@ -30,7 +37,10 @@ def identifier_type_create(*, name: str, pattern: str) -> IdentifierType:
                 "use PUT /api/identifier to change it"
             )
         return existing
-    return IdentifierType.objects.create(name=name, pattern=pattern)
+    itype = IdentifierType(name=name, pattern=pattern)
+    itype._history_user = user
+    itype.save(force_insert=True)
+    return itype
 
 
 def stored_mismatches(
@@ -53,7 +63,7 @@ def stored_mismatches(
 
 
 @transaction.atomic
-def identifier_type_update(*, name: str, pattern: str, force: bool = False) -> None:
+def identifier_type_update(*, name: str, pattern: str, force: bool = False, user: User | None) -> None:
     """Change the pattern of a type.
 
     Unless ``force``, the values already stored under this type (pids of media with this pid_type,
@@ -79,14 +89,16 @@ def identifier_type_update(*, name: str, pattern: str, force: bool = False) -> N
                 examples=examples,
             )
     itype.pattern = pattern
+    itype._history_user = user
     itype.save(update_fields=["pattern"])
 
 
 @transaction.atomic
-def identifier_type_delete(*, name: str) -> None:
+def identifier_type_delete(*, name: str, user: User | None) -> None:
     """Delete a type unless a media uses it as pid_type or as an identifier key (Conflict)."""
-    identifier_type_get(name)
+    itype = identifier_type_get(name)
     reason = usage.refusal_to_delete(name)
     if reason:
         raise Conflict(reason)
-    IdentifierType.objects.filter(pk=name).delete()
+    itype._history_user = user
+    itype.delete()

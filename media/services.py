@@ -106,10 +106,12 @@ class IdentifierRules:
 
 
 class StoreResolver:
-    """Store configurations by pk or description, each looked up (or created) once per request."""
+    """Store configurations by pk or description, each looked up (or created by ``user``) once per
+    request."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, user) -> None:
         self._cache: dict[Any, StoreConfig] = {}
+        self.user = user
 
     def resolve(self, spec: Any) -> StoreConfig:
         key = spec if isinstance(spec, int) else (spec.type, spec.bucket, spec.s3_url)
@@ -117,7 +119,9 @@ class StoreResolver:
             if isinstance(spec, int):
                 self._cache[key] = store_get(spec)
             else:
-                self._cache[key] = store_get_or_create(type=spec.type, bucket=spec.bucket, s3_url=spec.s3_url)
+                self._cache[key] = store_get_or_create(
+                    type=spec.type, bucket=spec.bucket, s3_url=spec.s3_url, user=self.user
+                )
         return self._cache[key]
 
 
@@ -184,10 +188,10 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
     )
 
 
-def media_prepare_many(items: list[MediaIn], *, name_items: bool = True) -> list[Media]:
+def media_prepare_many(items: list[MediaIn], *, user, name_items: bool = True) -> list[Media]:
     """Validate new media and build their rows, unsaved: the first invalid item raises, naming its
-    index and pid when ``name_items``. Store configurations they name are got or created."""
-    rules, stores = IdentifierRules(), StoreResolver()
+    index and pid when ``name_items``. Store configurations they name are got or created (by ``user``)."""
+    rules, stores = IdentifierRules(), StoreResolver(user=user)
     objs: list[Media] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
@@ -234,7 +238,7 @@ def media_insert(objs: list[Media], *, user) -> list[Media]:
 
 def media_create_many(items: list[MediaIn], *, user, name_items: bool = True) -> list[Media]:
     """Create all the media or none (store_status PENDING)."""
-    return media_insert(media_prepare_many(items, name_items=name_items), user=user)
+    return media_insert(media_prepare_many(items, user=user, name_items=name_items), user=user)
 
 
 def media_create(item: MediaIn, *, user) -> Media:
@@ -470,7 +474,7 @@ def media_patch_many(pairs: list[tuple[str, MediaPatch]], *, user) -> BulkOutcom
     A READY media changes store only after its bytes were copied to the new store and verified;
     the old copy is removed once the row points at the new one.
     """
-    rules, stores = IdentifierRules(), StoreResolver()
+    rules, stores = IdentifierRules(), StoreResolver(user=user)
     new_pids = {patch.new_pid for _, patch in pairs if patch.new_pid is not None}
     taken = set(Media.objects.filter(pid__in=new_pids).values_list("pid", flat=True))
     moves = _prepare_moves(pairs, stores)

@@ -23,7 +23,14 @@ class MediastoreError(Exception):
         return {"detail": [{"error": self.message, **self.extra}]}
 
 
-class NotFound(MediastoreError):
+class TextError(MediastoreError):
+    """An error whose body is one sentence: ``{"detail": "..."}`` (the rest carry a list of items)."""
+
+    def body(self) -> dict:
+        return {"detail": self.message}
+
+
+class NotFound(TextError):
     """A named object does not exist: 404 ``{"detail": "<what> '<key>' not found"}``."""
 
     status_code = 404
@@ -31,9 +38,6 @@ class NotFound(MediastoreError):
 
     def __init__(self, what: str, key: object) -> None:
         super().__init__(f"{what} '{key}' not found")
-
-    def body(self) -> dict:
-        return {"detail": self.message}
 
 
 class RuleViolation(MediastoreError):
@@ -50,7 +54,7 @@ class Conflict(MediastoreError):
     kind = "Conflict"
 
 
-class StorageError(MediastoreError):
+class StorageError(TextError):
     """The storage backend failed or is unreachable: 502 ``{"detail": "..."}``.
 
     The message must be safe to show to a client: no credentials, no tracebacks.
@@ -58,9 +62,6 @@ class StorageError(MediastoreError):
 
     status_code = 502
     kind = "StorageError"
-
-    def body(self) -> dict:
-        return {"detail": self.message}
 
 
 class InsufficientStorage(StorageError):
@@ -70,27 +71,21 @@ class InsufficientStorage(StorageError):
     kind = "InsufficientStorage"
 
 
-class LengthRequired(MediastoreError):
+class LengthRequired(TextError):
     """A streamed body came without a length the server can trust: 411 ``{"detail": "..."}``."""
 
     status_code = 411
     kind = "LengthRequired"
 
-    def body(self) -> dict:
-        return {"detail": self.message}
 
-
-class PreconditionFailed(MediastoreError):
+class PreconditionFailed(TextError):
     """A conditional request's ``If-Match``/``If-None-Match`` does not hold: 412 ``{"detail": "..."}``."""
 
     status_code = 412
     kind = "PreconditionFailed"
 
-    def body(self) -> dict:
-        return {"detail": self.message}
 
-
-class Forbidden(MediastoreError):
+class Forbidden(TextError):
     """The caller is logged in but lacks the permission the operation needs: 403 ``{"detail": "..."}``."""
 
     status_code = 403
@@ -103,9 +98,6 @@ class Forbidden(MediastoreError):
         )
         self.permission = permission
 
-    def body(self) -> dict:
-        return {"detail": self.message}
-
 
 class PayloadTooLarge(MediastoreError):
     """Something in the request is over a configured size limit: 413 ``{"detail": [{"error": "..."}]}``
@@ -116,17 +108,14 @@ class PayloadTooLarge(MediastoreError):
     kind = "ValidationError"
 
 
-class UnsupportedMediaType(MediastoreError):
+class UnsupportedMediaType(TextError):
     """A JSON endpoint was sent a body of another media type: 415 ``{"detail": "..."}``."""
 
     status_code = 415
     kind = "UnsupportedMediaType"
 
-    def body(self) -> dict:
-        return {"detail": self.message}
 
-
-class TooManyRequests(MediastoreError):
+class TooManyRequests(TextError):
     """Too many failed attempts: 429 ``{"detail": "..."}`` with ``Retry-After`` (seconds)."""
 
     status_code = 429
@@ -137,15 +126,9 @@ class TooManyRequests(MediastoreError):
         self.retry_after = retry_after
         self.headers = {"Retry-After": str(retry_after)}
 
-    def body(self) -> dict:
-        return {"detail": self.message}
 
-
-class Gone(MediastoreError):
+class Gone(TextError):
     """It existed but was deleted for good (pruned change events): 410 ``{"detail": "..."}``."""
 
     status_code = 410
     kind = "Gone"
-
-    def body(self) -> dict:
-        return {"detail": self.message}

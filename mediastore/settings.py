@@ -15,6 +15,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from mediastore import env
+from mediastore.crypto import parse_keys as field_keys_parse
 from mediastore.failpoints import parse as failpoints_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -45,6 +46,12 @@ MEDIASTORE_DATA_DIR = Path(env.get_str("MEDIASTORE_DATA_DIR", str(BASE_DIR / "da
 MEDIASTORE_STORAGE_ROOT = Path(
     env.get_str("MEDIASTORE_STORAGE_ROOT", str(MEDIASTORE_DATA_DIR / "stores"))
 ).resolve()
+# Keys encrypting S3 secret keys in the database, newest first (mediastore/crypto.py); empty: a key
+# derived from SECRET_KEY.
+try:
+    MEDIASTORE_FIELD_KEYS = field_keys_parse(env.get_str("MEDIASTORE_FIELD_KEYS"))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"MEDIASTORE_FIELD_KEYS: {exc}") from None
 MEDIASTORE_TOKEN_TTL_HOURS = env.get_int("MEDIASTORE_TOKEN_TTL_HOURS", None, minimum=1)
 MEDIASTORE_PRESIGN_SECONDS = env.get_int("MEDIASTORE_PRESIGN_SECONDS", 3600, minimum=1)
 # manage.py prune_events deletes change events older than this.

@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 
 from mediastore.errors import RuleViolation
 from stores import services
@@ -7,31 +8,52 @@ from stores.models import S3Config, StoreConfig
 
 
 class S3ConfigForm(forms.ModelForm):
-    """The secret key is write-only: never rendered back; left empty it keeps the stored one."""
+    """The secret key is write-only: never rendered back; left empty it keeps the stored one.
+
+    The url is shown without user info (rows from before such URLs were refused may have it);
+    saving the form stores it without, as a url with user info is refused.
+    """
 
     secret_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only. Leave empty to keep the current secret key.",
+        help_text="Write-only, stored encrypted. Leave empty to keep the current secret key.",
     )
 
     class Meta:
         model = S3Config
-        fields = ["url", "access_key", "secret_key"]
+        fields = ["url", "access_key"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["url"] = self.instance.public_url
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data.get("url", "")
+        try:
+            return services.check_s3_url(url)
+        except RuleViolation as exc:
+            raise forms.ValidationError(exc.message) from None
 
     def clean_secret_key(self) -> str:
         value = self.cleaned_data.get("secret_key", "")
-        if not value:
-            if self.instance.pk:
-                return S3Config.objects.values_list("secret_key", flat=True).get(pk=self.instance.pk)
+        if not value and not self.instance.pk:
             raise forms.ValidationError("A secret key is required for a new S3 configuration.")
         return value
 
+    def save(self, commit: bool = True) -> S3Config:
+        if self.cleaned_data.get("secret_key"):
+            self.instance.secret_key = self.cleaned_data["secret_key"]
+        return super().save(commit=commit)
+
 
 @admin.register(S3Config)
-class S3ConfigAdmin(admin.ModelAdmin):
+class S3ConfigAdmin(SimpleHistoryAdmin):
+    """S3 endpoints with their audit history (url and access key; the secret is never recorded)."""
+
     form = S3ConfigForm
-    list_display = ["pk", "url", "access_key"]
+    list_display = ["pk", "public_url", "access_key"]
     search_fields = ["url"]
 
 
@@ -64,7 +86,7 @@ class StoreConfigForm(forms.ModelForm):
 
 
 @admin.register(StoreConfig)
-class StoreConfigAdmin(admin.ModelAdmin):
+class StoreConfigAdmin(SimpleHistoryAdmin):
     form = StoreConfigForm
     list_display = ["pk", "type", "bucket", "s3cfg"]
     list_filter = ["type"]

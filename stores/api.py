@@ -19,8 +19,10 @@ def s3cfg_list(request: HttpRequest):
 @router.post("/s3cfg", response=S3ConfigOut, summary="Register an S3 endpoint and its credentials")
 def s3cfg_create(request: HttpRequest, payload: S3ConfigIn):
     """Register the credentials BucketStores use for an endpoint url. Posting identical data again
-    returns the existing one; the same url with other keys is 409 (change keys with PUT)."""
-    return services.s3cfg_create(**payload.dict())
+    returns the existing one; the same url with other keys is 409 (change keys with PUT). A url with
+    user info (`http://key:secret@host`) is 422. The secret key is stored encrypted and never
+    returned; the change is recorded in the audit history (without the secret)."""
+    return services.s3cfg_create(**payload.dict(), user=request.auth)
 
 
 @router.get("/s3cfg/{pk}", response=S3ConfigOut, summary="Get one S3 configuration")
@@ -32,15 +34,15 @@ def s3cfg_get(request: HttpRequest, pk: int):
 @router.put("/s3cfg/{pk}", response={204: None}, summary="Replace an S3 configuration")
 def s3cfg_update(request: HttpRequest, pk: int, payload: S3ConfigIn):
     """Replace url and keys (e.g. to rotate credentials); stores using it follow. 404 if unknown,
-    409 if another configuration has that url."""
-    services.s3cfg_update(pk=pk, **payload.dict())
+    409 if another configuration has that url, 422 for a url with user info."""
+    services.s3cfg_update(pk=pk, **payload.dict(), user=request.auth)
     return Status(204, None)
 
 
 @router.delete("/s3cfg/{pk}", response={204: None}, summary="Delete an S3 configuration")
 def s3cfg_delete(request: HttpRequest, pk: int):
     """Delete an S3 configuration; 409 while a store configuration uses it."""
-    services.s3cfg_delete(pk=pk)
+    services.s3cfg_delete(pk=pk, user=request.auth)
     return Status(204, None)
 
 
@@ -54,11 +56,11 @@ def store_list(request: HttpRequest):
 def store_create(request: HttpRequest, payload: StoreConfigIn):
     """Return the store configuration with this type, bucket and S3 endpoint, creating it if new.
     Unsupported types, a BucketStore without a known `s3_url`, an `s3_url` on another type and
-    local paths that leave the storage root are 422. So is a new local store whose directory or file
-    is, lies inside or contains another local store's (the error names that store), or whose path
-    holds something of the wrong kind (a directory where a zip or SQLite file must go, a file where
-    a directory must go)."""
-    return services.store_get_or_create(**payload.dict())
+    local paths that leave the storage root are 422, and so is an `s3_url` with user info. So is a
+    new local store whose directory or file is, lies inside or contains another local store's (the
+    error names that store), or whose path holds something of the wrong kind (a directory where a
+    zip or SQLite file must go, a file where a directory must go)."""
+    return services.store_get_or_create(**payload.dict(), user=request.auth)
 
 
 @router.get("/store/{pk}", response=StoreConfigOut, summary="Get one store configuration")
@@ -70,5 +72,5 @@ def store_get(request: HttpRequest, pk: int):
 @router.delete("/store/{pk}", response={204: None}, summary="Delete a store configuration")
 def store_delete(request: HttpRequest, pk: int):
     """Delete a store configuration; 409 while media use it."""
-    services.store_delete(pk=pk)
+    services.store_delete(pk=pk, user=request.auth)
     return Status(204, None)

@@ -5,24 +5,58 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from django.db import models
+from django.dispatch import receiver
+from simple_history.models import HistoricalRecords
+from simple_history.signals import pre_create_historical_record
+
+from mediastore import crypto
+from stores.endpoints import without_userinfo
 
 if TYPE_CHECKING:
     from stores.backends.base import Backend
 
 
 class S3Config(models.Model):
-    """An S3 endpoint and its credentials. The secret key is write-only: never shown or returned."""
+    """An S3 endpoint and its credentials. The secret key is write-only: never shown or returned.
+
+    The secret is stored encrypted (``mediastore.crypto``) in ``secret_key_encrypted``; the
+    ``secret_key`` property reads and writes it in clear, for signing requests only. The audit
+    history records url and access key, never the secret.
+    """
 
     url = models.CharField(max_length=512, unique=True)
     access_key = models.CharField(max_length=256)
-    secret_key = models.CharField(max_length=512)
+    secret_key_encrypted = models.TextField(editable=False)
+    history = HistoricalRecords(excluded_fields=["secret_key_encrypted"])
 
     class Meta:
         verbose_name = "S3 configuration"
         ordering = ["pk"]
 
     def __str__(self) -> str:
-        return self.url
+        return self.public_url
+
+    @property
+    def public_url(self) -> str:
+        """The url as shown by the API and the admin: without user info (rows from before such URLs
+        were refused may have it)."""
+        return without_userinfo(self.url)
+
+    @property
+    def secret_key(self) -> str:
+        """The clear secret key (raises crypto.UnreadableSecret if no configured key decrypts it)."""
+        return crypto.decrypt(self.secret_key_encrypted) if self.secret_key_encrypted else ""
+
+    @secret_key.setter
+    def secret_key(self, value: str) -> None:
+        self.secret_key_encrypted = crypto.encrypt(value)
+
+
+@receiver(pre_create_historical_record)
+def _history_url_without_userinfo(sender, instance, history_instance, **kwargs) -> None:
+    """The history of an older S3Config whose url has user info records (and so shows) it without."""
+    if isinstance(instance, S3Config):
+        history_instance.url = without_userinfo(history_instance.url)
 
 
 class StoreType(models.TextChoices):
@@ -42,6 +76,7 @@ class StoreConfig(models.Model):
     s3cfg = models.ForeignKey(
         S3Config, null=True, blank=True, on_delete=models.PROTECT, related_name="stores"
     )
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = "store configuration"
@@ -62,7 +97,8 @@ class StoreConfig(models.Model):
 
     @property
     def s3_url(self) -> str:
-        return self.s3cfg.url if self.s3cfg_id else ""
+        """The S3 endpoint as shown (without user info); empty for other types."""
+        return self.s3cfg.public_url if self.s3cfg_id else ""
 
     def backend(self) -> Backend:
         """The storage backend for this configuration (cheap: touches no disk or network)."""

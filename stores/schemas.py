@@ -4,17 +4,26 @@ from mediastore.schema_utils import null_means_default
 
 
 class S3ConfigIn(Schema):
-    """An S3 endpoint and its credentials. The keys are stored for signing requests and are never
-    returned by any endpoint."""
+    """An S3 endpoint and its credentials. The keys are stored for signing requests (the secret key
+    encrypted) and are never returned by any endpoint."""
 
-    url: str = Field(..., description="Endpoint URL, e.g. `https://s3.example.org`.")
-    access_key: str
-    secret_key: str = Field(..., description="Write-only: never returned.")
+    url: str = Field(
+        ...,
+        max_length=512,
+        description="Endpoint URL, e.g. `https://s3.example.org`, without user info "
+        "(`http://key:secret@host` is refused: give the keys in the fields below).",
+    )
+    access_key: str = Field(..., max_length=256)
+    secret_key: str = Field(..., max_length=512, description="Write-only: stored encrypted, never returned.")
 
 
 class S3ConfigOut(Schema):
     pk: int
-    url: str
+    url: str = Field(..., description="The endpoint URL (never with user info).")
+
+    @staticmethod
+    def resolve_url(obj) -> str:
+        return obj.public_url
 
 
 class StoreConfigIn(Schema):
@@ -30,7 +39,9 @@ class StoreConfigIn(Schema):
 
     type: str = Field(..., description="Store type, e.g. `FilesystemStore` or `BucketStore`.")
     bucket: str = Field(..., description="Bucket[/prefix], path below the storage root, or namespace.")
-    s3_url: str = Field("", description="BucketStore only: the `url` of an existing S3 configuration.")
+    s3_url: str = Field(
+        "", description="BucketStore only: the `url` of an existing S3 configuration (without user info)."
+    )
 
     nulls_are_defaults = null_means_default("s3_url")
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, connection, transaction
 
 from mediastore.errors import Conflict, NotFound, RuleViolation
 from stores.backends import build_backend
+from stores.endpoints import has_userinfo
 from stores.models import S3Config, StoreConfig, StoreType
 from stores.paths import normalize_store_path, places_overlap
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 LOCAL_TYPES = {StoreType.FILESYSTEM, StoreType.HASHDIR, StoreType.ZIP, StoreType.SQLITE}
 S3_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
@@ -36,6 +41,11 @@ def store_get(pk: int) -> StoreConfig:
 
 
 def check_s3_url(url: str) -> str:
+    """``url`` if it is an http(s) URL without user info (credentials belong in the key fields)."""
+    if has_userinfo(url):
+        raise RuleViolation(
+            "S3 url must not contain user info (user:password@); give the keys as access_key and secret_key"
+        )
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RuleViolation(f"S3 url must be an http:// or https:// URL, got {url!r}")
@@ -43,8 +53,11 @@ def check_s3_url(url: str) -> str:
 
 
 @transaction.atomic
-def s3cfg_create(*, url: str, access_key: str, secret_key: str) -> S3Config:
-    """Create an S3 configuration; identical again is a no-op, the same url with other keys a Conflict."""
+def s3cfg_create(*, url: str, access_key: str, secret_key: str, user: User | None) -> S3Config:
+    """Create an S3 configuration; identical again is a no-op, the same url with other keys a Conflict.
+
+    ``user`` is recorded as the author in the audit history (as in every write below).
+    """
     check_s3_url(url)
     existing = S3Config.objects.select_for_update().filter(url=url).first()
     if existing is not None:
@@ -53,24 +66,29 @@ def s3cfg_create(*, url: str, access_key: str, secret_key: str) -> S3Config:
                 f"an S3Config for url {url!r} exists with other credentials; use PUT /api/s3cfg/{existing.pk}"
             )
         return existing
-    return S3Config.objects.create(url=url, access_key=access_key, secret_key=secret_key)
+    cfg = S3Config(url=url, access_key=access_key, secret_key=secret_key)
+    cfg._history_user = user
+    cfg.save()
+    return cfg
 
 
 @transaction.atomic
-def s3cfg_update(*, pk: int, url: str, access_key: str, secret_key: str) -> None:
+def s3cfg_update(*, pk: int, url: str, access_key: str, secret_key: str, user: User | None) -> None:
     check_s3_url(url)
     cfg = s3cfg_get(pk)
     if S3Config.objects.filter(url=url).exclude(pk=pk).exists():
         raise Conflict(f"another S3Config already has url {url!r}")
     cfg.url, cfg.access_key, cfg.secret_key = url, access_key, secret_key
+    cfg._history_user = user
     cfg.save()
 
 
 @transaction.atomic
-def s3cfg_delete(*, pk: int) -> None:
+def s3cfg_delete(*, pk: int, user: User | None) -> None:
     cfg = s3cfg_get(pk)
     if cfg.stores.exists():
         raise Conflict(f"S3Config {pk} is used by store configurations; delete those first")
+    cfg._history_user = user
     cfg.delete()
 
 
@@ -81,6 +99,8 @@ def normalize_store(store_type: str, bucket: str, s3_url: str) -> tuple[str, str
     if store_type == StoreType.BUCKET:
         if not s3_url:
             raise RuleViolation("a BucketStore needs s3_url naming an S3Config")
+        if has_userinfo(s3_url):
+            raise RuleViolation("s3_url must not contain user info (user:password@)")
         s3cfg = S3Config.objects.filter(url=s3_url).first()
         if s3cfg is None:
             raise RuleViolation(
@@ -101,8 +121,8 @@ def normalize_store(store_type: str, bucket: str, s3_url: str) -> tuple[str, str
     return store_type, bucket.lstrip("/"), None
 
 
-def store_get_or_create(*, type: str, bucket: str, s3_url: str = "") -> StoreConfig:
-    """The store configuration for (type, bucket, s3 config), created when new.
+def store_get_or_create(*, type: str, bucket: str, s3_url: str = "", user: User | None) -> StoreConfig:
+    """The store configuration for (type, bucket, s3 config), created (by ``user``) when new.
 
     A new local store (a directory or file below the storage root) must not share its place with
     another one: RuleViolation naming the other store when it would (see ``claim_local_place``).
@@ -115,12 +135,19 @@ def store_get_or_create(*, type: str, bucket: str, s3_url: str = "") -> StoreCon
     if store_type in LOCAL_TYPES:
         with transaction.atomic():
             same = claim_local_place(store_type, bucket)
-            return same or StoreConfig.objects.create(**lookup)
+            return same or _store_create(lookup, user)
     try:
         with transaction.atomic():
-            return StoreConfig.objects.create(**lookup)
+            return _store_create(lookup, user)
     except IntegrityError:  # created concurrently by another request
         return StoreConfig.objects.select_related("s3cfg").get(**lookup)
+
+
+def _store_create(fields: dict, user: User | None) -> StoreConfig:
+    store = StoreConfig(**fields)
+    store._history_user = user
+    store.save(force_insert=True)
+    return store
 
 
 def lock_local_stores() -> None:
@@ -193,8 +220,9 @@ def local_store_overlaps() -> list[tuple[StoreConfig, StoreConfig]]:
 
 
 @transaction.atomic
-def store_delete(*, pk: int) -> None:
+def store_delete(*, pk: int, user: User | None) -> None:
     store = store_get(pk)
     if store.media.exists():
         raise Conflict(f"StoreConfig {pk} is used by media; delete or move those first")
+    store._history_user = user
     store.delete()

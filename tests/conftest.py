@@ -70,10 +70,10 @@ def fresh_cache():
 @pytest.fixture
 def user(django_user_model):
     """A user in the ``admins`` group: may do everything through the API (not a superuser)."""
-    from django.contrib.auth.models import Group
+    from tests.permissions_support import role
 
     alice = django_user_model.objects.create_user(username="alice", password=PASSWORD)
-    alice.groups.add(Group.objects.get(name="admins"))
+    alice.groups.add(role("admins"))
     return alice
 
 

@@ -18,6 +18,7 @@ from django.core.management import call_command
 from mediastore.api import api as ninja_api
 from mediastore.permissions import OPERATIONS, PUBLIC
 from tests.conftest import PASSWORD, ApiClient
+from tests.permissions_support import role as role_group
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +55,7 @@ def clients(django_user_model):
     for role in ROLES:
         user = django_user_model.objects.create_user(username=f"u-{role}", password=PASSWORD)
         if role != "nobody":
-            user.groups.add(Group.objects.get(name=role))
+            user.groups.add(role_group(role))
         token = (
             ApiClient().post("/api/login", {"username": f"u-{role}", "password": PASSWORD}).json()["token"]
         )
@@ -172,7 +173,7 @@ def test_ensure_serviceuser_groups_from_options_and_environment(monkeypatch, dja
         call_command("ensure_serviceuser", "--group", "wizards", stdout=io.StringIO())
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_upgrade_puts_earlier_accounts_in_admins(django_user_model):
     """On the earlier server every account could do everything; migrating must keep that."""
     from django.db import connection
@@ -180,6 +181,7 @@ def test_upgrade_puts_earlier_accounts_in_admins(django_user_model):
 
     executor = MigrationExecutor(connection)
     executor.migrate([("mediastore", "0001_initial")])
+    Group.objects.all().delete()  # as before the roles existed
     executor.loader.build_graph()
     old_user = django_user_model.objects.create_user(username="earlier", password=PASSWORD)
     inactive = django_user_model.objects.create_user(username="gone", password=PASSWORD, is_active=False)

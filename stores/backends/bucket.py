@@ -34,6 +34,7 @@ from stores.backends.base import (
     StoredObject,
     check_range,
 )
+from stores.endpoints import without_userinfo
 from stores.paths import validate_store_key
 
 # Multipart uploads: parts of 8 MiB, at most 2 in memory and 2 in flight per upload (about 16 MiB,
@@ -105,8 +106,8 @@ def s3_client(s3: S3Params) -> BaseClient:
 
 def display_url(url: str) -> str:
     """``url`` without user info, query or fragment: safe to show in an error message."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    parts = urlsplit(without_userinfo(url))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 def _error_code(err: ClientError) -> str:

@@ -22,12 +22,12 @@ class Command(BaseCommand):
         existing = S3Config.objects.filter(url=url).first()
         try:
             if existing is None:
-                s3cfg_create(url=url, access_key=access_key, secret_key=secret_key)
+                s3cfg_create(url=url, access_key=access_key, secret_key=secret_key, user=None)
                 outcome = "created"
             elif (existing.access_key, existing.secret_key) == (access_key, secret_key):
                 outcome = "unchanged"
             else:
-                s3cfg_update(pk=existing.pk, url=url, access_key=access_key, secret_key=secret_key)
+                s3cfg_update(pk=existing.pk, url=url, access_key=access_key, secret_key=secret_key, user=None)
                 outcome = "keys updated"
         except MediastoreError as exc:
             raise CommandError(exc.message) from None

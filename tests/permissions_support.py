@@ -1,0 +1,20 @@
+"""The role groups as the migration creates them, for tests that run after a transactional test's
+flush (which empties every table, so data from migrations is gone)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+from mediastore.permissions import ROLES
+
+
+def role(name: str) -> Group:
+    """The group ``name`` with its permissions, created again if a flush removed it."""
+    group, created = Group.objects.get_or_create(name=name)
+    if created:
+        for perm in ROLES[name]:
+            app_label, codename = perm.split(".")
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+    return group
