@@ -26,6 +26,11 @@ locks; on SQLite writes are serialised by the database anyway (one writer at a t
 counter keeps the numbers gapless. The price is that the tails of concurrent writes (counter
 update, event insert, commit: a few milliseconds) run one after the other.
 
+Why not PostgreSQL's snapshot horizon (serve only events whose writing transaction id is below
+``pg_snapshot_xmin(pg_current_snapshot())``): that horizon is cluster-wide, so any long
+transaction in any database of the server holds the feed back, and a reader never sees events of
+its own open transaction; the counter works the same on both databases and inside tests.
+
 Each write adds two statements whatever the number of media: the counter update and one
 ``bulk_create`` of the events.
 """
