@@ -26,6 +26,7 @@ EITHER = {
 
 # status -> (description, body schema or None for no body)
 ANSWERS: dict[int, tuple[str, dict | None]] = {
+    400: ("The body is not valid JSON (a syntax error, or NaN/Infinity).", TEXT),
     401: ("No valid bearer token.", TEXT),
     404: ("The named object does not exist.", TEXT),
     409: ("Conflict: duplicate, still referenced, no bytes stored, or changed concurrently.", ITEMS),
@@ -71,7 +72,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
 
 def errors_of(method: str, path: str, operation: dict) -> set[int]:
     """The error statuses of one operation: 401 unless public, 404 for a named object, 422 for
-    any input, 413/415 for a JSON body, plus its entry in EXTRA."""
+    any input, 400/413/415 for a JSON body, plus its entry in EXTRA."""
     codes = set(EXTRA.get((method, path), set()))
     if operation.get("security"):
         codes.add(401)
@@ -79,7 +80,7 @@ def errors_of(method: str, path: str, operation: dict) -> set[int]:
         codes.add(404)
     has_json = "application/json" in operation.get("requestBody", {}).get("content", {})
     if has_json:
-        codes |= {413, 415}
+        codes |= {400, 413, 415}
     if has_json or operation.get("parameters") or "{" in path:
         codes.add(422)
     return codes
