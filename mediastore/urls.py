@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
+from django.http import HttpRequest, JsonResponse
 from django.urls import path
+from django.views import defaults
 from django.views.generic import TemplateView
 
 from mediastore.api import api
@@ -11,3 +13,15 @@ urlpatterns = [
     path("api/", api.urls),
 ]
 urlpatterns += staticfiles_urlpatterns()  # only with DJANGO_DEBUG=true; in production nginx serves /static/
+
+
+def not_found(request: HttpRequest, exception: Exception):
+    """A URL under /api/ that no operation matches (an unknown path, or a pid no route can carry,
+    such as one with a line break) answers JSON like every other API 404, not Django's HTML page."""
+    if request.path.startswith("/api/"):
+        detail = f"no API operation at '{request.path[:200]}'"
+        return JsonResponse({"detail": detail}, status=404, content_type="application/json; charset=utf-8")
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found
