@@ -3,7 +3,8 @@
 Routers declare their success answers; the errors an operation can give come from the
 cross-cutting layers (token check, permissions, JSON parsing, rules, stores), so they are listed
 here in one table and added to the document, each with its body schema, so generated clients and
-schemathesis know them. ``tests/test_openapi.py`` checks that what the server answers is listed.
+schemathesis know them. ``tests/deploy/test_schemathesis.py`` checks against a live server that
+every answer given is listed, and ``tests/test_api_answers.py`` pins the cases it found.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ EITHER = {
 
 # status -> (description, body schema or None for no body)
 ANSWERS: dict[int, tuple[str, dict | None]] = {
+    400: ("The body is not valid JSON (a syntax error, or NaN/Infinity).", TEXT),
     401: ("No valid bearer token.", TEXT),
     404: ("The named object does not exist.", TEXT),
     409: ("Conflict: duplicate, still referenced, no bytes stored, or changed concurrently.", ITEMS),
@@ -40,7 +42,6 @@ ANSWERS: dict[int, tuple[str, dict | None]] = {
     507: ("The store is full; nothing changed.", TEXT),
 }
 
-JSON_BODY = {411: False, 413: True, 415: True, 422: True}
 STORAGE_READ = {502}
 STORAGE_WRITE = {502, 507}
 
@@ -73,7 +74,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
 
 def errors_of(method: str, path: str, operation: dict) -> set[int]:
     """The error statuses of one operation: 401 unless public, 404 for a named object, 422 for
-    any input, 413/415 for a JSON body, plus its entry in EXTRA."""
+    any input, 400/413/415 for a JSON body, plus its entry in EXTRA."""
     codes = set(EXTRA.get((method, path), set()))
     if operation.get("security"):
         codes.add(401)
@@ -81,7 +82,7 @@ def errors_of(method: str, path: str, operation: dict) -> set[int]:
         codes.add(404)
     has_json = "application/json" in operation.get("requestBody", {}).get("content", {})
     if has_json:
-        codes |= {413, 415}
+        codes |= {400, 413, 415}
     if has_json or operation.get("parameters") or "{" in path:
         codes.add(422)
     return codes

@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.http import HttpRequest, JsonResponse
 from django.urls import path
+from django.views import defaults
 from django.views.generic import TemplateView
 
 from mediastore.api import api
@@ -9,3 +11,15 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
 ]
+
+
+def not_found(request: HttpRequest, exception: Exception):
+    """A URL under /api/ that no operation matches (an unknown path, or a pid no route can carry,
+    such as one with a line break) answers JSON like every other API 404, not Django's HTML page."""
+    if request.path.startswith("/api/"):
+        detail = f"no API operation at '{request.path[:200]}'"
+        return JsonResponse({"detail": detail}, status=404, content_type="application/json; charset=utf-8")
+    return defaults.page_not_found(request, exception)
+
+
+handler404 = not_found

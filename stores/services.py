@@ -46,7 +46,11 @@ def check_s3_url(url: str) -> str:
         raise RuleViolation(
             "S3 url must not contain user info (user:password@); give the keys as access_key and secret_key"
         )
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError as exc:  # e.g. "http://[" (an unclosed IPv6 address)
+        raise RuleViolation(f"S3 url {url!r} is not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RuleViolation(f"S3 url must be an http:// or https:// URL, got {url!r}")
     return url

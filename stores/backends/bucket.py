@@ -106,7 +106,10 @@ def s3_client(s3: S3Params) -> BaseClient:
 
 def display_url(url: str) -> str:
     """``url`` without user info, query or fragment: safe to show in an error message."""
-    parts = urlsplit(without_userinfo(url))
+    try:
+        parts = urlsplit(without_userinfo(url))
+    except ValueError:  # not a URL at all; still nothing secret in it
+        return without_userinfo(url).partition("?")[0]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 

@@ -242,3 +242,77 @@ def login(base: str, verify: bool | str = True) -> requests.Session:
     assert response.status_code == 200, response.text
     session.headers["Authorization"] = f"Bearer {response.json()['token']}"
     return session
+
+
+class Server:
+    """``bin/start`` with ``workers`` gunicorn workers and extra environment, on the suite's
+    database kind (a throw-away PostgreSQL database when the suite runs on PostgreSQL, that is when
+    ``POSTGRES_DB`` is set, else SQLite in its work directory), with the service user logged in
+    (``session``) and the identifier type ``pidtype`` (any pid) created; stopped by ``close``.
+
+    Its RAM store directory is inside the work directory, so whatever a test leaves there is
+    removed with it.
+    """
+
+    def __init__(self, prefix: str, workers: int, **extra: str) -> None:
+        self.app: Process | None = None
+        self.database = ThrowAwayDatabase() if os.environ.get("POSTGRES_DB") else None
+        self.workdir = make_workdir(prefix)
+        try:
+            if self.database:
+                self.database.create()
+                extra.update(self.database.env())
+            port = free_port()
+            self.base = f"http://127.0.0.1:{port}"
+            extra = {"GUNICORN_TIMEOUT": "60", "MEDIASTORE_RAM_DIR": str(self.workdir / "ram"), **extra}
+            self.env = server_env(self.workdir, port, workers, **extra)
+            self.app = start_app(self.workdir, self.env)
+            self.app.wait_until(lambda: http_ok(f"{self.base}/api/health"))
+            self.session = login(self.base)
+            for name in ("pidtype",):
+                self.session.post(
+                    f"{self.base}/api/identifier", json={"name": name, "pattern": ""}, timeout=30
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def client(self) -> requests.Session:
+        """A session of its own (requests sessions are not shared between threads)."""
+        return login(self.base)
+
+    def create(self, pid: str, store: dict, **fields) -> dict:
+        body = {"pid": pid, "pid_type": "pidtype", "store_config": store, **fields}
+        response = self.session.post(f"{self.base}/api/media", json=body, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def media(self, pid: str) -> dict:
+        return self.session.get(f"{self.base}/api/media/{pid}", timeout=30).json()
+
+    def content(self, pid: str) -> bytes:
+        response = self.session.get(f"{self.base}/api/media/{pid}/content", timeout=60)
+        assert response.status_code == 200, response.text
+        return response.content
+
+    def verify(self, pid: str) -> dict:
+        return self.session.get(f"{self.base}/api/media/{pid}/verify", timeout=60).json()
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def close(self) -> None:
+        if self.app is not None:
+            self.app.stop()
+        remove_workdir(self.workdir)
+        if self.database:
+            self.database.drop()

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import random
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,17 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.deploy.stack import (
-    REPO,
-    ThrowAwayDatabase,
-    free_port,
-    http_ok,
-    login,
-    make_workdir,
-    remove_workdir,
-    server_env,
-    start_app,
-)
+from tests.deploy.stack import Server, http_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -46,63 +33,6 @@ LOCAL_TYPES = ["FilesystemStore", "HashdirStore", "ZipStore", "SqliteStore"]
 
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-class Server:
-    """bin/start with ``workers`` gunicorn workers and extra environment; stopped by ``close``."""
-
-    def __init__(self, prefix: str, workers: int, **extra: str) -> None:
-        self.database = ThrowAwayDatabase() if os.environ.get("POSTGRES_DB") else None
-        if self.database:
-            self.database.create()
-            extra.update(self.database.env())
-        self.workdir = make_workdir(prefix)
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.env = server_env(self.workdir, port, workers, GUNICORN_TIMEOUT="60", **extra)
-        self.app = start_app(self.workdir, self.env)
-        self.app.wait_until(lambda: http_ok(f"{self.base}/api/health"))
-        self.session = login(self.base)
-        for name in ("pidtype",):
-            self.session.post(f"{self.base}/api/identifier", json={"name": name, "pattern": ""}, timeout=30)
-
-    def client(self) -> requests.Session:
-        """A session of its own (requests sessions are not shared between threads)."""
-        return login(self.base)
-
-    def create(self, pid: str, store: dict) -> None:
-        body = {"pid": pid, "pid_type": "pidtype", "store_config": store}
-        response = self.session.post(f"{self.base}/api/media", json=body, timeout=30)
-        assert response.status_code == 200, response.text
-
-    def media(self, pid: str) -> dict:
-        return self.session.get(f"{self.base}/api/media/{pid}", timeout=30).json()
-
-    def content(self, pid: str) -> bytes:
-        response = self.session.get(f"{self.base}/api/media/{pid}/content", timeout=60)
-        assert response.status_code == 200, response.text
-        return response.content
-
-    def verify(self, pid: str) -> dict:
-        return self.session.get(f"{self.base}/api/media/{pid}/verify", timeout=60).json()
-
-    def manage(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def close(self) -> None:
-        self.app.stop()
-        remove_workdir(self.workdir)
-        if self.database:
-            self.database.drop()
 
 
 @pytest.fixture(scope="module")

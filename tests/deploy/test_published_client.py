@@ -91,14 +91,36 @@ def served_by(app, agent: str, count: int) -> list[tuple[str, str]]:
         time.sleep(0.1)
 
 
-def assert_some_download_left_its_uploading_worker(app, agents: list[str]) -> None:
+def assert_some_download_left_its_uploading_worker(app, agents: list[str], downloads_each: int = 1) -> None:
     crossed = 0
     for agent in agents:
-        lines = dict(served_by(app, agent, 2))
-        upload = next(pid for request, pid in lines.items() if request == "POST /api/upload")
-        download = next(pid for request, pid in lines.items() if request.startswith("GET /api/download/"))
-        crossed += upload != download
+        lines = served_by(app, agent, 1 + downloads_each)
+        upload = next(pid for request, pid in lines if request == "POST /api/upload")
+        downloads = {pid for request, pid in lines if request.startswith("GET /api/download/")}
+        crossed += bool(downloads - {upload})
     assert crossed, "every download hit the worker that took its upload: the test proves nothing"
+
+
+def download_again(
+    base: str, pids_and_agents: list[tuple[str, str]], expected: dict[str, bytes], times: int
+) -> None:
+    """More downloads of each pid (same User-Agent), 4 at a time, each checked byte for byte: with
+    several per media, some land on the other worker even when the machine is busy."""
+    with new_session() as session:
+        token = session.post(
+            f"{base}/api/login", json={"username": SERVICE_USER, "password": PASSWORD}, timeout=30
+        ).json()["token"]
+
+    def fetch_one(item: tuple[str, str]) -> None:
+        pid, agent = item
+        headers = {"User-Agent": agent, "Authorization": f"Bearer {token}"}
+        with new_session() as session:
+            response = session.get(f"{base}/api/download/{pid}", headers=headers, timeout=60)
+        assert response.status_code == 200, response.text
+        assert base64.b64decode(response.json()["base64"]) == expected[pid]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(fetch_one, [item for item in pids_and_agents for _ in range(times)]))
 
 
 def test_the_clients_http_sequence_round_trips_base64_through_a_ram_store(server):
@@ -138,13 +160,16 @@ def test_the_clients_http_sequence_round_trips_base64_through_a_ram_store(server
         assert download.status_code == 200, download.text
         assert download.json()["mediadata"]["pid"] == pid
         assert base64.b64decode(download.json()["base64"]) == data
-        return headers["User-Agent"]
+        uploaded[pid] = data
+        return pid, headers["User-Agent"]
 
+    uploaded: dict[str, bytes] = {}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        agents = list(pool.map(round_trip, range(12)))
+        done = list(pool.map(round_trip, range(12)))
 
-    assert len(agents) == 12
-    assert_some_download_left_its_uploading_worker(server["app"], agents)
+    assert len(done) == 12
+    download_again(base, done, uploaded, times=3)
+    assert_some_download_left_its_uploading_worker(server["app"], [agent for _, agent in done], 4)
 
 
 # The real client, run from its snapshot. Written to a file in the temp dir and run there; it holds
@@ -210,4 +235,8 @@ def test_the_published_client_round_trips_base64_through_a_ram_store(server, tmp
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     agents = json.loads(result.stdout.split("AGENTS=", 1)[1])
     assert len(agents) == 8
-    assert_some_download_left_its_uploading_worker(server["app"], agents)
+    # The objects the client stored, downloaded again by this test under the client's agents.
+    pids = [(agent.split("/", 1)[1], agent) for agent in agents]
+    expected = {pid: (tmp_path / f"{pid}.bin").read_bytes() for pid, _ in pids}
+    download_again(server["base"], pids, expected, times=3)
+    assert_some_download_left_its_uploading_worker(server["app"], agents, 4)

@@ -146,3 +146,14 @@ def test_store_delete(api, id_types):
     assert api.delete(f"/api/store/{pk}").status_code == 204
     assert api.get(f"/api/store/{pk}").status_code == 404
     assert api.get(f"/api/store/{pk}").json() == {"detail": f"StoreConfig '{pk}' not found"}
+
+
+@pytest.mark.parametrize("url", ["http://[", "http://[::1", "http://a]b", "http://127.0.0.1:99999999"])
+def test_malformed_s3_urls_are_422_not_500(api, url):
+    """``urlsplit`` raised ValueError (an unclosed IPv6 bracket, a port out of range): a 500."""
+    for path, body in [
+        ("/api/s3cfg", {"url": url, "access_key": "a", "secret_key": "b"}),
+        ("/api/store", {"type": "BucketStore", "bucket": "b", "s3_url": url}),
+    ]:
+        response = api.post(path, body)
+        assert response.status_code == 422, (path, response.content[:200])
