@@ -19,6 +19,7 @@ from taggit.models import Tag
 from taggit.utils import edit_string_for_tags, parse_tags
 
 from media import metadata as meta_ops
+from media import outbox
 from media.history import history_entries
 from media.models import Media
 from media.services import IdentifierRules, clean_tags, media_delete, media_revert, sync_tags
@@ -238,6 +239,9 @@ class MediaAdmin(SimpleHistoryAdmin):
         obj.tag_list = form.cleaned_data["tags"]
         obj._history_user = request.user
         super().save_model(request, obj, form, change)
+        # The admin's change view runs in one transaction: the event commits with the edit.
+        kind = "media.tags_changed" if form.changed_data == ["tags"] else "media.updated"
+        outbox.record([outbox.event_for(obj, kind, user=request.user, changed=form.changed_data)])
 
     def save_related(self, request, form, formsets, change) -> None:
         """taggit's rows follow the tag list, as in the API (instead of taggit's own form saving:

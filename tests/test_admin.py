@@ -187,9 +187,17 @@ def test_admin_tag_edit_is_one_history_row_checked_by_the_api_rules(admin_client
     assert history[0]["user"] == "root"
     assert history[0]["changes"] == [{"field": "tags", "old": ["x"], "new": ["x", "y"]}]
     assert [m["pid"] for m in api.post("/api/media/search", {"tags": ["y"]}).json()] == ["m1"]
+    # the changes feed carries the admin's edit too (it bypassed the outbox before)
+    events = api.get("/api/events").json()["items"]
+    assert [(e["type"], e["user"], e["changed"]) for e in events][-1] == (
+        "media.tags_changed",
+        "root",
+        ["tags"],
+    )
     # saving an unchanged form writes nothing
     assert admin_client_logged.post(url, {**form, "tags": "x, y"}).status_code == 302
     assert len(api.get("/api/media/m1/history").json()) == 2
+    assert len(api.get("/api/events").json()["items"]) == len(events)
 
 
 def test_history_page_lists_changes_old_to_new(admin_client_logged, api, id_types):
