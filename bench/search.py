@@ -325,6 +325,7 @@ def sql_timer(qs):
 
 
 def measure(runs: int, path_index: bool) -> None:
+    from django.conf import settings
     from django.db import connection
     from django.test import Client
 
@@ -338,7 +339,9 @@ def measure(runs: int, path_index: bool) -> None:
         total_rows = cur.fetchone()[0]
         cur.execute("SHOW jit")
         jit = cur.fetchone()[0]
-    print(f"\n{total_rows} media; count cap {search.COUNT_CAP}; {runs} runs each; jit={jit}")
+    print(
+        f"\n{total_rows} media; count cap {settings.MEDIASTORE_SEARCH_COUNT_CAP}; {runs} runs each; jit={jit}"
+    )
     print(
         "sql page: the page query alone (rows fetched, no models); sql count: the capped COUNT, when the\n"
         "page needs one; service: media.search.media_search (both queries + models); http: the whole\n"
@@ -361,7 +364,7 @@ def measure(runs: int, path_index: bool) -> None:
         ordered = search.page_queryset(
             qs, order_by=filters.order_by, limit=filters.limit + 1, offset=filters.offset
         )
-        counting = search.count_queryset(qs, search.COUNT_CAP + 1)
+        counting = search.count_queryset(qs, settings.MEDIASTORE_SEARCH_COUNT_CAP + 1)
         sql_page = timed(sql_timer(ordered), runs)
         needs_count = page.has_next or (not page.items and filters.offset > 0)
         sql_count = timed(sql_timer(counting), runs) if needs_count else None

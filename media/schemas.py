@@ -14,6 +14,10 @@ from mediastore.errors import RuleViolation
 from mediastore.schema_utils import null_means_default
 from stores.schemas import StoreConfigIn, StoreConfigOut
 
+# Paging limits of searches, lists and the dump: one place for the schemas and the checks in search.
+MAX_PAGE = 10_000  # items of one search or list page
+MAX_OFFSET = 10**12  # matches to skip, and dump slices (SQLite's integers overflow beyond)
+
 
 class MediaIn(Schema):
     """A new media. `pid_type` and every identifier key must name an existing identifier type, and
@@ -155,8 +159,8 @@ class SearchScope(Schema):
     order_by: Literal["pid", "-pid", "created", "-created", "updated", "-updated"] | None = Field(
         None, description="Sort order (`-`: descending); default: by pk, i.e. creation order."
     )
-    limit: int = Field(1000, ge=0, le=10000, description="Page size (at most 10000).")
-    offset: int = Field(0, ge=0, le=10**12, description="Matches to skip.")
+    limit: int = Field(1000, ge=0, le=MAX_PAGE, description=f"Page size (at most {MAX_PAGE}).")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Matches to skip.")
 
     @field_validator("created_after", "created_before", "updated_after", "updated_before")
     @classmethod

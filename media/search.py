@@ -34,14 +34,20 @@ from taggit.models import Tag
 
 from identifiers.rules import NAME_RE
 from media.models import Media, TaggedMedia
-from media.schemas import METADATA_OPS, MediaListQuery, MediaSearch, MetadataCondition, media_out_dict
+from media.schemas import (
+    MAX_OFFSET,
+    MAX_PAGE,
+    METADATA_OPS,
+    MediaListQuery,
+    MediaSearch,
+    MetadataCondition,
+    media_out_dict,
+)
 from media.selectors import media_queryset
 from mediastore.errors import RuleViolation
 from mediastore.parser import loads as strict_json
 
 #: Counting stops here: ``X-Total-Count`` is exact below it and a lower bound at it (see ``Page``).
-COUNT_CAP: int = getattr(settings, "MEDIASTORE_SEARCH_COUNT_CAP", 10_000)
-MAX_LIMIT = 10_000
 #: SQL function of migration 0003 (PostgreSQL): all identifier values in one text, trigram-indexed.
 IDENTIFIER_VALUES_FUNCTION = "media_identifier_values"
 
@@ -470,8 +476,9 @@ def _ordering(order_by: str | None) -> list:
 class Page:
     """One page of matches.
 
-    ``total`` is exact when ``total_exact``; otherwise counting stopped at ``COUNT_CAP`` (or just past
-    this page, when that is further) and ``total`` is a lower bound. A page that is the first and the
+    ``total`` is exact when ``total_exact``; otherwise counting stopped at
+    ``MEDIASTORE_SEARCH_COUNT_CAP`` (or just past this page, when that is further) and ``total`` is a
+    lower bound. A page that is the first and the
     last needs no count at all.
     """
 
@@ -506,15 +513,15 @@ def search_page(qs: QuerySet[Media], *, order_by: str | None, limit: int, offset
     rows = rows[:limit]
     if not has_next and (rows or offset == 0):
         return Page(rows, offset + len(rows), True, offset, limit, False)
-    cap = max(COUNT_CAP, offset + len(rows) + 1)
+    cap = max(settings.MEDIASTORE_SEARCH_COUNT_CAP, offset + len(rows) + 1)
     counted = count_queryset(qs, cap + 1).count()
     return Page(rows, min(counted, cap), counted <= cap, offset, limit, has_next)
 
 
 def _check_paging(limit: int | None, offset: int | None) -> None:
-    if limit is not None and not 0 <= limit <= MAX_LIMIT:
-        raise RuleViolation(f"search filter 'limit' must be between 0 and {MAX_LIMIT}")
-    if offset is not None and not 0 <= offset <= 10**12:
+    if limit is not None and not 0 <= limit <= MAX_PAGE:
+        raise RuleViolation(f"search filter 'limit' must be between 0 and {MAX_PAGE}")
+    if offset is not None and not 0 <= offset <= MAX_OFFSET:
         raise RuleViolation("search filter 'offset' must be 0 or more")
 
 
@@ -650,10 +657,10 @@ def media_dump_chunks(*, limit: int | None = None, offset: int = 0) -> Iterator[
     however large the table.
     """
     # Bounded above too: a huge slice overflowed SQLite's integers mid-stream (found by schemathesis).
-    if limit is not None and not 0 <= limit <= 10**12:
-        raise RuleViolation("query parameter 'limit' must be from 0 to 10**12")
-    if not 0 <= offset <= 10**12:
-        raise RuleViolation("query parameter 'offset' must be from 0 to 10**12")
+    if limit is not None and not 0 <= limit <= MAX_OFFSET:
+        raise RuleViolation(f"query parameter 'limit' must be from 0 to {MAX_OFFSET}")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise RuleViolation(f"query parameter 'offset' must be from 0 to {MAX_OFFSET}")
     qs = media_queryset().order_by("pk")
     qs = qs[offset : offset + limit] if limit is not None else qs[offset:]
 

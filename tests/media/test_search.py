@@ -428,8 +428,9 @@ def test_pages_with_total_and_next_link(api, seven):
     assert len(one_page.json()) == 7 and "Link" not in one_page.headers
 
 
-def test_count_stops_at_the_cap_and_says_so(api, seven, monkeypatch):
-    monkeypatch.setattr(search, "COUNT_CAP", 4)
+def test_count_stops_at_the_cap_and_says_so(api, seven, settings):
+    """The cap was read once at import, so changing the setting had no effect until a restart."""
+    settings.MEDIASTORE_SEARCH_COUNT_CAP = 4
     response = find(api, {"tags": ["t"], "limit": 2})
     assert response.headers["X-Total-Count"] == "4" and response.headers["X-Total-Count-Exact"] == "false"
     response = find(api, {"tags": ["t"], "limit": 2, "offset": 4})  # counts at least past this page
