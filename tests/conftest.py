@@ -53,6 +53,13 @@ class ApiClient:
     def delete(self, path, json=None, **kw):
         return self.request("DELETE", path, json, **kw)
 
+    def put_content(self, pid: str, data: bytes, content_type: str = "application/octet-stream", **headers):
+        """``PUT /api/media/{pid}/content`` with raw bytes (and extra headers such as If-Match)."""
+        headers = {"Authorization": f"Bearer {self.token}", **headers}
+        return self.client.put(
+            f"/api/media/{pid}/content", data=data, content_type=content_type, headers=headers
+        )
+
 
 PASSWORD = "correct horse battery staple"
 

@@ -23,10 +23,7 @@ LISTING_TYPES = ["FilesystemStore", "HashdirStore", "ZipStore", "SqliteStore", "
 
 
 def put(api, pid, data, **headers):
-    headers = {"Authorization": f"Bearer {api.token}", **headers}
-    return api.client.put(
-        f"/api/media/{pid}/content", data=data, content_type="application/octet-stream", headers=headers
-    )
+    return api.put_content(pid, data, **headers)
 
 
 def etag_of(data: bytes) -> str:

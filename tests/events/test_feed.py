@@ -41,12 +41,7 @@ def all_events(api, **params) -> list[dict]:
 
 
 def put_bytes(api, pid: str, data: bytes, content_type: str = "text/plain") -> None:
-    response = api.client.put(
-        f"/api/media/{pid}/content",
-        data=data,
-        content_type=content_type,
-        headers={"Authorization": f"Bearer {api.token}"},
-    )
+    response = api.put_content(pid, data, content_type)
     assert response.status_code == 200, response.content
 
 

@@ -20,12 +20,7 @@ def local_store(settings, tmp_path):
 
 
 def put_bytes(api, pid: str, data: bytes, content_type: str = "application/octet-stream"):
-    response = api.client.put(
-        f"/api/media/{pid}/content",
-        data=data,
-        content_type=content_type,
-        headers={"Authorization": f"Bearer {api.token}"},
-    )
+    response = api.put_content(pid, data, content_type)
     assert response.status_code == 200, response.content
     return response.json()
 
