@@ -132,3 +132,10 @@ class Gone(TextError):
 
     status_code = 410
     kind = "Gone"
+
+
+class ServiceUnavailable(TextError):
+    """A service the operation depends on cannot be reached right now: 503 ``{"detail": "..."}``."""
+
+    status_code = 503
+    kind = "ServiceUnavailable"

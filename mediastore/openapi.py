@@ -39,6 +39,7 @@ ANSWERS: dict[int, tuple[str, dict | None]] = {
     422: ("The input breaks a rule or does not match the schema; nothing changed.", ITEMS),
     429: ("Too many failed logins; retry after the Retry-After header's seconds.", TEXT),
     502: ("The storage backend failed or is unreachable; nothing changed.", TEXT),
+    503: ("A service it needs (the failed-login counters) is unreachable for now.", TEXT),
     507: ("The store is full; nothing changed.", TEXT),
 }
 
@@ -47,7 +48,7 @@ STORAGE_WRITE = {502, 507}
 
 # Errors beyond the ones every operation of its kind has (see ``errors_of``).
 EXTRA: dict[tuple[str, str], set[int]] = {
-    ("POST", "/api/login"): {429},
+    ("POST", "/api/login"): {429, 503},
     ("POST", "/api/identifier"): {409},
     ("PUT", "/api/identifier"): {404, 409},
     ("DELETE", "/api/identifier/{name}"): {409},

@@ -15,17 +15,20 @@ where ``incr`` rewrites the entry's expiry.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+from redis.exceptions import RedisError
 
-from mediastore.errors import TooManyRequests
+from mediastore.errors import ServiceUnavailable, TooManyRequests
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -114,14 +117,28 @@ def address_counter(request: HttpRequest) -> FailureCounter:
     return FailureCounter(f"login-failures:address:{client_address(request)}")
 
 
+@contextlib.contextmanager
+def counters() -> Iterator[None]:
+    """Fail closed: when the counters cannot be read or written (Redis down, the cache folder not
+    writable), logins are refused with 503 instead of going unthrottled, and instead of a 500."""
+    try:
+        yield
+    except (OSError, RedisError) as exc:
+        raise ServiceUnavailable(
+            "login is unavailable for a moment: the failed-login counters cannot be reached "
+            f"({type(exc).__name__}); try again shortly"
+        ) from None
+
+
 def check_login_allowed(request: HttpRequest, username: str) -> None:
     """Raise TooManyRequests (429, Retry-After) when the username or the address is at the limit."""
     now = time.time()
-    waits = [
-        wait
-        for counter in (username_counter(username), address_counter(request))
-        if (wait := counter.wait_seconds(now)) is not None
-    ]
+    with counters():
+        waits = [
+            wait
+            for counter in (username_counter(username), address_counter(request))
+            if (wait := counter.wait_seconds(now)) is not None
+        ]
     if waits:
         retry_after = max(waits)
         raise TooManyRequests(
@@ -133,9 +150,11 @@ def check_login_allowed(request: HttpRequest, username: str) -> None:
 
 def record_login_failure(request: HttpRequest, username: str) -> None:
     now = time.time()
-    username_counter(username).record(now)
-    address_counter(request).record(now)
+    with counters():
+        username_counter(username).record(now)
+        address_counter(request).record(now)
 
 
 def record_login_success(username: str) -> None:
-    username_counter(username).clear()
+    with counters():
+        username_counter(username).clear()

@@ -247,3 +247,18 @@ def test_file_cache_counts_exactly_under_concurrency(tmp_path):
     for thread in workers:
         thread.join(timeout=60)
     assert shared.get("n") == threads * per_thread
+
+
+def test_unreachable_counters_refuse_logins_with_503_not_500(settings, django_user_model):
+    """With Redis down, login crashed with a 500; refusing (503) keeps guessing throttled."""
+    django_user_model.objects.create_user(username="bob", password="right-password-1")
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # nothing listens on the discard port
+            "OPTIONS": {"socket_connect_timeout": 1},
+        }
+    }
+    response = ApiClient().post("/api/login", {"username": "bob", "password": "right-password-1"})
+    assert response.status_code == 503, response.content
+    assert "failed-login counters" in response.json()["detail"]
