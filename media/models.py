@@ -135,7 +135,7 @@ class MediaEvent(models.Model):
     time = models.DateTimeField()
     changed = models.JSONField(default=list, blank=True)
     media = models.JSONField(encoder=DjangoJSONEncoder)
-    # Set by a relay once a broker confirmed the event (not built yet); the feed ignores it.
+    # Set by the relay (events.relay) once the broker confirmed the event; the feed ignores it.
     published = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from media.models import EventCounter, Media, MediaEvent
@@ -106,13 +107,13 @@ def record(events: list[MediaEvent]) -> list[MediaEvent]:
 
 
 @transaction.atomic
-def prune(before) -> int:
+def prune(before, *, keep_unpublished: bool = False) -> int:
     """Delete the events older than ``before`` as one prefix of the numbering (up to the first
     event that is kept), so the kept events stay gapless and the feed can tell a cursor whose
-    successors were pruned. Returns how many were deleted."""
-    keep_from = (
-        MediaEvent.objects.filter(time__gte=before).order_by("seq").values_list("seq", flat=True).first()
-    )
+    successors were pruned. ``keep_unpublished``: also keep every event from the first one a relay
+    has not published yet. Returns how many were deleted."""
+    kept = Q(time__gte=before) | Q(published__isnull=True) if keep_unpublished else Q(time__gte=before)
+    keep_from = MediaEvent.objects.filter(kept).order_by("seq").values_list("seq", flat=True).first()
     doomed = MediaEvent.objects.all() if keep_from is None else MediaEvent.objects.filter(seq__lt=keep_from)
     deleted, _ = doomed.delete()
     return deleted

@@ -56,6 +56,12 @@ MEDIASTORE_TOKEN_TTL_HOURS = env.get_int("MEDIASTORE_TOKEN_TTL_HOURS", None, min
 MEDIASTORE_PRESIGN_SECONDS = env.get_int("MEDIASTORE_PRESIGN_SECONDS", 3600, minimum=1)
 # manage.py prune_events deletes change events older than this.
 MEDIASTORE_EVENTS_RETENTION_DAYS = env.get_int("MEDIASTORE_EVENTS_RETENTION_DAYS", 30, minimum=0)
+# manage.py relay_events publishes the change events to this RabbitMQ (unset: no relay; then
+# prune_events also deletes events no relay published yet).
+MEDIASTORE_AMQP_URL = env.get_str("MEDIASTORE_AMQP_URL")
+if MEDIASTORE_AMQP_URL and not MEDIASTORE_AMQP_URL.startswith(("amqp://", "amqps://")):
+    raise ImproperlyConfigured("MEDIASTORE_AMQP_URL must be an amqp:// or amqps:// URL")
+MEDIASTORE_AMQP_EXCHANGE = env.get_str("MEDIASTORE_AMQP_EXCHANGE", "mediastore")
 MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=1)
 # Metadata limits, applied to every write of a media's metadata (422 too deep, 413 too large).
 MEDIASTORE_MAX_METADATA_DEPTH = env.get_int("MEDIASTORE_MAX_METADATA_DEPTH", 64, minimum=1)

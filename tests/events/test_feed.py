@@ -225,6 +225,26 @@ def test_pruned_events_make_an_older_cursor_410(api, id_types):
     assert feed(api) == {"items": [], "next": events[3]["cursor"]}
 
 
+def test_with_a_relay_configured_prune_keeps_what_it_has_not_published(api, id_types, settings):
+    """Pruning by age alone would delete events the AMQP relay never sent (broker down for longer
+    than the retention): AMQP consumers would miss those changes for good."""
+    for i in range(4):
+        assert api.post("/api/media", media_body(f"p{i}")).status_code == 200
+    MediaEvent.objects.update(time=timezone.now() - timedelta(days=31))
+    MediaEvent.objects.filter(pid__in=["p0", "p1", "p3"]).update(published=timezone.now())
+    settings.MEDIASTORE_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+    call_command("prune_events")
+
+    assert list(MediaEvent.objects.values_list("pid", flat=True)) == [
+        "p2",
+        "p3",
+    ]  # p3 after p2: a prefix goes
+    MediaEvent.objects.update(published=timezone.now())
+    call_command("prune_events")
+    assert MediaEvent.objects.count() == 0
+
+
 def test_readers_may_follow_the_feed_others_may_not(django_user_model, api, id_types, anon):
     for name, group in [("reader", "readers"), ("nobody", None)]:
         user = django_user_model.objects.create_user(username=name, password=PASSWORD)

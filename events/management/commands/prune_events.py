@@ -14,7 +14,8 @@ from media.outbox import prune
 class Command(BaseCommand):
     help = (
         "Delete change events older than MEDIASTORE_EVENTS_RETENTION_DAYS (or --days). Feed "
-        "consumers whose cursor is older than the oldest event kept then get 410 Gone."
+        "consumers whose cursor is older than the oldest event kept then get 410 Gone. With "
+        "MEDIASTORE_AMQP_URL set, events the relay has not published yet are kept."
     )
 
     def add_arguments(self, parser) -> None:
@@ -24,5 +25,7 @@ class Command(BaseCommand):
         days = settings.MEDIASTORE_EVENTS_RETENTION_DAYS if days is None else days
         if days < 0:
             raise CommandError("--days must not be negative")
-        deleted = prune(timezone.now() - timedelta(days=days))
+        # With a relay configured, an event it has not published yet is kept whatever its age.
+        relay = bool(settings.MEDIASTORE_AMQP_URL)
+        deleted = prune(timezone.now() - timedelta(days=days), keep_unpublished=relay)
         self.stdout.write(f"{deleted} events older than {days:g} days deleted")
