@@ -19,7 +19,7 @@ from content.ranges import Unsatisfiable, parse_range
 from content.schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
 from media.schemas import MediaError, MediaOut
 from media.selectors import media_get, media_read_many
-from mediastore.errors import LengthRequired, MediastoreError, NotFound, StorageError
+from mediastore.errors import LengthRequired, MediastoreError, NotFound
 
 router = Router(tags=["bytes"])
 
@@ -92,19 +92,14 @@ def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
 def download(request: HttpRequest, pid: str):
     """The media and its bytes as base64. 409 when the bytes were never stored; a PENDING media
     whose upload has arrived is completed first. For large files use `GET /api/media/{pid}/content`."""
-    for attempt in range(
-        1, transfer.READ_ATTEMPTS + 1
-    ):  # again if replaced between reading the row and opening
-        media = transfer.complete(media_get(pid), user=request.auth)
-        size = transfer.stored_size(media)
-        try:
-            chunks = transfer.open_content(media, 0, None)
-            break
-        except StorageError:
-            if attempt == transfer.READ_ATTEMPTS or not transfer.replaced(media):
-                raise
-    # The JSON is streamed: the bytes are encoded piece by piece instead of being held whole, as
-    # bytes, as base64 text and as the rendered JSON, all at once.
+    return transfer.read_current(pid, user=request.auth, read=base64_response)
+
+
+def base64_response(media) -> StreamingHttpResponse:
+    """The media and its bytes as a streamed JSON answer: the bytes are encoded piece by piece
+    instead of being held whole, as bytes, as base64 text and as the rendered JSON, all at once."""
+    size = transfer.stored_size(media)
+    chunks = transfer.open_content(media, 0, None)
     mediadata = MediaOut.from_orm(media).model_dump()
     head = json.dumps({"mediadata": mediadata, "presigned_get": ""}, cls=NinjaJSONEncoder)  # as other answers
     head_bytes = head[:-1].encode() + b', "base64": "'
@@ -190,16 +185,14 @@ def content_get(request: HttpRequest, pid: str):
     """Stream the stored bytes with Content-Length, Content-Type and an ETag (the SHA-256).
     Supports a single `Range: bytes=first-last` (206, or 416 past the end) and `If-None-Match`
     (304). 409 when the bytes were never stored."""
-    for attempt in range(
-        1, transfer.READ_ATTEMPTS + 1
-    ):  # again if replaced between reading the row and opening
-        media = transfer.complete(media_get(pid), user=request.auth)
+
+    def respond(media) -> HttpResponse:
         size = transfer.stored_size(media)
-        etag = f'"{media.checksum.removeprefix("sha256:")}"' if media.checksum else None
+        etag = transfer.current_etag(media)
         headers = {"Accept-Ranges": "bytes"}
         if etag:
-            headers["ETag"] = etag
-            if request.headers.get("If-None-Match") == etag:
+            headers["ETag"] = f'"{etag}"'
+            if request.headers.get("If-None-Match") == headers["ETag"]:
                 return HttpResponse(status=304, headers=headers)
         try:
             wanted = parse_range(request.headers.get("Range", ""), size)
@@ -207,22 +200,18 @@ def content_get(request: HttpRequest, pid: str):
             return HttpResponse(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
         first, last = wanted if wanted else (0, size - 1)
         length = max(last - first + 1, 0)
-        try:
-            chunks = transfer.open_content(media, first, length)
-            break
-        except StorageError:
-            if attempt == transfer.READ_ATTEMPTS or not transfer.replaced(media):
-                raise
-    response = StreamingHttpResponse(
-        chunks,
-        status=206 if wanted else 200,
-        content_type=media.content_type or transfer.DEFAULT_CONTENT_TYPE,
-        headers=headers,
-    )
-    response["Content-Length"] = str(length)
-    if wanted:
-        response["Content-Range"] = f"bytes {first}-{last}/{size}"
-    return response
+        response = StreamingHttpResponse(
+            transfer.open_content(media, first, length),
+            status=206 if wanted else 200,
+            content_type=media.content_type or transfer.DEFAULT_CONTENT_TYPE,
+            headers=headers,
+        )
+        response["Content-Length"] = str(length)
+        if wanted:
+            response["Content-Range"] = f"bytes {first}-{last}/{size}"
+        return response
+
+    return transfer.read_current(pid, user=request.auth, read=respond)
 
 
 @router.get("/media/{path:pid}/verify", response=VerifyOut, summary="Check the stored bytes")

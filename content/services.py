@@ -19,8 +19,8 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -39,6 +39,8 @@ from stores.paths import MAX_KEY_LENGTH
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def checksum_label(digest: hashlib._Hash) -> str:
@@ -405,6 +407,21 @@ def replaced(media: Media) -> bool:
         .exclude(store_config_id=media.store_config_id, store_key=media.store_key)
         .exists()
     )
+
+
+def read_current(pid: str, *, user, read: Callable[[Media], T]) -> T:
+    """``read(media)`` for the media as it is now (a PENDING one whose upload arrived is completed
+    first). When ``read`` fails with a StorageError because the bytes were switched to another
+    object between reading the row and opening them, the media is read again and ``read`` retried,
+    at most READ_ATTEMPTS times in all."""
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        media = complete(media_get(pid), user=user)
+        try:
+            return read(media)
+        except StorageError:
+            if attempt == READ_ATTEMPTS or not replaced(media):
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def open_content(media: Media, start: int, length: int | None) -> Iterator[bytes]:
