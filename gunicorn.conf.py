@@ -35,6 +35,9 @@ control_socket_disable = True
 
 accesslog = "-"
 errorlog = "-"
+# h is the client's address, also behind nginx (mediastore/logs.py: the right-most X-Forwarded-For
+# entry not in MEDIASTORE_TRUSTED_PROXIES); MEDIASTORE_LOG_FORMAT=json makes every line JSON.
+logger_class = "mediastore.logs.GunicornLogger"
 # The worker's pid (p) shows which process served a request; L is the request time in seconds.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)ss pid=%(p)s'
 

@@ -17,6 +17,8 @@ from django.core.exceptions import ImproperlyConfigured
 from mediastore import env
 from mediastore.crypto import parse_keys as field_keys_parse
 from mediastore.failpoints import parse as failpoints_parse
+from mediastore.forwarded import DEFAULT_TRUSTED_PROXIES
+from mediastore.logs import django_logging
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 _env_file = env.env_file(BASE_DIR / ".env")
@@ -77,7 +79,7 @@ MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000,
 # Failed logins allowed per username and per client address in a window (mediastore/throttle.py).
 MEDIASTORE_LOGIN_RATE = env.get_rate("MEDIASTORE_LOGIN_RATE", "10/m")
 # Peers whose X-Forwarded-For is believed when finding a client's address (nginx on this host).
-MEDIASTORE_TRUSTED_PROXIES = env.get_networks("MEDIASTORE_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
+MEDIASTORE_TRUSTED_PROXIES = env.get_networks("MEDIASTORE_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES)
 # Testing only: named places where a real server process fails on purpose (mediastore/failpoints.py).
 try:
     MEDIASTORE_FAILPOINTS = failpoints_parse(env.get_str("MEDIASTORE_FAILPOINTS", ""))
@@ -247,20 +249,27 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 USE_X_FORWARDED_HOST = env.get_bool("DJANGO_USE_X_FORWARDED_HOST", False)
+# HTTPS behind nginx. Off unless set, so plain-HTTP development and tests are unaffected;
+# docs/production.md gives the production values, with which `manage.py check --deploy` is silent.
+# nginx.conf sends its own HSTS header (same max-age) and hides this one.
+SECURE_HSTS_SECONDS = env.get_int("DJANGO_SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.get_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env.get_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env.get_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Health checks (load balancers, the image's HEALTHCHECK) ask gunicorn itself over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+if not SECURE_HSTS_PRELOAD:
+    # check --deploy's reminder that the site "cannot be submitted to the browser preload list":
+    # that list takes whole registrable domains (example.org and every subdomain, slow to undo),
+    # a decision for the domain's owner, not a setting this server should nag about; set
+    # DJANGO_SECURE_HSTS_PRELOAD=true once the domain is to be submitted.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.get_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 NINJA_PAGINATION_MAX_LIMIT = 10000
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env.get_str("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {
-        "botocore": {"level": "WARNING"},
-        "boto3": {"level": "WARNING"},
-        "urllib3": {"level": "WARNING"},
-    },
-}
+# Text or JSON lines (MEDIASTORE_LOG_FORMAT), with the client's address on lines about a request
+# (mediastore/logs.py).
+LOGGING = django_logging(env.get_str("DJANGO_LOG_LEVEL", "INFO"))

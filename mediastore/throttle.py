@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import ipaddress
 import math
 import time
 from collections.abc import Iterator
@@ -28,47 +27,19 @@ from django.core.cache import cache
 from django.http import HttpRequest
 from redis.exceptions import RedisError
 
+from mediastore import forwarded
 from mediastore.errors import ServiceUnavailable, TooManyRequests
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-def parse_address(text: str) -> IPAddress | None:
-    try:
-        address = ipaddress.ip_address(text.strip())
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped  # ::ffff:192.0.2.1 from a dual-stack socket is 192.0.2.1
-    return address
-
-
-def is_trusted_proxy(address: IPAddress) -> bool:
-    return any(address in network for network in settings.MEDIASTORE_TRUSTED_PROXIES)
 
 
 def client_address(request: HttpRequest) -> str:
-    """The address a request came from, as far as this server can trust it.
-
-    ``REMOTE_ADDR``, unless that peer is a trusted proxy (``MEDIASTORE_TRUSTED_PROXIES``): then
-    ``X-Forwarded-For`` is read from the right (each proxy appends the address it was connected
-    from, as nginx.conf does) and the first entry that is not a trusted proxy is the client. What a
-    client writes into the header itself stays left of that entry and is never reached; a request
-    from an untrusted peer has its header ignored entirely.
-    """
-    remote = request.META.get("REMOTE_ADDR", "")
-    address = parse_address(remote)
-    if address is None:
-        return remote.strip() or "unknown"
-    if is_trusted_proxy(address):
-        for item in reversed(request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")):
-            hop = parse_address(item)
-            if hop is None:
-                break  # not written by a proxy: keep the last trusted hop
-            address = hop
-            if not is_trusted_proxy(hop):
-                break
-    return str(address)
+    """The request's client address: ``REMOTE_ADDR``, or behind a trusted proxy
+    (``MEDIASTORE_TRUSTED_PROXIES``) the right-most untrusted ``X-Forwarded-For`` entry
+    (mediastore/forwarded.py)."""
+    return forwarded.client_address(
+        request.META.get("REMOTE_ADDR", ""),
+        request.META.get("HTTP_X_FORWARDED_FOR", ""),
+        settings.MEDIASTORE_TRUSTED_PROXIES,
+    )
 
 
 @dataclass(frozen=True)

@@ -316,3 +316,30 @@ class Server:
         remove_workdir(self.workdir)
         if self.database:
             self.database.drop()
+
+
+def request_from(
+    source: str, url: str, *, headers: dict[str, str] | None = None, cafile: str | None = None
+) -> int:
+    """GET ``url`` over a connection from the loopback address ``source`` (any of 127.0.0.0/8 is
+    this host), so that a server sees a client other than 127.0.0.1; returns the status."""
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=cafile)
+        conn = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=30, context=context, source_address=(source, 0)
+        )
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=(source, 0))
+    try:
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn.request("GET", path, headers=headers or {})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()

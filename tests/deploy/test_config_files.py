@@ -152,7 +152,10 @@ def test_nginx_proxies_with_the_headers_django_trusts_and_streams_large_bodies()
         "proxy_set_header X-Forwarded-Host $http_host;",
         "proxy_request_buffering off;",
         "proxy_buffering off;",
-        "return 301 https://$host$request_uri;",
+        "return 301 https://$host$mediastore_https_port_suffix$request_uri;",
+        "set $mediastore_https_port 443;",
+        "root /var/www/letsencrypt;",
+        "set $mediastore_hsts_max_age 31536000;",
     ]:
         assert directive in text
     # The shape tests/deploy/test_nginx_e2e.py substitutes (and compose-prod.yml mounts).

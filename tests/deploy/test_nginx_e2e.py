@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 import shutil
 import socket
 import ssl
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from tests.deploy.stack import (
     make_workdir,
     new_session,
     remove_workdir,
+    request_from,
     require_operations,
     server_env,
     skip_or_fail,
@@ -65,10 +68,21 @@ def _mime_types(nginx: str) -> str:
 
 
 def substitute(
-    conf: str, *, upstream: str, http_port: int, https_port: int, cert: Path, key: Path, static: Path
+    conf: str,
+    *,
+    upstream: str,
+    http_port: int,
+    https_port: int,
+    cert: Path,
+    key: Path,
+    static: Path,
+    acme: Path,
 ) -> str:
-    """The repo's nginx.conf with only addresses, ports, cert paths and static root replaced."""
+    """The repo's nginx.conf with only addresses, ports, cert paths, static root and ACME webroot
+    replaced, as docs/production.md tells an operator to (the HTTPS port too, being other than 443)."""
     replacements = [
+        ("set $mediastore_https_port 443;", f"set $mediastore_https_port {https_port};"),
+        ("root /var/www/letsencrypt;", f"root {acme};"),
         ("server api:8000;", f"server {upstream};"),
         ("listen 80;", f"listen 127.0.0.1:{http_port};"),
         ("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
@@ -119,6 +133,7 @@ def stack():
         2,
         DJANGO_USE_X_FORWARDED_HOST="true",
         MEDIASTORE_MAX_UPLOAD_MB=str(CAP_MB),
+        MEDIASTORE_LOG_FORMAT="json",
         **database.env(),
     )
     app = start_app(workdir, env)
@@ -140,7 +155,14 @@ def stack():
                 "/CN=localhost",
             ]
             # A subjectAltName lets requests verify the certificate (the CN alone is not checked).
-            + ["-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+            + [
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout",
+                str(key),
+                "-out",
+                str(cert),
+            ],
             check=True,
             capture_output=True,
         )
@@ -155,7 +177,16 @@ def stack():
             cert=cert,
             key=key,
             static=workdir / "static",
+            acme=workdir / "acme",
         )
+        challenges = workdir / "acme" / ".well-known" / "acme-challenge"
+        challenges.mkdir(parents=True)
+        (challenges / "token-123").write_text("token-123.thumbprint")
+        for path in (challenges, *challenges.parents):
+            if path == workdir:
+                break
+            path.chmod(0o755)  # nginx's workers run as nobody when the tests run as root
+        (challenges / "token-123").chmod(0o644)
         conf = prefix / "nginx.conf"
         conf.write_text(wrap(server_blocks, prefix, _mime_types(nginx)))
         test = subprocess.run(
@@ -167,6 +198,7 @@ def stack():
         proxy.wait_until(lambda: http_ok(f"{base}/api/health", verify=str(cert)), timeout=30)
         yield {
             "base": base,
+            "direct": f"http://127.0.0.1:{app_port}",
             "plain": f"http://localhost:{http_port}",
             "https_port": https_port,
             "verify": str(cert),
@@ -186,10 +218,39 @@ def api(stack) -> requests.Session:
     return login(stack["base"], verify=stack["verify"])
 
 
-def test_plain_http_redirects_to_https(stack):
+def test_plain_http_redirects_to_https_keeping_a_port_other_than_443(stack):
+    """Regression: the redirect went to https://localhost/..., port 443, where nothing listened."""
     response = fetch(f"{stack['plain']}/api/media/x?y=1", allow_redirects=False, timeout=10)
     assert response.status_code == 301
-    assert response.headers["Location"] == "https://localhost/api/media/x?y=1"
+    assert response.headers["Location"] == f"https://localhost:{stack['https_port']}/api/media/x?y=1"
+
+
+def test_acme_challenges_are_served_over_plain_http_for_renewals(stack):
+    response = fetch(f"{stack['plain']}/.well-known/acme-challenge/token-123", allow_redirects=False)
+    assert response.status_code == 200
+    assert response.text == "token-123.thumbprint"
+    missing = fetch(f"{stack['plain']}/.well-known/acme-challenge/nope", allow_redirects=False)
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/health", "/api/media/nothing-here", "/static/admin/css/base.css"])
+def test_hsts_and_nosniff_once_on_every_https_answer(stack, path):
+    """nginx adds both headers to API answers (errors included) and to the static files it serves
+    itself; the API's own copies are hidden, so each header comes once."""
+    from urllib.parse import urlsplit
+
+    import urllib3
+
+    pool = urllib3.HTTPSConnectionPool(
+        "localhost", urlsplit(stack["base"]).port, ca_certs=stack["verify"], cert_reqs="CERT_REQUIRED"
+    )
+    try:
+        response = pool.request("GET", path, retries=False, redirect=False)
+    finally:
+        pool.close()
+    assert response.status in {200, 401, 404}, (path, response.status)
+    assert response.headers.getlist("Strict-Transport-Security") == ["max-age=31536000; includeSubDomains"]
+    assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"]
 
 
 def test_health_through_nginx(stack):
@@ -389,3 +450,66 @@ def test_json_body_over_the_cap_is_still_refused(stack, uploaded):
     assert response.status_code == 413
     assert f"over the limit of {CAP_MB} MB; raise MEDIASTORE_MAX_UPLOAD_MB" in response.json()["detail"]
     assert session.get(f"{base}/api/media/{pid}", timeout=30).status_code == 404
+
+
+def json_log_lines(stack, marker: str, count: int = 2) -> list[dict]:
+    """gunicorn's JSON log lines (MEDIASTORE_LOG_FORMAT=json) whose message names ``marker``, once
+    ``count`` are there: the access line is written just after the response."""
+    found: list[dict] = []
+    for _ in range(50):
+        found = [
+            json.loads(line)
+            for line in stack["app"].log().splitlines()
+            if line.startswith("{") and marker in line
+        ]
+        if len(found) >= count:
+            break
+        time.sleep(0.1)
+    return found
+
+
+def by_logger(lines: list[dict]) -> dict[str, dict]:
+    return {line["logger"]: line for line in lines}
+
+
+def test_the_real_client_address_through_nginx_in_access_log_and_warnings(stack):
+    """The client connects to nginx from 127.0.0.5; nginx (127.0.0.1, a trusted proxy) appends
+    that to X-Forwarded-For. A value the client sent itself is not taken."""
+    marker = f"via-nginx-{uuid.uuid4().hex}"
+    https = f"https://127.0.0.1:{stack['https_port']}/api/media/{marker}"
+    status = request_from("127.0.0.5", https, headers={"X-Forwarded-For": "6.6.6.6"}, cafile=stack["verify"])
+    assert status == 401
+    lines = by_logger(json_log_lines(stack, marker))
+    access, warning = lines["gunicorn.access"], lines["django.request"]
+    assert (access["client"], access["status"], access["path"]) == (
+        "127.0.0.5",
+        "401",
+        f"/api/media/{marker}",
+    )
+    assert access["message"].startswith("127.0.0.5 - ")
+    assert warning["message"] == f"Unauthorized: /api/media/{marker}"
+    assert (warning["client"], warning["status_code"], warning["level"]) == ("127.0.0.5", 401, "WARNING")
+
+
+def test_a_spoofed_x_forwarded_for_sent_straight_to_gunicorn_is_not_believed(stack):
+    marker = f"direct-{uuid.uuid4().hex}"
+    status = request_from(
+        "127.0.0.7", f"{stack['direct']}/api/media/{marker}", headers={"X-Forwarded-For": "203.0.113.66"}
+    )
+    assert status == 401
+    lines = by_logger(json_log_lines(stack, marker))
+    assert lines["gunicorn.access"]["client"] == "127.0.0.7"
+    assert lines["django.request"]["client"] == "127.0.0.7"
+
+
+def test_gunicorn_and_django_log_only_json_lines(stack):
+    """Everything after bin/start's own steps (migrate, collectstatic print text) is JSON: one
+    object per line with time, level, logger and message."""
+    request_from("127.0.0.5", f"https://127.0.0.1:{stack['https_port']}/api/hello", cafile=stack["verify"])
+    log = stack["app"].log()
+    served = log[log.index('{"time"') :].splitlines()
+    records = [json.loads(line) for line in served]
+    loggers = {record["logger"] for record in records}
+    assert {"gunicorn.error", "gunicorn.access", "django.request"} <= loggers, loggers
+    for record in records:
+        assert {"time", "level", "logger", "message", "pid"} <= set(record), record
