@@ -134,6 +134,9 @@ def stack():
         DJANGO_USE_X_FORWARDED_HOST="true",
         MEDIASTORE_MAX_UPLOAD_MB=str(CAP_MB),
         MEDIASTORE_LOG_FORMAT="json",
+        # docs/production.md's HTTPS settings: everything below also works with them.
+        DJANGO_SECURE_SSL_REDIRECT="true",
+        DJANGO_SECURE_HSTS_SECONDS="31536000",
         **database.env(),
     )
     app = start_app(workdir, env)
@@ -492,20 +495,31 @@ def test_the_real_client_address_through_nginx_in_access_log_and_warnings(stack)
 
 
 def test_a_spoofed_x_forwarded_for_sent_straight_to_gunicorn_is_not_believed(stack):
+    """Plain HTTP straight to gunicorn is redirected to https (DJANGO_SECURE_SSL_REDIRECT); the
+    access line names the real peer, not the header's address. (Django's warnings with a spoofed
+    header: tests/deploy/test_client_address_logs.py.)"""
     marker = f"direct-{uuid.uuid4().hex}"
     status = request_from(
         "127.0.0.7", f"{stack['direct']}/api/media/{marker}", headers={"X-Forwarded-For": "203.0.113.66"}
     )
-    assert status == 401
-    lines = by_logger(json_log_lines(stack, marker))
-    assert lines["gunicorn.access"]["client"] == "127.0.0.7"
-    assert lines["django.request"]["client"] == "127.0.0.7"
+    assert status == 301
+    [access] = json_log_lines(stack, marker, count=1)
+    assert (access["logger"], access["client"], access["status"]) == ("gunicorn.access", "127.0.0.7", "301")
+
+
+def test_health_over_plain_http_is_not_redirected(stack):
+    """Health checks (the image's HEALTHCHECK, load balancers) ask gunicorn over plain HTTP."""
+    response = fetch(f"{stack['direct']}/api/health", allow_redirects=False, timeout=10)
+    assert response.status_code == 200
 
 
 def test_gunicorn_and_django_log_only_json_lines(stack):
     """Everything after bin/start's own steps (migrate, collectstatic print text) is JSON: one
     object per line with time, level, logger and message."""
-    request_from("127.0.0.5", f"https://127.0.0.1:{stack['https_port']}/api/hello", cafile=stack["verify"])
+    marker = f"json-{uuid.uuid4().hex}"
+    https = f"https://127.0.0.1:{stack['https_port']}/api/media/{marker}"
+    assert request_from("127.0.0.5", https, cafile=stack["verify"]) == 401
+    json_log_lines(stack, marker)  # both lines written
     log = stack["app"].log()
     served = log[log.index('{"time"') :].splitlines()
     records = [json.loads(line) for line in served]
