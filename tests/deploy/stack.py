@@ -93,6 +93,12 @@ class ThrowAwayDatabase:
                 f"PostgreSQL at {self.params['host']}:{self.params['port']} unreachable: {exc}", ci_too=True
             )
 
+    def admin_sql(self, *statements: str) -> None:
+        """Run statements as the administrating user, outside this database (roles, ownership)."""
+        with self._admin() as conn:
+            for statement in statements:
+                conn.execute(statement)
+
     def drop(self) -> None:
         with self._admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')

@@ -1,7 +1,8 @@
-"""Backup and restore exactly as docs/production.md ("Backups and restore without Docker") says:
-``pg_dump -Fc`` of the database and a tar of the data directory (without ``cache/``), taken with
-the server stopped; restored with ``pg_restore --no-owner`` into a fresh database and ``tar -x``
-into a fresh data directory; a new server on them verifies and serves every media unchanged.
+"""Backup and restore as docs/production.md ("Running without Docker", 8.) says: ``pg_dump -Fc``
+of the database and a tar of the data directory (without ``cache/``), taken with the server
+stopped; restored with ``pg_restore --no-owner --role=<owner>`` into a fresh database owned by
+that role and ``tar -x`` into a fresh data directory; a new server on them verifies and serves
+every media unchanged.
 
 The docs run the PostgreSQL tools as the ``postgres`` system user on the server's host; here they
 connect to the test PostgreSQL (tests/deploy/stack.py's pg_params) with the same options.
@@ -131,10 +132,14 @@ def test_backup_and_restore_into_a_fresh_database_and_data_directory(tools, tmp_
         remove_workdir(old_dir)  # nothing of the old installation is left to read from
         old_db.drop()
 
+        # The docs: a fresh database owned by the server's role, restored as that role.
         new_db.create()
         connect, pg_env = pg_args(new_db)
-        restore = [tools["pg_restore"], *connect, "--no-owner", "-d", new_db.name, str(backup / "db.dump")]
-        subprocess.run(restore, env=pg_env, check=True, capture_output=True, timeout=300)
+        role = f"{new_db.name}_owner"
+        new_db.admin_sql(f'CREATE ROLE "{role}" NOLOGIN', f'ALTER DATABASE "{new_db.name}" OWNER TO "{role}"')
+        restore = [tools["pg_restore"], *connect, "--no-owner", f"--role={role}", "-d", new_db.name]
+        with open(backup / "db.dump", "rb") as dump_file:  # on standard input, as in the docs
+            subprocess.run(restore, env=pg_env, stdin=dump_file, check=True, capture_output=True, timeout=300)
         (new_dir / "data").mkdir()
         unpack = ["tar", "-C", str(new_dir / "data"), "-xzpf", str(backup / "data.tgz")]
         subprocess.run(unpack, check=True, capture_output=True, timeout=300)
@@ -155,3 +160,4 @@ def test_backup_and_restore_into_a_fresh_database_and_data_directory(tools, tmp_
         remove_workdir(new_dir)
         old_db.drop()
         new_db.drop()
+        new_db.admin_sql(f'DROP ROLE IF EXISTS "{new_db.name}_owner"')
