@@ -187,7 +187,7 @@ class Relay:
             except (pika.exceptions.AMQPError, DatabaseError) as exc:
                 failures += 1
                 wait = backoff_seconds(failures)
-                self.log(f"{type(exc).__name__}: {exc or 'connection lost'}; retrying in {wait:g} s")
+                self.log(f"{type(exc).__name__}: {str(exc) or 'no connection'}; retrying in {wait:g} s")
                 if isinstance(exc, DatabaseError):
                     connection.close()
                 self.sleep(wait)

@@ -265,5 +265,7 @@ LOGGING = {
         "botocore": {"level": "WARNING"},
         "boto3": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        # pika narrates every connection at INFO; the relay logs its own connects and retries.
+        "pika": {"level": "WARNING"},
     },
 }
