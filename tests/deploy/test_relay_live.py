@@ -6,19 +6,23 @@ queue of its own (deleted afterwards) and compares what arrived with what the fe
 event, in feed order after dropping duplicates by cursor, with the feed's JSON body and the event
 type as routing key, each marked published in the database. Faults are real: a crash right after
 the first confirm, a TCP proxy that cuts the broker connection mid-run, SIGKILL mid-batch, and
-two relays at once on PostgreSQL.
+two relays at once on PostgreSQL. The README's AMQP consumer and the original project's AMQP
+utilities (``subscribe``, ``aio_subscribe``) read the relayed events as they are.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 
 import pytest
 
 from tests.deploy.broker import (
     DEADLINE_SECONDS,
     CuttingProxy,
+    Route,
     broker_url,
     finish,
     relay,
@@ -26,7 +30,7 @@ from tests.deploy.broker import (
     unpublished,
     wait_for,
 )
-from tests.deploy.stack import REPO, Server
+from tests.deploy.stack import MIRROR, REPO, Process, Server, extract
 
 pytestmark = pytest.mark.e2e
 
@@ -203,3 +207,105 @@ def test_the_readme_amqp_consumer_example_receives_the_events(server, route):
     assert [(int(c), t, p, v) for c, t, p, v in printed] == [
         (int(item["cursor"]), item["type"], item["pid"], item["version"]) for item in items
     ]
+
+
+# The AMPLIfy project's AMQP utilities (WHOIGit/amplify-amqp-utils), run from their snapshot in a
+# subprocess: `subscribe` (pika) or `aio_subscribe` (aio-pika) on the relay's exchange. This holds
+# no code of theirs; it calls it. The test publishes probes until the queue they declare is bound.
+UTILS_GIT = MIRROR / "WHOIGit+amplify-amqp-utils" / "repo"
+SUBSCRIBER = """
+import asyncio, json, sys
+from amqp.rabbit import aio_subscribe, subscribe
+
+mode, exchange, last = sys.argv[1], sys.argv[2], int(sys.argv[3])
+events = []
+
+
+class Enough(Exception):
+    pass
+
+
+def keep(message):
+    if "probe" in message:
+        print("BOUND", flush=True)
+        return False
+    events.append(message)
+    return int(message["cursor"]) >= last
+
+
+def on_message(message):
+    if keep(message):
+        raise Enough
+
+
+async def subscribe_async():
+    done = asyncio.Event()
+
+    async def on_message(message):
+        if keep(message):
+            done.set()
+
+    task = asyncio.ensure_future(
+        aio_subscribe(on_message, "127.0.0.1", "guest", "guest", exchange, "topic", "media.#")
+    )
+    await asyncio.wait([task, asyncio.ensure_future(done.wait())], timeout=120, return_when="FIRST_COMPLETED")
+    if task.done():
+        task.result()  # it ended by itself: raise what it raised
+    task.cancel()
+    assert done.is_set(), "timed out"
+
+
+if mode == "sync":
+    try:
+        subscribe(on_message, "127.0.0.1", "guest", "guest", exchange, "topic", "media.#")
+    except Enough:
+        pass
+else:
+    asyncio.run(subscribe_async())
+print("EVENTS=" + json.dumps(events), flush=True)
+"""
+
+
+def test_the_amplify_amqp_utils_subscribers_read_the_relayed_events(server, tmp_path):
+    """Their `subscribe` and `aio_subscribe` declare the exchange non-durable, so the relay runs
+    with MEDIASTORE_AMQP_EXCHANGE_DURABLE=false (RabbitMQ refuses one exchange with both)."""
+    if not UTILS_GIT.is_dir():
+        pytest.skip(f"no snapshot of amplify-amqp-utils at {UTILS_GIT}")
+    extract(UTILS_GIT, tmp_path / "amqp-utils")
+    (tmp_path / "subscriber.py").write_text(SUBSCRIBER)
+    items = make_changes(server, "utils", media=4, rounds=1)
+    route = Route(durable=False)
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}  # loopback only
+    env.update(PYTHONPATH=str(tmp_path / "amqp-utils" / "src"), PYTHONUNBUFFERED="1")
+    subscribers = {}
+    try:
+        for mode in ("sync", "async"):
+            args = [
+                sys.executable,
+                str(tmp_path / "subscriber.py"),
+                mode,
+                route.exchange,
+                items[-1]["cursor"],
+            ]
+            subscribers[mode] = Process(f"subscribe-{mode}", args, env, tmp_path / f"{mode}.log")
+        with route.channel() as channel:
+            for subscriber in subscribers.values():
+                wait_for(
+                    lambda s=subscriber: (
+                        channel.basic_publish(route.exchange, "media.probe", b'{"probe": 1}')
+                        or "BOUND" in s.log()
+                    ),
+                    "the subscriber's queue is bound",
+                    subscriber,
+                )
+        finish(relay(server, route, "relay-utils", "--exit-when-idle"))
+        for subscriber in subscribers.values():
+            assert subscriber.proc.wait(timeout=120) == 0, subscriber.log()[-5000:]
+    finally:
+        for subscriber in subscribers.values():
+            subscriber.stop(signal.SIGKILL)
+        route.close()
+    for mode, subscriber in subscribers.items():
+        events = json.loads(subscriber.log().split("EVENTS=", 1)[1])
+        first = int(items[0]["cursor"])
+        assert [event for event in events if int(event["cursor"]) >= first] == items, mode
