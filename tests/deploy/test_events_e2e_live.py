@@ -186,12 +186,12 @@ def test_http_and_amqp_consumers_get_every_change_once_in_order_through_a_broker
     process = relay(server, route, "relay-e2e", "--batch-size", "50", port=proxy.port)
     stop = threading.Event()
     fed, queued, errors = [], [], []
-    consumers = [
-        threading.Thread(target=follow_feed, args=(server, stop, fed, errors), kwargs={"limit": 100}),
-        threading.Thread(target=consume_queue, args=(route.queue, stop, queued, errors)),
+    consumers = [  # daemons: a stuck thread ends with the test run, after the test failed
+        threading.Thread(
+            target=follow_feed, args=(server, stop, fed, errors), kwargs={"limit": 100}, daemon=True
+        ),
+        threading.Thread(target=consume_queue, args=(route.queue, stop, queued, errors), daemon=True),
     ]
-    for thread in consumers:
-        thread.daemon = True  # a stuck one ends with the test run
     shared = [f"shared-{i}" for i in range(SHARED_MEDIA)]
     writers = [Writer(server, n, shared) for n in range(WRITERS)]
     start = threading.Barrier(WRITERS)
