@@ -1,7 +1,9 @@
 """The AMQP relay (``manage.py relay_events``): publishes the outbox events to RabbitMQ, in order.
 
-Each event becomes one persistent message (delivery mode 2, ``application/json``) on the durable
-topic exchange ``MEDIASTORE_AMQP_EXCHANGE``, routing key = the event type (``media.created``...),
+Each event becomes one persistent message (delivery mode 2, ``application/json``) on the topic
+exchange ``MEDIASTORE_AMQP_EXCHANGE`` (durable unless ``MEDIASTORE_AMQP_EXCHANGE_DURABLE`` is false,
+for consumers of the AMPLIfy amqp-utils, which declare it transient), routing key = the event type
+(``media.created``...),
 body = exactly the JSON object the feed (``GET /api/events``) answers for it. The channel is in
 publisher-confirm mode and an event's ``published`` is set only after the broker confirmed its
 message, so delivery is at least once: a relay that dies between the confirm and the database
@@ -133,12 +135,14 @@ class Relay:
         url: str,
         exchange: str,
         *,
+        durable: bool = True,
         batch_size: int = 100,
         poll_seconds: float = 0.5,
         log: Callable[[str], None] = print,
     ) -> None:
         self.parameters = pika.URLParameters(url)
         self.exchange = exchange
+        self.durable = durable
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.log = log
@@ -169,7 +173,7 @@ class Relay:
                 amqp = pika.BlockingConnection(self.parameters)
                 channel = amqp.channel()
                 channel.confirm_delivery()
-                channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
+                channel.exchange_declare(self.exchange, exchange_type="topic", durable=self.durable)
                 self.log(f"connected to {where}, exchange {self.exchange!r}")
                 failures = 0
                 while not self.done():
@@ -183,7 +187,7 @@ class Relay:
             except (pika.exceptions.AMQPError, DatabaseError) as exc:
                 failures += 1
                 wait = backoff_seconds(failures)
-                self.log(f"{type(exc).__name__}: {exc or 'connection lost'}; retrying in {wait:g} s")
+                self.log(f"{type(exc).__name__}: {str(exc) or 'no connection'}; retrying in {wait:g} s")
                 if isinstance(exc, DatabaseError):
                     connection.close()
                 self.sleep(wait)

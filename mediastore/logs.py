@@ -132,6 +132,8 @@ def django_logging(level: str) -> dict:
             "botocore": {"level": "WARNING"},
             "boto3": {"level": "WARNING"},
             "urllib3": {"level": "WARNING"},
+            # pika narrates every connection at INFO; the relay logs its own connects and retries.
+            "pika": {"level": "WARNING"},
         },
     }
 

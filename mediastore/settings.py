@@ -64,6 +64,9 @@ MEDIASTORE_AMQP_URL = env.get_str("MEDIASTORE_AMQP_URL")
 if MEDIASTORE_AMQP_URL and not MEDIASTORE_AMQP_URL.startswith(("amqp://", "amqps://")):
     raise ImproperlyConfigured("MEDIASTORE_AMQP_URL must be an amqp:// or amqps:// URL")
 MEDIASTORE_AMQP_EXCHANGE = env.get_str("MEDIASTORE_AMQP_EXCHANGE", "mediastore")
+# false: declare the exchange transient, as the AMPLIfy project's amqp-utils consumers do (their
+# subscribe declares it non-durable and the broker refuses a durable one of the same name).
+MEDIASTORE_AMQP_EXCHANGE_DURABLE = env.get_bool("MEDIASTORE_AMQP_EXCHANGE_DURABLE", True)
 MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=1)
 # Metadata limits, applied to every write of a media's metadata (422 too deep, 413 too large).
 MEDIASTORE_MAX_METADATA_DEPTH = env.get_int("MEDIASTORE_MAX_METADATA_DEPTH", 64, minimum=1)

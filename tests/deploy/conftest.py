@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from tests.deploy.broker import Route
 from tests.deploy.stack import (
     ThrowAwayDatabase,
     free_port,
@@ -50,3 +51,13 @@ def bare_gunicorn():
         remove_workdir(workdir)
         if database is not None:
             database.drop()
+
+
+@pytest.fixture
+def route():
+    """A fresh exchange and queue of its own on the shared broker (tests/deploy/broker.py)."""
+    route = Route()
+    try:
+        yield route
+    finally:
+        route.close()

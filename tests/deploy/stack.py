@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +28,8 @@ PASSWORD = "e2e-password-not-secret-7261"
 SERVICE_USER = "e2e-service"
 ADMIN_USER = "e2e-admin"
 REDIS_URL = "redis://127.0.0.1:6379/15"
+# Snapshots of the original project's repositories (git directories), when this machine has them.
+MIRROR = Path("/work/.mirror")
 
 
 def required(*, ci_too: bool = False) -> bool:
@@ -349,3 +352,14 @@ def request_from(
         return response.status
     finally:
         conn.close()
+
+
+def extract(git_dir: Path, into: Path) -> None:
+    """``git archive HEAD`` of a bare snapshot, unpacked into ``into``."""
+    into.mkdir(parents=True)
+    archive = into.with_suffix(".tar")
+    with open(archive, "wb") as out:
+        subprocess.run(["git", f"--git-dir={git_dir}", "archive", "HEAD"], stdout=out, check=True, timeout=60)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    archive.unlink()

@@ -232,3 +232,24 @@ def test_prod_compose_runs_everything_with_restart_policies_and_healthchecks():
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
     lines = set(read(".dockerignore").split())
     assert {".env", ".git", "data"} <= lines
+
+
+def test_every_events_variable_is_in_dotenv_and_set_where_compose_prod_runs_it():
+    """The change-event settings (MEDIASTORE_EVENTS_*, MEDIASTORE_AMQP_*): all in dotenv; the
+    relay service gets every AMQP one, the api (where prune_events runs) the retention and the
+    broker URL (with a broker set, pruning keeps what the relay has not published)."""
+    events = ("MEDIASTORE_EVENTS_", "MEDIASTORE_AMQP_")
+    names = {name for name in python_env_names(read("mediastore/settings.py")) if name.startswith(events)}
+    assert names >= {
+        "MEDIASTORE_EVENTS_RETENTION_DAYS",
+        "MEDIASTORE_AMQP_URL",
+        "MEDIASTORE_AMQP_EXCHANGE",
+        "MEDIASTORE_AMQP_EXCHANGE_DURABLE",
+    }
+    assert names <= set(documented())
+    services = yaml.safe_load(read("compose-prod.yml"))["services"]
+    assert {name for name in names if name.startswith("MEDIASTORE_AMQP_")} <= set(
+        services["relay"]["environment"]
+    )
+    assert {"MEDIASTORE_EVENTS_RETENTION_DAYS", "MEDIASTORE_AMQP_URL"} <= set(services["api"]["environment"])
+    assert services["relay"]["command"] == ["python", "manage.py", "relay_events"]

@@ -15,18 +15,18 @@ import os
 import re
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from tests.deploy.stack import (
+    MIRROR,
     PASSWORD,
     SERVICE_USER,
     ThrowAwayDatabase,
+    extract,
     free_port,
     http_ok,
     make_workdir,
@@ -40,7 +40,6 @@ from tests.deploy.stack import (
 pytestmark = pytest.mark.e2e
 
 WORKERS = 2
-MIRROR = Path("/work/.mirror")
 CLIENT_GIT = MIRROR / "WHOIGit+amplify-mediastore-client" / "repo"
 SCHEMAS_GIT = MIRROR / "WHOIGit+amplify-schemas" / "repo"
 
@@ -199,17 +198,6 @@ with ThreadPoolExecutor(max_workers=4) as pool:
     agents = list(pool.map(round_trip, range(8)))
 print("AGENTS=" + json.dumps(agents))
 """
-
-
-def extract(git_dir: Path, into: Path) -> None:
-    """``git archive HEAD`` of a bare snapshot, unpacked into ``into``."""
-    into.mkdir(parents=True)
-    archive = into.with_suffix(".tar")
-    with open(archive, "wb") as out:
-        subprocess.run(["git", f"--git-dir={git_dir}", "archive", "HEAD"], stdout=out, check=True, timeout=60)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
-    archive.unlink()
 
 
 def test_the_published_client_round_trips_base64_through_a_ram_store(server, tmp_path):

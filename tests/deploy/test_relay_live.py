@@ -6,105 +6,45 @@ queue of its own (deleted afterwards) and compares what arrived with what the fe
 event, in feed order after dropping duplicates by cursor, with the feed's JSON body and the event
 type as routing key, each marked published in the database. Faults are real: a crash right after
 the first confirm, a TCP proxy that cuts the broker connection mid-run, SIGKILL mid-batch, and
-two relays at once on PostgreSQL.
+two relays at once on PostgreSQL. The README's AMQP consumer and the original project's AMQP
+utilities (``subscribe``, ``aio_subscribe``) read the relayed events as they are.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import socket
 import sys
-import threading
-import time
-import uuid
 
 import pytest
 
-from tests.deploy.stack import REPO, Process, Server, free_port, skip_or_fail
+from tests.deploy.broker import (
+    DEADLINE_SECONDS,
+    CuttingProxy,
+    Route,
+    broker_url,
+    finish,
+    relay,
+    require_broker,
+    unpublished,
+    wait_for,
+)
+from tests.deploy.stack import MIRROR, REPO, Process, Server, extract
 
 pytestmark = pytest.mark.e2e
 
-BROKER = ("127.0.0.1", 5672)
 STORE = {"type": "FilesystemStore", "bucket": "relay-live"}
-DEADLINE_SECONDS = 180
-
-
-def broker_url(port: int = BROKER[1]) -> str:
-    return f"amqp://guest:guest@127.0.0.1:{port}/%2F?connection_attempts=1&socket_timeout=5"
-
-
-def amqp_connection():
-    import pika
-
-    return pika.BlockingConnection(pika.URLParameters(broker_url()))
 
 
 @pytest.fixture(scope="module")
 def server():
-    import pika.exceptions
-
-    try:
-        amqp_connection().close()
-    except pika.exceptions.AMQPError as exc:
-        skip_or_fail(f"RabbitMQ at {BROKER[0]}:{BROKER[1]} unreachable: {exc!r}", ci_too=True)
+    require_broker()
     srv = Server("mediastore-relay-", 2)
     try:
         yield srv
     finally:
         srv.close()
-
-
-class Route:
-    """A fresh exchange (durable topic, as the relay declares it) and a queue bound to all media
-    events; both deleted by ``close``."""
-
-    def __init__(self) -> None:
-        tag = uuid.uuid4().hex[:10]
-        self.exchange, self.queue = f"test-relay-{tag}", f"test-relay-{tag}"
-        with self.channel() as channel:
-            channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
-            channel.queue_declare(self.queue)
-            channel.queue_bind(self.queue, self.exchange, routing_key="media.#")
-
-    @contextlib.contextmanager
-    def channel(self):
-        connection = amqp_connection()
-        try:
-            yield connection.channel()
-        finally:
-            connection.close()
-
-    def count(self) -> int:
-        with self.channel() as channel:
-            return channel.queue_declare(self.queue, passive=True).method.message_count
-
-    def drain(self) -> list[tuple[str, dict, object]]:
-        """Every message in the queue as (routing key, body, properties), in queue order."""
-        got = []
-        with self.channel() as channel:
-            for _ in range(100_000):
-                method, properties, body = channel.basic_get(self.queue, auto_ack=True)
-                if method is None:
-                    break
-                got.append((method.routing_key, json.loads(body), properties))
-        return got
-
-    def close(self) -> None:
-        with self.channel() as channel:
-            channel.queue_delete(self.queue)
-            channel.exchange_delete(self.exchange)
-
-
-@pytest.fixture
-def route():
-    route = Route()
-    try:
-        yield route
-    finally:
-        route.close()
 
 
 def make_changes(server: Server, prefix: str, media: int = 30, rounds: int = 3) -> list[dict]:
@@ -128,33 +68,6 @@ def make_changes(server: Server, prefix: str, media: int = 30, rounds: int = 3) 
     return items
 
 
-def relay(server: Server, route: Route, name: str, *args: str, port: int = BROKER[1], **env: str) -> Process:
-    environment = {
-        **server.env,
-        "PYTHONUNBUFFERED": "1",
-        "MEDIASTORE_AMQP_URL": broker_url(port),
-        "MEDIASTORE_AMQP_EXCHANGE": route.exchange,
-        **env,
-    }
-    args = [sys.executable, "manage.py", "relay_events", "--max-seconds", str(DEADLINE_SECONDS), *args]
-    return Process(name, args, environment, server.workdir / f"{name}.log")
-
-
-def finish(process: Process) -> str:
-    """Wait for a relay that exits by itself; its log, after asserting it exited cleanly."""
-    try:
-        code = process.proc.wait(timeout=DEADLINE_SECONDS + 30)
-    finally:
-        process.stop(signal.SIGKILL)
-    assert code == 0, process.log()[-5000:]
-    return process.log()
-
-
-def unpublished(server: Server) -> int:
-    code = "from media.models import MediaEvent; print(MediaEvent.objects.filter(published=None).count())"
-    return int(server.manage("shell", "-c", code).split()[-1])
-
-
 def assert_delivered(messages: list, items: list[dict], *, duplicates: bool) -> None:
     """After dropping duplicates by cursor: exactly the feed's items, in its order, same bodies."""
     cursors = [body["cursor"] for _, body, _ in messages]
@@ -169,14 +82,6 @@ def assert_delivered(messages: list, items: list[dict], *, duplicates: bool) -> 
         assert body == item
         assert key == item["type"]
         assert properties.delivery_mode == 2 and properties.content_type == "application/json"
-
-
-def wait_for(condition, what: str, process: Process, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process.proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"{what}: not reached; relay log:\n{process.log()[-5000:]}")
-        time.sleep(0.05)
 
 
 def test_the_relay_publishes_every_event_once_in_order_as_the_feed_shows_it(server, route):
@@ -201,68 +106,6 @@ def test_an_event_is_marked_published_only_after_the_broker_confirmed_it(server,
     finish(relay(server, route, "relay-after-crash", "--exit-when-idle"))
     assert_delivered(route.drain(), items, duplicates=False)  # the queue was drained before
     assert unpublished(server) == 0
-
-
-class CuttingProxy:
-    """Forwards 127.0.0.1:<port> to the broker; after ``cut_after`` bytes towards the broker it
-    closes every connection and stops listening until ``reopen``."""
-
-    def __init__(self, cut_after: int) -> None:
-        self.port = free_port()
-        self.cut_after: int | None = cut_after
-        self.forwarded = 0
-        self.cut = threading.Event()
-        self.lock = threading.Lock()
-        self.sockets: list[socket.socket] = []
-        self.listener: socket.socket | None = None
-        self.reopen()
-
-    def reopen(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        for _ in range(1000):
-            try:
-                client, _ = listener.accept()
-                upstream = socket.create_connection(BROKER, timeout=5)
-            except OSError:
-                return
-            upstream.settimeout(None)
-            with self.lock:
-                self.sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-
-    def _pump(self, source: socket.socket, target: socket.socket, to_broker: bool) -> None:
-        while True:
-            try:
-                data = source.recv(65536)
-                if not data:
-                    break
-                target.sendall(data)
-            except OSError:
-                break
-            if to_broker:
-                with self.lock:
-                    self.forwarded += len(data)
-                    trip = self.cut_after is not None and self.forwarded >= self.cut_after
-                    if trip:
-                        self.cut_after = None
-                if trip:
-                    self.close()
-                    self.cut.set()
-        for sock in (source, target):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        with self.lock:
-            doomed, self.sockets = [self.listener, *self.sockets], []
-        for sock in doomed:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
 
 
 def test_the_relay_resumes_by_itself_after_the_broker_connection_is_cut(server, route):
@@ -364,3 +207,105 @@ def test_the_readme_amqp_consumer_example_receives_the_events(server, route):
     assert [(int(c), t, p, v) for c, t, p, v in printed] == [
         (int(item["cursor"]), item["type"], item["pid"], item["version"]) for item in items
     ]
+
+
+# The AMPLIfy project's AMQP utilities (WHOIGit/amplify-amqp-utils), run from their snapshot in a
+# subprocess: `subscribe` (pika) or `aio_subscribe` (aio-pika) on the relay's exchange. This holds
+# no code of theirs; it calls it. The test publishes probes until the queue they declare is bound.
+UTILS_GIT = MIRROR / "WHOIGit+amplify-amqp-utils" / "repo"
+SUBSCRIBER = """
+import asyncio, json, sys
+from amqp.rabbit import aio_subscribe, subscribe
+
+mode, exchange, last = sys.argv[1], sys.argv[2], int(sys.argv[3])
+events = []
+
+
+class Enough(Exception):
+    pass
+
+
+def keep(message):
+    if "probe" in message:
+        print("BOUND", flush=True)
+        return False
+    events.append(message)
+    return int(message["cursor"]) >= last
+
+
+def on_message(message):
+    if keep(message):
+        raise Enough
+
+
+async def subscribe_async():
+    done = asyncio.Event()
+
+    async def on_message(message):
+        if keep(message):
+            done.set()
+
+    task = asyncio.ensure_future(
+        aio_subscribe(on_message, "127.0.0.1", "guest", "guest", exchange, "topic", "media.#")
+    )
+    await asyncio.wait([task, asyncio.ensure_future(done.wait())], timeout=120, return_when="FIRST_COMPLETED")
+    if task.done():
+        task.result()  # it ended by itself: raise what it raised
+    task.cancel()
+    assert done.is_set(), "timed out"
+
+
+if mode == "sync":
+    try:
+        subscribe(on_message, "127.0.0.1", "guest", "guest", exchange, "topic", "media.#")
+    except Enough:
+        pass
+else:
+    asyncio.run(subscribe_async())
+print("EVENTS=" + json.dumps(events), flush=True)
+"""
+
+
+def test_the_amplify_amqp_utils_subscribers_read_the_relayed_events(server, tmp_path):
+    """Their `subscribe` and `aio_subscribe` declare the exchange non-durable, so the relay runs
+    with MEDIASTORE_AMQP_EXCHANGE_DURABLE=false (RabbitMQ refuses one exchange with both)."""
+    if not UTILS_GIT.is_dir():
+        pytest.skip(f"no snapshot of amplify-amqp-utils at {UTILS_GIT}")
+    extract(UTILS_GIT, tmp_path / "amqp-utils")
+    (tmp_path / "subscriber.py").write_text(SUBSCRIBER)
+    items = make_changes(server, "utils", media=4, rounds=1)
+    route = Route(durable=False)
+    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}  # loopback only
+    env.update(PYTHONPATH=str(tmp_path / "amqp-utils" / "src"), PYTHONUNBUFFERED="1")
+    subscribers = {}
+    try:
+        for mode in ("sync", "async"):
+            args = [
+                sys.executable,
+                str(tmp_path / "subscriber.py"),
+                mode,
+                route.exchange,
+                items[-1]["cursor"],
+            ]
+            subscribers[mode] = Process(f"subscribe-{mode}", args, env, tmp_path / f"{mode}.log")
+        with route.channel() as channel:
+            for subscriber in subscribers.values():
+                wait_for(
+                    lambda s=subscriber: (
+                        channel.basic_publish(route.exchange, "media.probe", b'{"probe": 1}')
+                        or "BOUND" in s.log()
+                    ),
+                    "the subscriber's queue is bound",
+                    subscriber,
+                )
+        finish(relay(server, route, "relay-utils", "--exit-when-idle"))
+        for subscriber in subscribers.values():
+            assert subscriber.proc.wait(timeout=120) == 0, subscriber.log()[-5000:]
+    finally:
+        for subscriber in subscribers.values():
+            subscriber.stop(signal.SIGKILL)
+        route.close()
+    for mode, subscriber in subscribers.items():
+        events = json.loads(subscriber.log().split("EVENTS=", 1)[1])
+        first = int(items[0]["cursor"])
+        assert [event for event in events if int(event["cursor"]) >= first] == items, mode

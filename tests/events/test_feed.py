@@ -13,6 +13,8 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from media.models import MediaEvent
@@ -259,3 +261,19 @@ def test_readers_may_follow_the_feed_others_may_not(django_user_model, api, id_t
     assert reader.status_code == 200 and reader.json()["items"][0]["pid"] == "v1"
     assert ApiClient(tokens["nobody"]).get("/api/events").status_code == 403
     assert anon.get("/api/events").status_code == 401
+
+
+@pytest.mark.parametrize("extra", ["", "&types=media.created,media.tags_changed"])
+def test_a_page_costs_the_same_statements_whatever_its_size(api, id_types, extra):
+    """A page of 200 events reads them in one statement, as a page of 10 does (no query per event)."""
+    assert api.post("/api/media/create", [media_body(f"q{i}") for i in range(220)]).status_code == 200
+    start = feed(api, limit=1)["next"]
+    counts = {}
+    for limit in (10, 200):
+        for after in ("", f"&after={start}"):
+            with CaptureQueriesContext(connection) as queries:
+                response = api.get(f"/api/events?limit={limit}{after}{extra}")
+            assert response.status_code == 200 and len(response.json()["items"]) == limit
+            counts[limit, after] = len(queries.captured_queries)
+    # 5 today: the token and the user's permissions, the oldest event kept, the newest, the page.
+    assert len(set(counts.values())) == 1 and max(counts.values()) <= 6, counts

@@ -37,6 +37,7 @@ class Command(BaseCommand):
         relay = Relay(
             settings.MEDIASTORE_AMQP_URL,
             settings.MEDIASTORE_AMQP_EXCHANGE,
+            durable=settings.MEDIASTORE_AMQP_EXCHANGE_DURABLE,
             batch_size=batch_size,
             poll_seconds=poll_seconds,
             log=self.say,
