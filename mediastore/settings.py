@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "media",
     "content",
     "events",
+    "importer",
 ]
 
 MIDDLEWARE = [
