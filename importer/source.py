@@ -124,7 +124,8 @@ class Source:
         self.url = url
         parts = urlsplit(url)
         if parts.scheme == "sqlite":
-            path = Path(unquote(parts.path))
+            # sqlite:///abs/path and SQLAlchemy's sqlite:////abs/path both name /abs/path.
+            path = Path("/" + unquote(parts.netloc + parts.path).lstrip("/"))
             if not path.is_file():
                 raise SourceError(f"no SQLite database at {path}")
             self.vendor = "sqlite"

@@ -157,3 +157,42 @@ def test_second_run_changes_nothing_and_reports_what_differs(earlier_site):
     assert api.get("/api/media/in-sqlite").json()["metadata"] == {"n": 4}
     assert "Done: 7 media read, 0 imported" in output
     assert "media 'fs-missing' is PENDING here, READY on the earlier server" in output
+
+
+def test_source_is_opened_read_only(earlier_site):
+    from importer.source import Source
+
+    source = Source(earlier_site.url)
+    try:
+        with pytest.raises(Exception, match="(?i)read.only|readonly"):
+            list(source.rows("DELETE FROM mediastore_media"))
+    finally:
+        source.close()
+
+
+def test_missing_optional_tables_are_reported_and_the_rest_imported(earlier_site):
+    """The earlier server generated its migrations at start-up: a site may lack history, tags or
+    tokens altogether."""
+    import sqlite3
+
+    import psycopg
+
+    if earlier_site.url.startswith("sqlite"):
+        conn = sqlite3.connect(earlier_site.url.removeprefix("sqlite://"))
+    else:
+        conn = psycopg.connect(earlier_site.url)
+    for table in ["mediastore_historicalmedia", "taggit_taggeditem", "taggit_tag", "authtoken_token"]:
+        conn.execute(f"DROP TABLE {table}")
+    conn.commit()
+    conn.close()
+    output = apply(earlier_site)
+    for table in ["mediastore_historicalmedia", "taggit_tag", "authtoken_token"]:
+        assert f"the source has no table {table}" in output
+    api = ApiClient()
+    login = api.post("/api/login", {"username": "svc", "password": SERVICE_PASSWORD})
+    api.token = login.json()["token"]
+    media = api.get("/api/media/on-s3").json()
+    assert media["tags"] == [] and media["version"] == "1"
+    history = api.get("/api/media/on-s3/history").json()
+    assert [(h["action"], h["reason"]) for h in history] == [("created", "imported from the earlier server")]
+    assert api.get("/api/media/gone/history").status_code == 404
