@@ -205,7 +205,7 @@ class Importer:
         with transaction.atomic():
             taken = set(Media.objects.filter(pid__in=[m.pid for m in batch]).values_list("pid", flat=True))
             for pid in sorted(taken):
-                self.summary.problems.append(f"media {pid!r} not imported: created here since the plan was made")
+                self.summary.problems.append(f"media {pid!r} not imported: created here after the plan")
             todo = [m for m in batch if m.id in checked and m.pid not in taken]
             if not todo:
                 return
