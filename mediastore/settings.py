@@ -113,6 +113,7 @@ INSTALLED_APPS = [
     "media",
     "content",
     "events",
+    "importer",
 ]
 
 MIDDLEWARE = [
