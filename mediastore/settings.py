@@ -78,6 +78,8 @@ MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000,
 MEDIASTORE_LOGIN_RATE = env.get_rate("MEDIASTORE_LOGIN_RATE", "10/m")
 # Peers whose X-Forwarded-For is believed when finding a client's address (nginx on this host).
 MEDIASTORE_TRUSTED_PROXIES = env.get_networks("MEDIASTORE_TRUSTED_PROXIES", ["127.0.0.1", "::1"])
+# Client addresses (or networks) that may read /metrics without a token (mediastore/metrics.py).
+MEDIASTORE_METRICS_ALLOW = env.get_networks("MEDIASTORE_METRICS_ALLOW", ["127.0.0.1", "::1"])
 # Testing only: named places where a real server process fails on purpose (mediastore/failpoints.py).
 try:
     MEDIASTORE_FAILPOINTS = failpoints_parse(env.get_str("MEDIASTORE_FAILPOINTS", ""))
@@ -113,6 +115,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mediastore.metrics.MetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "mediastore.middleware.JsonBodyLimitMiddleware",
