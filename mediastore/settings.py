@@ -110,6 +110,7 @@ INSTALLED_APPS = [
     "media",
     "content",
     "events",
+    "status",
 ]
 
 MIDDLEWARE = [
