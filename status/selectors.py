@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Sum
+from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 from prometheus_client import Metric
@@ -27,13 +27,17 @@ DAYS = 30
 FAILURES = 10
 
 
-def grouped() -> list[dict]:
+def grouped_query() -> QuerySet:
     """Media count and byte sum per (store, status, pid type): the one pass over the media."""
-    return list(
+    return (
         Media.objects.order_by()
         .values("store_config_id", "store_status", "pid_type_id")
         .annotate(count=Count("pk"), bytes=Sum("size"))
     )
+
+
+def grouped() -> list[dict]:
+    return list(grouped_query())
 
 
 def per_day(now: datetime, days: int = DAYS) -> list[dict]:

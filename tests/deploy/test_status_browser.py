@@ -1,0 +1,87 @@
+"""The status page in headless Chromium against gunicorn (debug off): an anonymous visit goes
+to the admin login, the admin lands on /status/ after logging in, and every chart is drawn with
+data (SVG shapes with a visible size). Screenshots go to the browser artifacts folder (see
+tests/deploy/test_browser.py); ``status-page-full.png`` there is the picture docs/status-page.png
+is taken from."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import pytest
+
+from tests.deploy.stack import ADMIN_USER, PASSWORD, login
+from tests.deploy.test_browser import artifacts, browser  # noqa: F401  (module-scoped fixtures)
+
+pytestmark = pytest.mark.e2e
+
+CHARTS = ["by-status", "by-pid-type", "store-bytes", "store-objects", "per-day", "health"]
+
+# Shapes of the data in each SVG (pygal draws bars as rect, pie slices as path) with their size.
+SHAPES_JS = """
+return Array.from(document.querySelectorAll('figure[id^="chart-"] > svg')).map(svg => {
+    const shapes = Array.from(svg.querySelectorAll('.series .bar rect, .series .slice path'))
+        .map(s => s.getBBox()).filter(box => box.width > 0 && box.height > 0);
+    return [svg.parentElement.id, shapes.length, svg.getBoundingClientRect().width];
+});
+"""
+
+
+@pytest.fixture(scope="module")
+def some_media(bare_gunicorn) -> None:
+    """A few media in two stores, three pid types, READY and PENDING."""
+    base = bare_gunicorn["base"]
+    session = login(base)
+    run = uuid.uuid4().hex[:8]
+    for name in ("image", "bin", "sample"):
+        response = session.post(f"{base}/api/identifier", json={"name": name, "pattern": ""}, timeout=30)
+        assert response.status_code in (200, 409), response.text
+    stores = [{"type": "DictStore", "bucket": "status"}, {"type": "FilesystemStore", "bucket": "status"}]
+    for n in range(9):
+        mediadata = {
+            "pid": f"st-{run}-{n}",
+            "pid_type": ("image", "bin", "sample")[n % 3],
+            "store_config": stores[n % 2],
+        }
+        if n % 4 == 3:
+            response = session.post(f"{base}/api/media", json=mediadata, timeout=30)
+        else:
+            data = base64.b64encode(b"x" * (1000 * (n + 1))).decode()
+            response = session.post(
+                f"{base}/api/upload", json={"mediadata": mediadata, "base64": data}, timeout=30
+            )
+        assert response.status_code == 200, response.text
+
+
+def test_status_page_draws_every_chart(bare_gunicorn, browser, some_media):  # noqa: F811
+    base = bare_gunicorn["base"]
+    browser.driver.delete_all_cookies()
+    browser.open(f"{base}/status/", "status-login")
+    assert "/admin/login/" in browser.driver.current_url and "next=/status/" in browser.driver.current_url
+
+    browser.one("#id_username").send_keys(ADMIN_USER)
+    browser.one("#id_password").send_keys(PASSWORD)
+    browser.one('#login-form [type="submit"]').click()
+    browser.wait(lambda d: d.current_url.rstrip("/").endswith("/status"))
+    browser.wait(lambda d: d.execute_script("return document.readyState") == "complete")
+    assert browser.document_status() == 200
+    # (the admin login page before it asks for a favicon the server does not have)
+    assert not [m for m in browser.severe_console_messages() if "favicon.ico" not in m]
+
+    drawn = {name: (shapes, width) for name, shapes, width in browser.js(SHAPES_JS)}
+    assert sorted(drawn) == sorted(f"chart-{name}" for name in CHARTS)
+    for name, (shapes, width) in drawn.items():
+        assert shapes > 0 and width > 200, (name, shapes, width)
+    assert drawn["chart-by-status"][0] == 2  # PENDING and READY slices
+    assert drawn["chart-per-day"][0] >= 1
+    assert "Mediastore status" in browser.one("h1").text
+
+    browser.shot("status-page")
+    size = browser.driver.get_window_size()
+    height = browser.js("return document.documentElement.scrollHeight")
+    browser.driver.set_window_size(1280, min(height + 140, 4000))
+    try:
+        browser.shot("status-page-full")
+    finally:
+        browser.driver.set_window_size(size["width"], size["height"])
