@@ -119,12 +119,12 @@ def load(rows: int) -> None:
                    '{}'::jsonb, '{}'::jsonb, '[]'::jsonb,
                    CASE WHEN i %% 10 = 0 THEN NULL ELSE (i * 7919) %% 1000000 END,
                    '', '', 'application/octet-stream',
-                   now() - make_interval(secs => (i * 34.56) %% (400 * 86400)),
+                   now() - make_interval(secs => ((i * 34.56) %% (400 * 86400))::float8),
                    now(), i, 1,
-                   CASE WHEN i %% 3 = 0 THEN now() - make_interval(days => i %% 60) END,
+                   CASE WHEN i %% 3 = 0 THEN now() - make_interval(days => (i %% 60)::int) END,
                    CASE WHEN i %% 3 = 0 THEN i %% 10000 <> 0 END,
                    CASE WHEN i %% 3 = 0 AND i %% 10000 = 0 THEN 'missing: no object is stored' ELSE '' END
-            FROM generate_series(1, %(rows)s) AS i
+            FROM generate_series(1::bigint, %(rows)s) AS i
             """,
             {"types": PID_TYPES, "stores": store_ids, "rows": rows},
         )
