@@ -143,6 +143,7 @@ class Audit:
     skipped: int = 0
     failures: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
+    interrupted: bool = False
 
 
 def run(
@@ -154,7 +155,9 @@ def run(
     """Check every media of ``media``, in this thread (``workers`` 1) or in ``workers`` threads,
     each with its own database connection; ``progress(outcome, expected_size)`` is called after
     each check (from the thread that ran it). Returns the totals and the failures in the order
-    they were found. An unexpected error in a worker stops the audit and is raised here."""
+    they were found; after Ctrl-C (KeyboardInterrupt) it waits for the checks under way and returns
+    what was done, marked ``interrupted``. An unexpected error in a worker stops the audit and is
+    raised here."""
     audit = Audit()
     started = time.monotonic()
     lock = threading.Lock()
@@ -173,11 +176,14 @@ def run(
         if progress is not None:
             progress(outcome, item.size or 0)
 
-    if workers <= 1:
-        for item in batches(media):
-            tally(item)
-    else:
-        threaded(batches(media), tally, workers)
+    try:
+        if workers <= 1:
+            for item in batches(media):
+                tally(item)
+        else:
+            threaded(batches(media), tally, workers)
+    except KeyboardInterrupt:  # Ctrl-C: what was checked is recorded; --older-than resumes
+        audit.interrupted = True
     audit.seconds = time.monotonic() - started
     return audit
 

@@ -99,11 +99,6 @@ class Media(models.Model):
             models.Index(
                 fields=["-verified_at"], name="media_verify_failed", condition=models.Q(verify_ok=False)
             ),
-            # /api/stats counts and sums media per (store, status, pid type) in one pass over this
-            # index alone (an index-only scan on PostgreSQL); per-day counts use media_created_id (0003).
-            models.Index(
-                fields=["store_config", "store_status", "pid_type", "size"], name="media_stats_groups"
-            ),
         ]
 
     def __str__(self) -> str:

@@ -41,8 +41,4 @@ class Migration(migrations.Migration):
             model_name='media',
             index=models.Index(condition=models.Q(('verify_ok', False)), fields=['-verified_at'], name='media_verify_failed'),
         ),
-        migrations.AddIndex(
-            model_name='media',
-            index=models.Index(fields=['store_config', 'store_status', 'pid_type', 'size'], name='media_stats_groups'),
-        ),
     ]

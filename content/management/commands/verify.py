@@ -23,7 +23,8 @@ class Command(BaseCommand):
     help = (
         "Re-read the stored bytes of READY media and compare them with their recorded size and SHA-256 "
         "checksum; record on each media when it was verified and the result. Failures are listed, sent "
-        "as media.verify_failed events and shown on /status/; the exit status is 1 when any failed."
+        "as media.verify_failed events and shown on /status/; the exit status is 1 when any failed "
+        "(130 after Ctrl-C)."
     )
 
     def add_arguments(self, parser):
@@ -87,5 +88,11 @@ class Command(BaseCommand):
             )
             for failure in audit.failures:
                 self.stdout.write(f"FAILED {failure.pid}: {failure.error}")
+        if audit.interrupted:
+            raise CommandError(
+                f"interrupted after {audit.media} of {count} media; their results are recorded, and "
+                "a rerun with --older-than skips them",
+                returncode=130,
+            )
         if audit.failures:
             raise CommandError(f"{len(audit.failures)} media failed verification", returncode=1)
