@@ -245,6 +245,7 @@ def switch_bytes(
         current.store_key = key
         current.store_status = StoreStatus.READY
         current.size, current.checksum, current.etag = size, checksum, etag
+        current.verified_at, current.verify_ok, current.verify_error = None, None, ""  # new bytes: unchecked
         if content_type is not None:
             current.content_type = content_type or DEFAULT_CONTENT_TYPE
         current._history_user = user

@@ -161,3 +161,18 @@ def test_ctrl_c_stops_and_keeps_what_was_checked(api, id_types, fs_store):
     assert Media.objects.filter(verified_at__isnull=False).count() == 1
     out, error = verify("--older-than", "1d")  # the rerun checks the other two
     assert error is None and "verified 2 media" in out
+
+
+def test_new_bytes_clear_the_last_check(api, id_types, fs_store):
+    """A failure recorded for bytes that were then replaced must not stay on the status page."""
+    upload(api, "fixed", fs_store, b"good bytes")
+    corrupt("fixed")
+    assert verify()[1] is not None
+    assert Media.objects.get(pid="fixed").verify_ok is False
+
+    assert api.put_content("fixed", b"stored again").status_code == 200
+
+    media = Media.objects.get(pid="fixed")
+    assert (media.verified_at, media.verify_ok, media.verify_error) == (None, None, "")
+    out, error = verify("--older-than", "1d")
+    assert error is None and "verified 1 media" in out
