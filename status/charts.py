@@ -65,7 +65,7 @@ def by_status(counts: dict[str, int]) -> str:
 
 def horizontal(title: str, items: list[tuple[str, float]], formatter=None) -> str:
     items = top(items)
-    options = {**COMMON, "height": max(160, 60 + 34 * len(items)), "show_y_labels": False}
+    options = {**COMMON, "height": max(160, 60 + 34 * len(items)), "show_x_labels": False}
     if formatter is not None:
         options["value_formatter"] = formatter
     chart = pygal.HorizontalBar(**options, title=title)
@@ -87,7 +87,7 @@ def created_per_day(days: list[dict]) -> str:
 def store_latency(stores: list[dict]) -> str:
     """Probe latency per store; a store that failed its probe gets a red bar at 0 labelled with why."""
     chart = pygal.HorizontalBar(
-        **{**COMMON, "height": max(160, 60 + 34 * len(stores)), "show_y_labels": False},
+        **{**COMMON, "height": max(160, 60 + 34 * len(stores)), "show_x_labels": False},
         title="Store health: probe latency (ms); red = not writable",
     )
     chart.x_labels = [store["label"] for store in stores]

@@ -1,17 +1,18 @@
 """The status page in headless Chromium against gunicorn (debug off): an anonymous visit goes
-to the admin login, the admin lands on /status/ after logging in, and every chart is drawn with
-data (SVG shapes with a visible size). Screenshots go to the browser artifacts folder (see
-tests/deploy/test_browser.py); ``status-page-full.png`` there is the picture docs/status-page.png
-is taken from."""
+to the admin login, the admin lands on /status/ after logging in, every chart is drawn with data
+(SVG shapes with a visible size), and the failure ``manage.py verify`` found is listed.
+Screenshots go to the browser artifacts folder (see tests/deploy/test_browser.py);
+``status-page-full.png`` there is the picture docs/status-page.png is taken from."""
 
 from __future__ import annotations
 
 import base64
-import uuid
+import subprocess
+import sys
 
 import pytest
 
-from tests.deploy.stack import ADMIN_USER, PASSWORD, login
+from tests.deploy.stack import ADMIN_USER, PASSWORD, REPO, Server
 from tests.deploy.test_browser import artifacts, browser  # noqa: F401  (module-scoped fixtures)
 
 pytestmark = pytest.mark.e2e
@@ -29,33 +30,54 @@ return Array.from(document.querySelectorAll('figure[id^="chart-"] > svg')).map(s
 
 
 @pytest.fixture(scope="module")
-def some_media(bare_gunicorn) -> None:
-    """A few media in two stores, three pid types, READY and PENDING."""
-    base = bare_gunicorn["base"]
-    session = login(base)
-    run = uuid.uuid4().hex[:8]
+def server():
+    """Its own server (2 workers, debug off), so that a fixity check can find a rotten file in its
+    storage root and the page shows a failure too."""
+    server = Server("mediastore-status-", 2, DJANGO_SECURE_COOKIES="false")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def some_media(server) -> None:
+    """Media in two stores, three pid types, READY and PENDING, over several days; one file rots
+    on disk and ``manage.py verify`` (run as an operator would, beside the server) finds it."""
+    session, base = server.session, server.base
     for name in ("image", "bin", "sample"):
         response = session.post(f"{base}/api/identifier", json={"name": name, "pattern": ""}, timeout=30)
         assert response.status_code in (200, 409), response.text
-    stores = [{"type": "DictStore", "bucket": "status"}, {"type": "FilesystemStore", "bucket": "status"}]
-    for n in range(9):
+    stores = [{"type": "DictStore", "bucket": "scratch"}, {"type": "FilesystemStore", "bucket": "archive"}]
+    for n in range(24):
         mediadata = {
-            "pid": f"st-{run}-{n}",
+            "pid": f"st-{n}",
             "pid_type": ("image", "bin", "sample")[n % 3],
             "store_config": stores[n % 2],
         }
-        if n % 4 == 3:
+        if n % 5 == 4:
             response = session.post(f"{base}/api/media", json=mediadata, timeout=30)
         else:
-            data = base64.b64encode(b"x" * (1000 * (n + 1))).decode()
+            data = base64.b64encode(b"x" * (20_000 * (n + 1))).decode()
             response = session.post(
                 f"{base}/api/upload", json={"mediadata": mediadata, "base64": data}, timeout=30
             )
         assert response.status_code == 200, response.text
+    rotten = next((server.workdir / "data" / "stores" / "archive").iterdir())
+    rotten.write_bytes(b"rot" + rotten.read_bytes()[3:])
+    done = subprocess.run(
+        [sys.executable, "manage.py", "verify", "--workers", "2"],
+        cwd=REPO,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "19 ok, 1 failed" in done.stdout, done.stdout + done.stderr
 
 
-def test_status_page_draws_every_chart(bare_gunicorn, browser, some_media):  # noqa: F811
-    base = bare_gunicorn["base"]
+def test_status_page_draws_every_chart(server, browser, some_media):  # noqa: F811
+    base = server.base
     browser.driver.delete_all_cookies()
     browser.open(f"{base}/status/", "status-login")
     assert "/admin/login/" in browser.driver.current_url and "next=/status/" in browser.driver.current_url
@@ -76,6 +98,8 @@ def test_status_page_draws_every_chart(bare_gunicorn, browser, some_media):  # n
     assert drawn["chart-by-status"][0] == 2  # PENDING and READY slices
     assert drawn["chart-per-day"][0] >= 1
     assert "Mediastore status" in browser.one("h1").text
+    failures = browser.one("#verify-failures").text
+    assert "Last fixity-check failures (1)" in failures and "checksum sha256:" in failures
 
     browser.shot("status-page")
     size = browser.driver.get_window_size()
