@@ -3,12 +3,20 @@
 Read from the environment, or from the same ``.env`` file the Django settings read (documented in
 ``dotenv``): WEB_CONCURRENCY workers (default 2), GUNICORN_BIND (default 0.0.0.0:8000),
 GUNICORN_TIMEOUT seconds (default 300, room for large uploads and downloads).
+
+Prometheus metrics (mediastore/metrics.py) from all workers: each worker writes its counters to
+files in PROMETHEUS_MULTIPROC_DIR and a scrape of any worker adds them up. The variable must be
+set before a worker imports prometheus_client, so the master sets it before forking the first
+worker: the operator's directory is emptied at start (on_starting); when unset, pre_fork makes a
+fresh directory of this server (on /dev/shm when there is one), which on_exit removes.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -41,14 +49,23 @@ logger_class = "mediastore.logs.GunicornLogger"
 # The worker's pid (p) shows which process served a request; L is the request time in seconds.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(L)ss pid=%(p)s'
 
+_metrics_dir_ours: str | None = None  # the directory pre_fork made, removed by on_exit
+
 # Heartbeat files on a RAM disk: a disk-backed /tmp (as in containers) can stall workers.
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
 
 
 def on_starting(server) -> None:
-    """Say once, at start-up, where DictStore (RAM store) objects live. Every worker finds them
+    """Empty the metrics directory (values of an earlier run must not be added to this one's), and
+    say once, at start-up, where DictStore (RAM store) objects live. Every worker finds them
     either way; only replicas on other hosts (or in other containers) need Redis."""
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+    if metrics_dir:
+        os.makedirs(metrics_dir, exist_ok=True)
+        for name in os.listdir(metrics_dir):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(metrics_dir, name))
     if env.get_str("MEDIASTORE_REDIS_URL"):
         where = "in Redis (MEDIASTORE_REDIS_URL), shared by every worker and replica"
     else:
@@ -57,3 +74,26 @@ def on_starting(server) -> None:
             "worker(s); replicas on other hosts need MEDIASTORE_REDIS_URL"
         )
     server.log.info("DictStore (RAM store) objects are kept %s", where)
+
+
+def pre_fork(server, worker) -> None:
+    """Before the first worker is forked: without an operator's PROMETHEUS_MULTIPROC_DIR, give this
+    server a fresh one (workers inherit the variable)."""
+    global _metrics_dir_ours
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+        _metrics_dir_ours = tempfile.mkdtemp(
+            prefix="mediastore-metrics-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None
+        )
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir_ours
+
+
+def child_exit(server, worker) -> None:
+    """A worker ended (restart, timeout, shutdown): its live gauges stop counting; its counters stay."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _metrics_dir_ours:
+        shutil.rmtree(_metrics_dir_ours, ignore_errors=True)

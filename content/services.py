@@ -30,7 +30,7 @@ from media.outbox import event_for, record
 from media.schemas import MediaIn
 from media.selectors import media_get
 from media.services import media_insert, media_prepare_many
-from mediastore import failpoints
+from mediastore import failpoints, metrics
 from mediastore.errors import Conflict, MediastoreError, PreconditionFailed, RuleViolation, StorageError
 from stores.backends import Backend, ObjectNotFound
 from stores.models import StoreConfig
@@ -245,6 +245,7 @@ def switch_bytes(
         current.store_key = key
         current.store_status = StoreStatus.READY
         current.size, current.checksum, current.etag = size, checksum, etag
+        current.verified_at, current.verify_ok, current.verify_error = None, None, ""  # new bytes: unchecked
         if content_type is not None:
             current.content_type = content_type or DEFAULT_CONTENT_TYPE
         current._history_user = user
@@ -270,6 +271,7 @@ def upload_base64(item: MediaIn, data: bytes, *, content_type: str, size: int | 
     [media] = media_prepare_many([item], user=user, name_items=False)
     backend = media.store_config.backend()
     backend.put(media.store_key, data)
+    metrics.BYTES_UPLOADED.inc(len(data))
     media.store_status = StoreStatus.READY
     media.size = len(data)
     media.checksum = checksum_label(hashlib.sha256(data))
@@ -323,6 +325,7 @@ def put_content(
     key = fresh_key(media.store_key)
     reader = HashingReader(stream)
     backend.put_stream(key, reader, size)
+    metrics.BYTES_UPLOADED.inc(reader.size)
     try:
         return switch_bytes(
             media,
@@ -425,9 +428,11 @@ def read_current(pid: str, *, user, read: Callable[[Media], T]) -> T:
 
 
 def open_content(media: Media, start: int, length: int | None) -> Iterator[bytes]:
-    """Chunks of the stored bytes; raises before streaming starts when they are missing."""
+    """Chunks of the stored bytes (counted as downloaded as they go out); raises before streaming
+    starts when they are missing."""
     try:
-        return media.store_config.backend().iter_bytes(media.store_key, start, length)
+        chunks = media.store_config.backend().iter_bytes(media.store_key, start, length)
+        return metrics.counted(chunks, metrics.BYTES_DOWNLOADED)
     except ObjectNotFound:
         raise _missing(media) from None
 

@@ -15,7 +15,8 @@ class EventOut(Schema):
     type: str = Field(
         ...,
         description="media.created, media.updated, media.tags_changed, media.bytes_stored, media.moved, "
-        "media.reverted or media.deleted.",
+        "media.reverted, media.deleted, or media.verify_failed (a fixity check by `manage.py verify` found "
+        "the bytes changed or missing; `media.verify` says why; mark and version are unchanged).",
     )
     pid: str = Field(..., description="The media's pid after the change (before it, for a delete).")
     mark: int = Field(..., description="The media's `mark` after the change.")

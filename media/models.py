@@ -77,15 +77,28 @@ class Media(models.Model):
     updated = models.DateTimeField(auto_now=True)
     mark = models.BigIntegerField(default=0, db_index=True, editable=False)
     version = models.PositiveIntegerField(default=0, editable=False)
+    # The last fixity check (manage.py verify, content.fixity). Written with a bare UPDATE, outside
+    # the history and the change numbering: a check reads the bytes, it does not change the media.
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    verify_ok = models.BooleanField(null=True, blank=True, editable=False)
+    verify_error = models.CharField(max_length=500, blank=True, default="", editable=False)
 
     tags = TaggableManager(through=TaggedMedia, blank=True)
-    history = HistoricalRecords(excluded_fields=["updated"])
+    history = HistoricalRecords(excluded_fields=["updated", "verified_at", "verify_ok", "verify_error"])
 
     class Meta:
         verbose_name_plural = "media"
         ordering = ["pk"]
         constraints = [
             models.UniqueConstraint(fields=["store_config", "store_key"], name="media_store_key_unique"),
+        ]
+        indexes = [
+            # verify --older-than: the media of a store never checked (NULL) or checked before a time.
+            models.Index(fields=["store_config", "verified_at"], name="media_store_verified"),
+            # The last verify failures (status page, /api/stats): a small partial index.
+            models.Index(
+                fields=["-verified_at"], name="media_verify_failed", condition=models.Q(verify_ok=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -119,6 +132,7 @@ class EventType(models.TextChoices):
     MOVED = "media.moved"
     REVERTED = "media.reverted"
     DELETED = "media.deleted"
+    VERIFY_FAILED = "media.verify_failed"
 
 
 class MediaEvent(models.Model):

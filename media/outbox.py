@@ -10,6 +10,9 @@ Event types (``MediaEvent.type``):
 - ``media.moved``: it moved to another store configuration (maybe with other fields);
 - ``media.reverted``: ``POST /api/media/{pid}/revert`` restored an earlier version;
 - ``media.deleted``: it was deleted; ``media`` is the media as it was.
+- ``media.verify_failed``: a fixity check (``manage.py verify``, ``content.fixity``) found its bytes
+  changed or missing; not a change of the media (same ``mark`` and ``version``), and ``media``
+  carries ``"verify": {"ok", "error", "verified_at"}``.
 
 Numbering in commit order
 -------------------------

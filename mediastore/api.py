@@ -19,6 +19,7 @@ from mediastore.health import router as health_router
 from mediastore.openapi import document_errors
 from mediastore.parser import JsonParser
 from mediastore.permissions import document as document_permissions
+from status.api import router as status_router
 from stores.api import router as stores_router
 
 DESCRIPTION = """
@@ -67,6 +68,7 @@ api.add_router("", transfer_router)  # before media: its /media/{pid}/content mu
 api.add_router("", media_router)
 api.add_router("", health_router)
 api.add_router("", events_router)
+api.add_router("", status_router)
 
 
 @api.exception_handler(MediastoreError)

@@ -28,21 +28,30 @@ class BearerToken(HttpBearer):
     """
 
     def authenticate(self, request: HttpRequest, token: str):
-        token = token.strip()
-        if not token:
+        row = token_row(token)
+        if row is None:
             return None
-        row = ApiToken.objects.select_related("user").filter(key_hash=hash_token(token)).first()
-        now = timezone.now()
-        if row is None or not row.user.is_active or row.is_expired(now):
-            return None
-        if row.last_used is None or now - row.last_used > LAST_USED_PRECISION:
-            ApiToken.objects.filter(pk=row.pk).update(last_used=now)
         request.user = row.user
         request.api_token = row
         missing = missing_permission(request, row.user)
         if missing is not None:
             raise Forbidden(missing)
         return row.user
+
+
+def token_row(token: str) -> ApiToken | None:
+    """The live token row (with its user) for a clear bearer token, or None when the token is
+    unknown, expired or its user inactive; notes when it was last used (to the minute)."""
+    token = token.strip()
+    if not token:
+        return None
+    row = ApiToken.objects.select_related("user").filter(key_hash=hash_token(token)).first()
+    now = timezone.now()
+    if row is None or not row.user.is_active or row.is_expired(now):
+        return None
+    if row.last_used is None or now - row.last_used > LAST_USED_PRECISION:
+        ApiToken.objects.filter(pk=row.pk).update(last_used=now)
+    return row
 
 
 router = Router(tags=["auth"])

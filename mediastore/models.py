@@ -44,6 +44,9 @@ class ApiToken(models.Model):
     class Meta:
         verbose_name = "API token"
         ordering = ["-created"]
+        # Not a model permission: who may scrape /metrics with a token from outside
+        # MEDIASTORE_METRICS_ALLOW (mediastore.metrics). No group has it; grant it to a monitoring user.
+        permissions = [("view_metrics", "Can scrape the Prometheus metrics at /metrics")]
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"

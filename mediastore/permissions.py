@@ -95,6 +95,8 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/api/media/delete"): DELETE_MEDIA,
     # changes feed
     ("GET", "/api/events"): VIEW_MEDIA,
+    # operators' figures (the status page's, as JSON)
+    ("GET", "/api/stats"): VIEW_MEDIA,
 }
 
 _READ = [VIEW_MEDIA, VIEW_STORE, VIEW_S3, VIEW_IDTYPE]

@@ -9,6 +9,7 @@ server refuses to start without ``DJANGO_SECRET_KEY``.
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from pathlib import Path
 
@@ -83,6 +84,12 @@ MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000,
 MEDIASTORE_LOGIN_RATE = env.get_rate("MEDIASTORE_LOGIN_RATE", "10/m")
 # Peers whose X-Forwarded-For is believed when finding a client's address (nginx on this host).
 MEDIASTORE_TRUSTED_PROXIES = env.get_networks("MEDIASTORE_TRUSTED_PROXIES", DEFAULT_TRUSTED_PROXIES)
+# prometheus_client switches to multiprocess mode when the variable exists at all, even empty (as an
+# empty line in an env file leaves it): empty means unset here (mediastore/metrics.py, gunicorn.conf.py).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip():
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+# Client addresses (or networks) that may read /metrics without a token (mediastore/metrics.py).
+MEDIASTORE_METRICS_ALLOW = env.get_networks("MEDIASTORE_METRICS_ALLOW", ["127.0.0.1", "::1"])
 # Testing only: named places where a real server process fails on purpose (mediastore/failpoints.py).
 try:
     MEDIASTORE_FAILPOINTS = failpoints_parse(env.get_str("MEDIASTORE_FAILPOINTS", ""))
@@ -114,11 +121,13 @@ INSTALLED_APPS = [
     "content",
     "events",
     "importer",
+    "status",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mediastore.metrics.MetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "mediastore.middleware.JsonBodyLimitMiddleware",

@@ -5,11 +5,15 @@ from django.views import defaults
 from django.views.generic import TemplateView
 
 from mediastore.api import api
+from mediastore.metrics import metrics_view
+from status.views import status_page
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    path("status/", status_page, name="status"),
+    path("metrics", metrics_view, name="metrics"),
 ]
 
 

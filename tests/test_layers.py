@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-APPS = ["mediastore", "identifiers", "stores", "media", "content", "events", "importer"]
+APPS = ["mediastore", "identifiers", "stores", "media", "content", "events", "status", "importer"]
 
 
 def test_import_linter_contract_is_kept():

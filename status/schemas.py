@@ -1,0 +1,54 @@
+"""Shape of ``GET /api/stats`` (the figures of the status page)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from ninja import Field, Schema
+
+
+class StoreHealthOut(Schema):
+    reachable: bool = Field(..., description="The store answered a lookup of a key.")
+    writable: bool = Field(..., description="A probe object could be written, read back and deleted.")
+    latency_ms: float | None = Field(
+        ..., description="Milliseconds the whole probe took; null after a timeout."
+    )
+    error: str = Field(..., description="Why the probe failed; empty when it did not.")
+
+
+class StoreStatsOut(Schema):
+    pk: int
+    type: str
+    bucket: str
+    s3_url: str
+    label: str = Field(..., description='"<pk> <type>:<bucket>", as the status page names the store.')
+    media: int = Field(..., description="Media records of this store (any status).")
+    objects: int = Field(..., description="READY media, each with one stored object.")
+    bytes: int = Field(..., description="Sum of the recorded sizes of the READY media.")
+    health: StoreHealthOut | None = Field(None, description="The probe's result; null with `health=false`.")
+
+
+class DayOut(Schema):
+    day: date
+    count: int
+
+
+class VerifyFailureOut(Schema):
+    pid: str
+    store: int = Field(..., description="pk of the media's store configuration.")
+    verified_at: datetime
+    error: str
+
+
+class StatsOut(Schema):
+    """Counts and bytes of the media by status, pid type and store, as `/status/` draws them."""
+
+    generated: datetime
+    media: int = Field(..., description="All media records.")
+    bytes: int = Field(..., description="Sum of the sizes of all READY media.")
+    by_status: dict[str, int] = Field(..., description="Media per store_status (PENDING, READY).")
+    by_pid_type: dict[str, int] = Field(..., description="Media per pid_type, most used first.")
+    stores: list[StoreStatsOut] = Field(..., description="Every store configuration, empty ones too.")
+    created_per_day: list[DayOut] = Field(..., description="Media created on each of the last 30 days (UTC).")
+    verify_failed: int = Field(..., description="Media whose last fixity check (`manage.py verify`) failed.")
+    verify_failures: list[VerifyFailureOut] = Field(..., description="The 10 most recent of those.")
