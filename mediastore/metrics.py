@@ -38,8 +38,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+from mediastore.forwarded import parse_address
 from mediastore.permissions import operation_of
-from mediastore.throttle import client_address, parse_address
+from mediastore.throttle import client_address
 
 PREFIX = "mediastore"
 
