@@ -75,7 +75,8 @@ class Ingest:
         for source in self.sources:
             self.todo.put(source)
         threads = [
-            threading.Thread(target=self.work, name=f"ingest-{n}", daemon=True) for n in range(self.workers)
+            threading.Thread(target=self.work, name=f"ingest-{n}", daemon=True)
+            for n in range(min(self.workers, len(self.sources)))
         ]
         for thread in threads:
             thread.start()
@@ -132,11 +133,14 @@ class Ingest:
 # What the command resolves before it starts
 
 
-def find_store(spec: str, *, s3_url: str = "", create: bool = False, user=None) -> StoreConfig:
+def find_store(
+    spec: str, *, s3_url: str = "", create: bool = False, dry_run: bool = False, user=None
+) -> StoreConfig:
     """The store configuration named ``TYPE:BUCKET`` (with ``s3_url`` for a BucketStore).
 
     An existing one is used as it is; a missing one is created (as ``POST /api/store`` would, by
-    ``user``) only with ``create``, else RuleViolation saying how to create it.
+    ``user``) only with ``create`` (in a ``dry_run``: returned unsaved), else RuleViolation saying
+    how to create it.
     """
     store_type, sep, bucket = spec.partition(":")
     if not sep or not store_type or not bucket:
@@ -146,6 +150,8 @@ def find_store(spec: str, *, s3_url: str = "", create: bool = False, user=None) 
     store = found.first()
     if store is not None:
         return store
+    if create and dry_run:  # what would be created, unsaved: a dry run writes nothing
+        return StoreConfig(type=store_type, bucket=bucket, s3cfg=s3cfg)
     if not create:
         raise RuleViolation(
             f"no store configuration {store_type} '{bucket}'"

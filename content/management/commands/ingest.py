@@ -128,7 +128,8 @@ class Command(BaseCommand):
         store = find_store(
             opts["store"],
             s3_url=opts["s3_url"],
-            create=opts["create_store"] and not opts["dry_run"],
+            create=opts["create_store"],
+            dry_run=opts["dry_run"],
             user=user,
         )
         identifiers = {}
