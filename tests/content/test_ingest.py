@@ -35,26 +35,6 @@ def tree(tmp_path_factory):
     return root, make_tree(root)
 
 
-@pytest.fixture
-def setup(api, user, settings, tmp_path, s3_server, s3_bucket):
-    """Identifier types, an S3 configuration and the stores; returns {store type: --store args}."""
-    settings.MEDIASTORE_STORAGE_ROOT = str(tmp_path / "root")
-    for name in ("local", "filename", "ext"):
-        assert api.post("/api/identifier", {"name": name, "pattern": ""}).status_code == 200
-    keys = {"url": s3_server.url, "access_key": s3_server.access_key, "secret_key": s3_server.secret_key}
-    assert api.post("/api/s3cfg", keys).status_code == 200
-    stores = {
-        "FilesystemStore": {"type": "FilesystemStore", "bucket": "products"},
-        "BucketStore": {"type": "BucketStore", "bucket": f"{s3_bucket}/in", "s3_url": s3_server.url},
-    }
-    for body in stores.values():
-        assert api.post("/api/store", body).status_code == 200
-    return {
-        "FilesystemStore": ["--store", "FilesystemStore:products"],
-        "BucketStore": ["--store", f"BucketStore:{s3_bucket}/in", "--s3-url", s3_server.url],
-    }
-
-
 def ingest(*args, user="alice", **kw) -> str:
     """Run the command expecting success; its standard output (the summary)."""
     if "--workers" not in args:
@@ -79,9 +59,9 @@ def store_objects(store_type: str) -> set[tuple[str, int]]:
 
 
 @pytest.mark.parametrize("store_type", ["FilesystemStore", "BucketStore"])
-def test_a_tree_is_stored_then_a_rerun_stores_nothing_new(api, setup, tree, store_type):
+def test_a_tree_is_stored_then_a_rerun_stores_nothing_new(api, ingest_stores, tree, store_type):
     root, sums = tree
-    args = [str(root), *setup[store_type], "--pid-type", "local", "--workers", WORKERS]
+    args = [str(root), *ingest_stores[store_type], "--pid-type", "local", "--workers", WORKERS]
     out = ingest(*args, "--identifier", "filename={name}", "--tags", "ingested,raw")
     assert out.startswith("stored 2003, replaced 0, skipped 0, failed 0;"), out
 
@@ -112,10 +92,10 @@ def test_a_tree_is_stored_then_a_rerun_stores_nothing_new(api, setup, tree, stor
     assert store_objects(store_type) == objects
 
 
-def test_a_changed_file_is_reported_and_replaced_only_when_asked(api, setup, tmp_path):
+def test_a_changed_file_is_reported_and_replaced_only_when_asked(api, ingest_stores, tmp_path):
     root = tmp_path / "src"
     make_tree(root, small=30, big=0)
-    args = [str(root), *setup["FilesystemStore"], "--pid-type", "local"]
+    args = [str(root), *ingest_stores["FilesystemStore"], "--pid-type", "local"]
     ingest(*args)
     changed = root / "d000/s01/f00012.txt"
     changed.write_bytes(b"new bytes")
@@ -154,7 +134,7 @@ def run_capturing_failure(*args) -> tuple[str, CommandError]:
     return out.getvalue(), failed.value
 
 
-def test_a_dry_run_writes_nothing(setup, tmp_path, settings):
+def test_a_dry_run_writes_nothing(ingest_stores, tmp_path, settings):
     root = tmp_path / "src"
     make_tree(root, small=25, big=0)
     store_dir = tmp_path / "root" / "products"
@@ -165,7 +145,7 @@ def test_a_dry_run_writes_nothing(setup, tmp_path, settings):
     assert out.startswith(
         "dry run, nothing written: would store 25, would replace 0, would skip 0, would fail 0"
     )
-    out = ingest(str(root), *setup["FilesystemStore"], "--pid-type", "local", "--dry-run")
+    out = ingest(str(root), *ingest_stores["FilesystemStore"], "--pid-type", "local", "--dry-run")
     assert "would store 25" in out
     assert (Media.objects.count(), MediaEvent.objects.count(), StoreConfig.objects.count()) == counts
     assert not store_dir.exists() or not any(store_dir.rglob("*"))
@@ -173,17 +153,17 @@ def test_a_dry_run_writes_nothing(setup, tmp_path, settings):
     # A dry run checks the rules the writes would meet: pids the pattern refuses fail.
     IdentifierType.objects.create(name="strict", pattern=r"f000[01]\d")
     report, error = run_capturing_failure(
-        str(root), *setup["FilesystemStore"], "--pid-type", "strict", "--pid", "{stem}", "--dry-run"
+        str(root), *ingest_stores["FilesystemStore"], "--pid-type", "strict", "--pid", "{stem}", "--dry-run"
     )
     assert "would store 20, would replace 0, would skip 0, would fail 5" in report
     assert "FAILED d000/s02/f00024.txt (f00024): " in report and error.returncode == 1
     assert Media.objects.count() == counts[0]
 
 
-def test_pid_and_identifier_templates(setup, tmp_path):
+def test_pid_and_identifier_templates(ingest_stores, tmp_path):
     root = tmp_path / "src"
     sums = make_tree(root, small=12, big=0, fanout=3)
-    store = setup["FilesystemStore"]
+    store = ingest_stores["FilesystemStore"]
     out = ingest(
         str(root),
         *store,
@@ -206,12 +186,12 @@ def test_pid_and_identifier_templates(setup, tmp_path):
     assert pids == {rel: digest.removeprefix("sha256:") for rel, digest in sums.items()}
 
 
-def test_two_files_making_one_pid_fail_the_second(setup, tmp_path):
+def test_two_files_making_one_pid_fail_the_second(ingest_stores, tmp_path):
     root = tmp_path / "src"
     make_tree(root, small=6, big=0, fanout=3)  # f00000..f00002 in s00, f00003..f00005 in s01
     (root / "d000/s01/f00000.txt").write_bytes(b"same name, other folder")
     report, _ = run_capturing_failure(
-        str(root), *setup["FilesystemStore"], "--pid-type", "local", "--pid", "name", "--workers", "1"
+        str(root), *ingest_stores["FilesystemStore"], "--pid-type", "local", "--pid", "name", "--workers", "1"
     )
     assert "stored 6," in report and "failed 1;" in report
     assert (
@@ -232,7 +212,7 @@ def test_two_files_making_one_pid_fail_the_second(setup, tmp_path):
         (["--store", "FilesystemStore:products", "--in-place", "--user", "nobody"], "no user 'nobody'"),
     ],
 )
-def test_bad_arguments_are_refused_before_anything_is_written(setup, tmp_path, extra, message):
+def test_bad_arguments_are_refused_before_anything_is_written(ingest_stores, tmp_path, extra, message):
     (tmp_path / "a.txt").write_bytes(b"a")
     args = [str(tmp_path / "a.txt"), "--pid-type", "local", *extra]
     if "--user" not in extra:
@@ -243,7 +223,7 @@ def test_bad_arguments_are_refused_before_anything_is_written(setup, tmp_path, e
 
 
 def test_the_default_user_is_the_service_account_else_the_first_superuser(
-    setup, tmp_path, django_user_model, monkeypatch
+    ingest_stores, tmp_path, django_user_model, monkeypatch
 ):
     (tmp_path / "a.txt").write_bytes(b"a")
     (tmp_path / "b.txt").write_bytes(b"b")
@@ -274,7 +254,7 @@ def test_the_default_user_is_the_service_account_else_the_first_superuser(
     assert users == {"a.txt": "root", "b.txt": "alice"}
 
 
-def test_metadata_file_and_missing_store_created_on_request(setup, tmp_path):
+def test_metadata_file_and_missing_store_created_on_request(ingest_stores, tmp_path):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.txt").write_bytes(b"a")
     meta = tmp_path / "meta.json"
