@@ -182,6 +182,8 @@ def main() -> int:
         small, large = workdir / "small", workdir / "large"
         make_tree(small, small=args.small, big=0)
         make_tree(large, small=0, big=args.large_files, big_mb=args.large_mb)
+        for tree in (small, large):  # so no copy pays for writing back the generated trees
+            fsync_tree(tree)
         print(
             f"mediastore ingest benchmark: {'PostgreSQL' if database else 'SQLite'}, "
             f"--workers {args.workers}, {os.cpu_count()} CPUs, work directory {workdir}"
