@@ -272,9 +272,35 @@ def upload_base64(item: MediaIn, data: bytes, *, content_type: str, size: int | 
     backend = media.store_config.backend()
     backend.put(media.store_key, data)
     metrics.BYTES_UPLOADED.inc(len(data))
+    checksum = checksum_label(hashlib.sha256(data))
+    return insert_ready(
+        media, backend, size=len(data), checksum=checksum, content_type=content_type, user=user
+    )
+
+
+def upload_stream(
+    item: MediaIn, stream: BinaryIO, *, content_type: str, size: int | None = None, user
+) -> Media:
+    """Create a media together with the bytes ``stream.read(n)`` yields (constant memory): both
+    are stored, or neither. ``size`` is a hint for the backend. An error raised by the stream
+    propagates after the backend removed what it had written (``Backend.put_stream``), so a caller
+    may abort a transfer by making its stream raise."""
+    [media] = media_prepare_many([item], user=user, name_items=False)
+    backend = media.store_config.backend()
+    reader = HashingReader(stream)
+    backend.put_stream(media.store_key, reader, size)
+    return insert_ready(
+        media, backend, size=reader.size, checksum=reader.checksum, content_type=content_type, user=user
+    )
+
+
+def insert_ready(
+    media: Media, backend: Backend, *, size: int, checksum: str, content_type: str, user
+) -> Media:
+    """Insert a prepared (unsaved) media as READY with the bytes already stored under its key;
+    when the insert fails the bytes are removed and the error raised (no row claims them)."""
     media.store_status = StoreStatus.READY
-    media.size = len(data)
-    media.checksum = checksum_label(hashlib.sha256(data))
+    media.size, media.checksum = size, checksum
     media.etag = backend.etag(media.store_key) or ""
     media.content_type = content_type or DEFAULT_CONTENT_TYPE
     try:

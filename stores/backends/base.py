@@ -142,6 +142,12 @@ class Backend(abc.ABC):
         No two store configurations may share any of these, or have one inside another."""
         return ()
 
+    def key_at(self, path: Path) -> str | None:
+        """The key under which this store already holds the file at ``path``, or None when the
+        file is no object of this store (outside its directory, a symlink, a temporary file, or a
+        store that keeps no files). Lets ``manage.py ingest --in-place`` register existing files."""
+        return None
+
     def check_place(self) -> None:
         """Refuse (RuleViolation) a store whose place on disk cannot hold it, e.g. a directory where
         a zip file must go. Called once, when the store configuration is created."""

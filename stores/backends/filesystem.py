@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mediastore.errors import StorageError
+from mediastore.errors import RuleViolation, StorageError
 from stores.backends.base import (
     DEFAULT_CHUNK_SIZE,
     Backend,
@@ -178,6 +178,21 @@ class FilesystemStore(Backend):
     def _key_of(self, path: Path) -> str | None:
         """The key whose object lives at ``path`` (None for files no key maps to)."""
         return path.relative_to(self.directory).as_posix()
+
+    def key_at(self, path: Path) -> str | None:
+        if os.path.islink(path):
+            return None
+        base = Path(os.path.realpath(self.directory))
+        target = Path(os.path.realpath(path))
+        if base not in target.parents or target.name.startswith(TEMP_PREFIX):
+            return None
+        key = self._key_of(self.directory / target.relative_to(base))
+        if key is None:
+            return None
+        try:
+            return key if self._path(key) == target else None
+        except RuleViolation:
+            return None
 
     def list_objects(self) -> Iterator[StoredObject]:
         if not self.directory.is_dir():

@@ -1,0 +1,218 @@
+#!/usr/bin/env python
+"""Benchmark: ``manage.py ingest`` beside a plain ``cp -r`` of the same tree, in the same run.
+
+Two trees are generated in a throw-away directory (``tests/content/ingest_tree.py``): many small
+files (10,000 by default, nested folders, tens of bytes to 3 KB) and a few large ones (2 GiB in
+4 files by default). For each tree it times:
+
+- ``cp -r`` of the tree to another directory of the same disk (then removes the copy), and for
+  reference the same followed by an fsync of every copied file (what ingest does per object);
+- ``manage.py ingest`` of the tree into a FilesystemStore (a real process, ``--workers``);
+- the same ingest again (a rerun: every file is read and checksummed, nothing is stored).
+
+and prints files/s and MiB/s of each, the ratio ingest/cp, and PASS/FAIL against the target of
+issue 12: large files ingested at least at 50% of cp's rate. Times are wall-clock for the whole
+process, Django's start-up included. Unlike cp, ingest reads every byte for its SHA-256, fsyncs
+every object before it switches a media to it, and writes a database row, its history and an
+event per file: the small-file figure measures that bookkeeping.
+
+The deployment is set up the way the tests do it (``tests/deploy/stack.py``): its own data
+directory, SQLite there (``--postgres``: a throw-away PostgreSQL database), ``migrate``,
+``ensure_superuser``. Run from the repository root with the project's virtualenv::
+
+    python bench/ingest.py                     # 10,000 small files and 2 GiB of large ones
+    python bench/ingest.py --smoke             # a few seconds: 200 small files, 2 x 16 MiB
+    python bench/ingest.py --small 2000 --large-mb 512 --large-files 2 --workers 2 --postgres
+
+Exit status: 0 when it ran (1 with ``--strict`` when the target failed), 2 when it could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.content.ingest_tree import make_tree  # noqa: E402
+from tests.deploy.stack import (  # noqa: E402
+    ThrowAwayDatabase,
+    free_port,
+    make_workdir,
+    remove_workdir,
+    server_env,
+)
+
+MIB = 1 << 20
+TARGET = 0.5  # large files: ingest at least this fraction of cp's MiB/s
+SETUP = """
+from identifiers.models import IdentifierType
+from stores.services import store_get_or_create
+IdentifierType.objects.get_or_create(name="bench", defaults={"pattern": ""})
+for bucket in ("small", "large"):
+    store_get_or_create(type="FilesystemStore", bucket=bucket, user=None)
+"""
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on; the message says why."""
+
+
+@dataclass
+class Timing:
+    what: str
+    files: int
+    size: int
+    seconds: float
+
+    @property
+    def files_per_s(self) -> float:
+        return self.files / self.seconds
+
+    @property
+    def mib_per_s(self) -> float:
+        return self.size / MIB / self.seconds
+
+
+def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 3600) -> tuple[float, str]:
+    """Run a process to completion; (wall seconds, standard output). BenchError when it fails."""
+    started = time.monotonic()
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise BenchError(
+            f"{' '.join(args[:4])} ... exited with {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        )
+    return seconds, done.stdout
+
+
+def manage(env: dict[str, str], *args: str) -> tuple[float, str]:
+    return run([sys.executable, "manage.py", *args], env)
+
+
+def tree_stats(root: Path) -> tuple[int, int]:
+    files = size = 0
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            files += 1
+            size += os.path.getsize(os.path.join(folder, name))
+    return files, size
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every file of ``root`` to disk, as ingest does for each object it stores."""
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def measure(env: dict[str, str], tree: Path, bucket: str, workdir: Path, workers: int) -> list[Timing]:
+    files, size = tree_stats(tree)
+    copy = workdir / f"cp-{bucket}"
+    seconds, _ = run(["cp", "-r", str(tree), str(copy)])
+    shutil.rmtree(copy)
+    timings = [Timing("cp -r", files, size, seconds)]
+    started = time.monotonic()
+    run(["cp", "-r", str(tree), str(copy)])
+    fsync_tree(copy)
+    timings.append(Timing("cp -r, then fsync each", files, size, time.monotonic() - started))
+    shutil.rmtree(copy)
+    command = ["ingest", str(tree), "--store", f"FilesystemStore:{bucket}", "--pid-type", "bench"]
+    command += ["--pid", f"{bucket}/{{relpath}}", "--workers", str(workers), "--no-progress"]
+    seconds, out = manage(env, *command)
+    if not out.startswith(f"stored {files}, "):
+        raise BenchError(f"ingest did not store every file:\n{out}")
+    timings.append(Timing("ingest", files, size, seconds))
+    inside = re.search(r" in ([0-9.]+) s \(", out)
+    if inside:  # the command's own figure: from the first file to the last, start-up excluded
+        timings.append(Timing("  (its run, no start-up)", files, size, max(float(inside.group(1)), 0.01)))
+    seconds, out = manage(env, *command)
+    if not out.startswith(f"stored 0, replaced 0, skipped {files}, "):
+        raise BenchError(f"the rerun did not skip every file:\n{out}")
+    timings.append(Timing("ingest rerun (skips)", files, size, seconds))
+    return timings
+
+
+def report(name: str, timings: list[Timing]) -> float:
+    """Print one tree's table; return ingest/cp in MiB/s."""
+    cp = timings[0]
+    files, size = cp.files, cp.size
+    print(f"\n{name}: {files} files, {size / MIB:.1f} MiB")
+    print(f"  {'':22} {'seconds':>9} {'files/s':>10} {'MiB/s':>9} {'vs cp':>7}")
+    for t in timings:
+        print(
+            f"  {t.what:22} {t.seconds:9.2f} {t.files_per_s:10.1f} {t.mib_per_s:9.1f} "
+            f"{t.mib_per_s / cp.mib_per_s:6.0%}"
+        )
+    ingest = next(t for t in timings if t.what == "ingest")
+    return ingest.mib_per_s / cp.mib_per_s
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", type=int, default=10_000, help="number of small files (default 10000)")
+    parser.add_argument("--large-files", type=int, default=4, help="number of large files (default 4)")
+    parser.add_argument("--large-mb", type=int, default=512, help="MiB per large file (default 512)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: 200 small files, 2 x 16 MiB")
+    parser.add_argument("--only", choices=["small", "large"], help="measure only this tree")
+    parser.add_argument("--workers", type=int, default=4, help="ingest --workers (default 4)")
+    parser.add_argument("--postgres", action="store_true", help="a throw-away PostgreSQL database")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    args = parser.parse_args()
+    if args.smoke:
+        args.small, args.large_files, args.large_mb = 200, 2, 16
+
+    workdir = make_workdir("bench-ingest-")
+    database = ThrowAwayDatabase() if args.postgres else None
+    try:
+        extra = {}
+        if database:
+            database.create()
+            extra = database.env()
+        env = server_env(workdir, free_port(), 1, **extra)
+        for step in (["migrate", "-v0"], ["ensure_superuser"], ["shell", "-c", SETUP]):
+            manage(env, *step)
+        small, large = workdir / "small", workdir / "large"
+        make_tree(small, small=0 if args.only == "large" else args.small, big=0)
+        make_tree(large, small=0, big=0 if args.only == "small" else args.large_files, big_mb=args.large_mb)
+        for tree in (small, large):  # so no copy pays for writing back the generated trees
+            fsync_tree(tree)
+        print(
+            f"mediastore ingest benchmark: {'PostgreSQL' if database else 'SQLite'}, "
+            f"--workers {args.workers}, {os.cpu_count()} CPUs, work directory {workdir}"
+        )
+        if args.only != "large":
+            report("small files", measure(env, small, "small", workdir, args.workers))
+        if args.only == "small":
+            return 0
+        ratio = report("large files", measure(env, large, "large", workdir, args.workers))
+        verdict = "PASS" if ratio >= TARGET else "FAIL"
+        print(f"\n{verdict}: large files ingested at {ratio:.0%} of cp -r's MiB/s (target: {TARGET:.0%})")
+        return 1 if args.strict and verdict == "FAIL" else 0
+    except BenchError as exc:
+        print(f"benchmark could not run: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if args.keep:
+            print(f"kept {workdir}")
+        else:
+            remove_workdir(workdir)
+        if database:
+            database.drop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""Ingest: register and store a tree of existing files (``manage.py ingest``).
+
+Every file goes through the services the API uses (``content.services``): a new media is created
+with its bytes by ``upload_stream`` (bytes to a fresh key, then one insert with history and the
+outbox event), bytes of an existing media are replaced by ``put_content`` (fresh key, conditional
+switch), and ``--in-place`` registers a file the store already holds under its own key, after
+reading it for its checksum. A row is written only after its bytes are complete, so an
+interruption leaves no record claiming bytes that are not there; a rerun skips every file already
+stored with the same size and checksum and so resumes where the last run stopped.
+
+Files run on ``workers`` threads, each with its own database connection, closed when the thread
+ends. ``Ingest.stop()`` (the command calls it on Ctrl-C) makes the streams of files in flight
+raise ``Interrupted``: the backends remove what they had written (``Backend.put_stream``), no row
+is written, and files not started are left for the rerun.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import os
+import string
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from content.services import (
+    DEFAULT_CONTENT_TYPE,
+    Preconditions,
+    checksum_label,
+    current_etag,
+    put_content,
+    switch_bytes,
+    upload_stream,
+)
+from media import metadata as meta_ops
+from media.models import Media, StoreStatus
+from media.schemas import MediaIn
+from media.services import IdentifierRules, clean_tags, media_insert, media_prepare_many
+from mediastore.errors import RuleViolation
+from stores.backends import Backend
+from stores.models import StoreConfig
+from stores.schemas import StoreConfigIn
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+TEMPLATE_FIELDS = ("relpath", "name", "stem", "suffix", "parent", "root", "sha256")
+PID_SHORTHANDS = {"relpath": "{relpath}", "name": "{name}", "sha256": "{sha256}"}
+
+
+class Outcome(StrEnum):
+    STORED = "stored"  # a new media with its bytes (or bytes for a PENDING media)
+    REPLACED = "replaced"  # --replace: the media's bytes differed and were replaced
+    SKIPPED = "skipped"  # already stored with the same size and checksum, or not a regular file
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # abandoned by stop(); nothing of it was written
+
+
+class Interrupted(Exception):
+    """Raised by a file's stream once the ingest is stopped: the write is abandoned."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file to ingest: where it is, its path relative to the argument it was found under."""
+
+    path: Path
+    relpath: str
+    root: str
+    size: int
+
+
+@dataclass
+class Result:
+    source: Source
+    outcome: Outcome
+    pid: str = ""
+    detail: str = ""
+    written: int = 0  # bytes stored (0 for skips, failures and in-place registrations)
+
+
+def parse_template(template: str, what: str) -> str:
+    """``template`` (or the expansion of a --pid shorthand) after checking that it names only
+    TEMPLATE_FIELDS, without indexing or attributes. RuleViolation otherwise."""
+    template = PID_SHORTHANDS.get(template, template) if what == "--pid" else template
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise RuleViolation(f"{what} template {template!r} is malformed: {exc}") from None
+    for _text, name, _spec, _conversion in parts:
+        if name is not None and name not in TEMPLATE_FIELDS:
+            raise RuleViolation(
+                f"{what} template {template!r} names {{{name}}}; the fields are "
+                + ", ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS)
+            )
+    return template
+
+
+def template_fields(source: Source) -> dict[str, str]:
+    rel = PurePosixPath(source.relpath)
+    parent = rel.parent.as_posix()
+    return {
+        "relpath": source.relpath,
+        "name": rel.name,
+        "stem": rel.stem,
+        "suffix": rel.suffix,
+        "parent": "" if parent == "." else parent,
+        "root": source.root,
+    }
+
+
+def find_sources(paths: list[Path]) -> tuple[list[Source], list[Result]]:
+    """The regular files under ``paths`` in a stable order (directories walked without following
+    symlinks), and a SKIPPED result for everything else found (symlinks, devices, ...)."""
+    sources: list[Source] = []
+    others: list[Result] = []
+
+    def add(path: Path, relpath: str, root: str) -> None:
+        info = path.lstat()
+        source = Source(path.absolute(), relpath, root, info.st_size)
+        if path.is_symlink() or not path.is_file():
+            others.append(Result(source, Outcome.SKIPPED, detail="not a regular file"))
+        else:
+            sources.append(source)
+
+    for path in paths:
+        if not path.is_dir() or path.is_symlink():
+            add(path, path.name, path.absolute().parent.name)
+            continue
+        for folder, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = Path(folder, name)
+                add(full, full.relative_to(path).as_posix(), path.absolute().name)
+    return sources, others
+
+
+@dataclass
+class IngestPlan:
+    """What to do with each file: checked once, before any file is touched."""
+
+    store: StoreConfig
+    pid_type: str
+    pid: str = "{relpath}"
+    identifiers: dict[str, str] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    in_place: bool = False
+    replace: bool = False
+    dry_run: bool = False
+    user: Any = None
+
+    def __post_init__(self) -> None:
+        self.pid = parse_template(self.pid, "--pid")
+        self.identifiers = {
+            name: parse_template(value, f"--identifier {name}") for name, value in self.identifiers.items()
+        }
+        self.tags = clean_tags(self.tags)
+        meta_ops.check_limits(self.metadata)
+        rules = IdentifierRules()
+        if self.pid_type not in rules.patterns:
+            raise RuleViolation(f"bad pid_type: {self.pid_type}")
+        for name in self.identifiers:
+            if name not in rules.patterns:
+                raise RuleViolation(f"bad identifier_type: {name}")
+        self.backend = self.store.backend()
+        if self.in_place and type(self.backend).key_at is Backend.key_at:
+            raise RuleViolation(
+                f"--in-place needs a store that keeps plain files (FilesystemStore), not a {self.store.type}"
+            )
+        self.needs_sha256 = "{sha256" in self.pid or any("{sha256" in t for t in self.identifiers.values())
+
+    def item(self, pid: str, identifiers: dict[str, str]) -> MediaIn:
+        spec = StoreConfigIn(
+            type=self.store.type,
+            bucket=self.store.bucket,
+            s3_url=self.store.s3cfg.url if self.store.s3cfg else "",
+        )
+        return MediaIn(
+            pid=pid,
+            pid_type=self.pid_type,
+            store_config=spec,
+            identifiers=identifiers,
+            metadata=self.metadata,
+            tags=self.tags,
+        )
+
+
+class Watch:
+    """Shared between the workers: the stop flag and the bytes-read callback."""
+
+    def __init__(self, on_bytes: Callable[[int], None]) -> None:
+        self.stopped = threading.Event()
+        self.on_bytes = on_bytes
+
+
+class FileReader:
+    """A file's bytes for a backend: counts progress once per byte of the file (a second read,
+    e.g. streaming after hashing for ``{sha256}``, is not counted again) and raises Interrupted
+    once the ingest is stopped."""
+
+    def __init__(self, handle: BinaryIO, watch: Watch, budget: list[int]) -> None:
+        self.handle, self.watch, self.budget = handle, watch, budget
+
+    def read(self, size: int = -1) -> bytes:
+        if self.watch.stopped.is_set():
+            raise Interrupted()
+        chunk = self.handle.read(CHUNK if size is None or size < 0 else size)
+        counted = min(len(chunk), self.budget[0])
+        if counted:
+            self.budget[0] -= counted
+            self.watch.on_bytes(counted)
+        return chunk
+
+    def __enter__(self) -> FileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+
+class FileWork:
+    """One source on its way through the plan."""
+
+    def __init__(self, plan: IngestPlan, source: Source, watch: Watch) -> None:
+        self.plan, self.source, self.watch = plan, source, watch
+        self.budget = [source.size]  # bytes of this file not yet counted as progress
+        self._checksum: str | None = None
+
+    def open(self) -> FileReader:
+        return FileReader(open(self.source.path, "rb"), self.watch, self.budget)  # noqa: SIM115
+
+    def checksum(self) -> str:
+        """SHA-256 of the file, read once."""
+        if self._checksum is None:
+            digest = hashlib.sha256()
+            with self.open() as reader:
+                for chunk in iter(lambda: reader.read(CHUNK), b""):
+                    digest.update(chunk)
+            self._checksum = checksum_label(digest)
+        return self._checksum
+
+    def finish(self) -> None:
+        """Count what was not read (files skipped on size alone) so the bytes total adds up."""
+        if self.budget[0]:
+            self.watch.on_bytes(self.budget[0])
+            self.budget[0] = 0
+
+    def names(self) -> tuple[str, dict[str, str]]:
+        fields = template_fields(self.source)
+        if self.plan.needs_sha256:
+            fields["sha256"] = self.checksum().removeprefix("sha256:")
+        pid = self.plan.pid.format_map(fields)
+        identifiers = {name: t.format_map(fields) for name, t in self.plan.identifiers.items()}
+        return pid, identifiers
+
+    def key_in_place(self) -> str:
+        key = self.plan.backend.key_at(self.source.path)
+        if key is None:
+            raise RuleViolation(
+                f"--in-place: '{self.source.path}' is not a file inside the directory of "
+                f"{self.plan.store.type} '{self.plan.store.bucket}'"
+            )
+        return key
+
+    def run(self, pid: str, identifiers: dict[str, str]) -> Result:
+        plan, source = self.plan, self.source
+        key = self.key_in_place() if plan.in_place else None
+        media = Media.objects.select_related("store_config__s3cfg").filter(pid=pid).first()
+        if media is None:
+            if plan.dry_run:
+                return self.check_new(pid, identifiers)
+            return self.create(pid, identifiers, key)
+        if media.store_config_id != plan.store.pk:
+            return self.failed(pid, f"media '{pid}' exists in another store ({media.store_config})")
+        if key is not None and media.store_key != key:
+            return self.failed(pid, f"media '{pid}' is registered for another object of the store")
+        if media.store_status == StoreStatus.READY:
+            if media.size == source.size and media.checksum == self.checksum():
+                return Result(source, Outcome.SKIPPED, pid, "already stored")
+            if not plan.replace:
+                return self.failed(
+                    pid,
+                    f"differs from the stored media '{pid}' ({media.size} bytes, {media.checksum}); "
+                    "not replaced (--replace replaces it)",
+                )
+            outcome, conditions = Outcome.REPLACED, Preconditions(if_match=current_etag(media) or "*")
+        else:
+            outcome, conditions = Outcome.STORED, Preconditions(if_none_match="*")
+        if plan.dry_run:
+            return Result(source, outcome, pid, "dry run: would store the bytes")
+        if key is not None:
+            self.register(media, key, conditions)
+            return Result(source, outcome, pid)
+        with self.open() as reader:
+            stored = put_content(
+                pid,
+                reader,
+                content_type=self.content_type(),
+                size=source.size,
+                user=plan.user,
+                conditions=conditions,
+            )
+        return Result(source, outcome, pid, written=stored.size or 0)
+
+    def content_type(self) -> str:
+        return mimetypes.guess_type(self.source.relpath)[0] or DEFAULT_CONTENT_TYPE
+
+    def create(self, pid: str, identifiers: dict[str, str], key: str | None) -> Result:
+        item = self.plan.item(pid, identifiers)
+        if key is not None:
+            taken = Media.objects.filter(store_config=self.plan.store, store_key=key).first()
+            if taken is not None:
+                return self.failed(pid, f"the file is already registered as media '{taken.pid}'")
+            [media] = media_prepare_many([item], user=self.plan.user, name_items=False)
+            media.store_key, media.store_status = key, StoreStatus.READY
+            media.size, media.checksum = self.source.size, self.checksum()
+            media.content_type = self.content_type()
+            if self.plan.backend.size(key) != self.source.size:
+                raise RuleViolation(f"'{self.source.relpath}' changed while it was read; try again")
+            media_insert([media], user=self.plan.user)  # never discards: the file is the object
+            return Result(self.source, Outcome.STORED, pid)
+        with self.open() as reader:
+            media = upload_stream(
+                item, reader, content_type=self.content_type(), size=self.source.size, user=self.plan.user
+            )
+        return Result(self.source, Outcome.STORED, pid, written=media.size or 0)
+
+    def register(self, media: Media, key: str, conditions: Preconditions) -> None:
+        """In place: point the media at the file it already is, with the checksum just read."""
+        checksum = self.checksum()
+        switch_bytes(
+            media,
+            key=key,
+            size=self.source.size,
+            checksum=checksum,
+            etag="",
+            content_type=None,
+            user=self.plan.user,
+            conditions=conditions,
+        )
+
+    def check_new(self, pid: str, identifiers: dict[str, str]) -> Result:
+        """Dry run of a create: the rules, without writing anything (not even a store)."""
+        rules = IdentifierRules()
+        rules.check_pid(pid, self.plan.pid_type)
+        rules.identifiers(pid, self.plan.pid_type, identifiers)
+        return Result(self.source, Outcome.STORED, pid, "dry run: would create the media with its bytes")
+
+    def failed(self, pid: str, detail: str) -> Result:
+        return Result(self.source, Outcome.FAILED, pid, detail)

@@ -1,0 +1,30 @@
+"""Fixtures of the content tests."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def ingest_stores(api, user, settings, tmp_path, s3_server, s3_bucket):
+    """Identifier types, an S3 configuration and the stores; returns {store type: --store args}."""
+    from media.models import EventCounter
+
+    # The migration makes the event counter row, but transactional tests flush the tables; made
+    # lazily, concurrent first events of the worker threads would race to insert it (PostgreSQL).
+    EventCounter.objects.get_or_create(pk=1, defaults={"value": 0})
+    settings.MEDIASTORE_STORAGE_ROOT = str(tmp_path / "root")
+    for name in ("local", "filename", "ext"):
+        assert api.post("/api/identifier", {"name": name, "pattern": ""}).status_code == 200
+    keys = {"url": s3_server.url, "access_key": s3_server.access_key, "secret_key": s3_server.secret_key}
+    assert api.post("/api/s3cfg", keys).status_code == 200
+    stores = {
+        "FilesystemStore": {"type": "FilesystemStore", "bucket": "products"},
+        "BucketStore": {"type": "BucketStore", "bucket": f"{s3_bucket}/in", "s3_url": s3_server.url},
+    }
+    for body in stores.values():
+        assert api.post("/api/store", body).status_code == 200
+    return {
+        "FilesystemStore": ["--store", "FilesystemStore:products"],
+        "BucketStore": ["--store", f"BucketStore:{s3_bucket}/in", "--s3-url", s3_server.url],
+    }
