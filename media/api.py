@@ -29,6 +29,7 @@ from media.schemas import (
     media_out_dict,
 )
 from mediastore.errors import RuleViolation
+from mediastore.pagination import JsonArrayStream, json_response, set_page_headers
 
 router = Router(tags=["media"])
 
@@ -131,14 +132,14 @@ def media_list(request: HttpRequest, query: Query[MediaListQuery]):
     Unknown parameters are a 422 naming them."""
     body = search.media_list(request, query)
     body["items"] = [media_out_dict(media) for media in body["items"]]
-    return search.json_response(body)
+    return json_response(body)
 
 
 @router.get("/media/dump", response=list[MediaOut], summary="Every media, streamed")
 def media_dump(request: HttpRequest, limit: int | None = None, offset: int = 0):
     """Every media by pk as one JSON array, sent in pieces so any table size works; `limit` and
     `offset` take a slice. For filtered or paged reads use `GET /api/media`."""
-    return search.JsonArrayStream(search.media_dump_chunks(limit=limit, offset=offset))
+    return JsonArrayStream(search.media_dump_chunks(limit=limit, offset=offset))
 
 
 @router.post("/media/search", response=list[MediaOut], summary="Search media")
@@ -157,8 +158,8 @@ def media_search(
     gives the URL to POST the same body to (its `limit`/`offset` query parameters win over the body's).
     Unknown filters and malformed conditions are a 422 naming the field."""
     page = search.media_search(payload, limit=limit, offset=offset)
-    answer = search.json_response([media_out_dict(media) for media in page.items])
-    search.set_page_headers(answer, request, page)
+    answer = json_response([media_out_dict(media) for media in page.items])
+    set_page_headers(answer, request, page)
     return answer
 
 

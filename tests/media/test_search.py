@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from media import search
 from media.models import Media
+from media.search import dump as search
 from tests.conftest import DICT_STORE, media_body
 
 pytestmark = pytest.mark.django_db
