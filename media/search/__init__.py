@@ -10,20 +10,23 @@ Paging on the wire (``Page``, ``X-Total-Count``, ``Link``) lives in ``mediastore
 """
 
 from media.search.dump import media_dump_chunks
+from media.search.pages import count_matches, count_sql, page_queryset, search_page
 from media.search.selector import (
-    count_queryset,
+    Plan,
     has_filters,
     media_list,
     media_search,
     media_search_queryset,
-    page_queryset,
-    search_page,
+    search_plan,
 )
 from media.search.wildcards import Wildcard
 
 __all__ = [
+    "Plan",
+    "count_matches",
+    "count_sql",
+    "search_plan",
     "Wildcard",
-    "count_queryset",
     "has_filters",
     "media_dump_chunks",
     "media_list",

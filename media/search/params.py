@@ -46,7 +46,7 @@ def filters_from_query(query: MediaListQuery, given: Iterable[str]) -> MediaSear
         raise RuleViolation(
             f"unknown query parameter '{unknown[0]}'; known: {', '.join(MediaListQuery.model_fields)}"
         )
-    fields = query.model_dump(exclude={"metadata", "identifiers"}, exclude_defaults=True)
+    fields = query.model_dump(exclude={"metadata", "identifiers", "cursor"}, exclude_defaults=True)
     return MediaSearch.model_validate(
         {
             **fields,

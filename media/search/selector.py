@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Exists, F, OuterRef, QuerySet
-from django.db.models.functions import Collate
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
 from taggit.models import Tag
 
 from media.models import Media, TaggedMedia
-from media.schemas import MAX_OFFSET, MAX_PAGE, MediaListQuery, MediaSearch
+from media.schemas import MAX_OFFSET, MAX_PAGE, MediaListQuery, MediaSearch, MetadataCondition
+from media.search.indexes import IndexedPaths, index_for, indexed_paths, media_rows_estimate
+from media.search.pages import filters_digest, search_page
 from media.search.params import filters_from_query
 from media.search.sql import Where, any_identifier_matches, identifier_type_matches, metadata_condition
 from media.search.wildcards import Wildcard, text_matches
@@ -33,7 +34,7 @@ def _tag_ids(names: Iterable[str]) -> dict[str, int]:
     return dict(Tag.objects.filter(name__in=names).values_list("name", "id")) if names else {}
 
 
-def media_search_queryset(filters: MediaSearch) -> QuerySet[Media]:
+def media_search_queryset(filters: MediaSearch, paths: IndexedPaths | None = None) -> QuerySet[Media]:
     """The media matching every given filter (unordered; the response's joins included).
 
     One small query resolves tag names first; unknown tags then end the search without more queries.
@@ -65,8 +66,10 @@ def media_search_queryset(filters: MediaSearch) -> QuerySet[Media]:
         qs = qs.filter(identifier_type_matches(type_name, pattern))
     if filters.identifier is not None:
         qs = qs.filter(any_identifier_matches(filters.identifier))
+    if filters.metadata and paths is None:
+        paths = indexed_paths()
     for condition in filters.metadata:
-        qs = qs.filter(metadata_condition(condition))
+        qs = qs.filter(metadata_condition(condition, index_for(condition, paths or {})))
     simple = {
         "store_status": filters.store_status,
         "store_config_id": filters.store_config,
@@ -78,45 +81,6 @@ def media_search_queryset(filters: MediaSearch) -> QuerySet[Media]:
     return qs.filter(**{lookup: value for lookup, value in simple.items() if value is not None})
 
 
-def _ordering(order_by: str | None) -> list:
-    if not order_by:
-        return ["pk"]
-    field = order_by.lstrip("-")
-    descending = order_by.startswith("-")
-    if field == "pid":  # byte order on both databases (and served by the pid index of migration 0003)
-        expression = Collate(F("pid"), "C") if connection.vendor == "postgresql" else F("pid")
-        return [expression.desc() if descending else expression.asc()]
-    return [F(field).desc(), F("pk").desc()] if descending else [F(field).asc(), F("pk").asc()]
-
-
-def page_queryset(qs: QuerySet[Media], *, order_by: str | None, limit: int, offset: int) -> QuerySet[Media]:
-    """The rows ``offset`` to ``offset + limit`` of ``qs`` in order, as one query.
-
-    The page's ids are chosen first, in a subquery that reads no more than filtering and ordering
-    need (often only indexes); only those rows are then read whole, with the response's joins.
-    """
-    ordering = _ordering(order_by)
-    page_ids = qs.order_by(*ordering).values("pk")[offset : offset + limit]
-    return media_queryset().filter(pk__in=page_ids).order_by(*ordering)
-
-
-def count_queryset(qs: QuerySet[Media], cap: int) -> QuerySet:
-    """Up to ``cap`` matches of ``qs``, for counting them."""
-    return qs.order_by().values("pk")[:cap]
-
-
-def search_page(qs: QuerySet[Media], *, order_by: str | None, limit: int, offset: int) -> Page:
-    """Read one page of ``qs`` (one query, plus a capped COUNT unless the page shows the total)."""
-    rows = list(page_queryset(qs, order_by=order_by, limit=limit + 1, offset=offset))
-    has_next = len(rows) > limit
-    rows = rows[:limit]
-    if not has_next and (rows or offset == 0):
-        return Page(rows, offset + len(rows), True, offset, limit, False)
-    cap = max(settings.MEDIASTORE_SEARCH_COUNT_CAP, offset + len(rows) + 1)
-    counted = count_queryset(qs, cap + 1).count()
-    return Page(rows, min(counted, cap), counted <= cap, offset, limit, has_next)
-
-
 def _check_paging(limit: int | None, offset: int | None) -> None:
     if limit is not None and not 0 <= limit <= MAX_PAGE:
         raise RuleViolation(f"search filter 'limit' must be between 0 and {MAX_PAGE}")
@@ -124,7 +88,59 @@ def _check_paging(limit: int | None, offset: int | None) -> None:
         raise RuleViolation("search filter 'offset' must be 0 or more")
 
 
-def media_search(filters: MediaSearch, *, limit: int | None = None, offset: int | None = None) -> Page:
+@dataclass(frozen=True)
+class Plan:
+    """How a search is read (see ``media.search.pages``).
+
+    ``candidates_first``: some filter is served by an index, so every match is collected through
+    the indexes first (PostgreSQL). ``seqscan``: some metadata condition no index serves and no
+    other filter narrows the search through an index, on a table large enough for that to take a
+    while (``X-Search-Plan: seqscan``).
+    """
+
+    candidates_first: bool
+    seqscan: bool
+
+
+def _served_by_index(condition: MetadataCondition, paths: IndexedPaths) -> bool:
+    plain_keys = all(isinstance(key, str) for key in condition.path_keys)
+    return (condition.op in ("eq", "in", "contains") and plain_keys) or index_for(
+        condition, paths
+    ) is not None
+
+
+def search_plan(filters: MediaSearch, paths: IndexedPaths) -> Plan:
+    indexed = (
+        bool(filters.tags or filters.tags_all or filters.pid is not None or filters.identifiers)
+        or filters.identifier is not None
+    )
+    indexed = indexed or any(_served_by_index(c, paths) for c in filters.metadata)
+    unindexed = [c for c in filters.metadata if not _served_by_index(c, paths)]
+    seqscan = (
+        bool(unindexed) and not indexed and media_rows_estimate() >= settings.MEDIASTORE_SEARCH_SEQSCAN_ROWS
+    )
+    return Plan(candidates_first=indexed, seqscan=seqscan)
+
+
+def _read(filters: MediaSearch, *, limit: int, offset: int, cursor: str | None) -> tuple[Page, Plan]:
+    paths = indexed_paths() if filters.metadata else {}
+    plan = search_plan(filters, paths)
+    digest = filters_digest(filters.model_dump_json(exclude={"limit", "offset"}))
+    page = search_page(
+        media_search_queryset(filters, paths),
+        order_by=filters.order_by,
+        limit=limit,
+        offset=offset,
+        cursor=cursor,
+        digest=digest,
+        candidates_first=plan.candidates_first,
+    )
+    return page, plan
+
+
+def media_search(
+    filters: MediaSearch, *, limit: int | None = None, offset: int | None = None, cursor: str | None = None
+) -> tuple[Page, Plan]:
     """``POST /api/media/search``: ``limit``/``offset`` given apart (query string) win over the body's.
 
     Without any filter the search finds nothing, as the earlier server did for ``{"tags": []}``.
@@ -133,20 +149,18 @@ def media_search(filters: MediaSearch, *, limit: int | None = None, offset: int 
     limit = filters.limit if limit is None else limit
     offset = filters.offset if offset is None else offset
     if not has_filters(filters):
-        return Page([], 0, True, offset, limit, False)
-    return search_page(media_search_queryset(filters), order_by=filters.order_by, limit=limit, offset=offset)
+        return Page([], 0, True, offset, limit, False), Plan(False, False)
+    return _read(filters, limit=limit, offset=offset, cursor=cursor)
 
 
-def media_list(request: HttpRequest, query: MediaListQuery) -> dict[str, Any]:
+def media_list(request: HttpRequest, query: MediaListQuery) -> tuple[dict[str, Any], Plan]:
     """``GET /api/media``: one page as ``{count, count_exact, next, previous, items}``; no filter: all."""
     filters = filters_from_query(query, request.GET.keys())
-    page = search_page(
-        media_search_queryset(filters), order_by=filters.order_by, limit=filters.limit, offset=filters.offset
-    )
+    page, plan = _read(filters, limit=filters.limit, offset=filters.offset, cursor=query.cursor)
     return {
         "count": page.total,
         "count_exact": page.total_exact,
         "next": next_url(request, page),
         "previous": previous_url(request, page),
         "items": page.items,
-    }
+    }, plan

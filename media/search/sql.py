@@ -24,6 +24,7 @@ from django.db.models import BooleanField, F, Func
 
 from identifiers.rules import NAME_RE
 from media.schemas import MetadataCondition
+from media.search.indexes import value_sql
 from media.search.wildcards import Sql, Wildcard, text_matches
 from mediastore.errors import RuleViolation
 
@@ -290,7 +291,30 @@ def _any(leaves: list[Leaf]) -> Leaf:
     return render
 
 
-def metadata_condition(condition: MetadataCondition) -> Where:
+def _indexed_compare(keys: Keys, op: str, value: Any, kind: str) -> Leaf:
+    """A range on a path with its own index, written as the index expression is (media.search.indexes)."""
+    sql_op = _SQL_OPS[op]
+    path = tuple(str(key) for key in keys)
+
+    def render(vendor: str, col: str) -> Sql:
+        expression = value_sql(path, kind, vendor, col)
+        if vendor == "postgresql":
+            if kind == "number":
+                return f"jsonb_typeof({expression}) = 'number' AND {expression} {sql_op} %s::jsonb", [
+                    json.dumps(value)
+                ]
+            raw = value_sql(path, "number", vendor, col)
+            return f"jsonb_typeof({raw}) = 'string' AND {expression} COLLATE \"C\" {sql_op} %s", [value]
+        return f"json_type({col}, %s) IN {_SQLITE_TYPES[_kind(value)]} AND {expression} {sql_op} %s", [
+            _sqlite_path(keys),
+            value,
+        ]
+
+    return render
+
+
+def metadata_condition(condition: MetadataCondition, indexed: str | None = None) -> Where:
+    """The condition as SQL; ``indexed`` names the kind of path index that serves it, if any."""
     keys, op, value = condition.path_keys, condition.op, condition.value
     generic: Leaf
     containment: Leaf | None = None
@@ -307,6 +331,8 @@ def metadata_condition(condition: MetadataCondition) -> Where:
         generic = _all(_contains(keys, value))
         if plain_keys:
             containment = _containment(_nest(keys, value if isinstance(value, dict | list) else [value]))
+    elif indexed is not None:
+        generic = _indexed_compare(keys, op, value, indexed)
     else:
         generic = _compare(keys, op, value)
         if op == "eq" and plain_keys:
