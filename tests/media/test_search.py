@@ -640,3 +640,29 @@ def test_fast_serialiser_gives_exactly_the_media_out_json(api, id_types, s3_serv
     found = api.post("/api/media/search", {"pid": "*"}).json()
     assert found == [api.get(f"/api/media/{m['pid']}").json() for m in found]
     assert len(found) == 4
+
+
+def test_deep_page_links_carry_a_cursor_that_continues_after_the_last_row(api, seven, settings):
+    """Deep pages skipped `offset` rows through the whole order; links now carry a keyset cursor."""
+    settings.MEDIASTORE_SEARCH_CURSOR_FROM = 0
+    for order_by in (None, "pid", "-created"):
+        body = {"tags": ["t"], "limit": 3, **({"order_by": order_by} if order_by else {})}
+        expected = pids(api, {**body, "limit": 100})
+        seen, url, totals = [], "/api/media/search", []
+        for _ in range(5):
+            response = api.post(url, body)
+            seen += [m["pid"] for m in response.json()]
+            totals.append(response.headers["X-Total-Count"])
+            if "Link" not in response.headers:
+                break
+            link = response.headers["Link"]
+            url = link[1 : link.index(">")].removeprefix("http://testserver")
+            assert "cursor" in parse_qs(urlsplit(url).query)
+        assert seen == expected and set(totals) == {"7"}, order_by
+    page = listed(api, limit=3, tags="t")
+    second = api.get(page["next"].removeprefix("http://testserver")).json()
+    assert [m["pid"] for m in second["items"]] == seven[3:6] and second["count"] == 7
+    cursor = parse_qs(urlsplit(page["next"]).query)["cursor"][0]
+    assert "'cursor'" in error_of(api.post(f"/api/media/search?cursor={cursor}x", {"tags": ["t"]}))
+    other_search = api.post(f"/api/media/search?cursor={cursor}", {"tags": ["t"], "order_by": "pid"})
+    assert "another search" in error_of(other_search)
