@@ -337,6 +337,15 @@ def sql_timer(sql: str, params):
     return run
 
 
+def plan_shape(sql: str, params) -> str:
+    """The plan's nodes and indexes without costs: equal shapes mean the same plan."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("EXPLAIN (COSTS OFF) " + sql, params)
+        return "\n".join(row[0] for row in cur.fetchall())
+
+
 def analyze() -> None:
     from django.db import connection
 
@@ -364,6 +373,7 @@ class Case:
             limit=filters.limit + 1,
             offset=filters.offset,
             candidates_first=plan.candidates_first,
+            walk=plan.walk,
         )
         self.page_sql = ordered.query.sql_with_params()
         cap = settings.MEDIASTORE_SEARCH_COUNT_CAP + 1
@@ -372,6 +382,7 @@ class Case:
         self.filters, self.page, self.plan, self.qs = filters, page, plan, qs
         self.sql_page = self.sql_count = self.http = None
         self.rounds: list[float] = []
+        self.shapes: set[str] = set()
 
     def sql_p50(self) -> float:
         return self.sql_page[0] + (self.sql_count[0] if self.sql_count else 0.0)
@@ -399,7 +410,8 @@ def measure(runs: int, path_index: bool, rounds: int) -> None:
         "sql page: the page query alone (rows fetched, no models); sql count: the capped COUNT, when the\n"
         "page needs one; service: media.search.media_search (both queries + models); http: the whole\n"
         "request (auth, validation, queries, JSON of each item); exact: uncapped COUNT(*), for reference.\n"
-        "plan: cand = candidates first (MATERIALIZED CTE), walk = ordered walk;\n"
+        "plan: walk = ordered walk; cand = candidates first (MATERIALIZED CTE); w+c = a bounded walk,\n"
+        "then the candidates when it did not fill the page;\n"
         "seq = the answer says X-Search-Plan: seqscan.\n"
     )
     print(
@@ -428,7 +440,9 @@ def measure(runs: int, path_index: bool, rounds: int) -> None:
         exact = timed(lambda: case.qs.order_by().count(), max(3, runs // 4))
         page = case.page
         shown = f"{page.total}{'' if page.total_exact else '+'}"
-        plan = ("cand" if case.plan.candidates_first else "walk") + (" seq" if case.plan.seqscan else "")
+        plan = ("walk" if not case.plan.candidates_first else "w+c" if case.plan.walk else "cand") + (
+            " seq" if case.plan.seqscan else ""
+        )
         print(
             f"{name:30} {plan:>8} {len(page.items):5} {shown:>7}  {pair(case.sql_page)}"
             f"  {pair(case.sql_count)}"
@@ -475,8 +489,15 @@ def measure(runs: int, path_index: bool, rounds: int) -> None:
     if path_index:
         call_command("search_index", "add", "sample.depth", "--as", "number", verbosity=0)
         print("\nwith manage.py search_index add sample.depth --as number:")
-        run_case("metadata range (narrow) +idx", dict(CASES)["metadata range (narrow)"])
-        run_case("metadata range (wide) +idx", dict(CASES)["metadata range (wide)"])
+        indexed = [
+            run_case("metadata range (narrow) +idx", dict(CASES)["metadata range (narrow)"]),
+            run_case("metadata range (wide) +idx", dict(CASES)["metadata range (wide)"]),
+        ]
+        for case in indexed:  # while the index exists
+            print(f"\n{case.name}:")
+            for line in explain(*case.page_sql):
+                print(f"  page | {line}")
+            cases.remove(case)
         call_command("search_index", "drop", "sample.depth", verbosity=0)
 
     print(f"\nplan stability: sql page p50 (ms) after each of {rounds} ANALYZE rounds")
@@ -485,9 +506,14 @@ def measure(runs: int, path_index: bool, rounds: int) -> None:
         for case in cases:
             fresh = Case(case.name, case.body)  # the plan may change with the statistics
             case.rounds.append(timed(sql_timer(*fresh.page_sql), max(3, runs // 2))[0])
+            case.shapes.add(plan_shape(*fresh.page_sql))
     for case in cases:
         spread = max(case.rounds) / max(min(case.rounds), 0.01)
-        print(f"  {case.name:30} " + " ".join(f"{v:7.1f}" for v in case.rounds) + f"   max/min {spread:4.2f}")
+        print(
+            f"  {case.name:30} "
+            + " ".join(f"{v:7.1f}" for v in case.rounds)
+            + f"   max/min {spread:4.2f}  plans {len(case.shapes)}"
+        )
 
     print("\ntargets:")
     failures = 0

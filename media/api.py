@@ -26,7 +26,6 @@ from media.schemas import (
     UpdateMetadata,
     UpdateStorekey,
     UpdateTags,
-    media_out_dict,
 )
 from mediastore.errors import RuleViolation
 from mediastore.pagination import JsonArrayStream, json_response, set_page_headers
@@ -139,7 +138,6 @@ def media_list(request: HttpRequest, query: Query[MediaListQuery]):
     `metadata=a.b:gte:5`). `count` is exact unless `count_exact` is false (counting stops at a cap).
     Unknown parameters are a 422 naming them. `X-Search-Plan: seqscan` as for `POST /api/media/search`."""
     body, plan = search.media_list(request, query)
-    body["items"] = [media_out_dict(media) for media in body["items"]]
     return set_plan_header(json_response(body), plan)
 
 
@@ -172,7 +170,7 @@ def media_search(
     indexed filter, reads the whole table: on a large one the answer says so with the header
     `X-Search-Plan: seqscan`."""
     page, plan = search.media_search(payload, limit=limit, offset=offset, cursor=cursor)
-    answer = json_response([media_out_dict(media) for media in page.items])
+    answer = json_response(page.items)
     set_page_headers(answer, request, page)
     return set_plan_header(answer, plan)
 

@@ -31,6 +31,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Collate
 
 from media.models import Media
+from media.search.rows import media_rows
 from media.selectors import media_queryset
 from mediastore.errors import RuleViolation
 from mediastore.pagination import Page
@@ -66,10 +67,10 @@ def filters_digest(filters_json: str) -> str:
     return hashlib.sha256(filters_json.encode()).hexdigest()[:16]
 
 
-def encode_cursor(order_by: str | None, digest: str, row: Media) -> str:
+def encode_cursor(order_by: str | None, digest: str, row: dict[str, Any]) -> str:
     values = []
     for name in _key_fields(order_by):
-        value = getattr(row, name)
+        value = row[name]
         values.append(value.isoformat() if isinstance(value, datetime) else value)
     return signing.dumps({"o": order_by or "", "d": digest, "k": values}, salt=CURSOR_SALT, compress=True)
 
@@ -108,33 +109,120 @@ def after_cursor(qs: QuerySet[Media], order_by: str | None, key: list[Any]) -> Q
 # --- the queries ----------------------------------------------------------------------------
 
 
-def _candidates_sql(qs: QuerySet[Media], order_by: str | None) -> tuple[str, list[Any], str]:
-    """``WITH candidates AS MATERIALIZED (...)`` of every match with its order key, and the ORDER BY."""
-    fields = _key_fields(order_by)
-    inner, params = qs.order_by().values(*dict.fromkeys(["pk", *fields])).query.sql_with_params()
+def _order_sql(alias: str, order_by: str | None) -> tuple[list[str], str]:
+    """The key columns of the order and its ORDER BY over the table ``alias``."""
+    columns = ["id" if name == "pk" else name for name in _key_fields(order_by)]
     direction = "DESC" if order_by and order_by.startswith("-") else "ASC"
-    columns = ["id" if name == "pk" else name for name in fields]
     order = ", ".join(
-        f'candidates.pid COLLATE "C" {direction}' if name == "pid" else f"candidates.{name} {direction}"
+        f'{alias}.pid COLLATE "C" {direction}' if name == "pid" else f"{alias}.{name} {direction}"
         for name in columns
     )
+    return columns, order
+
+
+def _candidates_sql(qs: QuerySet[Media], order_by: str | None) -> tuple[str, list[Any], str]:
+    """``candidates(...) AS MATERIALIZED (...)``: every match with its order key; and the ORDER BY."""
+    fields = _key_fields(order_by)
+    inner, params = qs.order_by().values(*dict.fromkeys(["pk", *fields])).query.sql_with_params()
+    columns, order = _order_sql("candidates", order_by)
     names = ", ".join(dict.fromkeys(["id", *columns]))
-    return f"WITH candidates({names}) AS MATERIALIZED ({inner})", list(params), order
+    return f"candidates({names}) AS MATERIALIZED ({inner})", list(params), order
+
+
+#: The bounded walk looks at this many rows per row of the page (offset included), at least
+#: WALK_MIN: it finds the page when at least 1 in 4 rows (1 in 20 for small pages) match ...
+WALK_FACTOR = 4
+WALK_MIN = 2000
+#: ... and is not tried for pages deeper than this (offset + limit); the cursor keeps them shallow.
+WALK_MAX_DEPTH = 5000
+
+
+def _page_ids_sql(
+    qs: QuerySet[Media], *, order_by: str | None, limit: int, offset: int, key: list[Any] | None, walk: bool
+) -> tuple[str, list[Any]]:
+    """One statement choosing the page's ids of a search with an indexed filter (PostgreSQL).
+
+    First a bounded walk: the next ``WALK_FACTOR x (offset + limit)`` rows in the order (an index
+    scan with no filter, so no estimate can change it) are checked one by one through the primary
+    key; when that finds the whole page, as it does for filters that match many rows, it is the
+    answer. Only when it does not is the ``candidates`` CTE evaluated (a gated UNION branch, never
+    started otherwise). Each part's cost is bounded by the rows it reads, not by the planner's luck.
+    """
+    with_sql, params, candidates_order = _candidates_sql(qs, order_by)
+    candidates = f"SELECT candidates.id FROM candidates ORDER BY {candidates_order} LIMIT %s OFFSET %s"
+    depth = offset + limit
+    if not walk or depth > WALK_MAX_DEPTH:
+        return f"WITH {with_sql} {candidates}", [*params, limit, offset]
+    window_qs = Media.objects.all() if key is None else after_cursor(Media.objects.all(), order_by, key)
+    fields = _key_fields(order_by)
+    window, window_params = (
+        window_qs.order_by(*ordering(order_by)).values(*dict.fromkeys(["pk", *fields]))[
+            : max(WALK_MIN, WALK_FACTOR * depth)
+        ]
+    ).query.sql_with_params()
+    columns, walk_order = _order_sql("w", order_by)
+    # The search's conditions as Django writes them (on "media_media"), applied to each row of the
+    # window read through the primary key: OFFSET 0 keeps that lookup a subquery of its own, so no
+    # other index can serve it.
+    where, where_params = qs.query.get_compiler(connection=connection).compile(qs.query.where)
+    names = ", ".join(dict.fromkeys(["id", *columns]))
+    walk = (
+        f"walk AS MATERIALIZED (SELECT w.id FROM ({window}) AS w({names}) "
+        "CROSS JOIN LATERAL (SELECT * FROM media_media AS walked WHERE walked.id = w.id OFFSET 0) "
+        "AS media_media "
+        f"WHERE {where} ORDER BY {walk_order} LIMIT %s OFFSET %s)"
+    )
+    sql = (
+        f"WITH {walk}, {with_sql} "
+        f"SELECT walk.id FROM walk WHERE (SELECT count(*) FROM walk) = %s "
+        f"UNION ALL (SELECT page.id FROM ({candidates}) AS page WHERE (SELECT count(*) FROM walk) < %s)"
+    )
+    return sql, [*window_params, *where_params, limit, offset, *params, limit, limit, offset, limit]
+
+
+def page_ids_sql(
+    qs: QuerySet[Media],
+    *,
+    order_by: str | None,
+    limit: int,
+    offset: int,
+    candidates_first: bool = False,
+    key: list[Any] | None = None,
+    walk: bool = True,
+) -> tuple[str, list[Any]]:
+    """SQL of the ids of rows ``offset`` to ``offset + limit`` of ``qs`` in order."""
+    if candidates_first and connection.vendor == "postgresql" and not qs.query.is_empty():
+        return _page_ids_sql(qs, order_by=order_by, limit=limit, offset=offset, key=key, walk=walk)
+    sql, params = (
+        qs.order_by(*ordering(order_by)).values("pk")[offset : offset + limit].query.sql_with_params()
+    )
+    return sql, list(params)
 
 
 def page_queryset(
-    qs: QuerySet[Media], *, order_by: str | None, limit: int, offset: int, candidates_first: bool = False
+    qs: QuerySet[Media],
+    *,
+    order_by: str | None,
+    limit: int,
+    offset: int,
+    candidates_first: bool = False,
+    key: list[Any] | None = None,
+    walk: bool = True,
 ) -> QuerySet[Media]:
     """The rows ``offset`` to ``offset + limit`` of ``qs`` in order, as one query.
 
     The page's ids are chosen first, in a subquery that reads no more than filtering and ordering
     need (often only indexes); only those rows are then read whole, with the response's joins.
+    ``key`` is the cursor's, when ``qs`` has been cut after it.
     """
     order = ordering(order_by)
-    if candidates_first and connection.vendor == "postgresql" and not qs.query.is_empty():
-        with_sql, params, order_sql = _candidates_sql(qs, order_by)
-        sql = f"{with_sql} SELECT candidates.id FROM candidates ORDER BY {order_sql} LIMIT %s OFFSET %s"
-        page_ids = RawSQL(sql, (*params, limit, offset))
+    if qs.query.is_empty():
+        return qs.none()
+    if candidates_first and connection.vendor == "postgresql":
+        sql, params = page_ids_sql(
+            qs, order_by=order_by, limit=limit, offset=offset, candidates_first=True, key=key, walk=walk
+        )
+        page_ids = RawSQL(sql, params)
     else:
         page_ids = qs.order_by(*order).values("pk")[offset : offset + limit]
     return media_queryset().filter(pk__in=page_ids).order_by(*order)
@@ -144,7 +232,7 @@ def count_sql(qs: QuerySet[Media], cap: int, *, candidates_first: bool = False) 
     """SQL counting up to ``cap`` matches of ``qs``."""
     if candidates_first and connection.vendor == "postgresql":
         with_sql, params, _ = _candidates_sql(qs, None)
-        return f"SELECT count(*) FROM ({with_sql} SELECT 1 FROM candidates LIMIT %s) AS capped", [
+        return f"SELECT count(*) FROM (WITH {with_sql} SELECT 1 FROM candidates LIMIT %s) AS capped", [
             *params,
             cap,
         ]
@@ -171,17 +259,25 @@ def search_page(
     cursor: str | None = None,
     digest: str = "",
     candidates_first: bool = False,
+    walk: bool = True,
 ) -> Page:
     """Read one page of ``qs`` (one query, plus a capped COUNT unless the page shows the total).
 
     With ``cursor`` the page starts after the row it names, and ``offset`` (the number of matches
     before it, as the link said) only serves the total and the links.
     """
-    rest = qs if cursor is None else after_cursor(qs, order_by, decode_cursor(cursor, order_by, digest))
+    key = None if cursor is None else decode_cursor(cursor, order_by, digest)
+    rest = qs if key is None else after_cursor(qs, order_by, key)
     skip = 0 if cursor is not None else offset
-    rows = list(
+    rows = media_rows(
         page_queryset(
-            rest, order_by=order_by, limit=limit + 1, offset=skip, candidates_first=candidates_first
+            rest,
+            order_by=order_by,
+            limit=limit + 1,
+            offset=skip,
+            candidates_first=candidates_first,
+            key=key,
+            walk=walk,
         )
     )
     has_next = len(rows) > limit

@@ -100,6 +100,7 @@ class Plan:
 
     candidates_first: bool
     seqscan: bool
+    walk: bool = True
 
 
 def _served_by_index(condition: MetadataCondition, paths: IndexedPaths) -> bool:
@@ -130,7 +131,9 @@ def search_plan(filters: MediaSearch, paths: IndexedPaths) -> Plan:
     seqscan = (
         bool(unindexed) and not indexed and media_rows_estimate() >= settings.MEDIASTORE_SEARCH_SEQSCAN_ROWS
     )
-    return Plan(candidates_first=indexed, seqscan=seqscan)
+    # Identifier conditions cost too much per row for the bounded walk, and rarely match many rows.
+    walk = not filters.identifiers and filters.identifier is None
+    return Plan(candidates_first=indexed, seqscan=seqscan, walk=walk)
 
 
 def _read(filters: MediaSearch, *, limit: int, offset: int, cursor: str | None) -> tuple[Page, Plan]:
@@ -145,6 +148,7 @@ def _read(filters: MediaSearch, *, limit: int, offset: int, cursor: str | None) 
         cursor=cursor,
         digest=digest,
         candidates_first=plan.candidates_first,
+        walk=plan.walk,
     )
     return page, plan
 
