@@ -1,6 +1,6 @@
 """Reading one page of a search: the order, the page query, the capped count, keyset cursors.
 
-Two shapes of page query on PostgreSQL (``Plan`` in ``media.search.selector`` picks one):
+Shapes of page query on PostgreSQL (``Plan`` in ``media.search.selector`` picks one):
 
 - **ordered walk** (filters no index serves, or none): the page's ids come from walking the index of
   the order (the primary key by default) and filtering as it goes, which stops after one page.
@@ -11,6 +11,9 @@ Two shapes of page query on PostgreSQL (``Plan`` in ``media.search.selector`` pi
   ``ANALYZE`` samples decide; for a pid prefix the matches are one contiguous run of ids, so that
   walk read 700,000 rows for a page of 100). Inside the CTE the choice is only between the indexes
   and a full scan, and its cost grows with the number of matches, not with the planner's luck.
+  Before it, one statement tries a **bounded walk** (``_page_ids_sql``): a fixed window of rows in
+  the order, each checked through the primary key, which fills the page at once when matches are
+  common; the candidate set is only evaluated when the walk did not.
 
 Deep pages: a ``cursor`` (the order key of the last row shown, signed) continues after that row
 through the order's index instead of skipping ``offset`` rows. Links to pages that start at or
