@@ -133,9 +133,10 @@ def _candidates_sql(qs: QuerySet[Media], order_by: str | None) -> tuple[str, lis
 
 
 #: The bounded walk looks at this many rows per row of the page (offset included), at least
-#: WALK_MIN: it finds the page when at least 1 in 4 rows (1 in 20 for small pages) match ...
-WALK_FACTOR = 4
+#: WALK_MIN and at most WALK_MAX: it finds the page when 1 in 10 rows (1 in 20 for small pages) match
+WALK_FACTOR = 10
 WALK_MIN = 2000
+WALK_MAX = 20000
 #: ... and is not tried for pages deeper than this (offset + limit); the cursor keeps them shallow.
 WALK_MAX_DEPTH = 5000
 
@@ -145,11 +146,12 @@ def _page_ids_sql(
 ) -> tuple[str, list[Any]]:
     """One statement choosing the page's ids of a search with an indexed filter (PostgreSQL).
 
-    First a bounded walk: the next ``WALK_FACTOR x (offset + limit)`` rows in the order (an index
-    scan with no filter, so no estimate can change it) are checked one by one through the primary
-    key; when that finds the whole page, as it does for filters that match many rows, it is the
-    answer. Only when it does not is the ``candidates`` CTE evaluated (a gated UNION branch, never
-    started otherwise). Each part's cost is bounded by the rows it reads, not by the planner's luck.
+    First a bounded walk: the next ``WALK_FACTOR x (offset + limit)`` rows in the order (within
+    ``WALK_MIN`` and ``WALK_MAX``; an index scan with no filter, so no estimate can change it) are
+    checked one by one through the primary key; when that finds the whole page, as it does for
+    filters that match many rows, it is the answer. Only when it does not is the ``candidates``
+    CTE evaluated (a gated UNION branch, never started otherwise). Each part's cost is bounded by
+    the rows it reads, not by the planner's luck.
     """
     with_sql, params, candidates_order = _candidates_sql(qs, order_by)
     candidates = f"SELECT candidates.id FROM candidates ORDER BY {candidates_order} LIMIT %s OFFSET %s"
@@ -158,11 +160,9 @@ def _page_ids_sql(
         return f"WITH {with_sql} {candidates}", [*params, limit, offset]
     window_qs = Media.objects.all() if key is None else after_cursor(Media.objects.all(), order_by, key)
     fields = _key_fields(order_by)
-    window, window_params = (
-        window_qs.order_by(*ordering(order_by)).values(*dict.fromkeys(["pk", *fields]))[
-            : max(WALK_MIN, WALK_FACTOR * depth)
-        ]
-    ).query.sql_with_params()
+    size = min(WALK_MAX, max(WALK_MIN, WALK_FACTOR * depth))
+    window_qs = window_qs.order_by(*ordering(order_by)).values(*dict.fromkeys(["pk", *fields]))[:size]
+    window, window_params = window_qs.query.sql_with_params()
     columns, walk_order = _order_sql("w", order_by)
     # The search's conditions as Django writes them (on "media_media"), applied to each row of the
     # window read through the primary key: OFFSET 0 keeps that lookup a subquery of its own, so no
