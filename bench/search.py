@@ -404,7 +404,8 @@ def measure(runs: int, path_index: bool, rounds: int) -> None:
         cur.execute("SHOW jit")
         jit = cur.fetchone()[0]
     print(
-        f"\n{total_rows} media; count cap {settings.MEDIASTORE_SEARCH_COUNT_CAP}; {runs} runs each; jit={jit}"
+        f"\n{total_rows} media; count cap {settings.MEDIASTORE_SEARCH_COUNT_CAP}; {runs} runs each;"
+        f" jit={jit}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     print(
         "sql page: the page query alone (rows fetched, no models); sql count: the capped COUNT, when the\n"
@@ -515,7 +516,7 @@ def measure(runs: int, path_index: bool, rounds: int) -> None:
             + f"   max/min {spread:4.2f}  plans {len(case.shapes)}"
         )
 
-    print("\ntargets:")
+    print(f"\ntargets (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs):")
     failures = 0
 
     def target(ok: bool, text: str) -> None:
