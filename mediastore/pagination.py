@@ -69,9 +69,10 @@ _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME  # dates as ninja writes them 
 def dumps(body: Any) -> bytes:
     """``body`` as JSON meaning what ninja's encoder writes, fast (orjson).
 
-    Dates, decimals and the like go through ninja's encoder, so they read the same. Integers
-    beyond 64 bits (metadata may hold them) are more than orjson takes: such a body is written by
-    the standard library instead.
+    Dates, decimals and the like go through ninja's encoder, so they read the same; an
+    ``orjson.Fragment`` (JSON text from the database) goes in as it is. Integers beyond 64 bits are
+    more than orjson takes: a body holding one outside a fragment is written by the standard
+    library instead.
     """
     try:
         return orjson.dumps(body, default=_ENCODER.default, option=_ORJSON_OPTIONS)
