@@ -156,7 +156,9 @@ def _page_ids_sql(
     with_sql, params, candidates_order = _candidates_sql(qs, order_by)
     candidates = f"SELECT candidates.id FROM candidates ORDER BY {candidates_order} LIMIT %s OFFSET %s"
     depth = offset + limit
-    if not walk or depth > WALK_MAX_DEPTH:
+    # The walk re-uses the search's WHERE on a row of media_media alone: not for filters with joins.
+    joined = len([alias for alias in qs.query.alias_map if qs.query.alias_refcount.get(alias)]) > 1
+    if not walk or joined or depth > WALK_MAX_DEPTH:
         return f"WITH {with_sql} {candidates}", [*params, limit, offset]
     window_qs = Media.objects.all() if key is None else after_cursor(Media.objects.all(), order_by, key)
     fields = _key_fields(order_by)
