@@ -21,7 +21,7 @@ from taggit.utils import edit_string_for_tags, parse_tags
 from media import metadata as meta_ops
 from media import outbox
 from media.history import history_entries
-from media.models import Media
+from media.models import Media, SearchIndex
 from media.services import IdentifierRules, clean_tags, media_delete, media_revert, sync_tags
 from mediastore.errors import MediastoreError, RuleViolation
 
@@ -332,3 +332,21 @@ class MediaAdmin(SimpleHistoryAdmin):
                 media_delete(media.pid, user=request.user)
             except MediastoreError as exc:
                 self.message_user(request, f"{media.pid}: not deleted: {exc.message}", level=messages.ERROR)
+
+
+@admin.register(SearchIndex)
+class SearchIndexAdmin(admin.ModelAdmin):
+    """Metadata paths with their own search index, read-only: ``manage.py search_index`` adds and
+    drops them, since building an index on a large table is no job for a web request."""
+
+    list_display = ("path", "kind", "name", "created")
+    ordering = ("path", "kind")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -6,7 +6,7 @@ generic routes would otherwise swallow ``/media/dump`` and friends.
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Body, Query, Router, Status
 
 from media import search, selectors, services
@@ -26,11 +26,19 @@ from media.schemas import (
     UpdateMetadata,
     UpdateStorekey,
     UpdateTags,
-    media_out_dict,
 )
 from mediastore.errors import RuleViolation
+from mediastore.pagination import JsonArrayStream, json_response, set_page_headers
 
 router = Router(tags=["media"])
+
+
+def set_plan_header(response: HttpResponse, plan: search.Plan) -> HttpResponse:
+    """``X-Search-Plan: seqscan`` when the search reads the whole (large) table."""
+    if plan.seqscan:
+        response["X-Search-Plan"] = "seqscan"
+    return response
+
 
 PidList = list[str] | None
 
@@ -128,17 +136,16 @@ def media_list(request: HttpRequest, query: Query[MediaListQuery]):
     more. The filters are those of `POST /api/media/search` as query parameters: repeat `tags`,
     `tags_all`, `pid_type`, `identifiers` (`type=wildcard`) and `metadata` (`path:op[:value]`, e.g.
     `metadata=a.b:gte:5`). `count` is exact unless `count_exact` is false (counting stops at a cap).
-    Unknown parameters are a 422 naming them."""
-    body = search.media_list(request, query)
-    body["items"] = [media_out_dict(media) for media in body["items"]]
-    return search.json_response(body)
+    Unknown parameters are a 422 naming them. `X-Search-Plan: seqscan` as for `POST /api/media/search`."""
+    body, plan = search.media_list(request, query)
+    return set_plan_header(json_response(body), plan)
 
 
 @router.get("/media/dump", response=list[MediaOut], summary="Every media, streamed")
 def media_dump(request: HttpRequest, limit: int | None = None, offset: int = 0):
     """Every media by pk as one JSON array, sent in pieces so any table size works; `limit` and
     `offset` take a slice. For filtered or paged reads use `GET /api/media`."""
-    return search.JsonArrayStream(search.media_dump_chunks(limit=limit, offset=offset))
+    return JsonArrayStream(search.media_dump_chunks(limit=limit, offset=offset))
 
 
 @router.post("/media/search", response=list[MediaOut], summary="Search media")
@@ -147,6 +154,7 @@ def media_search(
     payload: MediaSearch,
     limit: int | None = None,
     offset: int | None = None,
+    cursor: str | None = None,
 ):
     """Media matching every given filter (AND), by pk unless `order_by` says otherwise. `{"tags": [...]}`
     alone finds the media carrying any of those tags, each once; a body with no filter finds nothing.
@@ -154,12 +162,17 @@ def media_search(
     gte, in, contains, exists, wildcard; a value of another JSON type never matches). One page comes
     back (`limit`, default 1000, at most 10000; `offset`): `X-Total-Count` tells how many match (a lower
     bound when `X-Total-Count-Exact` is false) and, when there are more, `Link: <url>; rel="next"`
-    gives the URL to POST the same body to (its `limit`/`offset` query parameters win over the body's).
-    Unknown filters and malformed conditions are a 422 naming the field."""
-    page = search.media_search(payload, limit=limit, offset=offset)
-    answer = search.json_response([media_out_dict(media) for media in page.items])
-    search.set_page_headers(answer, request, page)
-    return answer
+    gives the URL to POST the same body to (its `limit`/`offset` query parameters win over the body's;
+    links to pages deeper than `MEDIASTORE_SEARCH_CURSOR_FROM` matches also carry a `cursor`, which
+    continues after the last row shown instead of skipping `offset` rows). Unknown filters and
+    malformed conditions are a 422 naming the field. A metadata condition that no index serves
+    (ranges on paths without `manage.py search_index`, `ne`, `exists`, `wildcard`), with no other
+    indexed filter, reads the whole table: on a large one the answer says so with the header
+    `X-Search-Plan: seqscan`."""
+    page, plan = search.media_search(payload, limit=limit, offset=offset, cursor=cursor)
+    answer = json_response(page.items)
+    set_page_headers(answer, request, page)
+    return set_plan_header(answer, plan)
 
 
 @router.get("/media/{path:pid}/history", response=list[HistoryEntry], summary="Audit history of a media")

@@ -158,3 +158,22 @@ class MediaEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.seq} {self.type} {self.pid}"
+
+
+class SearchIndex(models.Model):
+    """A metadata path given its own index by ``manage.py search_index add`` (media.search.indexes).
+
+    Search reads these rows to write its SQL exactly as the index expression is written, so the
+    database can use it, and to tell which range searches have no index (``X-Search-Plan``).
+    """
+
+    path = models.CharField(max_length=512, help_text="Dotted path into the metadata, e.g. sample.depth.")
+    kind = models.CharField(max_length=8, choices=[("number", "number"), ("text", "text")])
+    name = models.CharField(max_length=63, unique=True, help_text="Name of the database index.")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["path", "kind"], name="search_index_path_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.kind})"

@@ -359,6 +359,11 @@ class MediaListQuery(SearchScope):
         'value is read as JSON when it parses (`5`, `true`, `"5"`, `[1,2]`), else as a string; for '
         "`wildcard` it is always the pattern text.",
     )
+    cursor: str | None = Field(
+        None,
+        description="Continue after the row this cursor names (as the `next` links of deep pages carry "
+        "it); `offset` then only says how many matches came before.",
+    )
 
     error_subject: ClassVar[str] = "query parameter"
 

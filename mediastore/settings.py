@@ -80,6 +80,10 @@ MEDIASTORE_MAX_METADATA_KB = env.get_int("MEDIASTORE_MAX_METADATA_KB", 1024, min
 MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)
+# Links to search pages starting this deep carry a keyset cursor (media/search/pages.py).
+MEDIASTORE_SEARCH_CURSOR_FROM = env.get_int("MEDIASTORE_SEARCH_CURSOR_FROM", 1000, minimum=0)
+# Metadata searches no index serves answer X-Search-Plan: seqscan from this many media on.
+MEDIASTORE_SEARCH_SEQSCAN_ROWS = env.get_int("MEDIASTORE_SEARCH_SEQSCAN_ROWS", 100_000, minimum=0)
 # Failed logins allowed per username and per client address in a window (mediastore/throttle.py).
 MEDIASTORE_LOGIN_RATE = env.get_rate("MEDIASTORE_LOGIN_RATE", "10/m")
 # Peers whose X-Forwarded-For is believed when finding a client's address (nginx on this host).

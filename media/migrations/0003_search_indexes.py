@@ -25,26 +25,26 @@ FORWARD = [
         ELSE '' END
     $$
     """,
-    "CREATE INDEX IF NOT EXISTS media_metadata_gin ON media_media USING gin (metadata jsonb_path_ops)",
-    "CREATE INDEX IF NOT EXISTS media_identifiers_gin ON media_media USING gin (identifiers jsonb_path_ops)",
-    "CREATE INDEX IF NOT EXISTS media_identifier_values_trgm ON media_media "
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS media_metadata_gin ON media_media USING gin (metadata jsonb_path_ops)",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS media_identifiers_gin ON media_media USING gin (identifiers jsonb_path_ops)",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS media_identifier_values_trgm ON media_media "
     "USING gin (media_identifier_values(identifiers) gin_trgm_ops)",
-    "CREATE INDEX IF NOT EXISTS media_pid_trgm ON media_media USING gin (pid gin_trgm_ops)",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS media_pid_trgm ON media_media USING gin (pid gin_trgm_ops)",
     'CREATE INDEX IF NOT EXISTS media_pid_c ON media_media (pid COLLATE "C") INCLUDE (id)',
-    "CREATE INDEX IF NOT EXISTS media_created_id ON media_media (created, id)",
-    "CREATE INDEX IF NOT EXISTS media_updated_id ON media_media (updated, id)",
-    "CREATE INDEX IF NOT EXISTS media_tagged_tag_object ON media_taggedmedia (tag_id, content_object_id)",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS media_created_id ON media_media (created, id)",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS media_updated_id ON media_media (updated, id)",
+    "CREATE INDEX CONCURRENTLY IF NOT EXISTS media_tagged_tag_object ON media_taggedmedia (tag_id, content_object_id)",
 ]
 
 BACKWARD = [
-    "DROP INDEX IF EXISTS media_tagged_tag_object",
-    "DROP INDEX IF EXISTS media_updated_id",
-    "DROP INDEX IF EXISTS media_created_id",
-    "DROP INDEX IF EXISTS media_pid_c",
-    "DROP INDEX IF EXISTS media_pid_trgm",
-    "DROP INDEX IF EXISTS media_identifier_values_trgm",
-    "DROP INDEX IF EXISTS media_identifiers_gin",
-    "DROP INDEX IF EXISTS media_metadata_gin",
+    "DROP INDEX CONCURRENTLY IF EXISTS media_tagged_tag_object",
+    "DROP INDEX CONCURRENTLY IF EXISTS media_updated_id",
+    "DROP INDEX CONCURRENTLY IF EXISTS media_created_id",
+    "DROP INDEX CONCURRENTLY IF EXISTS media_pid_c",
+    "DROP INDEX CONCURRENTLY IF EXISTS media_pid_trgm",
+    "DROP INDEX CONCURRENTLY IF EXISTS media_identifier_values_trgm",
+    "DROP INDEX CONCURRENTLY IF EXISTS media_identifiers_gin",
+    "DROP INDEX CONCURRENTLY IF EXISTS media_metadata_gin",
     "DROP FUNCTION IF EXISTS media_identifier_values(jsonb)",
     # pg_trgm stays: other things may use it.
 ]
@@ -63,6 +63,12 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    # Not atomic, and every index built CONCURRENTLY: on an installation that already holds a
+    # million media a plain CREATE INDEX locked writes for about a minute (issue 14). A failed
+    # concurrent build leaves an invalid index; running the migration again is safe (IF NOT EXISTS
+    # skips a valid one; drop an invalid one by hand first, `\d media_media` lists it as INVALID).
+    atomic = False
+
     dependencies = [("media", "0002_mark_sequence")]
 
-    operations = [migrations.RunPython(forward, backward)]
+    operations = [migrations.RunPython(forward, backward, atomic=False)]

@@ -1,0 +1,100 @@
+"""Metadata paths with their own index (``manage.py search_index``), and the SQL that uses them.
+
+An index on ``metadata #> '{sample,depth}'`` (``number``: jsonb order, which compares numbers as
+numbers) or on its text in byte order (``text``) serves range conditions (``lt``, ``lte``, ``gt``,
+``gte``) on that path, but only when the query writes exactly the same expression, with the path as
+a literal rather than a parameter. Paths that can be indexed are therefore restricted to keys of
+letters, digits, ``_`` and ``-`` that do not look like list indexes, so they are safe to write
+into SQL text. Equality, ``in`` and ``contains`` need no such index: the GIN index of migration
+0003 serves them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from django.db import connection
+
+from media.models import SearchIndex
+from media.schemas import MetadataCondition
+
+KINDS = ("number", "text")
+RANGE_OPS = ("lt", "lte", "gt", "gte")
+_KEY = re.compile(r"[A-Za-z_-][A-Za-z0-9_-]*")
+
+#: {(key, ...): {"number", "text"}}
+IndexedPaths = dict[tuple[str, ...], set[str]]
+
+
+def parse_path(path: str) -> tuple[str, ...]:
+    """The keys of a dotted path that can be indexed; ValueError otherwise."""
+    keys = tuple(path.split("."))
+    if not all(_KEY.fullmatch(key) for key in keys) or len(keys) > 32:
+        raise ValueError(
+            f"{path!r}: an indexed path is keys of letters, digits, '_' and '-' joined by '.', "
+            "none starting with a digit"
+        )
+    return keys
+
+
+def index_name(keys: tuple[str, ...], kind: str) -> str:
+    digest = hashlib.sha256(".".join(keys).encode()).hexdigest()[:12]
+    return f"media_md_{kind}_{digest}"
+
+
+def value_sql(keys: tuple[str, ...], kind: str, vendor: str, column: str = "metadata") -> str:
+    """The expression the index holds and the query compares (keys are checked by ``parse_path``)."""
+    if vendor == "postgresql":
+        path = "'{" + ",".join(keys) + "}'::text[]"
+        if kind == "number":
+            return f"({column} #> {path})"
+        return f"(({column} #> {path}) #>> '{{}}'::text[])"
+    return "json_extract(" + column + ", '$" + "".join(f'."{key}"' for key in keys) + "')"
+
+
+def index_ddl(keys: tuple[str, ...], kind: str, vendor: str) -> str:
+    name = index_name(keys, kind)
+    expression = value_sql(keys, kind, vendor)
+    if vendor == "postgresql":
+        collate = ' COLLATE "C"' if kind == "text" else ""
+        return f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON media_media (({expression}){collate})"
+    return f"CREATE INDEX IF NOT EXISTS {name} ON media_media ({expression})"
+
+
+def indexed_paths() -> IndexedPaths:
+    """Every recorded index, by path (one small query)."""
+    paths: IndexedPaths = {}
+    for path, kind in SearchIndex.objects.values_list("path", "kind"):
+        paths.setdefault(tuple(path.split(".")), set()).add(kind)
+    return paths
+
+
+def _kind_of(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return "number"
+    return None
+
+
+def index_for(condition: MetadataCondition, paths: IndexedPaths) -> str | None:
+    """The kind of recorded index that serves ``condition`` (a range on an indexed path), or None."""
+    if condition.op not in RANGE_OPS or not paths:
+        return None
+    keys = tuple(condition.path_keys)
+    kind = _kind_of(condition.value)
+    return kind if kind in paths.get(keys, ()) else None  # type: ignore[operator]
+
+
+def media_rows_estimate() -> int:
+    """About how many media there are, without counting: the planner's estimate on PostgreSQL
+    (``pg_class.reltuples``, kept by ANALYZE and autovacuum), the largest id on SQLite."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = 'media_media'::regclass")
+        else:
+            cursor.execute("SELECT coalesce(max(id), 0) FROM media_media")
+        row = cursor.fetchone()
+    return max(int(row[0]), 0) if row else 0
