@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('media', '0004_events_outbox'),
+        ('media', '0005_verify_and_stats'),
     ]
 
     operations = [
