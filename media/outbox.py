@@ -69,12 +69,17 @@ def take_numbers(count: int) -> list[int]:
     """``count`` consecutive event numbers; the counter row stays locked until the transaction
     ends (must run inside one, as its last statements with the insert)."""
     table = connection.ops.quote_name(EventCounter._meta.db_table)
+    take = f"UPDATE {table} SET value = value + %s WHERE id = 1 RETURNING value"
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET value = value + %s WHERE id = 1 RETURNING value", [count])
+        cursor.execute(take, [count])
         row = cursor.fetchone()
-    if row is None:  # the row is made by the migration; only a flushed database lacks it
-        EventCounter.objects.create(pk=1, value=count)
-        row = (count,)
+        if row is None:
+            # The migration makes the row; only a flushed database lacks it. Concurrent first
+            # writers may all get here: one insert wins, the others wait for it, and all then take
+            # their numbers from the same row (SQLite and PostgreSQL both know ON CONFLICT).
+            cursor.execute(f"INSERT INTO {table} (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+            cursor.execute(take, [count])
+            row = cursor.fetchone()
     return list(range(row[0] - count + 1, row[0] + 1))
 
 

@@ -8,11 +8,6 @@ import pytest
 @pytest.fixture
 def ingest_stores(api, user, settings, tmp_path, s3_server, s3_bucket):
     """Identifier types, an S3 configuration and the stores; returns {store type: --store args}."""
-    from media.models import EventCounter
-
-    # The migration makes the event counter row, but transactional tests flush the tables; made
-    # lazily, concurrent first events of the worker threads would race to insert it (PostgreSQL).
-    EventCounter.objects.get_or_create(pk=1, defaults={"value": 0})
     settings.MEDIASTORE_STORAGE_ROOT = str(tmp_path / "root")
     for name in ("local", "filename", "ext"):
         assert api.post("/api/identifier", {"name": name, "pattern": ""}).status_code == 200
