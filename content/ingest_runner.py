@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connections
 
 from content.ingest import FileWork, IngestPlan, Interrupted, Outcome, Result, Source, Watch
+from mediastore import metrics
 from mediastore.errors import MediastoreError, RuleViolation
 from stores.models import StoreConfig
 from stores.services import normalize_store, store_get_or_create
@@ -100,6 +101,9 @@ class Ingest:
                 result = self.one(source)
                 with self.lock:
                     self.results.append(result)
+                if not self.plan.dry_run:  # /metrics: counted when run with the server's metrics directory
+                    metrics.INGEST_FILES.labels(result.outcome.value).inc()
+                    metrics.INGEST_BYTES.inc(result.written)
                 self.on_result(result)
         finally:
             connections.close_all()  # this thread's connections only (they are per thread)

@@ -105,15 +105,21 @@ def test_a_changed_file_is_reported_and_replaced_only_when_asked(api, ingest_sto
     same_size.write_bytes(bytes(data))
     before = {m.pid: (m.store_key, m.checksum) for m in Media.objects.all()}
 
+    counted = ingest_counts()
     report, error = run_capturing_failure(*args)
+    assert counted_since(counted) == {"stored": 0, "replaced": 0, "skipped": 28, "failed": 2, "bytes": 0}
     assert error.returncode == 1
     assert {m.pid: (m.store_key, m.checksum) for m in Media.objects.all()} == before
     assert report.startswith("stored 0, replaced 0, skipped 28, failed 2;"), report
     assert "FAILED d000/s01/f00012.txt (d000/s01/f00012.txt): differs from the stored media" in report
     assert "FAILED d000/s02/f00020.txt" in report
 
+    counted = ingest_counts()
     replaced = ingest(*args, "--replace")
     assert replaced.startswith("stored 0, replaced 2, skipped 28, failed 0;"), replaced
+    written = len(b"new bytes") + len(data)
+    expected = {"stored": 0, "replaced": 2, "skipped": 28, "failed": 0, "bytes": written}
+    assert counted_since(counted) == expected
     assert content(api, "d000/s01/f00012.txt") == b"new bytes"
     assert content(api, "d000/s02/f00020.txt") == bytes(data)
     media = Media.objects.get(pid="d000/s01/f00012.txt")
@@ -122,6 +128,21 @@ def test_a_changed_file_is_reported_and_replaced_only_when_asked(api, ingest_sto
     assert len(store_objects("FilesystemStore")) == 30  # the old objects were removed
     event = MediaEvent.objects.filter(pid=media.pid).last()
     assert (event.type, event.user) == ("media.bytes_stored", "alice")
+
+
+def ingest_counts() -> dict[str, float]:
+    """What /metrics would say of ingest in this process: files by result, and bytes."""
+    from prometheus_client import REGISTRY
+
+    results = ("stored", "replaced", "skipped", "failed")
+    files = "mediastore_ingest_files_total"
+    counts = {r: REGISTRY.get_sample_value(files, {"result": r}) or 0 for r in results}
+    counts["bytes"] = REGISTRY.get_sample_value("mediastore_ingest_bytes_total") or 0
+    return counts
+
+
+def counted_since(before: dict[str, float]) -> dict[str, float]:
+    return {name: value - before[name] for name, value in ingest_counts().items()}
 
 
 def run_capturing_failure(*args) -> tuple[str, CommandError]:
@@ -139,6 +160,7 @@ def test_a_dry_run_writes_nothing(ingest_stores, tmp_path, settings):
     make_tree(root, small=25, big=0)
     store_dir = tmp_path / "root" / "products"
     counts = (Media.objects.count(), MediaEvent.objects.count(), StoreConfig.objects.count())
+    counted = ingest_counts()
     out = ingest(
         str(root), "--store", "FilesystemStore:new-one", "--create-store", "--pid-type", "local", "--dry-run"
     )
@@ -148,6 +170,7 @@ def test_a_dry_run_writes_nothing(ingest_stores, tmp_path, settings):
     out = ingest(str(root), *ingest_stores["FilesystemStore"], "--pid-type", "local", "--dry-run")
     assert "would store 25" in out
     assert (Media.objects.count(), MediaEvent.objects.count(), StoreConfig.objects.count()) == counts
+    assert set(counted_since(counted).values()) == {0}  # a dry run counts nothing in /metrics
     assert not store_dir.exists() or not any(store_dir.rglob("*"))
     assert not (tmp_path / "root" / "new-one").exists()
     # A dry run checks the rules the writes would meet: pids the pattern refuses fail.
