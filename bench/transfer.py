@@ -50,7 +50,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,7 +63,13 @@ from pathlib import Path
 import requests
 from requests.adapters import HTTPAdapter
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/transfer.py: tests.support
+
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.postgres import PostgresDatabase  # noqa: E402
+from tests.support.processes import REPO, HarnessError, Process, http_ok, tail  # noqa: E402
+from tests.support.s3 import MotoProcess, S3Server, isolated_environment  # noqa: E402
+
 MIB = 1 << 20
 STORE_ALIASES = {
     "fs": "FilesystemStore",
@@ -77,7 +82,6 @@ STORE_ALIASES = {
 SHORT = {"FilesystemStore": "fs", "BucketStore": "s3"}
 PID_TYPE = "bench"
 BUCKET = "mediastore-bench"
-S3_KEYS = ("bench-access", "bench-secret")
 USERNAME = "bench-admin"
 BASE64_FACTOR = 4  # base64 peak RSS growth must stay below this many times the object size
 STREAM_RSS_LIMIT_MB = 64
@@ -92,21 +96,6 @@ class BenchError(Exception):
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no {path.name})"
-    kept = text.splitlines()[-lines:]
-    return "\n".join(f"    | {line}" for line in kept) or f"    ({path.name} is empty)"
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -134,35 +123,6 @@ def parse_stores(text: str) -> list[str]:
     if not stores:
         raise argparse.ArgumentTypeError("--stores is empty")
     return stores
-
-
-def clean_environment(env: dict[str, str]) -> dict[str, str]:
-    """No AWS profile or proxy of the caller may leak into boto3, requests or the server."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ):
-        env.pop(name, None)
-    env.update(
-        {
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-    )
-    return env
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,92 +200,6 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
-def stop_process(proc: subprocess.Popen | None, name: str, grace: float = 30) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        print(f"  {name} (pid {proc.pid}) did not stop within {grace:.0f} s; killing it", file=sys.stderr)
-        proc.kill()
-        proc.wait(10)
-
-
-def wait_for_http(
-    url: str, proc: subprocess.Popen, name: str, logs: list[Path], timeout: float, ok: Callable
-) -> None:
-    """Poll ``url`` until ``ok(response)``; BenchError with the process's logs if it dies or times out."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    with requests.Session() as session:
-        session.trust_env = False
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                shown = "\n".join(f"  {log.name}:\n{tail(log)}" for log in logs)
-                raise BenchError(f"{name} exited with status {proc.returncode} while starting:\n{shown}")
-            try:
-                response = session.get(url, timeout=5)
-                if ok(response):
-                    return
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-            except requests.RequestException as exc:
-                last = type(exc).__name__
-            time.sleep(0.2)
-    shown = "\n".join(f"  {log.name}:\n{tail(log)}" for log in logs)
-    raise BenchError(f"{name} did not answer {url} within {timeout:.0f} s (last: {last}):\n{shown}")
-
-
-class Moto:
-    """``python -m moto.server`` on a free port of 127.0.0.1, in its own process."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.log = workdir / "moto.log"
-        self.env = env
-        self.proc: subprocess.Popen | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        for _attempt in range(3):  # the free port may be taken between probe and bind
-            port = free_port()
-            with self.log.open("ab") as log:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=self.env,
-                    start_new_session=True,
-                )
-            self.url = f"http://127.0.0.1:{port}"
-            try:
-                wait_for_http(
-                    f"{self.url}/moto-api/", self.proc, "moto server", [self.log], 60, lambda r: True
-                )
-                return
-            except BenchError:
-                if self.proc.returncode is None or "in use" not in self.log.read_text(errors="replace"):
-                    raise
-        raise BenchError("moto server: no free port after 3 attempts")
-
-    def make_bucket(self) -> None:
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.url,
-            aws_access_key_id=S3_KEYS[0],
-            aws_secret_access_key=S3_KEYS[1],
-            region_name="us-east-1",
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
-        client.create_bucket(Bucket=BUCKET)
-
-    def stop(self) -> None:
-        stop_process(self.proc, "moto server")
-
-
 class Gunicorn:
     """One gunicorn master with one sync worker; the worker's RSS is the server's."""
 
@@ -336,60 +210,31 @@ class Gunicorn:
         self.out = workdir / "gunicorn.out"
         self.errorlog = workdir / "gunicorn.log"
         self.config = workdir / "gunicorn_bench.conf.py"
-        self.proc: subprocess.Popen | None = None
+        self.process: Process | None = None
         self.url = ""
 
     @property
-    def logs(self) -> list[Path]:
-        return [self.errorlog, self.out]
+    def proc(self) -> subprocess.Popen:
+        assert self.process is not None
+        return self.process.proc
 
     def start(self) -> None:
         # An explicit config file, so the repository's gunicorn.conf.py (2 workers, 0.0.0.0) is not read.
         self.config.write_text("control_socket_disable = True\n")
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(self.config),
-            "--chdir",
-            str(REPO),
-            "-w",
-            "1",
-            "-k",
-            "sync",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            str(self.timeout),
-            "--error-logfile",
-            str(self.errorlog),
-            "mediastore.wsgi",
-        ]
-        with self.out.open("ab") as out:
-            self.proc = subprocess.Popen(
-                command,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
+        command = [sys.executable, "-m", "gunicorn", "-c", str(self.config), "--chdir", str(REPO)]
+        command += ["-w", "1", "-k", "sync", "-b", f"127.0.0.1:{port}", "--timeout", str(self.timeout)]
+        command += ["--error-logfile", str(self.errorlog), "mediastore.wsgi"]
+        self.process = Process("gunicorn", command, self.env, self.out, cwd=self.workdir)
         self.wait_ready(120)
 
     def wait_ready(self, timeout: float) -> None:
-        assert self.proc is not None
-        wait_for_http(
-            f"{self.url}/api/health",
-            self.proc,
-            "gunicorn",
-            self.logs,
-            timeout,
-            lambda r: r.status_code == 200,
-        )
+        assert self.process is not None
+        try:
+            self.process.wait_until(lambda: http_ok(f"{self.url}/api/health"), timeout, 0.2)
+        except HarnessError as exc:
+            raise BenchError(f"{exc}\n  gunicorn.log:\n{tail(self.errorlog)}") from None
 
     def worker_pid(self, timeout: float = 60) -> int:
         assert self.proc is not None
@@ -422,7 +267,8 @@ class Gunicorn:
         return self.worker_pid()
 
     def stop(self) -> None:
-        stop_process(self.proc, "gunicorn")
+        if self.process is not None:
+            self.process.stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,7 +314,7 @@ class Api:
         ).json()["token"]
 
 
-def store_config(store: str, moto: Moto | None) -> dict:
+def store_config(store: str, moto: S3Server | None) -> dict:
     if store == "BucketStore":
         assert moto is not None
         return {"type": "BucketStore", "bucket": f"{BUCKET}/objects", "s3_url": moto.url}
@@ -530,7 +376,7 @@ class Measurement:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, api: Api, server: Gunicorn, moto: Moto | None) -> None:
+    def __init__(self, args: argparse.Namespace, api: Api, server: Gunicorn, moto: S3Server | None) -> None:
         self.args = args
         self.api = api
         self.server = server
@@ -544,11 +390,9 @@ class Bench:
     def prepare(self) -> None:
         self.api.request("POST", "/api/identifier", json={"name": PID_TYPE, "pattern": ""})
         if self.moto is not None:
-            self.api.request(
-                "POST",
-                "/api/s3cfg",
-                json={"url": self.moto.url, "access_key": S3_KEYS[0], "secret_key": S3_KEYS[1]},
-            )
+            moto = self.moto
+            s3 = {"url": moto.url, "access_key": moto.access_key, "secret_key": moto.secret_key}
+            self.api.request("POST", "/api/s3cfg", json=s3)
 
     def warm_up(self, store: dict) -> None:
         """Run every code path once with a small object, so imports, URL resolvers and S3 clients
@@ -777,35 +621,15 @@ def postgres_database(enabled: bool) -> Iterator[dict[str, str]]:
     if not enabled:
         yield {}
         return
-    import psycopg
-
-    params = {
-        "host": os.environ.get("POSTGRES_HOST") or "127.0.0.1",
-        "port": os.environ.get("POSTGRES_PORT") or "5432",
-        "user": os.environ.get("POSTGRES_USER") or "postgres",
-        "password": os.environ.get("POSTGRES_PASSWORD") or "",
-    }
-    name = f"mediastore_bench_{secrets.token_hex(4)}"
+    database = PostgresDatabase(prefix="mediastore_bench_")
+    database.create()
     try:
-        admin = psycopg.connect(dbname="postgres", connect_timeout=10, autocommit=True, **params)
-    except psycopg.Error as exc:
-        raise BenchError(f"--postgres: cannot connect to {params['host']}:{params['port']}: {exc}") from None
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {
-            "POSTGRES_DB": name,
-            "POSTGRES_HOST": params["host"],
-            "POSTGRES_PORT": params["port"],
-            "POSTGRES_USER": params["user"],
-            "POSTGRES_PASSWORD": params["password"],
-        }
+        yield database.env()
     finally:
         try:
-            with psycopg.connect(dbname="postgres", connect_timeout=10, autocommit=True, **params) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except psycopg.Error as exc:
-            print(f"could not drop PostgreSQL database {name}: {exc}", file=sys.stderr)
+            database.drop()
+        except Exception as exc:  # the results are printed already; say what is left behind
+            print(f"could not drop PostgreSQL database {database.name}: {exc}", file=sys.stderr)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -848,7 +672,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cleaned = clean_environment(dict(os.environ))  # also for boto3 and requests in this process
+    cleaned = isolated_environment(dict(os.environ), drop_proxies=True)  # for boto3 and requests here too
     os.environ.clear()
     os.environ.update(cleaned)
     workdir = Path(tempfile.mkdtemp(prefix="mediastore-bench-"))
@@ -857,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as cleanup:  # unwinds in reverse: gunicorn, moto, then the database
             status = run(args, cleanup)
-    except BenchError as exc:
+    except (BenchError, HarnessError) as exc:
         print(f"\nbenchmark error: {exc}", file=sys.stderr)
         status = 2
     except KeyboardInterrupt:
@@ -904,11 +728,11 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
 
     moto = None
     if "BucketStore" in args.stores:
-        moto = Moto(workdir, env)
-        cleanup.callback(moto.stop)
-        moto.start()
-        moto.make_bucket()
-        print(f"  moto S3 server at {moto.url} (pid {moto.proc.pid})", flush=True)
+        moto_process = MotoProcess(workdir, env)
+        cleanup.callback(moto_process.stop)
+        moto = moto_process.start()
+        moto.client().create_bucket(Bucket=BUCKET)
+        print(f"  moto S3 server at {moto.url} (pid {moto_process.process.pid})", flush=True)
 
     server = Gunicorn(workdir, env, args.timeout)
     cleanup.callback(server.stop)

@@ -7,7 +7,7 @@ import json as jsonlib
 import pytest
 from django.test import Client
 
-from tests.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures)
+from tests.support.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures)
 
 
 class ApiClient:

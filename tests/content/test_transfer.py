@@ -183,7 +183,7 @@ def test_backend_failure_is_502_and_creates_nothing(api, id_types, s3cfg):
 
 
 def test_unreachable_endpoint_is_502_without_secrets(api, id_types):
-    from tests.s3 import free_port
+    from tests.support.ports import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     api.post("/api/s3cfg", {"url": url, "access_key": "AK", "secret_key": "s3cr3t-value"})

@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.deploy.stack import Server, http_ok
+from tests.support.processes import http_ok
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.e2e
 

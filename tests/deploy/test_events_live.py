@@ -19,8 +19,8 @@ from collections import defaultdict
 
 import pytest
 
-from tests.deploy.stack import REPO
 from tests.deploy.test_consistency_live import Server
+from tests.support.processes import REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -1,6 +1,6 @@
 """The AMQP relay (``manage.py relay_events``) against the RabbitMQ on 127.0.0.1:5672.
 
-The relay runs as a real subprocess beside a real server (``stack.Server``, on the suite's
+The relay runs as a real subprocess beside a real server (``tests.support.servers.Server``, on the suite's
 database kind) whose HTTP API makes the changes; each test publishes to an exchange and reads a
 queue of its own (deleted afterwards) and compares what arrived with what the feed serves: every
 event, in feed order after dropping duplicates by cursor, with the feed's JSON body and the event
@@ -23,7 +23,9 @@ import uuid
 
 import pytest
 
-from tests.deploy.stack import REPO, Process, Server, free_port, skip_or_fail
+from tests.support.ports import free_port
+from tests.support.processes import REPO, Process
+from tests.support.servers import Server, skip_or_fail
 
 pytestmark = pytest.mark.e2e
 

@@ -30,7 +30,8 @@ from stores.backends import (
 )
 from stores.backends.bucket import PART_SIZE, s3_client
 from stores.backends.hashdir import encode_filename
-from tests.s3 import S3Server, free_port
+from tests.support.ports import free_port
+from tests.support.s3 import S3Server
 
 MATRIX = (
     "DictStore",
