@@ -34,9 +34,8 @@ def s3cfg(api, s3_server):
 
 
 @pytest.fixture
-def store_for(api, s3cfg, s3_bucket, tmp_path, settings):
+def store_for(api, s3cfg, s3_bucket, storage_root, tmp_path):
     """store_for(type) -> a StoreConfigCreate body for a fresh store of that type."""
-    settings.MEDIASTORE_STORAGE_ROOT = str(tmp_path / "root")
 
     def make(store_type: str, name: str = "products") -> dict:
         if store_type == "BucketStore":

@@ -60,7 +60,6 @@ def test_local_stores_resolve_inside_the_root_and_build_lazily(kind: str, storag
 def test_a_symlinked_store_path_leading_out_is_refused(storage_root: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
-    storage_root.mkdir()
     (storage_root / "sneaky").symlink_to(outside)
 
     with pytest.raises(RuleViolation):

@@ -64,7 +64,6 @@ def test_sqlite_store_streams_a_snapshot_while_the_object_is_overwritten(storage
 
 
 def test_sqlite_store_reports_a_file_that_is_not_a_database(storage_root: Path) -> None:
-    storage_root.mkdir()
     (storage_root / "bad.sqlite3").write_bytes(b"definitely not sqlite" * 100)
     backend = build_backend("SqliteStore", "bad.sqlite3")
 

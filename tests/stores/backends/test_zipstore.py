@@ -104,7 +104,6 @@ def test_zip_store_delete_and_overwrite_really_remove_the_old_member(storage_roo
 
 def test_zip_store_reads_deflated_members_of_foreign_archives(storage_root: Path) -> None:
     path = storage_root / "foreign.zip"
-    storage_root.mkdir()
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("data.bin", PATTERN)
     backend = build_backend("ZipStore", "foreign.zip")
@@ -130,7 +129,6 @@ def test_zip_store_a_failed_stream_leaves_the_archive_valid(storage_root: Path) 
 
 
 def test_zip_store_refuses_to_write_into_a_damaged_archive(storage_root: Path) -> None:
-    storage_root.mkdir()
     path = storage_root / "broken.zip"
     path.write_bytes(b"this is not a zip file at all")
     backend = build_backend("ZipStore", "broken.zip")
