@@ -74,6 +74,19 @@ MEDIASTORE_MAX_METADATA_KB = env.get_int("MEDIASTORE_MAX_METADATA_KB", 1024, min
 MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)
+# Accounts that manage.py ensure_superuser and ensure_serviceuser create or update (bin/start runs
+# both); an empty username means "none configured".
+MEDIASTORE_SUPERUSER = {
+    "username": env.get_str("DJANGO_SUPERUSER_USERNAME").strip(),
+    "password": env.get_str("DJANGO_SUPERUSER_PASSWORD"),
+    "email": env.get_str("DJANGO_SUPERUSER_EMAIL").strip(),
+}
+MEDIASTORE_SERVICEUSER = {
+    "username": env.get_str("DJANGO_SERVICEUSER_USERNAME").strip(),
+    "password": env.get_str("DJANGO_SERVICEUSER_PASSWORD"),
+    "email": env.get_str("DJANGO_SERVICEUSER_EMAIL").strip(),
+    "groups": env.get_list("DJANGO_SERVICEUSER_GROUPS", []),
+}
 # Failed logins allowed per username and per client address in a window (mediastore/throttle.py).
 MEDIASTORE_LOGIN_RATE = env.get_rate("MEDIASTORE_LOGIN_RATE", "10/m")
 # Peers whose X-Forwarded-For is believed when finding a client's address (nginx on this host).
