@@ -10,6 +10,7 @@ from simple_history.models import HistoricalRecords
 from simple_history.signals import pre_create_historical_record
 
 from mediastore import crypto
+from mediastore.limits import MAX_BUCKET_LENGTH
 from stores.backends import S3Params, build_backend, type_choices
 from stores.endpoints import without_userinfo
 
@@ -71,7 +72,7 @@ class StoreConfig(models.Model):
     """A place for bytes: a store type and its ``bucket`` (S3 bucket[/prefix], path or namespace)."""
 
     type = models.CharField(max_length=32, choices=StoreType.choices)
-    bucket = models.CharField(max_length=1024)
+    bucket = models.CharField(max_length=MAX_BUCKET_LENGTH)
     s3cfg = models.ForeignKey(
         S3Config, null=True, blank=True, on_delete=models.PROTECT, related_name="stores"
     )
