@@ -17,12 +17,14 @@ import pytest
 import requests
 
 from media.models import Media
+from stores.backends import PRESIGN_STORE_TYPES, STORE_TYPES
 from tests.conftest import media_body
 
 pytestmark = pytest.mark.django_db
 
-LOCAL_TYPES = ["FilesystemStore", "HashdirStore", "ZipStore", "SqliteStore", "DictStore"]
-ALL_TYPES = [*LOCAL_TYPES, "BucketStore"]
+# Every store type, and those that keep bytes on this server (no presigned URLs).
+ALL_TYPES = list(STORE_TYPES)
+LOCAL_TYPES = [t for t in STORE_TYPES if t not in PRESIGN_STORE_TYPES]
 PAYLOAD = os.urandom(300_000) + b"tail"
 
 
