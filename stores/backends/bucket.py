@@ -142,7 +142,6 @@ class BucketStore(Backend):
     """Objects in S3 bucket ``name``, under ``prefix/`` when the bucket is written ``name/prefix``."""
 
     type_name = "BucketStore"
-    kind = "S3 bucket"
     uses_s3 = True
     supports_presign = True
 

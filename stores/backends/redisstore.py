@@ -78,8 +78,6 @@ class RedisDictStore(Backend):
     Not a store type of its own: ``DictStore.from_config`` chooses it when Redis is configured.
     """
 
-    kind = "RAM store (Redis)"
-
     @classmethod
     def from_config(cls, bucket: str, s3: S3Params | None) -> Backend:
         ttl = settings.MEDIASTORE_RAM_TTL_SECONDS
