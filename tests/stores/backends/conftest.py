@@ -14,6 +14,7 @@ import redis
 
 from stores.backends import (
     Backend,
+    ObjectNotFound,
     S3Params,
     build_backend,
 )
@@ -97,6 +98,19 @@ def backend(request, storage_root: Path) -> Backend:
             request.getfixturevalue("settings").MEDIASTORE_RAM_TTL_SECONDS = 3600
         return build_backend("DictStore", f"namespace-{uuid.uuid4().hex}")
     return build_backend(kind, LOCAL_BUCKETS[kind])
+
+
+def assert_absent(store: Backend, key: str) -> None:
+    """``key`` is absent the way the contract says: ``exists`` is False; ``get``, ``size`` and
+    ``iter_bytes`` raise ObjectNotFound (the last when called, before any iteration); ``delete``
+    is no error."""
+    assert store.exists(key) is False
+    for call in (store.get, store.size, store.iter_bytes):
+        with pytest.raises(ObjectNotFound):
+            call(key)
+    with pytest.raises(ObjectNotFound):
+        store.iter_bytes(key, start=5, length=0)
+    store.delete(key)
 
 
 @pytest.fixture(scope="session")

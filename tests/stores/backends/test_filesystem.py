@@ -15,7 +15,7 @@ from stores.backends import (
     build_backend,
 )
 from stores.backends.hashdir import encode_filename
-from tests.stores.backends.conftest import PATTERN, TrickleStream, payload
+from tests.stores.backends.conftest import PATTERN, TrickleStream, assert_absent, payload
 
 # -- filesystem and hashdir ---------------------------------------------------------------------
 
@@ -44,12 +44,7 @@ def test_filesystem_directory_made_by_a_longer_key_is_no_object(storage_root: Pa
     backend = build_backend("FilesystemStore", "files")
     backend.put("a/b", b"x")
 
-    assert backend.exists("a") is False
-    with pytest.raises(ObjectNotFound):
-        backend.get("a")
-    with pytest.raises(ObjectNotFound):
-        backend.iter_bytes("a")
-    backend.delete("a")
+    assert_absent(backend, "a")
     assert backend.get("a/b") == b"x"
 
 
