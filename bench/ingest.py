@@ -16,7 +16,7 @@ process, Django's start-up included. Unlike cp, ingest reads every byte for its 
 every object before it switches a media to it, and writes a database row, its history and an
 event per file: the small-file figure measures that bookkeeping.
 
-The deployment is set up the way the tests do it (``tests/deploy/stack.py``): its own data
+The deployment is set up the way the tests do it (``tests/support/``): its own data
 directory, SQLite there (``--postgres``: a throw-away PostgreSQL database), ``migrate``,
 ``ensure_superuser``. Run from the repository root with the project's virtualenv::
 
@@ -43,13 +43,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.content.ingest_tree import make_tree  # noqa: E402
-from tests.deploy.stack import (  # noqa: E402
-    ThrowAwayDatabase,
-    free_port,
-    make_workdir,
-    remove_workdir,
-    server_env,
-)
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.servers import ThrowAwayDatabase, make_workdir, remove_workdir, server_env  # noqa: E402
 
 MIB = 1 << 20
 TARGET = 0.5  # large files: ingest at least this fraction of cp's MiB/s

@@ -42,30 +42,35 @@ Exit status: 0 when it ran (1 with ``--strict`` when a target failed), 2 when it
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
-import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
-import requests
-from requests.adapters import HTTPAdapter
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as bench/transfer.py: tests.support
 
-REPO = Path(__file__).resolve().parent.parent
-MIB = 1 << 20
+from bench.transfer_client import (  # noqa: E402
+    BUCKET,
+    OPERATIONS,
+    Api,
+    Bench,
+    Measurement,
+    best_of,
+    make_payload,
+    report,
+    store_config,
+)
+from bench.transfer_worker import BenchError, Gunicorn  # noqa: E402
+from tests.support.postgres import PostgresDatabase  # noqa: E402
+from tests.support.processes import REPO, HarnessError  # noqa: E402
+from tests.support.s3 import MotoProcess, isolated_environment  # noqa: E402
+
 STORE_ALIASES = {
     "fs": "FilesystemStore",
     "filesystem": "FilesystemStore",
@@ -74,39 +79,11 @@ STORE_ALIASES = {
     "bucket": "BucketStore",
     "bucketstore": "BucketStore",
 }
-SHORT = {"FilesystemStore": "fs", "BucketStore": "s3"}
-PID_TYPE = "bench"
-BUCKET = "mediastore-bench"
-S3_KEYS = ("bench-access", "bench-secret")
 USERNAME = "bench-admin"
-BASE64_FACTOR = 4  # base64 peak RSS growth must stay below this many times the object size
-STREAM_RSS_LIMIT_MB = 64
-SPEEDUP = 5  # streaming must be at least this many times as fast as base64
-POLL_SECONDS = 0.02
-OPERATIONS = ("base64 upload", "base64 download", "stream upload", "stream download")
-
-
-class BenchError(Exception):
-    """The benchmark cannot go on; the message says why."""
 
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no {path.name})"
-    kept = text.splitlines()[-lines:]
-    return "\n".join(f"    | {line}" for line in kept) or f"    ({path.name} is empty)"
 
 
 def parse_sizes(text: str) -> list[int]:
@@ -134,618 +111,6 @@ def parse_stores(text: str) -> list[str]:
     if not stores:
         raise argparse.ArgumentTypeError("--stores is empty")
     return stores
-
-
-def clean_environment(env: dict[str, str]) -> dict[str, str]:
-    """No AWS profile or proxy of the caller may leak into boto3, requests or the server."""
-    for name in (
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ):
-        env.pop(name, None)
-    env.update(
-        {
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "no_proxy": "127.0.0.1,localhost",
-        }
-    )
-    return env
-
-
-# ---------------------------------------------------------------------------------------------
-# Resident memory of a process
-
-
-def read_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM of ``pid`` in bytes."""
-    values = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                name, rest = line.split(":", 1)
-                values[name] = int(rest.split()[0]) * 1024
-    return values
-
-
-def reset_hwm(pid: int) -> bool:
-    """Reset the peak RSS (VmHWM) of ``pid`` to its current RSS; False where the kernel refuses."""
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as clear:
-            clear.write("5")
-    except OSError:
-        return False
-    status = read_status(pid)
-    return status["VmHWM"] <= status["VmRSS"] + 4 * MIB
-
-
-class RssSampler(threading.Thread):
-    """Polls VmRSS of one process until stopped; ``peak`` is the largest value seen."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak = 0
-        self._stop_event = threading.Event()
-
-    def run(self) -> None:
-        while True:
-            try:
-                self.peak = max(self.peak, read_status(self.pid)["VmRSS"])
-            except (OSError, KeyError):
-                return  # the worker is gone; the operation will report the failure
-            if self._stop_event.wait(POLL_SECONDS):
-                return
-
-    def stop(self) -> int:
-        self._stop_event.set()
-        self.join()
-        with contextlib.suppress(OSError, KeyError):
-            self.peak = max(self.peak, read_status(self.pid)["VmRSS"])
-        return self.peak
-
-
-# ---------------------------------------------------------------------------------------------
-# Child processes: moto and gunicorn
-
-
-def parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            text = stat.read()
-    except OSError:
-        return None
-    return int(text.rpartition(")")[2].split()[1])
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and parent_of(int(entry)) == pid:
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
-                    found.append(int(entry))
-    return found
-
-
-def stop_process(proc: subprocess.Popen | None, name: str, grace: float = 30) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        print(f"  {name} (pid {proc.pid}) did not stop within {grace:.0f} s; killing it", file=sys.stderr)
-        proc.kill()
-        proc.wait(10)
-
-
-def wait_for_http(
-    url: str, proc: subprocess.Popen, name: str, logs: list[Path], timeout: float, ok: Callable
-) -> None:
-    """Poll ``url`` until ``ok(response)``; BenchError with the process's logs if it dies or times out."""
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    with requests.Session() as session:
-        session.trust_env = False
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                shown = "\n".join(f"  {log.name}:\n{tail(log)}" for log in logs)
-                raise BenchError(f"{name} exited with status {proc.returncode} while starting:\n{shown}")
-            try:
-                response = session.get(url, timeout=5)
-                if ok(response):
-                    return
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-            except requests.RequestException as exc:
-                last = type(exc).__name__
-            time.sleep(0.2)
-    shown = "\n".join(f"  {log.name}:\n{tail(log)}" for log in logs)
-    raise BenchError(f"{name} did not answer {url} within {timeout:.0f} s (last: {last}):\n{shown}")
-
-
-class Moto:
-    """``python -m moto.server`` on a free port of 127.0.0.1, in its own process."""
-
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.log = workdir / "moto.log"
-        self.env = env
-        self.proc: subprocess.Popen | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        for _attempt in range(3):  # the free port may be taken between probe and bind
-            port = free_port()
-            with self.log.open("ab") as log:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=self.env,
-                    start_new_session=True,
-                )
-            self.url = f"http://127.0.0.1:{port}"
-            try:
-                wait_for_http(
-                    f"{self.url}/moto-api/", self.proc, "moto server", [self.log], 60, lambda r: True
-                )
-                return
-            except BenchError:
-                if self.proc.returncode is None or "in use" not in self.log.read_text(errors="replace"):
-                    raise
-        raise BenchError("moto server: no free port after 3 attempts")
-
-    def make_bucket(self) -> None:
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.url,
-            aws_access_key_id=S3_KEYS[0],
-            aws_secret_access_key=S3_KEYS[1],
-            region_name="us-east-1",
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
-        client.create_bucket(Bucket=BUCKET)
-
-    def stop(self) -> None:
-        stop_process(self.proc, "moto server")
-
-
-class Gunicorn:
-    """One gunicorn master with one sync worker; the worker's RSS is the server's."""
-
-    def __init__(self, workdir: Path, env: dict[str, str], timeout: int) -> None:
-        self.workdir = workdir
-        self.env = env
-        self.timeout = timeout
-        self.out = workdir / "gunicorn.out"
-        self.errorlog = workdir / "gunicorn.log"
-        self.config = workdir / "gunicorn_bench.conf.py"
-        self.proc: subprocess.Popen | None = None
-        self.url = ""
-
-    @property
-    def logs(self) -> list[Path]:
-        return [self.errorlog, self.out]
-
-    def start(self) -> None:
-        # An explicit config file, so the repository's gunicorn.conf.py (2 workers, 0.0.0.0) is not read.
-        self.config.write_text("control_socket_disable = True\n")
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(self.config),
-            "--chdir",
-            str(REPO),
-            "-w",
-            "1",
-            "-k",
-            "sync",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--timeout",
-            str(self.timeout),
-            "--error-logfile",
-            str(self.errorlog),
-            "mediastore.wsgi",
-        ]
-        with self.out.open("ab") as out:
-            self.proc = subprocess.Popen(
-                command,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
-        self.wait_ready(120)
-
-    def wait_ready(self, timeout: float) -> None:
-        assert self.proc is not None
-        wait_for_http(
-            f"{self.url}/api/health",
-            self.proc,
-            "gunicorn",
-            self.logs,
-            timeout,
-            lambda r: r.status_code == 200,
-        )
-
-    def worker_pid(self, timeout: float = 60) -> int:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                code = self.proc.returncode
-                raise BenchError(
-                    f"gunicorn exited with status {code}:\n{tail(self.errorlog)}\n{tail(self.out)}"
-                )
-            workers = children_of(self.proc.pid)
-            if len(workers) == 1:
-                return workers[0]
-            time.sleep(0.05)
-        raise BenchError(f"gunicorn has no single worker process:\n{tail(self.errorlog)}")
-
-    def restart_worker(self) -> int:
-        """Stop the worker; the master starts a fresh one. Returns its pid once it answers."""
-        old = self.worker_pid()
-        os.kill(old, signal.SIGTERM)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            workers = children_of(self.proc.pid)
-            if len(workers) == 1 and workers[0] != old:
-                break
-            time.sleep(0.05)
-        else:
-            raise BenchError(f"gunicorn did not replace its worker within 60 s:\n{tail(self.errorlog)}")
-        self.wait_ready(120)
-        return self.worker_pid()
-
-    def stop(self) -> None:
-        stop_process(self.proc, "gunicorn")
-
-
-# ---------------------------------------------------------------------------------------------
-# The API as a client sees it
-
-
-class BigBlocks(HTTPAdapter):
-    """Send request bodies read from files in 1 MiB blocks (urllib3's default is 16 KiB)."""
-
-    def init_poolmanager(self, *args, **kwargs) -> None:
-        kwargs["blocksize"] = MIB
-        super().init_poolmanager(*args, **kwargs)
-
-
-class Api:
-    def __init__(self, url: str, timeout: float) -> None:
-        self.url = url
-        self.timeout = (10, timeout)
-        self.session = requests.Session()
-        self.session.trust_env = False
-        self.session.mount("http://", BigBlocks())
-        self.token = ""
-
-    def request(
-        self, method: str, path: str, expect: tuple[int, ...] = (200,), **kwargs
-    ) -> requests.Response:
-        headers = dict(kwargs.pop("headers", {}))
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            response = self.session.request(
-                method, self.url + path, headers=headers, timeout=self.timeout, **kwargs
-            )
-        except requests.RequestException as exc:
-            raise BenchError(f"{method} {path}: {type(exc).__name__}: {exc}") from None
-        if response.status_code not in expect:
-            raise BenchError(f"{method} {path}: HTTP {response.status_code} {response.text[:500]}")
-        return response
-
-    def login(self, username: str, password: str) -> None:
-        self.token = self.request(
-            "POST", "/api/login", json={"username": username, "password": password}
-        ).json()["token"]
-
-
-def store_config(store: str, moto: Moto | None) -> dict:
-    if store == "BucketStore":
-        assert moto is not None
-        return {"type": "BucketStore", "bucket": f"{BUCKET}/objects", "s3_url": moto.url}
-    return {"type": "FilesystemStore", "bucket": "bench"}
-
-
-def media_json(pid: str, store: dict) -> dict:
-    return {
-        "pid": pid,
-        "pid_type": PID_TYPE,
-        "store_config": store,
-        "identifiers": {},
-        "metadata": {},
-        "tags": [],
-    }
-
-
-def upload_body(pid: str, store: dict, encoded: bytes) -> bytes:
-    """The JSON of ``POST /api/upload``, built around the already encoded bytes (no json.dumps copy)."""
-    head = json.dumps({"mediadata": media_json(pid, store), "content_type": "application/octet-stream"})
-    return b"".join([head[:-1].encode(), b', "base64": "', encoded, b'"}'])
-
-
-@dataclass
-class Payload:
-    size_mb: int
-    path: Path
-    sha256: str
-    encoded: bytes = field(repr=False)
-
-    @property
-    def size(self) -> int:
-        return self.size_mb * MIB
-
-
-def make_payload(workdir: Path, size_mb: int) -> Payload:
-    path = workdir / f"payload-{size_mb}MiB.bin"
-    digest = hashlib.sha256()
-    with path.open("wb") as out:
-        for _ in range(size_mb):
-            chunk = os.urandom(MIB)
-            digest.update(chunk)
-            out.write(chunk)
-    return Payload(size_mb, path, digest.hexdigest(), base64.b64encode(path.read_bytes()))
-
-
-@dataclass
-class Measurement:
-    store: str
-    size_mb: int
-    operation: str
-    seconds: float
-    growth: int  # bytes
-    base_rss: int  # bytes
-
-    @property
-    def mb_per_s(self) -> float:
-        return self.size_mb / self.seconds if self.seconds > 0 else float("inf")
-
-
-class Bench:
-    def __init__(self, args: argparse.Namespace, api: Api, server: Gunicorn, moto: Moto | None) -> None:
-        self.args = args
-        self.api = api
-        self.server = server
-        self.moto = moto
-        self.workdir: Path = args.workdir
-        self.hwm_ok: bool | None = None
-        self.worker = server.worker_pid()
-
-    # -- set-up and warm-up --------------------------------------------------------------------
-
-    def prepare(self) -> None:
-        self.api.request("POST", "/api/identifier", json={"name": PID_TYPE, "pattern": ""})
-        if self.moto is not None:
-            self.api.request(
-                "POST",
-                "/api/s3cfg",
-                json={"url": self.moto.url, "access_key": S3_KEYS[0], "secret_key": S3_KEYS[1]},
-            )
-
-    def warm_up(self, store: dict) -> None:
-        """Run every code path once with a small object, so imports, URL resolvers and S3 clients
-        exist before a measurement starts (a real server is warm)."""
-        small = os.urandom(4096) + b"warm"
-        pid_a, pid_b = f"warm-{uuid.uuid4().hex[:12]}", f"warm-{uuid.uuid4().hex[:12]}"
-        json_type = {"Content-Type": "application/json"}
-        self.api.request(
-            "POST", "/api/upload", data=upload_body(pid_a, store, base64.b64encode(small)), headers=json_type
-        )
-        self.api.request("GET", f"/api/download/{pid_a}")
-        self.api.request("POST", "/api/media", json=media_json(pid_b, store))
-        raw_type = {"Content-Type": "application/octet-stream"}
-        self.api.request("PUT", f"/api/media/{pid_b}/content", data=small, headers=raw_type)
-        self.api.request("GET", f"/api/media/{pid_b}/content")
-        for pid in (pid_a, pid_b):
-            self.api.request("DELETE", f"/api/media/{pid}", expect=(204,))
-
-    def fresh_worker(self, store: dict) -> None:
-        if not self.args.reuse_worker:
-            self.worker = self.server.restart_worker()
-            self.warm_up(store)
-        time.sleep(0.3)  # let the worker finish with the previous answer
-
-    # -- one measured operation ----------------------------------------------------------------
-
-    def measure(self, store_name: str, store: dict, size_mb: int, operation: str, run: Callable[[], None]):
-        self.fresh_worker(store)
-        pid = self.worker
-        base = read_status(pid)["VmRSS"]
-        hwm_reset = reset_hwm(pid)
-        if self.hwm_ok is None:
-            self.hwm_ok = hwm_reset
-        sampler = RssSampler(pid)
-        sampler.start()
-        started = time.perf_counter()
-        try:
-            run()
-        finally:
-            seconds = time.perf_counter() - started
-            peak = sampler.stop()
-        if hwm_reset:
-            with contextlib.suppress(OSError, KeyError):
-                peak = max(peak, read_status(pid)["VmHWM"])
-        if self.server.worker_pid() != pid:
-            raise BenchError(f"the worker died during {operation}:\n{tail(self.server.errorlog)}")
-        result = Measurement(store_name, size_mb, operation, seconds, max(peak - base, 0), base)
-        if self.args.verbose:
-            print(
-                f"    {store_name} {size_mb} MiB {operation}: {seconds:.3f} s, "
-                f"RSS {base / MIB:.0f} -> {peak / MIB:.0f} MiB",
-                flush=True,
-            )
-        return result
-
-    # -- the four operations -------------------------------------------------------------------
-
-    def verify_media(self, pid: str, payload: Payload) -> None:
-        media = self.api.request("GET", f"/api/media/{pid}").json()
-        expected = (payload.size, f"sha256:{payload.sha256}", "READY")
-        got = (media.get("size"), media.get("checksum"), media.get("store_status"))
-        if got != expected:
-            raise BenchError(f"media {pid}: stored {got}, expected {expected}")
-
-    def round(self, store_name: str, payload: Payload, rep: int) -> list[Measurement]:
-        store = store_config(store_name, self.moto)
-        tag = f"{SHORT[store_name]}-{payload.size_mb}m-{rep}-{uuid.uuid4().hex[:8]}"
-        pid_b64, pid_stream = f"bench-b64-{tag}", f"bench-stream-{tag}"
-        size_mb = payload.size_mb
-        results = []
-
-        end_to_end = self.args.end_to_end
-        body = b"" if end_to_end else upload_body(pid_b64, store, payload.encoded)
-
-        def base64_upload() -> None:
-            data = body
-            if end_to_end:  # the client's own work too: read the file, encode it, build the JSON
-                data = upload_body(pid_b64, store, base64.b64encode(payload.path.read_bytes()))
-            self.api.request("POST", "/api/upload", data=data, headers={"Content-Type": "application/json"})
-
-        results.append(self.measure(store_name, store, size_mb, "base64 upload", base64_upload))
-        body = b""  # free the client's copy
-        self.verify_media(pid_b64, payload)
-
-        answer: list[bytes] = []
-
-        def base64_download() -> None:
-            # Read in 1 MiB pieces: requests' own .content reads 10 KiB at a time, which would slow
-            # down the base64 side for reasons of the client, not the server.
-            with self.api.request("GET", f"/api/download/{pid_b64}", stream=True) as response:
-                raw = b"".join(response.iter_content(MIB))
-            answer.append(base64.b64decode(json.loads(raw)["base64"]) if end_to_end else raw)
-
-        results.append(self.measure(store_name, store, size_mb, "base64 download", base64_download))
-        data = answer.pop()
-        if not end_to_end:
-            data = base64.b64decode(json.loads(data)["base64"])
-        if len(data) != payload.size or hashlib.sha256(data).hexdigest() != payload.sha256:
-            raise BenchError(f"base64 download of {pid_b64}: the bytes differ from what was uploaded")
-        del data
-
-        self.api.request("POST", "/api/media", json=media_json(pid_stream, store))
-        put_answer: list[dict] = []
-
-        def stream_upload() -> None:
-            with payload.path.open("rb") as source:  # requests sends it block by block, Content-Length set
-                put_answer.append(
-                    self.api.request(
-                        "PUT",
-                        f"/api/media/{pid_stream}/content",
-                        data=source,
-                        headers={"Content-Type": "application/octet-stream"},
-                    ).json()
-                )
-
-        results.append(self.measure(store_name, store, size_mb, "stream upload", stream_upload))
-        got = (put_answer[0].get("size"), put_answer[0].get("checksum"))
-        if got != (payload.size, f"sha256:{payload.sha256}"):
-            raise BenchError(f"stream upload of {pid_stream}: the server recorded {got}")
-        self.verify_media(pid_stream, payload)
-
-        received: list[bytes] = []
-
-        def stream_download() -> None:
-            # The chunks are kept, not written to a file: a client's disk is not what is measured.
-            with self.api.request("GET", f"/api/media/{pid_stream}/content", stream=True) as response:
-                received.extend(response.iter_content(MIB))
-
-        results.append(self.measure(store_name, store, size_mb, "stream download", stream_download))
-        digest = hashlib.sha256()
-        for chunk in received:
-            digest.update(chunk)
-        if sum(map(len, received)) != payload.size or digest.hexdigest() != payload.sha256:
-            raise BenchError(f"stream download of {pid_stream}: the bytes differ from what was uploaded")
-        received.clear()
-
-        for pid in (pid_b64, pid_stream):
-            self.api.request("DELETE", f"/api/media/{pid}", expect=(204,))
-        return results
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
-
-
-def best_of(measurements: list[Measurement]) -> list[Measurement]:
-    """Per store, size and operation: the best time and the largest memory growth of the repeats."""
-    grouped: dict[tuple[str, int, str], list[Measurement]] = {}
-    for m in measurements:
-        grouped.setdefault((m.store, m.size_mb, m.operation), []).append(m)
-    combined = []
-    for (store, size_mb, operation), group in grouped.items():
-        worst = max(group, key=lambda m: m.growth)
-        seconds = min(m.seconds for m in group)
-        combined.append(Measurement(store, size_mb, operation, seconds, worst.growth, worst.base_rss))
-    return combined
-
-
-def report(results: list[Measurement]) -> list[str]:
-    """Print the table; return the failed checks."""
-    by_key = {(m.store, m.size_mb, m.operation): m for m in results}
-    header = (
-        f"{'store':<16}{'size':>9}  {'operation':<16}{'seconds':>9}{'MiB/s':>9}{'base RSS':>10}"
-        f"{'peak +RSS':>11}  {'target':<34}{'result':>6}"
-    )
-    print(header)
-    print("-" * len(header))
-    failed = []
-    previous = None
-    for m in results:
-        if previous is not None and (previous.store, previous.size_mb) != (m.store, m.size_mb):
-            print()
-        previous = m
-        checks = []
-        growth_mb = m.growth / MIB
-        if m.operation.startswith("base64"):
-            limit = BASE64_FACTOR * m.size_mb
-            checks.append((f"peak +RSS < {BASE64_FACTOR}x size = {limit} MiB", growth_mb < limit))
-        else:
-            checks.append((f"peak +RSS < {STREAM_RSS_LIMIT_MB} MiB", growth_mb < STREAM_RSS_LIMIT_MB))
-            other = by_key.get((m.store, m.size_mb, m.operation.replace("stream", "base64")))
-            if other is not None:
-                ratio = m.mb_per_s / other.mb_per_s
-                checks.append((f"speed >= {SPEEDUP}x base64 (is {ratio:.2f}x)", ratio >= SPEEDUP))
-        for index, (target, ok) in enumerate(checks):
-            verdict = "PASS" if ok else "FAIL"
-            if index == 0:
-                line = (
-                    f"{m.store:<16}{m.size_mb:>5} MiB  {m.operation:<16}{m.seconds:>9.3f}{m.mb_per_s:>9.1f}"
-                    f"{m.base_rss / MIB:>10.1f}{growth_mb:>11.1f}  "
-                )
-            else:
-                line = f"{'':<16}{'':>9}  {m.operation:<16}{'':>9}{'':>9}{'':>10}{'':>11}  "
-            print(f"{line}{target:<34}{verdict:>6}")
-            if not ok:
-                failed.append(f"{m.store} {m.size_mb} MiB {m.operation}: {target}")
-    return failed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -777,35 +142,15 @@ def postgres_database(enabled: bool) -> Iterator[dict[str, str]]:
     if not enabled:
         yield {}
         return
-    import psycopg
-
-    params = {
-        "host": os.environ.get("POSTGRES_HOST") or "127.0.0.1",
-        "port": os.environ.get("POSTGRES_PORT") or "5432",
-        "user": os.environ.get("POSTGRES_USER") or "postgres",
-        "password": os.environ.get("POSTGRES_PASSWORD") or "",
-    }
-    name = f"mediastore_bench_{secrets.token_hex(4)}"
+    database = PostgresDatabase(prefix="mediastore_bench_")
+    database.create()
     try:
-        admin = psycopg.connect(dbname="postgres", connect_timeout=10, autocommit=True, **params)
-    except psycopg.Error as exc:
-        raise BenchError(f"--postgres: cannot connect to {params['host']}:{params['port']}: {exc}") from None
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {
-            "POSTGRES_DB": name,
-            "POSTGRES_HOST": params["host"],
-            "POSTGRES_PORT": params["port"],
-            "POSTGRES_USER": params["user"],
-            "POSTGRES_PASSWORD": params["password"],
-        }
+        yield database.env()
     finally:
         try:
-            with psycopg.connect(dbname="postgres", connect_timeout=10, autocommit=True, **params) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except psycopg.Error as exc:
-            print(f"could not drop PostgreSQL database {name}: {exc}", file=sys.stderr)
+            database.drop()
+        except Exception as exc:  # the results are printed already; say what is left behind
+            print(f"could not drop PostgreSQL database {database.name}: {exc}", file=sys.stderr)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -848,7 +193,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cleaned = clean_environment(dict(os.environ))  # also for boto3 and requests in this process
+    cleaned = isolated_environment(dict(os.environ), drop_proxies=True)  # for boto3 and requests here too
     os.environ.clear()
     os.environ.update(cleaned)
     workdir = Path(tempfile.mkdtemp(prefix="mediastore-bench-"))
@@ -857,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with contextlib.ExitStack() as cleanup:  # unwinds in reverse: gunicorn, moto, then the database
             status = run(args, cleanup)
-    except BenchError as exc:
+    except (BenchError, HarnessError) as exc:
         print(f"\nbenchmark error: {exc}", file=sys.stderr)
         status = 2
     except KeyboardInterrupt:
@@ -904,11 +249,11 @@ def run(args: argparse.Namespace, cleanup: contextlib.ExitStack) -> int:
 
     moto = None
     if "BucketStore" in args.stores:
-        moto = Moto(workdir, env)
-        cleanup.callback(moto.stop)
-        moto.start()
-        moto.make_bucket()
-        print(f"  moto S3 server at {moto.url} (pid {moto.proc.pid})", flush=True)
+        moto_process = MotoProcess(workdir, env)
+        cleanup.callback(moto_process.stop)
+        moto = moto_process.start()
+        moto.client().create_bucket(Bucket=BUCKET)
+        print(f"  moto S3 server at {moto.url} (pid {moto_process.process.pid})", flush=True)
 
     server = Gunicorn(workdir, env, args.timeout)
     cleanup.callback(server.stop)

@@ -29,9 +29,8 @@ from media.outbox import event_for, record
 from media.schemas import media_out_dict
 from mediastore import metrics
 from mediastore.errors import Conflict, NotFound, RuleViolation, StorageError
+from stores.backends import backend_class
 from stores.models import StoreConfig, StoreType
-from stores.paths import normalize_store_path
-from stores.services import LOCAL_TYPES
 
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 AGE_RE = re.compile(r"(\d+)([smhdw])")
@@ -54,12 +53,7 @@ def stores_named(spec: str) -> list[StoreConfig]:
         raise RuleViolation(
             f"{spec!r}: give the store as TYPE:BUCKET, TYPE one of {', '.join(StoreType.values)}"
         )
-    if store_type == StoreType.BUCKET:
-        bucket = bucket.strip("/")
-    elif store_type in LOCAL_TYPES:
-        bucket = normalize_store_path(bucket)
-    else:
-        bucket = bucket.lstrip("/")
+    bucket = backend_class(store_type).normalize_bucket(bucket)
     found = list(StoreConfig.objects.filter(type=store_type, bucket=bucket).order_by("pk"))
     if not found:
         raise RuleViolation(f"no store configuration {store_type}:{bucket}")

@@ -22,9 +22,9 @@ from django.db.models import Max
 from media.models import EventType, MediaEvent
 from media.outbox import first_kept
 from mediastore.errors import Gone, RuleViolation
+from mediastore.limits import MAX_EVENTS_PAGE
 
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
 MAX_WAIT_SECONDS = 30
 POLL_SECONDS = 0.25
 TYPES = [choice.value for choice in EventType]
@@ -78,8 +78,8 @@ def events_after(after: int | None, *, limit: int, types: set[str]) -> Page:
 
 def events_feed(after: str | None, *, limit: int, types: list[str] | None, wait: int) -> Page:
     """``events_after``, long-polling up to ``wait`` seconds (in short sleeps) while it is empty."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise RuleViolation(f"limit must be between 1 and {MAX_LIMIT}")
+    if not 1 <= limit <= MAX_EVENTS_PAGE:
+        raise RuleViolation(f"limit must be between 1 and {MAX_EVENTS_PAGE}")
     if not 0 <= wait <= MAX_WAIT_SECONDS:
         raise RuleViolation(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds")
     cursor, wanted = parse_cursor(after), parse_types(types)

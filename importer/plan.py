@@ -24,9 +24,10 @@ from media.models import Media, StoreStatus
 from media.services import check_pid, clean_tags
 from mediastore.errors import RuleViolation
 from mediastore.models import ApiToken, hash_token
+from stores.backends import backend_class
 from stores.models import S3Config, StoreConfig, StoreType
 from stores.paths import normalize_store_path, validate_store_key
-from stores.services import LOCAL_TYPES, S3_BUCKET_RE, check_s3_url
+from stores.services import check_s3_url, is_local_store
 
 IMPORT_REASON = "imported from the earlier server"
 
@@ -42,7 +43,7 @@ class Target:
 
     @property
     def local(self) -> bool:
-        return self.type in LOCAL_TYPES
+        return is_local_store(self.type)
 
 
 @dataclass
@@ -156,13 +157,14 @@ def _stores(plan: Plan, snap: Snapshot, paths: PathMap, urls: dict[int, str], sk
                 plan.problems.append(f"{what}: its S3 config is missing or refused; its media are skipped")
                 plan.count("store configs", "skipped")
                 continue
-            name = bucket.strip("/").split("/", 1)[0]
-            if not S3_BUCKET_RE.fullmatch(name):
-                plan.problems.append(f"{what}: bad S3 bucket name {name!r}; its media are skipped")
+            try:
+                canonical = backend_class(store_type).normalize_bucket(bucket)
+            except RuleViolation as exc:
+                plan.problems.append(f"{what}: {exc.message}; its media are skipped")
                 plan.count("store configs", "skipped")
                 continue
-            target = Target(store_type, bucket.strip("/"), urls[s3cfg_id])
-        elif store_type in LOCAL_TYPES:
+            target = Target(store_type, canonical, urls[s3cfg_id])
+        elif is_local_store(store_type):
             new = paths.map(bucket)
             if new is None:
                 message = f"{what}: no --map-path covers this path"

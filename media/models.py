@@ -8,6 +8,8 @@ from simple_history.models import HistoricalRecords
 from taggit.managers import TaggableManager
 from taggit.models import TaggedItemBase
 
+from mediastore.limits import MAX_KEY_LENGTH, MAX_PID_LENGTH
+
 
 class StoreStatus(models.TextChoices):
     PENDING = "PENDING"
@@ -54,7 +56,7 @@ class TaggedMedia(TaggedItemBase):
 
 
 class Media(models.Model):
-    pid = models.CharField(max_length=512, unique=True)
+    pid = models.CharField(max_length=MAX_PID_LENGTH, unique=True)
     pid_type = models.ForeignKey(
         "identifiers.IdentifierType",
         on_delete=models.PROTECT,
@@ -62,7 +64,7 @@ class Media(models.Model):
         db_column="pid_type",
     )
     store_config = models.ForeignKey("stores.StoreConfig", on_delete=models.PROTECT, related_name="media")
-    store_key = models.CharField(max_length=1024)
+    store_key = models.CharField(max_length=MAX_KEY_LENGTH)
     store_status = models.CharField(max_length=8, choices=StoreStatus.choices, default=StoreStatus.PENDING)
     identifiers = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
@@ -141,7 +143,7 @@ class MediaEvent(models.Model):
 
     seq = models.BigIntegerField(primary_key=True)
     type = models.CharField(max_length=32, choices=EventType.choices)
-    pid = models.CharField(max_length=512)
+    pid = models.CharField(max_length=MAX_PID_LENGTH)
     media_pk = models.BigIntegerField()  # no foreign key: the events of a deleted media stay
     mark = models.BigIntegerField()
     version = models.PositiveIntegerField()

@@ -11,12 +11,9 @@ from ninja import Field, Schema
 from pydantic import ConfigDict, StrictInt, StrictStr, ValidationError, field_validator, model_validator
 
 from mediastore.errors import RuleViolation
+from mediastore.limits import MAX_IN_VALUES, MAX_OFFSET, MAX_PAGE, MAX_PATH_KEYS
 from mediastore.schema_utils import null_means_default
 from stores.schemas import StoreConfigIn, StoreConfigOut
-
-# Paging limits of searches, lists and the dump: one place for the schemas and the checks in search.
-MAX_PAGE = 10_000  # items of one search or list page
-MAX_OFFSET = 10**12  # matches to skip, and dump slices (SQLite's integers overflow beyond)
 
 
 class MediaIn(Schema):
@@ -246,7 +243,6 @@ class RevertIn(Schema):
 
 # --- search: metadata conditions, GET /api/media parameters and page, error sentences ------------
 
-MAX_PATH_KEYS = 32  # a path of 10,000 keys built a query too deep to compile (RecursionError, 500)
 METADATA_OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists", "wildcard")
 _INT64 = 2**63
 
@@ -334,8 +330,8 @@ class MetadataCondition(Schema):
         elif op == "in":
             if not isinstance(value, list) or not all(_is_scalar(item) for item in value):
                 raise ValueError("'in' needs a list of strings, numbers, booleans or nulls")
-            if len(value) > 1000:
-                raise ValueError("'in' takes at most 1000 values")
+            if len(value) > MAX_IN_VALUES:
+                raise ValueError(f"'in' takes at most {MAX_IN_VALUES} values")
         elif op == "contains":
             _check_containable(value)
         return self

@@ -33,14 +33,13 @@ from media.schemas import (
     media_out_dict,
 )
 from mediastore.errors import Conflict, MediastoreError, NotFound, RuleViolation
+from mediastore.limits import MAX_PID_LENGTH, MAX_TAG_LENGTH
 from stores.models import StoreConfig
 from stores.paths import validate_store_key
 from stores.services import store_get, store_get_or_create
 
 log = logging.getLogger(__name__)
 
-MAX_PID_LENGTH = 512
-MAX_TAG_LENGTH = 100
 # pids that would be routed to another endpoint than /api/media/{pid}
 RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search", "urls"}
 RESERVED_PID_PREFIXES = ("update/", "url/")

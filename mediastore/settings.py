@@ -84,6 +84,19 @@ MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000,
 MEDIASTORE_SEARCH_CURSOR_FROM = env.get_int("MEDIASTORE_SEARCH_CURSOR_FROM", 1000, minimum=0)
 # Metadata searches no index serves answer X-Search-Plan: seqscan from this many media on.
 MEDIASTORE_SEARCH_SEQSCAN_ROWS = env.get_int("MEDIASTORE_SEARCH_SEQSCAN_ROWS", 100_000, minimum=0)
+# Accounts that manage.py ensure_superuser and ensure_serviceuser create or update (bin/start runs
+# both); an empty username means "none configured".
+MEDIASTORE_SUPERUSER = {
+    "username": env.get_str("DJANGO_SUPERUSER_USERNAME").strip(),
+    "password": env.get_str("DJANGO_SUPERUSER_PASSWORD"),
+    "email": env.get_str("DJANGO_SUPERUSER_EMAIL").strip(),
+}
+MEDIASTORE_SERVICEUSER = {
+    "username": env.get_str("DJANGO_SERVICEUSER_USERNAME").strip(),
+    "password": env.get_str("DJANGO_SERVICEUSER_PASSWORD"),
+    "email": env.get_str("DJANGO_SERVICEUSER_EMAIL").strip(),
+    "groups": env.get_list("DJANGO_SERVICEUSER_GROUPS", []),
+}
 # Failed logins allowed per username and per client address in a window (mediastore/throttle.py).
 MEDIASTORE_LOGIN_RATE = env.get_rate("MEDIASTORE_LOGIN_RATE", "10/m")
 # Peers whose X-Forwarded-For is believed when finding a client's address (nginx on this host).
@@ -285,7 +298,6 @@ if not DEBUG:
     SESSION_COOKIE_SECURE = env.get_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
-NINJA_PAGINATION_MAX_LIMIT = 10000
 
 # Text or JSON lines (MEDIASTORE_LOG_FORMAT), with the client's address on lines about a request
 # (mediastore/logs.py).

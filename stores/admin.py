@@ -75,7 +75,7 @@ class StoreConfigForm(forms.ModelForm):
             store_type, bucket, _ = services.normalize_store(
                 data["type"], data["bucket"], s3cfg.url if s3cfg else ""
             )
-            if store_type in services.LOCAL_TYPES:
+            if services.is_local_store(store_type):
                 same = services.claim_local_place(store_type, bucket, exclude_pk=self.instance.pk)
                 if same is not None:
                     raise RuleViolation(f"this store already exists: store {same.pk} ({same})")

@@ -10,6 +10,8 @@ from simple_history.models import HistoricalRecords
 from simple_history.signals import pre_create_historical_record
 
 from mediastore import crypto
+from mediastore.limits import MAX_BUCKET_LENGTH
+from stores.backends import S3Params, build_backend, type_choices
 from stores.endpoints import without_userinfo
 
 if TYPE_CHECKING:
@@ -59,20 +61,18 @@ def _history_url_without_userinfo(sender, instance, history_instance, **kwargs) 
         history_instance.url = without_userinfo(history_instance.url)
 
 
-class StoreType(models.TextChoices):
-    BUCKET = "BucketStore"
-    FILESYSTEM = "FilesystemStore"
-    HASHDIR = "HashdirStore"
-    ZIP = "ZipStore"
-    SQLITE = "SqliteStore"
-    DICT = "DictStore"
+# The store types, derived from the backend registry (``stores.backends.BACKENDS``): values are
+# what the database holds and the API accepts, e.g. StoreType.BUCKET == "BucketStore".
+StoreType = models.TextChoices(
+    "StoreType", [(value.removesuffix("Store").upper(), (value, label)) for value, label in type_choices()]
+)
 
 
 class StoreConfig(models.Model):
     """A place for bytes: a store type and its ``bucket`` (S3 bucket[/prefix], path or namespace)."""
 
     type = models.CharField(max_length=32, choices=StoreType.choices)
-    bucket = models.CharField(max_length=1024)
+    bucket = models.CharField(max_length=MAX_BUCKET_LENGTH)
     s3cfg = models.ForeignKey(
         S3Config, null=True, blank=True, on_delete=models.PROTECT, related_name="stores"
     )
@@ -102,8 +102,6 @@ class StoreConfig(models.Model):
 
     def backend(self) -> Backend:
         """The storage backend for this configuration (cheap: touches no disk or network)."""
-        from stores.backends import S3Params, build_backend
-
         s3 = None
         if self.s3cfg_id:
             s3 = S3Params(

@@ -13,8 +13,7 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 
 from mediastore.errors import RuleViolation
-
-MAX_KEY_LENGTH = 1024
+from mediastore.limits import MAX_KEY_LENGTH
 
 
 def storage_root() -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,16 +10,14 @@ from urllib.parse import urlsplit
 from django.db import IntegrityError, connection, transaction
 
 from mediastore.errors import Conflict, NotFound, RuleViolation
-from stores.backends import build_backend
+from stores.backends import LOCAL_STORE_TYPES, S3_STORE_TYPES, backend_class, build_backend
 from stores.endpoints import has_userinfo
-from stores.models import S3Config, StoreConfig, StoreType
-from stores.paths import normalize_store_path, places_overlap
+from stores.models import S3Config, StoreConfig
+from stores.paths import places_overlap
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-LOCAL_TYPES = {StoreType.FILESYSTEM, StoreType.HASHDIR, StoreType.ZIP, StoreType.SQLITE}
-S3_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 # PostgreSQL advisory lock held while a local store is checked and created (any constant works; this
 # one is "mediastr" in ASCII).
 LOCAL_STORES_LOCK = 0x6D65646961737472
@@ -97,32 +94,31 @@ def s3cfg_delete(*, pk: int, user: User | None) -> None:
 
 
 def normalize_store(store_type: str, bucket: str, s3_url: str) -> tuple[str, str, S3Config | None]:
-    """Validate a store description; returns (type, canonical bucket, S3 config or None)."""
-    if store_type not in StoreType.values:
-        raise RuleViolation(f'type "{store_type}" not supported.')
-    if store_type == StoreType.BUCKET:
-        if not s3_url:
-            raise RuleViolation("a BucketStore needs s3_url naming an S3Config")
-        if has_userinfo(s3_url):
-            raise RuleViolation("s3_url must not contain user info (user:password@)")
-        s3cfg = S3Config.objects.filter(url=s3_url).first()
-        if s3cfg is None:
-            raise RuleViolation(
-                f'No S3Config with url="{s3_url}" found. '
-                "Please create S3Config credentials for this url first"
-            )
-        bucket = bucket.strip("/")
-        name = bucket.split("/", 1)[0]
-        if not S3_BUCKET_RE.fullmatch(name):
-            raise RuleViolation(f"bad S3 bucket name {name!r}")
-        return store_type, bucket, s3cfg
-    if s3_url:
-        raise RuleViolation(f"a {store_type} does not take an s3_url (only BucketStore does)")
-    if store_type in LOCAL_TYPES:
-        return store_type, normalize_store_path(bucket), None
-    if "\x00" in bucket:
-        raise RuleViolation("bucket must not contain NUL characters")
-    return store_type, bucket.lstrip("/"), None
+    """Validate a store description; returns (type, canonical bucket, S3 config or None).
+
+    The type's backend class holds its bucket rules; this adds what needs the database (the S3
+    configuration named by ``s3_url``)."""
+    backend = backend_class(store_type)
+    if not backend.uses_s3:
+        if s3_url:
+            only = " or ".join(S3_STORE_TYPES)
+            raise RuleViolation(f"a {store_type} does not take an s3_url (only {only} does)")
+        return store_type, backend.normalize_bucket(bucket), None
+    if not s3_url:
+        raise RuleViolation(f"a {store_type} needs s3_url naming an S3Config")
+    if has_userinfo(s3_url):
+        raise RuleViolation("s3_url must not contain user info (user:password@)")
+    s3cfg = S3Config.objects.filter(url=s3_url).first()
+    if s3cfg is None:
+        raise RuleViolation(
+            f'No S3Config with url="{s3_url}" found. Please create S3Config credentials for this url first'
+        )
+    return store_type, backend.normalize_bucket(bucket), s3cfg
+
+
+def is_local_store(store_type: str) -> bool:
+    """Whether stores of this type live at a path below the storage root (and must not overlap)."""
+    return store_type in LOCAL_STORE_TYPES
 
 
 def store_get_or_create(*, type: str, bucket: str, s3_url: str = "", user: User | None) -> StoreConfig:
@@ -136,7 +132,7 @@ def store_get_or_create(*, type: str, bucket: str, s3_url: str = "", user: User 
     store = StoreConfig.objects.select_related("s3cfg").filter(**lookup).first()
     if store is not None:
         return store
-    if store_type in LOCAL_TYPES:
+    if is_local_store(store_type):
         with transaction.atomic():
             same = claim_local_place(store_type, bucket)
             return same or _store_create(lookup, user)
@@ -188,7 +184,7 @@ def claim_local_place(store_type: str, bucket: str, *, exclude_pk: int | None = 
         return same
     backend = build_backend(store_type, bucket)
     ours = backend.local_paths()
-    for other, theirs in _local_places(lookup.filter(type__in=LOCAL_TYPES).exclude(pk=exclude_pk)):
+    for other, theirs in _local_places(lookup.filter(type__in=LOCAL_STORE_TYPES).exclude(pk=exclude_pk)):
         if not places_overlap(ours, theirs):
             continue
         if other.type == store_type and theirs[0] == ours[0]:
@@ -214,7 +210,7 @@ def _local_places(stores: Iterable[StoreConfig]) -> Iterator[tuple[StoreConfig, 
 def local_store_overlaps() -> list[tuple[StoreConfig, StoreConfig]]:
     """Pairs of existing local store configurations that share a place on disk: rows written
     before overlaps were refused (``manage.py check_store_overlaps`` lists them)."""
-    places = list(_local_places(StoreConfig.objects.filter(type__in=LOCAL_TYPES).order_by("pk")))
+    places = list(_local_places(StoreConfig.objects.filter(type__in=LOCAL_STORE_TYPES).order_by("pk")))
     return [
         (first, second)
         for i, (first, ours) in enumerate(places)

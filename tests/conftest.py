@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json as jsonlib
+from pathlib import Path
 
 import pytest
 from django.test import Client
 
-from tests.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures)
+from tests.support.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures)
 
 
 class ApiClient:
@@ -117,3 +118,28 @@ def media_body(pid: str | None = "m1", **over) -> dict:
         body["pid"] = pid
     body.update(over)
     return body
+
+
+def create_media(api: ApiClient, pid: str = "m1", **over) -> dict:
+    """``POST /api/media`` with ``media_body(pid, **over)``; the created media (asserts 200)."""
+    response = api.post("/api/media", media_body(pid, **over))
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def error_message(response, status: int = 422) -> str:
+    """The sentence of a rule violation or conflict, ``{"detail": [{"error": "..."}]}`` (bulk
+    answers add ``index`` and ``pid`` beside ``error``), after checking the status and the shape."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert list(body) == ["detail"] and isinstance(body["detail"][0]["error"], str), body
+    return body["detail"][0]["error"]
+
+
+@pytest.fixture
+def storage_root(settings, tmp_path: Path) -> Path:
+    """A storage root of the test's own (``MEDIASTORE_STORAGE_ROOT``) for local stores."""
+    root = tmp_path / "root"
+    root.mkdir()
+    settings.MEDIASTORE_STORAGE_ROOT = str(root)
+    return root

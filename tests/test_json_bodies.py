@@ -8,7 +8,7 @@ import json
 import pytest
 
 from media.models import Media
-from tests.conftest import media_body
+from tests.conftest import error_message, media_body
 
 pytestmark = pytest.mark.django_db
 
@@ -32,20 +32,15 @@ def test_numbers_that_overflow_to_infinity_are_422(api, id_types, number):
     """Regression: `{"x": 1e400}` parsed to float('inf'); PostgreSQL refused it (500) and SQLite's
     JSON check failed as a misleading 409 "created concurrently"."""
     response = send(api, "POST", "/api/media", create_text(f'{{"x": {number}}}'))
-    assert response.status_code == 422, response.content
-    assert (
-        "too large" in response.json()["detail"][0]["error"]
-        and number in response.json()["detail"][0]["error"]
-    )
-    assert "at 'metadata.x'" in response.json()["detail"][0]["error"]
+    error = error_message(response)
+    assert "too large" in error and number in error and "at 'metadata.x'" in error
     assert not Media.objects.exists()
 
 
 def test_overflowing_number_error_names_where_it_is(api, id_types):
     body = "[" + json.dumps(media_body("m1")) + "," + create_text('{"a": [1, 2, {"b": 2e308}]}', "m2") + "]"
     response = send(api, "POST", "/api/media/create", body)
-    assert response.status_code == 422
-    assert "number 2e308 at '[1].metadata.a[2].b' is too large" in response.json()["detail"][0]["error"]
+    assert "number 2e308 at '[1].metadata.a[2].b' is too large" in error_message(response)
 
 
 def test_overflowing_numbers_are_422_in_updates_and_searches(api, id_types):
@@ -83,8 +78,7 @@ def test_duplicate_keys_are_422_naming_the_key(api, id_types, method, path, body
     """Regression: a repeated key silently kept its last value (`{"pid": "a", "pid": "b"}` created
     `b`), so what a client meant was a guess."""
     response = send(api, method, path, body)
-    assert response.status_code == 422, response.content
-    assert f"duplicate key '{key}'" in response.json()["detail"][0]["error"]
+    assert f"duplicate key '{key}'" in error_message(response)
     assert not Media.objects.exists()
 
 
@@ -112,8 +106,7 @@ def test_very_deep_json_is_a_4xx(api, id_types, path, body):
     (RecursionError, 500); the parser's own failure was an unexplained 400."""
     response = send(api, "POST", path, body)
     assert 400 <= response.status_code < 500, response.content[:300]
-    assert response.status_code == 422
-    error = response.json()["detail"][0]["error"]
+    error = error_message(response)
     assert "nested too deeply" in error or "NUL" in error or "levels deep" in error, error
 
 
@@ -162,8 +155,7 @@ def test_raw_content_upload_takes_any_content_type(api, id_types, content_type):
 
 def test_nul_guard_applies_with_charset_parameter(api):
     response = send(api, "POST", "/api/media/read", '["a\\u0000b"]', "application/json; charset=utf-8")
-    assert response.status_code == 422
-    assert "NUL" in response.json()["detail"][0]["error"]
+    assert "NUL" in error_message(response)
 
 
 def test_swagger_and_readme_say_json_needs_its_content_type(api):

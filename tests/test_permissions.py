@@ -150,19 +150,25 @@ def test_openapi_names_each_operations_permission():
     assert "Permission" not in schema["paths"]["/api/login"]["post"].get("description", "")
 
 
-def test_ensure_serviceuser_puts_the_account_in_admins_by_default(monkeypatch, django_user_model):
-    monkeypatch.setenv("DJANGO_SERVICEUSER_USERNAME", "pipeline")
-    monkeypatch.setenv("DJANGO_SERVICEUSER_PASSWORD", "pw-123456")
-    monkeypatch.delenv("DJANGO_SERVICEUSER_GROUPS", raising=False)
+def test_ensure_serviceuser_puts_the_account_in_admins_by_default(settings, django_user_model):
+    settings.MEDIASTORE_SERVICEUSER = {
+        "username": "pipeline",
+        "password": "pw-123456",
+        "email": "",
+        "groups": [],
+    }
     call_command("ensure_serviceuser", stdout=io.StringIO())
     user = django_user_model.objects.get(username="pipeline")
     assert list(user.groups.values_list("name", flat=True)) == ["admins"] and not user.is_staff
 
 
-def test_ensure_serviceuser_groups_from_options_and_environment(monkeypatch, django_user_model):
-    monkeypatch.setenv("DJANGO_SERVICEUSER_USERNAME", "instrument")
-    monkeypatch.setenv("DJANGO_SERVICEUSER_PASSWORD", "pw-123456")
-    monkeypatch.setenv("DJANGO_SERVICEUSER_GROUPS", "readers, writers")
+def test_ensure_serviceuser_groups_from_options_and_settings(settings, django_user_model):
+    settings.MEDIASTORE_SERVICEUSER = {
+        "username": "instrument",
+        "password": "pw-123456",
+        "email": "",
+        "groups": ["readers", "writers"],
+    }
     call_command("ensure_serviceuser", stdout=io.StringIO())
     user = django_user_model.objects.get(username="instrument")
     assert sorted(user.groups.values_list("name", flat=True)) == ["readers", "writers"]

@@ -139,25 +139,23 @@ def test_bad_numbers_stop_start_up(tmp_path):
 
 
 @pytest.mark.django_db
-def test_ensure_superuser_is_idempotent(django_user_model, monkeypatch, capsys):
-    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "root")
-    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "pw-1")
-    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "root@example.org")
+def test_ensure_superuser_is_idempotent(django_user_model, settings, capsys):
+    settings.MEDIASTORE_SUPERUSER = {"username": "root", "password": "pw-1", "email": "root@example.org"}
     call_command("ensure_superuser")
     call_command("ensure_superuser")
     assert "superuser 'root': created" in capsys.readouterr().out.splitlines()[0]
     user = django_user_model.objects.get(username="root")
     assert user.is_superuser and user.is_staff and user.check_password("pw-1")
     assert django_user_model.objects.count() == 1
-    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "pw-2")
+    settings.MEDIASTORE_SUPERUSER = {**settings.MEDIASTORE_SUPERUSER, "password": "pw-2"}
     call_command("ensure_superuser")
     user.refresh_from_db()
     assert user.check_password("pw-2")
 
 
 @pytest.mark.django_db
-def test_ensure_serviceuser_from_flags(django_user_model, monkeypatch):
-    monkeypatch.delenv("DJANGO_SERVICEUSER_USERNAME", raising=False)
+def test_ensure_serviceuser_from_flags(django_user_model, settings):
+    settings.MEDIASTORE_SERVICEUSER = {"username": "", "password": "", "email": "", "groups": []}
     call_command("ensure_serviceuser", "--username", "svc", "--password", "pw")
     call_command("ensure_serviceuser", "--username", "svc", "--password", "pw")
     user = django_user_model.objects.get(username="svc")
@@ -202,3 +200,22 @@ def test_the_ram_store_directory_is_named_after_the_deployment(tmp_path):
     assert ram_dir(one, POSTGRES_DB="a") != ram_dir(one, POSTGRES_DB="b")
     assert ram_dir(one, MEDIASTORE_RAM_DIR=str(tmp_path / "mine")) == str(tmp_path / "mine")
     assert not Path(default).exists()  # naming it creates nothing
+
+
+def test_the_accounts_come_from_the_environment_through_settings(tmp_path):
+    """ensure_superuser/ensure_serviceuser read settings (which read the environment and .env once,
+    in mediastore/settings.py), not os.environ on their own."""
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.MEDIASTORE_SUPERUSER['username'], s.MEDIASTORE_SERVICEUSER['groups'])"
+    )
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "POSTGRES_", "MEDIASTORE_"))}
+    base.update(DJANGO_SETTINGS_MODULE="mediastore.settings", MEDIASTORE_ENV_FILE="", DJANGO_SECRET_KEY="k")
+    base.update(
+        MEDIASTORE_DATA_DIR=str(tmp_path),
+        DJANGO_SUPERUSER_USERNAME=" boss ",
+        DJANGO_SERVICEUSER_GROUPS="readers, writers",
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=base, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "boss ['readers', 'writers']"

@@ -1,4 +1,4 @@
-"""The one small interface every storage backend implements.
+"""The one small interface every storage backend implements, and the pieces backends share.
 
 A backend stores opaque bytes under string keys. It translates its own failures at the boundary:
 a missing key becomes ``ObjectNotFound`` (callers decide whether that is a 404 or a 409), anything
@@ -8,12 +8,16 @@ else becomes ``mediastore.errors.StorageError`` with a sentence that is safe to 
 from __future__ import annotations
 
 import abc
-import errno
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, NamedTuple, Protocol
 
-from mediastore.errors import InsufficientStorage, RuleViolation, StorageError
+from mediastore.errors import RuleViolation
+from stores.paths import validate_store_key
+
+if TYPE_CHECKING:
+    from stores.backends.bucket import S3Params
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 
@@ -42,52 +46,60 @@ class PresignNotSupported(Exception):
     """The backend cannot hand out presigned URLs (only S3 can)."""
 
 
-def store_failure(
-    kind: str, label: str, action: str, key: str, reason: str, *, full: bool = False
-) -> StorageError:
-    """The one sentence local stores use for a failure; names the bucket, never the server path.
-    ``full``: the failure was a full disk or quota, which is InsufficientStorage (507)."""
-    if full:
-        return InsufficientStorage(
-            f"{kind} '{label}' could not {action} object '{key}': {reason}; the server's storage is full"
-        )
-    return StorageError(f"{kind} '{label}' could not {action} object '{key}': {reason}")
-
-
-def out_of_space(err: BaseException) -> bool:
-    """Whether an OS error says the disk or the user's quota is full."""
-    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
-def check_local_place(path: Path, label: str, kind: str, *, directory: bool) -> None:
-    """Refuse a local store at ``path`` when something in the way is of the wrong kind: a file
-    among its parent directories, or at ``path`` itself a file where a directory must be (or the
-    other way round). Nothing there yet is fine: the first write creates it."""
-    for parent in reversed(path.parents):
-        if parent.exists() and not parent.is_dir():
-            raise RuleViolation(f"{kind} '{label}' cannot be created: a parent of its path is a file")
-    if not path.exists():
-        return
-    if directory and not path.is_dir():
-        raise RuleViolation(f"{kind} '{label}' cannot be created: its path is a file, not a directory")
-    if not directory and not path.is_file():
-        raise RuleViolation(f"{kind} '{label}' cannot be created: its path is a directory, not a file")
+def name_bucket(bucket: str) -> str:
+    """A bucket that is a plain name: no NUL; a leading ``/`` is dropped."""
+    if "\x00" in bucket:
+        raise RuleViolation("bucket must not contain NUL characters")
+    return bucket.lstrip("/")
 
 
 class Backend(abc.ABC):
-    """Bytes under keys. Subclasses implement every abstract method.
+    """Bytes under keys, template-method style (as Django's ``Storage.save`` calls ``_save``).
 
-    Keys are checked with ``stores.paths.validate_store_key`` by every backend, so the same key is
-    accepted or refused (``RuleViolation``) whatever the store type.
+    The public methods check the key (``validate_key``) and the range once, here, and then call
+    the hook a subclass implements: ``_put``, ``_put_stream``, ``_get``, ``_iter_range``,
+    ``_size``, ``_delete`` (abstract), and ``_exists``, ``_etag``, ``_presigned_put``,
+    ``_presigned_get`` where the medium has them. So the same key is accepted or refused
+    (``RuleViolation``) whatever the store type, and no hook sees an unchecked key.
+
+    Each concrete backend declares its store type (``type_name``, the value of
+    ``StoreConfig.type`` and of the API's ``type``) and its bucket rules (``normalize_bucket``,
+    ``from_config``); the registry in ``stores.backends`` derives the type choices from them.
     """
 
-    supports_presign: bool = False
+    type_name: ClassVar[str] = ""  # empty: not a store type of its own (a base or a variant)
+    kind: ClassVar[str] = "store"  # how error sentences name the medium
+    uses_s3: ClassVar[bool] = False  # whether a configuration needs an S3 endpoint and credentials
+    in_storage_root: ClassVar[bool] = False  # a directory or file below MEDIASTORE_STORAGE_ROOT
+    supports_presign: ClassVar[bool] = False
 
+    # -- bucket rules (class level: no backend exists yet) ----------------------------------------
+
+    @classmethod
+    def normalize_bucket(cls, bucket: str) -> str:
+        """The canonical form of a configuration's ``bucket``; RuleViolation when it is unusable.
+        By default a name (``name_bucket``)."""
+        return name_bucket(bucket)
+
+    @classmethod
     @abc.abstractmethod
+    def from_config(cls, bucket: str, s3: S3Params | None) -> Backend:
+        """The backend for a configuration of this type (``s3`` is given exactly when ``uses_s3``).
+        Cheap: no disk or network I/O."""
+
+    # -- keys -------------------------------------------------------------------------------------
+
+    def validate_key(self, key: str) -> None:
+        """Refuse (RuleViolation) a key this store cannot hold; every public method calls it."""
+        validate_store_key(key)
+
+    # -- the interface ----------------------------------------------------------------------------
+
     def put(self, key: str, data: bytes) -> None:
         """Create or overwrite the object under ``key``."""
+        self.validate_key(key)
+        self._put(key, data)
 
-    @abc.abstractmethod
     def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
         """Store everything ``stream.read(n)`` yields until ``b""``; return the number of bytes.
 
@@ -98,12 +110,14 @@ class Backend(abc.ABC):
         partial object is left under ``key``: an existing object stays as it was. Errors raised by
         the stream itself propagate unchanged.
         """
+        self.validate_key(key)
+        return self._put_stream(key, stream, size)
 
-    @abc.abstractmethod
     def get(self, key: str) -> bytes:
         """The whole object. Raises ObjectNotFound."""
+        self.validate_key(key)
+        return self._get(key)
 
-    @abc.abstractmethod
     def iter_bytes(
         self, key: str, start: int = 0, length: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
     ) -> Iterator[bytes]:
@@ -111,24 +125,50 @@ class Backend(abc.ABC):
 
         Raises ObjectNotFound when called, before the iterator is returned, so a caller can answer
         before streaming starts. A range past the end yields nothing. The iterator has ``close()``,
-        which releases files and connections even if iteration never started.
+        which releases files and connections even if iteration never started. A negative start or
+        length, or a chunk size below 1, is a programming error (ValueError).
         """
+        check_range(start, length, chunk_size)
+        self.validate_key(key)
+        return self._iter_range(key, start, length, chunk_size)
 
     def exists(self, key: str) -> bool:
-        """Whether an object is stored under ``key`` (by default: whether ``size`` finds one)."""
-        try:
-            self.size(key)
-        except ObjectNotFound:
-            return False
-        return True
+        """Whether an object is stored under ``key``."""
+        self.validate_key(key)
+        return self._exists(key)
 
-    @abc.abstractmethod
     def size(self, key: str) -> int:
         """Size of the object in bytes. Raises ObjectNotFound."""
+        self.validate_key(key)
+        return self._size(key)
 
-    @abc.abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; an absent key is not an error."""
+        self.validate_key(key)
+        self._delete(key)
+
+    def etag(self, key: str) -> str | None:
+        """An opaque version tag of the object where the medium has one (S3), else None."""
+        self.validate_key(key)
+        return self._etag(key)
+
+    def presigned_put(
+        self, key: str, expires: int, content_type: str | None = None, size: int | None = None
+    ) -> str:
+        """A URL a client can PUT the object's bytes to for ``expires`` seconds; with ``size``, a
+        PUT of any other length is refused by the store (where it checks signed headers).
+        PresignNotSupported where the medium has no such URLs."""
+        if not self.supports_presign:
+            raise PresignNotSupported(f"{type(self).__name__} cannot presign uploads")
+        self.validate_key(key)
+        return self._presigned_put(key, expires, content_type, size)
+
+    def presigned_get(self, key: str, expires: int) -> str:
+        """A URL a client can GET the object's bytes from for ``expires`` seconds."""
+        if not self.supports_presign:
+            raise PresignNotSupported(f"{type(self).__name__} cannot presign downloads")
+        self.validate_key(key)
+        return self._presigned_get(key, expires)
 
     def list_objects(self) -> Iterator[StoredObject]:
         """Every object in the store, in no particular order (for audits such as
@@ -153,20 +193,41 @@ class Backend(abc.ABC):
         a zip file must go. Called once, when the store configuration is created."""
         return None
 
-    def etag(self, key: str) -> str | None:
-        """An opaque version tag of the object where the medium has one (S3), else None."""
+    # -- what subclasses implement (keys and ranges are checked already) --------------------------
+
+    @abc.abstractmethod
+    def _put(self, key: str, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def _put_stream(self, key: str, stream: BinaryIO, size: int | None) -> int: ...
+
+    @abc.abstractmethod
+    def _get(self, key: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def _iter_range(self, key: str, start: int, length: int | None, chunk_size: int) -> Iterator[bytes]: ...
+
+    @abc.abstractmethod
+    def _size(self, key: str) -> int: ...
+
+    @abc.abstractmethod
+    def _delete(self, key: str) -> None: ...
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self._size(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def _etag(self, key: str) -> str | None:
         return None
 
-    def presigned_put(
-        self, key: str, expires: int, content_type: str | None = None, size: int | None = None
-    ) -> str:
-        """A URL a client can PUT the object's bytes to for ``expires`` seconds; with ``size``, a
-        PUT of any other length is refused by the store (where it checks signed headers)."""
-        raise PresignNotSupported(f"{type(self).__name__} cannot presign uploads")
+    def _presigned_put(self, key: str, expires: int, content_type: str | None, size: int | None) -> str:
+        raise NotImplementedError
 
-    def presigned_get(self, key: str, expires: int) -> str:
-        """A URL a client can GET the object's bytes from for ``expires`` seconds."""
-        raise PresignNotSupported(f"{type(self).__name__} cannot presign downloads")
+    def _presigned_get(self, key: str, expires: int) -> str:
+        raise NotImplementedError
 
 
 def check_range(start: int, length: int | None, chunk_size: int) -> None:
@@ -193,6 +254,54 @@ def read_chunks(stream: BinaryIO, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Itera
         chunk = stream.read(chunk_size)
         if not chunk:
             return
+        yield chunk
+
+
+Failures = Callable[[], AbstractContextManager[object]]
+
+
+def write_counted(chunks: Iterable[bytes], out: BinaryIO, failures: Failures) -> int:
+    """Write every chunk to ``out``; return how many bytes. ``failures()`` wraps each write (it
+    translates the medium's errors); errors of the chunks' source, a client's stream, propagate
+    unchanged."""
+    written = 0
+    for chunk in chunks:
+        with failures():
+            out.write(chunk)
+        written += len(chunk)
+    return written
+
+
+class Seekable(Protocol):
+    def seek(self, offset: int, /) -> object: ...
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+def ranged_chunks(
+    reader: Seekable,
+    start: int,
+    end: int,
+    chunk_size: int,
+    failures: Failures,
+    short: Callable[[], Exception] | None = None,
+) -> Iterator[bytes]:
+    """Bytes ``[start, end)`` of ``reader`` (a file, a blob, a zip member) in chunks of at most
+    ``chunk_size``. ``failures()`` wraps each seek and read. When the reader ends early (the
+    object was truncated under us) the iteration stops, or raises ``short()`` when given."""
+    if start >= end:
+        return
+    with failures():
+        reader.seek(start)
+    position = start
+    while position < end:
+        with failures():
+            chunk = reader.read(min(chunk_size, end - position))
+        if not chunk:
+            if short is None:
+                return
+            raise short()
+        position += len(chunk)
         yield chunk
 
 

@@ -26,16 +26,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
 
 from mediastore.errors import RuleViolation, StorageError
-from stores.backends.base import (
-    DEFAULT_CHUNK_SIZE,
-    Backend,
-    ChunkIterator,
-    ObjectNotFound,
-    StoredObject,
-    check_range,
-)
+from stores.backends.base import DEFAULT_CHUNK_SIZE, Backend, ChunkIterator, ObjectNotFound, StoredObject
 from stores.endpoints import without_userinfo
-from stores.paths import validate_store_key
 
 # Multipart uploads: parts of 8 MiB, at most 2 in memory and 2 in flight per upload (about 16 MiB,
 # which keeps a streaming upload's memory under 64 MB; bench/transfer.py measures it). S3 allows
@@ -58,6 +50,7 @@ _CREDENTIAL_CODES = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "403"}
 )
 _PRINTABLE_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
+S3_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 
 
 @dataclass(frozen=True)
@@ -148,7 +141,23 @@ class _FullReader:
 class BucketStore(Backend):
     """Objects in S3 bucket ``name``, under ``prefix/`` when the bucket is written ``name/prefix``."""
 
+    type_name = "BucketStore"
+    uses_s3 = True
     supports_presign = True
+
+    @classmethod
+    def normalize_bucket(cls, bucket: str) -> str:
+        """``name`` or ``name/prefix``, without surrounding ``/``; the name as S3 allows it."""
+        bucket = bucket.strip("/")
+        name = bucket.split("/", 1)[0]
+        if not S3_BUCKET_RE.fullmatch(name):
+            raise RuleViolation(f"bad S3 bucket name {name!r}")
+        return bucket
+
+    @classmethod
+    def from_config(cls, bucket: str, s3: S3Params | None) -> Backend:
+        assert s3 is not None  # the registry checks it (uses_s3)
+        return cls(s3, bucket)
 
     def __init__(self, s3: S3Params, bucket: str) -> None:
         name, _, prefix = bucket.lstrip("/").partition("/")
@@ -160,7 +169,6 @@ class BucketStore(Backend):
         self.url = display_url(s3.url)
 
     def _key(self, key: str) -> str:
-        validate_store_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _client(self) -> BaseClient:
@@ -236,12 +244,12 @@ class BucketStore(Backend):
                         item["Key"][len(prefix) :], int(item["Size"]), item["LastModified"].timestamp()
                     )
 
-    def put(self, key: str, data: bytes) -> None:
+    def _put(self, key: str, data: bytes) -> None:
         full_key = self._key(key)
         with self._s3_errors("write", key):
             self._client().put_object(Bucket=self.bucket, Key=full_key, Body=bytes(data))
 
-    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
+    def _put_stream(self, key: str, stream: BinaryIO, size: int | None) -> int:
         """Multipart upload with bounded memory; S3 shows the object only once it is complete, and
         boto3 aborts the multipart upload when anything fails (the stream's own errors propagate)."""
         full_key = self._key(key)
@@ -256,7 +264,7 @@ class BucketStore(Backend):
             client.upload_fileobj(reader, self.bucket, full_key, Config=config)
         return reader.count
 
-    def get(self, key: str) -> bytes:
+    def _get(self, key: str) -> bytes:
         full_key = self._key(key)
         with self._s3_errors("read", key):
             body = self._client().get_object(Bucket=self.bucket, Key=full_key)["Body"]
@@ -265,11 +273,8 @@ class BucketStore(Backend):
             finally:
                 body.close()
 
-    def iter_bytes(
-        self, key: str, start: int = 0, length: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
-    ) -> Iterator[bytes]:
+    def _iter_range(self, key: str, start: int, length: int | None, chunk_size: int) -> Iterator[bytes]:
         """One GET with a ``Range`` header; the response body is streamed chunk by chunk."""
-        check_range(start, length, chunk_size)
         full_key = self._key(key)
         if length == 0:
             self._head(key)
@@ -300,21 +305,19 @@ class BucketStore(Backend):
 
         return ChunkIterator(chunks(), body.close)
 
-    def size(self, key: str) -> int:
+    def _size(self, key: str) -> int:
         return int(self._head(key)["ContentLength"])
 
-    def etag(self, key: str) -> str | None:
+    def _etag(self, key: str) -> str | None:
         etag = self._head(key).get("ETag")
         return etag.strip('"') if etag else None
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         full_key = self._key(key)
         with self._s3_errors("delete", key):
             self._client().delete_object(Bucket=self.bucket, Key=full_key)
 
-    def presigned_put(
-        self, key: str, expires: int, content_type: str | None = None, size: int | None = None
-    ) -> str:
+    def _presigned_put(self, key: str, expires: int, content_type: str | None, size: int | None) -> str:
         """Signing needs no request, so the bucket is checked first (StorageError when missing):
         a URL into a missing bucket could never work. ``content_type`` and ``size`` are signed as
         headers: S3 refuses a PUT with another Content-Type or Content-Length."""
@@ -328,7 +331,7 @@ class BucketStore(Backend):
         with self._s3_errors("presign", key):
             return client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires)
 
-    def presigned_get(self, key: str, expires: int) -> str:
+    def _presigned_get(self, key: str, expires: int) -> str:
         params = {"Bucket": self.bucket, "Key": self._key(key)}
         with self._s3_errors("presign", key):
             return self._client().generate_presigned_url("get_object", Params=params, ExpiresIn=expires)

@@ -31,13 +31,18 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+from django.conf import settings
 
 from mediastore.errors import RuleViolation
-from stores.backends.base import ObjectNotFound, store_failure
+from stores.backends.base import Backend, ObjectNotFound, name_bucket
 from stores.backends.filesystem import TEMP_PREFIX
 from stores.backends.hashdir import HashdirStore, encode_filename
-from stores.paths import validate_store_key
+from stores.backends.local import store_failure
+
+if TYPE_CHECKING:
+    from stores.backends.bucket import S3Params
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +60,9 @@ class DictStore(HashdirStore):
     belongs to another user (``/dev/shm`` is writable by everyone).
     """
 
+    type_name = "DictStore"
     kind = "RAM store"
+    in_storage_root = False  # its directory is under MEDIASTORE_RAM_DIR, named by a hash
 
     def __init__(self, namespace: str, root: Path, ttl: int | None = None) -> None:
         if not namespace:
@@ -67,6 +74,21 @@ class DictStore(HashdirStore):
         super().__init__(self.root / encode_filename(namespace, digest), label=namespace)
         self.namespace = namespace
         self.ttl = ttl
+
+    @classmethod
+    def normalize_bucket(cls, bucket: str) -> str:
+        """A namespace name, not a path."""
+        return name_bucket(bucket)
+
+    @classmethod
+    def from_config(cls, bucket: str, s3: S3Params | None) -> Backend:
+        """Redis when ``MEDIASTORE_REDIS_URL`` is set (shared by every worker and replica, across
+        hosts), else files in this host's RAM (``MEDIASTORE_RAM_DIR``, shared by its workers)."""
+        if settings.MEDIASTORE_REDIS_URL:
+            from stores.backends.redisstore import RedisDictStore  # imports redis only when used
+
+            return RedisDictStore.from_config(bucket, s3)
+        return cls(bucket, Path(settings.MEDIASTORE_RAM_DIR), ttl=settings.MEDIASTORE_RAM_TTL_SECONDS)
 
     # -- where objects live ------------------------------------------------------------------
 
@@ -82,7 +104,6 @@ class DictStore(HashdirStore):
             raise store_failure(self.kind, self.label, "reach", key, reason)
 
     def _path(self, key: str) -> Path:
-        validate_store_key(key)
         self._check_root(key)
         return super()._path(key)
 
@@ -170,17 +191,17 @@ class DictStore(HashdirStore):
 
     # -- writing -----------------------------------------------------------------------------
 
-    def put(self, key: str, data: bytes) -> None:
-        super().put(key, data)
+    def _put(self, key: str, data: bytes) -> None:
+        super()._put(key, data)
         self._maybe_sweep()
 
-    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
-        written = super().put_stream(key, stream, size)
+    def _put_stream(self, key: str, stream: BinaryIO, size: int | None) -> int:
+        written = super()._put_stream(key, stream, size)
         self._maybe_sweep()
         return written
 
     # -- reading -----------------------------------------------------------------------------
 
-    def size(self, key: str) -> int:
-        with self._open(key) as handle, self._os_errors("read", key):
+    def _size(self, key: str) -> int:
+        with self._open(key) as handle, self._failing("read", key):
             return os.fstat(handle.fileno()).st_size

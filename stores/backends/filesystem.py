@@ -16,73 +16,47 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mediastore.errors import RuleViolation, StorageError
+from mediastore.errors import RuleViolation
 from stores.backends.base import (
-    DEFAULT_CHUNK_SIZE,
-    Backend,
     ChunkIterator,
     ObjectNotFound,
     StoredObject,
-    check_local_place,
-    check_range,
-    out_of_space,
     range_end,
+    ranged_chunks,
     read_chunks,
-    store_failure,
+    write_counted,
 )
+from stores.backends.local import LocalStore
 from stores.paths import resolve_key_path
 
 TEMP_PREFIX = ".tmp-"
 _MISSING = (FileNotFoundError, NotADirectoryError)
 
 
-class FilesystemStore(Backend):
-    """Objects as files under ``directory`` (created on the first write).
+class FilesystemStore(LocalStore):
+    """Objects as files under ``directory`` (created on the first write)."""
 
-    ``label`` names the store in error messages (the configured bucket, not the server path).
-    """
-
+    type_name = "FilesystemStore"
     kind = "filesystem store"
+    is_directory = True
 
-    def __init__(self, directory: Path, *, label: str | None = None) -> None:
-        self.directory = Path(directory)
-        self.label = label or self.directory.name
-
-    def local_paths(self) -> tuple[Path, ...]:
-        return (self.directory,)
-
-    def check_place(self) -> None:
-        check_local_place(self.directory, self.label, self.kind, directory=True)
+    @property
+    def directory(self) -> Path:
+        return self.path
 
     def _path(self, key: str) -> Path:
         return resolve_key_path(self.directory, key)
 
-    def _error(self, action: str, key: str, err: OSError) -> StorageError:
-        # strerror carries no path ("No space left on device"), so nothing about the server leaks.
-        reason = err.strerror or type(err).__name__
-        return store_failure(self.kind, self.label, action, key, reason, full=out_of_space(err))
-
-    @contextlib.contextmanager
-    def _os_errors(self, action: str, key: str) -> Iterator[None]:
-        try:
-            yield
-        except OSError as err:
-            raise self._error(action, key, err) from None
-
     def _write(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
-        with self._os_errors("write", key):
+        with self._failing("write", key):
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
         out = os.fdopen(fd, "wb")
-        written = 0
         committed = False
         try:
-            for chunk in chunks:  # errors of a client's stream propagate unchanged
-                with self._os_errors("write", key):
-                    out.write(chunk)
-                written += len(chunk)
-            with self._os_errors("write", key):
+            written = write_counted(chunks, out, lambda: self._failing("write", key))
+            with self._failing("write", key):
                 out.flush()
                 os.fsync(out.fileno())
                 out.close()
@@ -119,42 +93,27 @@ class FilesystemStore(Backend):
             raise ObjectNotFound(key)
         return os.fdopen(fd, "rb")
 
-    def put(self, key: str, data: bytes) -> None:
+    def _put(self, key: str, data: bytes) -> None:
         self._write(key, [data])
 
-    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
+    def _put_stream(self, key: str, stream: BinaryIO, size: int | None) -> int:
         return self._write(key, read_chunks(stream))
 
-    def get(self, key: str) -> bytes:
-        with self._open(key) as handle, self._os_errors("read", key):
+    def _get(self, key: str) -> bytes:
+        with self._open(key) as handle, self._failing("read", key):
             return handle.read()
 
-    def iter_bytes(
-        self, key: str, start: int = 0, length: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
-    ) -> Iterator[bytes]:
-        check_range(start, length, chunk_size)
+    def _iter_range(self, key: str, start: int, length: int | None, chunk_size: int) -> Iterator[bytes]:
         handle = self._open(key)
         try:
             end = range_end(start, length, os.fstat(handle.fileno()).st_size)
         except OSError as err:
             handle.close()
             raise self._error("read", key, err) from None
+        chunks = ranged_chunks(handle, start, end, chunk_size, lambda: self._failing("read", key))
+        return ChunkIterator(chunks, handle.close)
 
-        def chunks() -> Iterator[bytes]:
-            position = start
-            with self._os_errors("read", key):
-                handle.seek(start)
-            while position < end:
-                with self._os_errors("read", key):
-                    chunk = handle.read(min(chunk_size, end - position))
-                if not chunk:  # truncated under us: stop rather than loop
-                    return
-                position += len(chunk)
-                yield chunk
-
-        return ChunkIterator(chunks(), handle.close)
-
-    def size(self, key: str) -> int:
+    def _size(self, key: str) -> int:
         path = self._path(key)
         try:
             info = os.stat(path, follow_symlinks=False)
@@ -166,7 +125,7 @@ class FilesystemStore(Backend):
             raise ObjectNotFound(key)
         return info.st_size
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         path = self._path(key)
         try:
             os.unlink(path)

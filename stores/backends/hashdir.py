@@ -39,10 +39,11 @@ def encode_filename(key: str, digest: str) -> str:
 class HashdirStore(FilesystemStore):
     """Objects as files under ``directory/h[0:2]/h[2:4]/`` (created on the first write)."""
 
+    type_name = "HashdirStore"
     kind = "hashdir store"
 
     def _path(self, key: str) -> Path:
-        validate_store_key(key)
+        validate_store_key(key)  # again: _key_of passes decoded names that no caller checked
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         relative = f"{digest[:2]}/{digest[2:4]}/{encode_filename(key, digest)}"
         return resolve_key_path(self.directory, relative)

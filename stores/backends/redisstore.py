@@ -16,22 +16,18 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from django.conf import settings
 
 from mediastore.errors import StorageError
-from stores.backends.base import (
-    DEFAULT_CHUNK_SIZE,
-    Backend,
-    ChunkIterator,
-    ObjectNotFound,
-    check_range,
-    range_end,
-    read_chunks,
-)
+from stores.backends.base import Backend, ChunkIterator, ObjectNotFound, range_end, read_chunks
 from stores.paths import validate_store_key
+
+if TYPE_CHECKING:
+    from stores.backends.bucket import S3Params
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +73,15 @@ def _client(url: str) -> redis.Redis:
 
 
 class RedisDictStore(Backend):
-    """One DictStore namespace in Redis. Same contract as ``DictStore``; no presigned URLs."""
+    """One DictStore namespace in Redis. Same contract as ``DictStore``; no presigned URLs.
+
+    Not a store type of its own: ``DictStore.from_config`` chooses it when Redis is configured.
+    """
+
+    @classmethod
+    def from_config(cls, bucket: str, s3: S3Params | None) -> Backend:
+        ttl = settings.MEDIASTORE_RAM_TTL_SECONDS
+        return cls(bucket, url=settings.MEDIASTORE_REDIS_URL, ttl=ttl)
 
     def __init__(self, namespace: str, url: str, ttl: int | None = None) -> None:
         if not url:
@@ -91,7 +95,7 @@ class RedisDictStore(Backend):
 
     def redis_key(self, key: str) -> str:
         """The Redis key holding the object stored under ``key``. Raises RuleViolation for bad keys."""
-        validate_store_key(key)
+        validate_store_key(key)  # a public helper (tests, audits): checks like the interface does
         return self._prefix + key
 
     @property
@@ -112,12 +116,12 @@ class RedisDictStore(Backend):
             logger.warning("RAM store (Redis) at %s failed: %s", redacted_url(self.url), exc)
             raise StorageError(f"RAM store (Redis) failed: {type(exc).__name__}") from None
 
-    def put(self, key: str, data: bytes) -> None:
+    def _put(self, key: str, data: bytes) -> None:
         name = self.redis_key(key)
         with self._translated():
             self._redis.set(name, bytes(data), ex=self.ttl)
 
-    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
+    def _put_stream(self, key: str, stream: BinaryIO, size: int | None) -> int:
         """Appends chunk by chunk to a temporary key, then renames it into place in one step, so
         memory stays bounded and no partial object is ever visible under ``key``."""
         name = self.redis_key(key)
@@ -149,7 +153,7 @@ class RedisDictStore(Backend):
                     pass  # it expires on its own; the original error is the one to report
         return total
 
-    def get(self, key: str) -> bytes:
+    def _get(self, key: str) -> bytes:
         name = self.redis_key(key)
         with self._translated():
             data = self._redis.get(name)
@@ -157,16 +161,13 @@ class RedisDictStore(Backend):
             raise ObjectNotFound(key)
         return data
 
-    def iter_bytes(
-        self, key: str, start: int = 0, length: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
-    ) -> Iterator[bytes]:
+    def _iter_range(self, key: str, start: int, length: int | None, chunk_size: int) -> Iterator[bytes]:
         """Reads the range with GETRANGE a chunk at a time, so a large object is never held whole.
 
         An object deleted or shortened while it is being read ends the iteration with StorageError
         rather than silently short.
         """
-        check_range(start, length, chunk_size)
-        end = range_end(start, length, self.size(key))
+        end = range_end(start, length, self._size(key))
         name = self.redis_key(key)
 
         def chunks() -> Iterator[bytes]:
@@ -180,12 +181,12 @@ class RedisDictStore(Backend):
 
         return ChunkIterator(chunks(), lambda: None)
 
-    def exists(self, key: str) -> bool:
+    def _exists(self, key: str) -> bool:
         name = self.redis_key(key)
         with self._translated():
             return bool(self._redis.exists(name))
 
-    def size(self, key: str) -> int:
+    def _size(self, key: str) -> int:
         name = self.redis_key(key)
         with self._translated():
             pipe = self._redis.pipeline(transaction=True)
@@ -196,7 +197,7 @@ class RedisDictStore(Backend):
             raise ObjectNotFound(key)
         return int(size)
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         name = self.redis_key(key)
         with self._translated():
             self._redis.delete(name)

@@ -13,27 +13,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mediastore.errors import StorageError
-from stores.backends.base import (
-    DEFAULT_CHUNK_SIZE,
-    Backend,
-    ChunkIterator,
-    ObjectNotFound,
-    StoredObject,
-    check_local_place,
-    check_range,
-    out_of_space,
-    range_end,
-    read_chunks,
-    store_failure,
-)
-from stores.paths import validate_store_key
+from stores.backends import base
+from stores.backends.base import ObjectNotFound, StoredObject
+from stores.backends.local import LocalStore, out_of_space
 
 BUSY_TIMEOUT = 30
 SPOOL_IN_MEMORY = 8 << 20
@@ -53,43 +40,33 @@ class _NoTable(Exception):
     """The file exists but holds no ``objects`` table yet: every key is absent."""
 
 
-class SqliteStore(Backend):
-    """Objects as rows in the SQLite file ``db_path``.
+class SqliteStore(LocalStore):
+    """Objects as rows in the SQLite file ``path``."""
 
-    ``label`` names the store in error messages (the configured bucket, not the server path).
-    """
-
+    type_name = "SqliteStore"
     kind = "SQLite store"
-    # Files kept next to the store's own file, named by appending these to its name.
-    SIDECAR_SUFFIXES: tuple[str, ...] = (".lock", "-wal", "-shm", "-journal")
-
-    def __init__(self, db_path: Path, *, label: str | None = None) -> None:
-        self.path = Path(db_path)
-        self.label = label or self.path.name
-
-    def local_paths(self) -> tuple[Path, ...]:
-        return (self.path, *(self.path.with_name(self.path.name + s) for s in self.SIDECAR_SUFFIXES))
-
-    def check_place(self) -> None:
-        check_local_place(self.path, self.label, self.kind, directory=False)
+    SIDECAR_SUFFIXES = (".lock", "-wal", "-shm", "-journal")
+    failures = (sqlite3.Error, OSError)
+    SPOOL_IN_MEMORY = SPOOL_IN_MEMORY
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _error(self, action: str, key: str, err: Exception) -> StorageError:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        full = out_of_space(err) or getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-        return store_failure(self.kind, self.label, action, key, reason, full=full)
+    def _reason(self, err: BaseException) -> str:
+        return err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+
+    def _is_full(self, err: BaseException) -> bool:
+        return out_of_space(err) or getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
 
     @contextlib.contextmanager
     def _errors(self, action: str, key: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.OperationalError as err:
-            if str(err).startswith("no such table"):
-                raise _NoTable from None
-            raise self._error(action, key, err) from None
-        except (sqlite3.Error, OSError) as err:
-            raise self._error(action, key, err) from None
+        """``_failing``, and a missing table becomes ``_NoTable`` (every key is absent)."""
+        with self._failing(action, key):
+            try:
+                yield
+            except sqlite3.OperationalError as err:
+                if str(err).startswith("no such table"):
+                    raise _NoTable from None
+                raise
 
     def _connect(self, *, create: bool) -> sqlite3.Connection:
         """A connection in autocommit mode (transactions are explicit).
@@ -139,8 +116,7 @@ class SqliteStore(Backend):
 
     # -- writing ------------------------------------------------------------------------------
 
-    def put(self, key: str, data: bytes) -> None:
-        validate_store_key(key)
+    def _put(self, key: str, data: bytes) -> None:
         with self._errors("write", key):
             connection = self._connect(create=True)
             try:
@@ -148,45 +124,34 @@ class SqliteStore(Backend):
             finally:
                 connection.close()
 
-    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
-        """Spools the stream to a temporary file (small ones in memory) to learn its size, then
-        inserts a zero-filled blob of that size and fills it through ``blobopen`` in one
-        transaction, so memory stays bounded and a failure leaves the old row as it was."""
-        validate_store_key(key)
-        with self._errors("write", key):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, dir=self.path.parent) as spool:
-            size = 0
-            for chunk in read_chunks(stream):  # errors of a client's stream propagate unchanged
-                with self._errors("write", key):
-                    spool.write(chunk)
-                size += len(chunk)
-            with self._errors("write", key):
-                spool.seek(0)
-                connection = self._connect(create=True)
+    def _put_stream(self, key: str, stream: BinaryIO, size: int | None) -> int:
+        """Spools the stream (small ones in memory) to learn its size, then inserts a zero-filled
+        blob of that size and fills it through ``blobopen`` in one transaction, so memory stays
+        bounded and a failure leaves the old row as it was."""
+        with self._spooled(key, stream) as (spool, size), self._errors("write", key):
+            connection = self._connect(create=True)
+            try:
+                connection.execute("BEGIN IMMEDIATE")
                 try:
-                    connection.execute("BEGIN IMMEDIATE")
-                    try:
-                        connection.execute(_UPSERT.format(value="zeroblob(?)"), (key, size))
-                        if size:
-                            (rowid,) = connection.execute(
-                                "SELECT rowid FROM objects WHERE key = ?", (key,)
-                            ).fetchone()
-                            with connection.blobopen("objects", "data", rowid) as blob:
-                                for chunk in read_chunks(spool):
-                                    blob.write(chunk)
-                    except (sqlite3.Error, OSError):
-                        if connection.in_transaction:  # SQLite may have rolled back already (disk full)
-                            with contextlib.suppress(sqlite3.Error):
-                                connection.execute("ROLLBACK")
-                        raise
-                    connection.execute("COMMIT")
-                finally:
-                    connection.close()
+                    connection.execute(_UPSERT.format(value="zeroblob(?)"), (key, size))
+                    if size:
+                        (rowid,) = connection.execute(
+                            "SELECT rowid FROM objects WHERE key = ?", (key,)
+                        ).fetchone()
+                        with connection.blobopen("objects", "data", rowid) as blob:
+                            for chunk in base.read_chunks(spool):
+                                blob.write(chunk)
+                except (sqlite3.Error, OSError):
+                    if connection.in_transaction:  # SQLite may have rolled back already (disk full)
+                        with contextlib.suppress(sqlite3.Error):
+                            connection.execute("ROLLBACK")
+                    raise
+                connection.execute("COMMIT")
+            finally:
+                connection.close()
         return size
 
-    def delete(self, key: str) -> None:
-        validate_store_key(key)
+    def _delete(self, key: str) -> None:
         if not self.path.is_file():
             return
         try:
@@ -201,21 +166,19 @@ class SqliteStore(Backend):
 
     # -- reading ------------------------------------------------------------------------------
 
-    def get(self, key: str) -> bytes:
-        validate_store_key(key)
+    def _column(self, key: str, column: str) -> object:
+        """``column`` (an SQL expression of ``data``) of the row of ``key``; ObjectNotFound."""
         with self._reading(key) as connection:
-            row = connection.execute("SELECT data FROM objects WHERE key = ?", (key,)).fetchone()
+            row = connection.execute(f"SELECT {column} FROM objects WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise ObjectNotFound(key)
-        return bytes(row[0])
+        return row[0]
 
-    def size(self, key: str) -> int:
-        validate_store_key(key)
-        with self._reading(key) as connection:
-            row = connection.execute("SELECT length(data) FROM objects WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            raise ObjectNotFound(key)
-        return int(row[0])
+    def _get(self, key: str) -> bytes:
+        return bytes(self._column(key, "data"))
+
+    def _size(self, key: str) -> int:
+        return int(self._column(key, "length(data)"))
 
     def list_objects(self) -> Iterator[StoredObject]:
         try:
@@ -226,8 +189,7 @@ class SqliteStore(Backend):
         for key, size in rows:
             yield StoredObject(key, int(size), None)
 
-    def exists(self, key: str) -> bool:
-        validate_store_key(key)
+    def _exists(self, key: str) -> bool:
         try:
             with self._reading(key) as connection:
                 row = connection.execute("SELECT 1 FROM objects WHERE key = ?", (key,)).fetchone()
@@ -235,13 +197,9 @@ class SqliteStore(Backend):
             return False
         return row is not None
 
-    def iter_bytes(
-        self, key: str, start: int = 0, length: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
-    ) -> Iterator[bytes]:
+    def _iter_range(self, key: str, start: int, length: int | None, chunk_size: int) -> Iterator[bytes]:
         """Streams through a blob handle inside one read transaction: the object stays the one
         that existed when this was called, even if it is overwritten while the client reads."""
-        check_range(start, length, chunk_size)
-        validate_store_key(key)
         if not self.path.is_file():
             raise ObjectNotFound(key)
         try:
@@ -260,25 +218,12 @@ class SqliteStore(Backend):
                         connection.close()
         except _NoTable:
             raise ObjectNotFound(key) from None
-        end = range_end(start, length, len(blob))
-
-        def chunks() -> Iterator[bytes]:
-            if start >= end:
-                return
-            position = start
-            with self._errors("read", key):
-                blob.seek(start)
-            while position < end:
-                with self._errors("read", key):
-                    chunk = blob.read(min(chunk_size, end - position))
-                if not chunk:
-                    return
-                position += len(chunk)
-                yield chunk
+        end = base.range_end(start, length, len(blob))
 
         def release() -> None:
             with contextlib.suppress(sqlite3.Error):
                 blob.close()
             connection.close()  # ends the read transaction
 
-        return ChunkIterator(chunks(), release)
+        chunks = base.ranged_chunks(blob, start, end, chunk_size, lambda: self._errors("read", key))
+        return base.ChunkIterator(chunks, release)

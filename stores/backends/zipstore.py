@@ -31,20 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from mediastore.errors import RuleViolation, StorageError
-from stores.backends.base import (
-    DEFAULT_CHUNK_SIZE,
-    Backend,
-    ChunkIterator,
-    ObjectNotFound,
-    StoredObject,
-    check_local_place,
-    check_range,
-    out_of_space,
-    range_end,
-    read_chunks,
-    store_failure,
-)
+from mediastore.errors import RuleViolation
+from stores.backends.base import ChunkIterator, ObjectNotFound, StoredObject, range_end, ranged_chunks
+from stores.backends.local import LocalStore
 from stores.paths import validate_store_key
 
 # Members are stored uncompressed: data products are mostly compressed already (images,
@@ -67,59 +56,40 @@ def _thread_lock(path: Path) -> threading.Lock:
         return _THREAD_LOCKS.setdefault(str(path), threading.Lock())
 
 
-class ZipStore(Backend):
-    """Objects as members of the zip file ``zip_path`` (created on the first write).
+class ZipStore(LocalStore):
+    """Objects as members of the zip file ``path`` (created on the first write)."""
 
-    ``label`` names the store in error messages (the configured bucket, not the server path).
-    """
-
+    type_name = "ZipStore"
     kind = "zip store"
-    # Files kept next to the store's own file, named by appending these to its name.
-    SIDECAR_SUFFIXES: tuple[str, ...] = (".lock",)
+    SIDECAR_SUFFIXES = (".lock",)
+    failures = _ARCHIVE_ERRORS
 
-    def __init__(self, zip_path: Path, *, label: str | None = None) -> None:
-        self.path = Path(zip_path)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self.label = label or self.path.name
-
-    def local_paths(self) -> tuple[Path, ...]:
-        return (self.path, *(self.path.with_name(self.path.name + s) for s in self.SIDECAR_SUFFIXES))
-
-    def check_place(self) -> None:
-        check_local_place(self.path, self.label, self.kind, directory=False)
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_key(key: str) -> None:
+    def validate_key(self, key: str) -> None:
         validate_store_key(key)
         if key.endswith("/"):
             raise RuleViolation(f"ZipStore keys must not end with '/' (a zip directory entry): {key!r}")
 
-    def _error(self, action: str, key: str, err: Exception) -> StorageError:
+    def _reason(self, err: BaseException) -> str:
         if isinstance(err, zipfile.BadZipFile | EOFError | struct.error | zlib.error):
-            reason = "the archive is damaged or not a zip file"
-        elif isinstance(err, OSError):
-            reason = err.strerror or type(err).__name__
-        else:
-            reason = "the archive is too large"
-        return store_failure(self.kind, self.label, action, key, reason, full=out_of_space(err))
-
-    @contextlib.contextmanager
-    def _archive_errors(self, action: str, key: str) -> Iterator[None]:
-        try:
-            yield
-        except _ARCHIVE_ERRORS as err:
-            raise self._error(action, key, err) from None
+            return "the archive is damaged or not a zip file"
+        if isinstance(err, OSError):
+            return err.strerror or type(err).__name__
+        return "the archive is too large"
 
     @contextlib.contextmanager
     def _locked(self, action: str, key: str) -> Iterator[None]:
         """Exclusive access to the archive for this thread and this process."""
         with _thread_lock(self.path):
-            with self._archive_errors(action, key):
+            with self._failing(action, key):
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
-                with self._archive_errors(action, key):
+                with self._failing(action, key):
                     fcntl.flock(fd, fcntl.LOCK_EX)
                 yield
             finally:
@@ -202,9 +172,9 @@ class ZipStore(Backend):
             raise
 
     def _write(self, key: str, source: BinaryIO, size: int) -> None:
-        with self._archive_errors("write", key):
+        with self._failing("write", key):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._locked("write", key), self._archive_errors("write", key):
+        with self._locked("write", key), self._failing("write", key):
             if self._archive_exists():
                 # Read-only first: "a" mode would quietly append a new archive to a damaged one.
                 with zipfile.ZipFile(self.path) as current:
@@ -215,31 +185,18 @@ class ZipStore(Backend):
                     return
             self._rewrite(key, (source, size))
 
-    def put(self, key: str, data: bytes) -> None:
-        self._check_key(key)
+    def _put(self, key: str, data: bytes) -> None:
         self._write(key, io.BytesIO(data), len(data))
 
-    def put_stream(self, key: str, stream: BinaryIO, size: int | None = None) -> int:
-        self._check_key(key)
-        with self._archive_errors("write", key):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            spool = tempfile.TemporaryFile(dir=self.path.parent)
-        with spool:
-            size = 0
-            for chunk in read_chunks(stream):  # errors of a client's stream propagate unchanged
-                with self._archive_errors("write", key):
-                    spool.write(chunk)
-                size += len(chunk)
-            with self._archive_errors("write", key):
-                spool.seek(0)
+    def _put_stream(self, key: str, stream: BinaryIO, size: int | None) -> int:
+        with self._spooled(key, stream) as (spool, size):
             self._write(key, spool, size)
         return size
 
-    def delete(self, key: str) -> None:
-        self._check_key(key)
+    def _delete(self, key: str) -> None:
         if not self._archive_exists():
             return
-        with self._locked("delete", key), self._archive_errors("delete", key):
+        with self._locked("delete", key), self._failing("delete", key):
             if not self._archive_exists():
                 return
             with zipfile.ZipFile(self.path) as current:
@@ -250,32 +207,26 @@ class ZipStore(Backend):
     # -- reading ------------------------------------------------------------------------------
 
     def _info(self, key: str) -> zipfile.ZipInfo:
-        self._check_key(key)
         if not self._archive_exists():
             raise ObjectNotFound(key)
-        with self._locked("read", key), self._archive_errors("read", key):
+        with self._locked("read", key), self._failing("read", key):
             with zipfile.ZipFile(self.path) as archive:
                 return self._member(archive, key)
 
-    def get(self, key: str) -> bytes:
-        self._check_key(key)
+    def _get(self, key: str) -> bytes:
         if not self._archive_exists():
             raise ObjectNotFound(key)
-        with self._locked("read", key), self._archive_errors("read", key):
+        with self._locked("read", key), self._failing("read", key):
             with zipfile.ZipFile(self.path) as archive:
                 return archive.read(self._member(archive, key))
 
-    def size(self, key: str) -> int:
+    def _size(self, key: str) -> int:
         return self._info(key).file_size
 
-    def iter_bytes(
-        self, key: str, start: int = 0, length: int | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE
-    ) -> Iterator[bytes]:
-        check_range(start, length, chunk_size)
-        self._check_key(key)
+    def _iter_range(self, key: str, start: int, length: int | None, chunk_size: int) -> Iterator[bytes]:
         if not self._archive_exists():
             raise ObjectNotFound(key)
-        with self._locked("read", key), self._archive_errors("read", key):
+        with self._locked("read", key), self._failing("read", key):
             archive = zipfile.ZipFile(self.path)
             try:
                 info = self._member(archive, key)
@@ -286,20 +237,15 @@ class ZipStore(Backend):
                     reader = archive.open(info)
             finally:
                 archive.close()  # an open member keeps the file itself open
-
-        def chunks() -> Iterator[bytes]:
-            with self._archive_errors("read", key):
-                reader.seek(start)
-            position = start
-            while position < end:
-                with self._archive_errors("read", key):
-                    chunk = reader.read(min(chunk_size, end - position))
-                if not chunk:
-                    raise self._error("read", key, EOFError())
-                position += len(chunk)
-                yield chunk
-
-        return ChunkIterator(chunks(), reader.close)
+        chunks = ranged_chunks(
+            reader,
+            start,
+            end,
+            chunk_size,
+            lambda: self._failing("read", key),
+            lambda: self._error("read", key, EOFError()),
+        )
+        return ChunkIterator(chunks, reader.close)
 
     def _open_stored(self, info: zipfile.ZipInfo) -> _MemberView:
         """The archive file positioned so that offset 0 of the returned view is the member's data."""
@@ -320,7 +266,7 @@ class ZipStore(Backend):
     def list_objects(self) -> Iterator[StoredObject]:
         if not self._archive_exists():
             return
-        with self._locked("list", "*"), self._archive_errors("list", "*"):
+        with self._locked("list", "*"), self._failing("list", "*"):
             with zipfile.ZipFile(self.path) as archive:
                 infos = [info for info in archive.infolist() if not info.is_dir()]
         for info in infos:

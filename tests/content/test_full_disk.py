@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from media.models import Media
+from stores.backends import LOCAL_STORE_TYPES
 from tests.conftest import media_body
 
 pytestmark = pytest.mark.django_db
 
-LOCAL_TYPES = ["FilesystemStore", "HashdirStore", "ZipStore", "SqliteStore"]
 BUCKETS = {"ZipStore": "objects.zip", "SqliteStore": "objects.sqlite"}
 FIRST = os.urandom(20_000)
 
@@ -71,7 +71,7 @@ def assert_insufficient_storage(response, bucket: str) -> None:
     assert isinstance(detail, str) and "storage is full" in detail and f"'{bucket}'" in detail, detail
 
 
-@pytest.mark.parametrize("store_type", LOCAL_TYPES)
+@pytest.mark.parametrize("store_type", LOCAL_STORE_TYPES)
 def test_a_write_that_does_not_fit_is_507_and_changes_nothing(api, id_types, small_root, store_type):
     bucket = BUCKETS.get(store_type, "products")
     store = {"type": store_type, "bucket": bucket}

@@ -17,16 +17,9 @@ import time
 import pytest
 
 from tests.content.ingest_tree import make_tree
-from tests.deploy.stack import (
-    ADMIN_USER,
-    REPO,
-    Process,
-    ThrowAwayDatabase,
-    free_port,
-    make_workdir,
-    remove_workdir,
-    server_env,
-)
+from tests.support.ports import free_port
+from tests.support.processes import REPO, Process
+from tests.support.servers import ADMIN_USER, ThrowAwayDatabase, make_workdir, remove_workdir, server_env
 
 STATE = """
 import json

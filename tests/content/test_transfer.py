@@ -17,12 +17,14 @@ import pytest
 import requests
 
 from media.models import Media
+from stores.backends import PRESIGN_STORE_TYPES, STORE_TYPES
 from tests.conftest import media_body
 
 pytestmark = pytest.mark.django_db
 
-LOCAL_TYPES = ["FilesystemStore", "HashdirStore", "ZipStore", "SqliteStore", "DictStore"]
-ALL_TYPES = [*LOCAL_TYPES, "BucketStore"]
+# Every store type, and those that keep bytes on this server (no presigned URLs).
+ALL_TYPES = list(STORE_TYPES)
+LOCAL_TYPES = [t for t in STORE_TYPES if t not in PRESIGN_STORE_TYPES]
 PAYLOAD = os.urandom(300_000) + b"tail"
 
 
@@ -34,9 +36,8 @@ def s3cfg(api, s3_server):
 
 
 @pytest.fixture
-def store_for(api, s3cfg, s3_bucket, tmp_path, settings):
+def store_for(api, s3cfg, s3_bucket, storage_root, tmp_path):
     """store_for(type) -> a StoreConfigCreate body for a fresh store of that type."""
-    settings.MEDIASTORE_STORAGE_ROOT = str(tmp_path / "root")
 
     def make(store_type: str, name: str = "products") -> dict:
         if store_type == "BucketStore":
@@ -183,7 +184,7 @@ def test_backend_failure_is_502_and_creates_nothing(api, id_types, s3cfg):
 
 
 def test_unreachable_endpoint_is_502_without_secrets(api, id_types):
-    from tests.s3 import free_port
+    from tests.support.ports import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     api.post("/api/s3cfg", {"url": url, "access_key": "AK", "secret_key": "s3cr3t-value"})

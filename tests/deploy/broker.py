@@ -20,7 +20,9 @@ import uuid
 
 import pytest
 
-from tests.deploy.stack import Process, Server, free_port, skip_or_fail
+from tests.support.ports import free_port
+from tests.support.processes import Process
+from tests.support.servers import Server, skip_or_fail
 
 BROKER = ("127.0.0.1", 5672)
 DEADLINE_SECONDS = 180

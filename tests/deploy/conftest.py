@@ -7,15 +7,9 @@ import os
 import pytest
 
 from tests.deploy.broker import Route
-from tests.deploy.stack import (
-    ThrowAwayDatabase,
-    free_port,
-    http_ok,
-    make_workdir,
-    remove_workdir,
-    server_env,
-    start_app,
-)
+from tests.support.ports import free_port
+from tests.support.processes import http_ok
+from tests.support.servers import ThrowAwayDatabase, make_workdir, remove_workdir, server_env, start_app
 
 
 def pytest_configure(config) -> None:

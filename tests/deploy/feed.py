@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.deploy.stack import Server
+from tests.support.servers import Server
 
 DEADLINE_SECONDS = 300
 

@@ -5,7 +5,7 @@ that role and ``tar -x`` into a fresh data directory; a new server on them verif
 every media unchanged.
 
 The docs run the PostgreSQL tools as the ``postgres`` system user on the server's host; here they
-connect to the test PostgreSQL (tests/deploy/stack.py's pg_params) with the same options.
+connect to the test PostgreSQL (tests/support/postgres.py pg_params) with the same options.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.stack import (
+from tests.support.ports import free_port
+from tests.support.processes import http_ok
+from tests.support.servers import (
     ThrowAwayDatabase,
-    free_port,
-    http_ok,
     login,
     make_workdir,
     remove_workdir,

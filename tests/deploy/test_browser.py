@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.stack import ADMIN_USER, PASSWORD, SERVICE_USER, fetch, login, skip_or_fail
+from tests.support.processes import fetch
+from tests.support.servers import ADMIN_USER, PASSWORD, SERVICE_USER, login, skip_or_fail
 
 pytestmark = pytest.mark.e2e
 

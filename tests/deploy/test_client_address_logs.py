@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.deploy.stack import Server, request_from
+from tests.support.servers import Server, request_from
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.deploy.stack import REPO
+from tests.support.processes import REPO
 
 COMPOSE_FILES = ["compose.yaml", "compose-prod.yml"]
 # Set in the Dockerfile for Python and pip themselves, not read by mediastore.

@@ -19,7 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.deploy.stack import Server, http_ok
+from stores.backends import LOCAL_STORE_TYPES, S3_STORE_TYPES
+from tests.support.processes import http_ok
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +30,6 @@ WRITERS = 4
 ROUNDS = 20
 MOVE_ROUNDS = 10
 READS_PER_ROUND = 20
-LOCAL_TYPES = ["FilesystemStore", "HashdirStore", "ZipStore", "SqliteStore"]
 
 
 def sha(data: bytes) -> str:
@@ -63,7 +64,7 @@ def put(session: requests.Session, base: str, pid: str, body: bytes) -> int:
         return 0
 
 
-@pytest.mark.parametrize("store_type", [*LOCAL_TYPES, "BucketStore"])
+@pytest.mark.parametrize("store_type", [*LOCAL_STORE_TYPES, *S3_STORE_TYPES])
 def test_concurrent_puts_leave_one_acknowledged_body_that_verifies(server, s3_server, s3_bucket, store_type):
     rng = random.Random(f"puts-{store_type}")
     pid = f"race-{store_type}"

@@ -15,7 +15,9 @@ import uuid
 
 import pytest
 
-from tests.deploy.stack import free_port, http_ok, login, make_workdir, remove_workdir, server_env, start_app
+from tests.support.ports import free_port
+from tests.support.processes import http_ok
+from tests.support.servers import login, make_workdir, remove_workdir, server_env, start_app
 
 pytestmark = pytest.mark.e2e
 

@@ -35,7 +35,7 @@ from tests.deploy.broker import (
     wait_for,
 )
 from tests.deploy.feed import follow_feed
-from tests.deploy.stack import Server
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.e2e
 

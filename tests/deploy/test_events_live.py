@@ -19,7 +19,8 @@ from collections import defaultdict
 import pytest
 
 from tests.deploy.feed import follow_feed
-from tests.deploy.stack import REPO, Server
+from tests.support.processes import REPO
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.stack import REPO, fetch, free_port, make_workdir, remove_workdir, server_env, start_app
+from tests.support.ports import free_port
+from tests.support.processes import REPO, fetch
+from tests.support.servers import make_workdir, remove_workdir, server_env, start_app
 
 
 def load_conf(monkeypatch, env_file: str = "", **environ: str) -> dict:

@@ -15,14 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.deploy.stack import (
+from tests.support.ports import free_port
+from tests.support.processes import http_ok, new_session
+from tests.support.servers import (
     ADMIN_USER,
     PASSWORD,
     SERVICE_USER,
-    free_port,
-    http_ok,
     make_workdir,
-    new_session,
     remove_workdir,
     require_redis,
     server_env,

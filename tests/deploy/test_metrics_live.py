@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deploy.stack import Server, fetch
+from tests.support.processes import fetch
+from tests.support.servers import Server
 
 pytestmark = pytest.mark.e2e
 

@@ -27,18 +27,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.deploy.stack import (
+from tests.support.ports import free_port
+from tests.support.processes import REPO, Process, fetch, http_ok, new_session
+from tests.support.servers import (
     ADMIN_USER,
     PASSWORD,
-    REPO,
-    Process,
     ThrowAwayDatabase,
-    fetch,
-    free_port,
-    http_ok,
     login,
     make_workdir,
-    new_session,
     remove_workdir,
     request_from,
     require_operations,

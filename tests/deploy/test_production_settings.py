@@ -10,8 +10,8 @@ import sys
 
 from cryptography.fernet import Fernet
 
-from tests.deploy.stack import REPO
 from tests.deploy.test_config_files import documented
+from tests.support.processes import REPO
 
 DOCS = REPO / "docs" / "production.md"
 HEADER = "# /etc/mediastore/mediastore.env"

@@ -21,16 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.deploy.stack import (
+from tests.support.ports import free_port
+from tests.support.processes import http_ok, new_session
+from tests.support.servers import (
     MIRROR,
     PASSWORD,
     SERVICE_USER,
     ThrowAwayDatabase,
     extract,
-    free_port,
-    http_ok,
     make_workdir,
-    new_session,
     ram_dir_of,
     remove_workdir,
     server_env,

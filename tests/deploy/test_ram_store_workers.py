@@ -22,17 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from stores.backends.redisstore import KEY_PREFIX
-from tests.deploy.stack import (
+from tests.support.ports import free_port
+from tests.support.processes import REPO, fetch, http_ok, new_session
+from tests.support.servers import (
     REDIS_URL,
-    REPO,
     SERVICE_USER,
     ThrowAwayDatabase,
-    fetch,
-    free_port,
-    http_ok,
     login,
     make_workdir,
-    new_session,
     ram_dir_of,
     remove_workdir,
     require_operations,

@@ -1,6 +1,6 @@
 """The AMQP relay (``manage.py relay_events``) against the RabbitMQ on 127.0.0.1:5672.
 
-The relay runs as a real subprocess beside a real server (``stack.Server``, on the suite's
+The relay runs as a real subprocess beside a real server (``tests.support.servers.Server``, on the suite's
 database kind) whose HTTP API makes the changes; each test publishes to an exchange and reads a
 queue of its own (deleted afterwards) and compares what arrived with what the feed serves: every
 event, in feed order after dropping duplicates by cursor, with the feed's JSON body and the event
@@ -30,7 +30,8 @@ from tests.deploy.broker import (
     unpublished,
     wait_for,
 )
-from tests.deploy.stack import MIRROR, REPO, Process, Server, extract
+from tests.support.processes import REPO, Process
+from tests.support.servers import MIRROR, Server, extract
 
 pytestmark = pytest.mark.e2e
 

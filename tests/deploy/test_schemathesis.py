@@ -29,7 +29,9 @@ import schemathesis
 from hypothesis import strategies as st
 from schemathesis.config import SchemathesisConfig
 
-from tests.deploy.stack import SERVICE_USER, Server, free_port, new_session
+from tests.support.ports import free_port
+from tests.support.processes import new_session
+from tests.support.servers import SERVICE_USER, Server
 
 pytestmark = pytest.mark.e2e
 

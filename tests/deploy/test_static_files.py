@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.deploy.stack import fetch
+from tests.support.processes import fetch
 
 pytestmark = pytest.mark.e2e
 

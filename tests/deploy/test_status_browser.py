@@ -12,8 +12,9 @@ import sys
 
 import pytest
 
-from tests.deploy.stack import ADMIN_USER, PASSWORD, REPO, Server
 from tests.deploy.test_browser import artifacts, browser  # noqa: F401  (module-scoped fixtures)
+from tests.support.processes import REPO
+from tests.support.servers import ADMIN_USER, PASSWORD, Server
 
 pytestmark = pytest.mark.e2e
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.stack import REPO, skip_or_fail
+from tests.support.processes import REPO
+from tests.support.servers import skip_or_fail
 
 UNITS = REPO / "deploy" / "systemd"
 INSTALLED = "/opt/mediastore"

@@ -24,8 +24,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def local_store(settings, tmp_path):
-    settings.MEDIASTORE_STORAGE_ROOT = str(tmp_path / "root")
+def local_store(storage_root):
     return lambda name: {"type": "FilesystemStore", "bucket": name}
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from identifiers.models import IdentifierType
 from media.models import Media
-from tests.conftest import media_body
+from tests.conftest import error_message, media_body
 
 pytestmark = pytest.mark.django_db
 
@@ -20,8 +20,7 @@ def test_catastrophic_backtracking_pattern_answers_at_once(api):
     Python's `re` (four such creates pinned all four gunicorn workers). On RE2 it is a plain 422."""
     assert api.post("/api/identifier", {"name": "evil", "pattern": HOSTILE_PATTERN}).status_code == 200
     response = api.post("/api/media", media_body(HOSTILE_PID, pid_type="evil"))
-    assert response.status_code == 422
-    assert "does not match the pattern of identifier type 'evil'" in response.json()["detail"][0]["error"]
+    assert "does not match the pattern of identifier type 'evil'" in error_message(response)
     assert api.post("/api/media", media_body("a" * 40, pid_type="evil")).status_code == 200
 
 
@@ -53,8 +52,7 @@ def test_patterns_re2_cannot_run_are_422_saying_why(api, pattern, feature):
         if method == "PUT":
             api.post("/api/identifier", {"name": "t", "pattern": "x"})
         response = api.request(method, "/api/identifier", {"name": "t", "pattern": pattern})
-        assert response.status_code == 422, feature
-        error = response.json()["detail"][0]["error"]
+        error = error_message(response)
         assert "feature the linear-time engine (RE2) does not support" in error, error
         assert "backreferences, lookaround" in error
     assert IdentifierType.objects.get(pk="t").pattern == "x"
@@ -62,11 +60,9 @@ def test_patterns_re2_cannot_run_are_422_saying_why(api, pattern, feature):
 
 def test_invalid_and_over_long_patterns_are_422(api):
     response = api.post("/api/identifier", {"name": "u", "pattern": "[a-"})
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["error"].startswith("invalid pattern '[a-'")
+    assert error_message(response).startswith("invalid pattern '[a-'")
     response = api.post("/api/identifier", {"name": "v", "pattern": "a" * 5000})
-    assert response.status_code == 422
-    assert "longer than 4096 characters" in response.json()["detail"][0]["error"]
+    assert "longer than 4096 characters" in error_message(response)
 
 
 def test_full_match_semantics_stay(api):

@@ -36,7 +36,7 @@ def _connect(vendor: str, tmp_path: Path, request):
         return conn, f"sqlite://{path}"
     import psycopg
 
-    from tests.deploy.stack import ThrowAwayDatabase
+    from tests.support.servers import ThrowAwayDatabase
 
     database = ThrowAwayDatabase()
     database.create()

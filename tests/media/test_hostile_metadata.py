@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 
 from media.models import Media
-from tests.conftest import media_body
+from tests.conftest import error_message, media_body
 
 pytestmark = pytest.mark.django_db
 
@@ -99,8 +99,7 @@ def test_depth_limit_comes_from_the_setting(api, id_types, settings):
     settings.MEDIASTORE_MAX_METADATA_DEPTH = 3
     assert api.post("/api/media", media_body("m1", metadata=nested(3))).status_code == 200
     response = api.post("/api/media", media_body("m2", metadata=nested(4)))
-    assert response.status_code == 422
-    assert "more than 3 levels" in response.json()["detail"][0]["error"]
+    assert "more than 3 levels" in error_message(response)
 
 
 # --- size -------------------------------------------------------------------------------------
@@ -114,9 +113,8 @@ def test_metadata_larger_than_the_limit_is_413_on_every_write(api, id_types, set
     assert api.post("/api/media", media_body("m1", metadata=fits)).status_code == 200
     for write in WRITES.values():
         response = write(api, too_big)
-        assert response.status_code == 413, response.content
-        assert "over the limit of 2 KB" in response.json()["detail"][0]["error"]
-        assert "MEDIASTORE_MAX_METADATA_KB" in response.json()["detail"][0]["error"]
+        error = error_message(response, 413)
+        assert "over the limit of 2 KB" in error and "MEDIASTORE_MAX_METADATA_KB" in error
     assert list(Media.objects.values_list("pid", flat=True)) == ["m1"]
     api.post("/api/media", media_body("m2"))
     updates = [
@@ -232,10 +230,9 @@ def test_search_path_longer_than_32_keys_is_422(api, id_types, form):
         response = api.post("/api/media/search", {"metadata": [{"path": path, "op": "exists"}]})
         assert response.status_code == status, (keys, response.content[:300])
         if status == 422:
-            assert "at most 32" in response.json()["detail"][0]["error"]
+            assert "at most 32" in error_message(response)
     response = api.get("/api/media?" + urlencode({"metadata": ".".join(["a"] * 10_000) + ":exists"}))
-    assert response.status_code == 422
-    assert "at most 32" in response.json()["detail"][0]["error"]
+    assert "at most 32" in error_message(response)
 
 
 def test_search_query_value_hostile_json_is_422_not_500(api, id_types):

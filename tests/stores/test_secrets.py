@@ -9,7 +9,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from mediastore import crypto
 from stores.models import S3Config
-from tests.conftest import media_body
+from tests.conftest import error_message, media_body
 from tests.test_settings import run_settings
 
 pytestmark = pytest.mark.django_db
@@ -152,8 +152,7 @@ USERINFO_URLS = [
 @pytest.mark.parametrize("userinfo_url", USERINFO_URLS)
 def test_s3cfg_with_user_info_is_422_and_never_echoed(api, userinfo_url):
     response = api.post("/api/s3cfg", {**S3, "url": userinfo_url})
-    assert response.status_code == 422
-    assert "user info" in response.json()["detail"][0]["error"]
+    assert "user info" in error_message(response)
     assert "secret-123" not in response.content.decode()
     assert not S3Config.objects.exists()
     pk = api.post("/api/s3cfg", S3).json()["pk"]

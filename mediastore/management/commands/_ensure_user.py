@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import os
-
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 
 class EnsureUserCommand(BaseCommand):
-    env_prefix = ""  # e.g. DJANGO_SUPERUSER_
+    """Create or update the account described by the setting ``account_setting`` (a dict of
+    username, password, email and, for the service user, groups, read from the ``env_prefix``
+    variables in ``mediastore/settings.py``); the command's options win over it."""
+
+    account_setting = ""  # e.g. MEDIASTORE_SUPERUSER
+    env_prefix = ""  # e.g. DJANGO_SUPERUSER_ (the variables behind the setting, for messages)
     role = ""
     flags: dict[str, bool] = {"is_active": True}  # set on the user; others are left as they are
 
@@ -20,15 +24,15 @@ class EnsureUserCommand(BaseCommand):
 
     user = None  # the account after handle(), for subclasses
 
-    def env_list(self, name: str) -> list[str]:
-        """A comma-separated variable ``<env_prefix><name>`` as a list (empty when unset)."""
-        raw = os.environ.get(f"{self.env_prefix}{name}", "")
-        return [item.strip() for item in raw.split(",") if item.strip()]
+    def account(self) -> dict:
+        """The configured account, read from settings now (not when the module was imported)."""
+        return getattr(settings, self.account_setting)
 
     def handle(self, *args, username=None, password=None, email=None, **options) -> None:
-        username = username or os.environ.get(f"{self.env_prefix}USERNAME", "").strip()
-        password = password or os.environ.get(f"{self.env_prefix}PASSWORD", "")
-        email = email if email is not None else os.environ.get(f"{self.env_prefix}EMAIL", "").strip()
+        configured = self.account()
+        username = username or configured["username"]
+        password = password or configured["password"]
+        email = email if email is not None else configured["email"]
         if not username:
             self.stdout.write(
                 f"No {self.role} configured ({self.env_prefix}USERNAME is empty); nothing to do."

@@ -12,6 +12,7 @@ class Command(EnsureUserCommand):
         "(idempotent). It is not staff (no /admin/) and is put in the groups of --group or "
         "DJANGO_SERVICEUSER_GROUPS (default: admins, what every account could do on the earlier server)."
     )
+    account_setting = "MEDIASTORE_SERVICEUSER"
     env_prefix = "DJANGO_SERVICEUSER_"
     role = "service user"
     flags = {"is_active": True}
@@ -31,7 +32,7 @@ class Command(EnsureUserCommand):
         user = self.user
         if user is None:
             return
-        names = groups or self.env_list("GROUPS") or DEFAULT_GROUPS
+        names = groups or self.account()["groups"] or DEFAULT_GROUPS
         found = {group.name: group for group in Group.objects.filter(name__in=names)}
         missing = sorted(set(names) - set(found))
         if missing:

@@ -1,5 +1,5 @@
-"""Helpers for the deployment tests: throw-away PostgreSQL databases, servers started the way
-production starts them (``bin/start``), free ports, and the skip-or-fail rule.
+"""Servers started the way production starts them (``bin/start``), on a throw-away database of the
+suite's kind, with the service user logged in; and the skip-or-fail rule.
 
 Rule: an end-to-end test whose tools or services are missing skips with a reason on a developer
 machine, and fails instead when ``MEDIASTORE_REQUIRE_E2E`` is set (or, for PostgreSQL and Redis,
@@ -11,19 +11,18 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
-import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.ports import free_port
+from tests.support.postgres import DatabaseUnavailable, PostgresDatabase
+from tests.support.processes import REPO, Process, http_ok, new_session
+
 PASSWORD = "e2e-password-not-secret-7261"
 SERVICE_USER = "e2e-service"
 ADMIN_USER = "e2e-admin"
@@ -57,64 +56,15 @@ def require_operations(*operations: tuple[str, str]) -> None:
         skip_or_fail(f"not in the API yet: {', '.join(missing)} (content/api.py)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def pg_params() -> dict[str, str]:
-    """Where the throw-away databases are created: the POSTGRES_* of the environment, or local."""
-    return {
-        "host": os.environ.get("POSTGRES_HOST") or "127.0.0.1",
-        "port": os.environ.get("POSTGRES_PORT") or "5432",
-        "user": os.environ.get("POSTGRES_USER") or "postgres",
-        "password": os.environ.get("POSTGRES_PASSWORD") or "",
-    }
-
-
-class ThrowAwayDatabase:
-    """A PostgreSQL database created for one test module and dropped afterwards."""
-
-    def __init__(self) -> None:
-        self.params = pg_params()
-        self.name = f"mediastore_e2e_{uuid.uuid4().hex[:12]}"
-
-    def _admin(self):
-        import psycopg
-
-        return psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **self.params)
+class ThrowAwayDatabase(PostgresDatabase):
+    """A PostgreSQL database created for one test module and dropped afterwards; an unreachable
+    server skips the test (fails it in CI, see ``skip_or_fail``)."""
 
     def create(self) -> None:
-        import psycopg
-
         try:
-            with self._admin() as conn:
-                conn.execute(f'CREATE DATABASE "{self.name}"')
-        except psycopg.OperationalError as exc:
-            skip_or_fail(
-                f"PostgreSQL at {self.params['host']}:{self.params['port']} unreachable: {exc}", ci_too=True
-            )
-
-    def admin_sql(self, *statements: str) -> None:
-        """Run statements as the administrating user, outside this database (roles, ownership)."""
-        with self._admin() as conn:
-            for statement in statements:
-                conn.execute(statement)
-
-    def drop(self) -> None:
-        with self._admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-
-    def env(self) -> dict[str, str]:
-        p = self.params
-        return {
-            "POSTGRES_DB": self.name,
-            "POSTGRES_HOST": p["host"],
-            "POSTGRES_PORT": p["port"],
-            "POSTGRES_USER": p["user"],
-            "POSTGRES_PASSWORD": p["password"],
-        }
+            super().create()
+        except DatabaseUnavailable as exc:
+            skip_or_fail(str(exc), ci_too=True)
 
 
 def require_redis(url: str = REDIS_URL) -> None:
@@ -162,45 +112,6 @@ def ram_dir_of(env: dict[str, str]) -> Path:
     return Path(result.stdout.strip())
 
 
-class Process:
-    """A server process of ours, its output in a log file; stopped by its own pid (and group)."""
-
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.log_path = log
-        self._log = open(log, "wb")  # closed in stop()
-        self.proc = subprocess.Popen(
-            args, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_until(self, ready, timeout: float = 120) -> None:
-        """Poll ``ready()`` until it is true; fail with the log when the process dies or time runs out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"{self.name} exited with {self.proc.returncode}:\n{self.log()[-5000:]}")
-            try:
-                if ready():
-                    return
-            except (requests.ConnectionError, OSError):
-                pass
-            time.sleep(0.3)
-        pytest.fail(f"{self.name} not ready after {timeout} s:\n{self.log()[-5000:]}")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
-
-
 def start_app(workdir: Path, env: dict[str, str], *, via_start_script: bool = True) -> Process:
     """``bin/start`` (migrate, accounts, collectstatic, then gunicorn), or gunicorn alone."""
     if via_start_script:
@@ -208,16 +119,6 @@ def start_app(workdir: Path, env: dict[str, str], *, via_start_script: bool = Tr
     else:
         args = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "mediastore.wsgi"]
     return Process("gunicorn", args, env, workdir / "gunicorn.log")
-
-
-def fetch(url: str, verify: bool | str = True, **kw) -> requests.Response:
-    """One GET outside any session, ignoring the environment's proxy and CA variables."""
-    with new_session(verify) as session:
-        return session.get(url, **{"timeout": 30, **kw})
-
-
-def http_ok(url: str, verify: bool | str = True) -> bool:
-    return fetch(url, verify, timeout=5).status_code == 200
 
 
 def make_workdir(prefix: str) -> Path:
@@ -231,15 +132,6 @@ def make_workdir(prefix: str) -> Path:
 
 def remove_workdir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-def new_session(verify: bool | str = True) -> requests.Session:
-    """A session that ignores the environment's CA bundle and proxy variables (they would
-    override ``verify`` and route loopback requests elsewhere)."""
-    session = requests.Session()
-    session.trust_env = False
-    session.verify = verify
-    return session
 
 
 def login(base: str, verify: bool | str = True) -> requests.Session:

@@ -21,9 +21,9 @@ import pytest
 
 from mediastore.errors import StorageError
 from stores.backends import build_backend
-from stores.backends.base import ObjectNotFound
 from stores.backends.dictstore import STALE_TEMP_SECONDS, SWEEP_STAMP, DictStore
 from stores.backends.filesystem import TEMP_PREFIX
+from tests.stores.backends.conftest import assert_absent
 
 
 def object_files(root: Path) -> list[Path]:
@@ -99,13 +99,7 @@ def test_expired_objects_are_not_found_and_are_removed(tmp_path: Path) -> None:
     (old_file,) = [p for p in object_files(tmp_path) if p.read_bytes() == b"stale bytes"]
     age(old_file, 61)
 
-    assert store.exists("old") is False
-    with pytest.raises(ObjectNotFound):
-        store.get("old")
-    with pytest.raises(ObjectNotFound):
-        store.iter_bytes("old")
-    with pytest.raises(ObjectNotFound):
-        store.size("old")
+    assert_absent(store, "old")
     assert not old_file.exists()  # purged when looked up
     assert store.get("new") == b"fresh bytes"
 

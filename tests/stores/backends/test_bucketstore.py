@@ -1,0 +1,190 @@
+"""BucketStore against moto's S3 server: prefixes, etags, multipart, presigned URLs and failures."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+
+import pytest
+import requests
+
+from mediastore.errors import StorageError
+from stores.backends import (
+    ObjectNotFound,
+    S3Params,
+    build_backend,
+)
+from stores.backends.bucket import PART_SIZE, s3_client
+from tests.stores.backends.conftest import TrickleStream, payload, s3_params
+from tests.support.ports import free_port
+from tests.support.s3 import S3Server
+
+# -- S3 -----------------------------------------------------------------------------------------
+
+
+def test_bucket_store_puts_keys_under_the_prefix(s3_server: S3Server, s3_bucket: str) -> None:
+    backend = build_backend("BucketStore", f"{s3_bucket}/some/prefix", s3_params(s3_server))
+    backend.put("dir/key.txt", b"prefixed")
+
+    listing = s3_server.client().list_objects_v2(Bucket=s3_bucket)
+    assert [item["Key"] for item in listing["Contents"]] == ["some/prefix/dir/key.txt"]
+    body = s3_server.client().get_object(Bucket=s3_bucket, Key="some/prefix/dir/key.txt")["Body"].read()
+    assert body == b"prefixed"
+
+
+def test_bucket_store_etag_is_the_unquoted_s3_etag(s3_server: S3Server, s3_bucket: str) -> None:
+    backend = build_backend("BucketStore", s3_bucket, s3_params(s3_server))
+    backend.put("k", b"etag me")
+
+    assert backend.etag("k") == hashlib.md5(b"etag me").hexdigest()
+    with pytest.raises(ObjectNotFound):
+        backend.etag("missing")
+
+
+def test_bucket_store_put_stream_uses_multipart_for_big_objects(s3_server: S3Server, s3_bucket: str) -> None:
+    backend = build_backend("BucketStore", s3_bucket, s3_params(s3_server))
+    data = payload(PART_SIZE + 123_457, seed=5)
+
+    written = backend.put_stream("big", TrickleStream(data, step=1 << 20))
+
+    assert written == len(data)
+    assert backend.get("big") == data
+    assert "-2" in s3_server.client().head_object(Bucket=s3_bucket, Key="big")["ETag"]  # two parts
+    assert s3_server.client().list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+def test_bucket_store_presigned_put_then_get(s3_server: S3Server, s3_bucket: str) -> None:
+    backend = build_backend("BucketStore", f"{s3_bucket}/pre", s3_params(s3_server))
+    data = payload(70_000, seed=3)
+
+    url = backend.presigned_put("upload.bin", 300, "application/octet-stream")
+    response = requests.put(url, data=data, headers={"Content-Type": "application/octet-stream"}, timeout=30)
+
+    assert response.status_code == 200
+    assert backend.get("upload.bin") == data
+    head = s3_server.client().head_object(Bucket=s3_bucket, Key="pre/upload.bin")
+    assert head["ContentType"] == "application/octet-stream"
+
+
+def test_bucket_store_presigned_get_serves_the_bytes(s3_server: S3Server, s3_bucket: str) -> None:
+    backend = build_backend("BucketStore", s3_bucket, s3_params(s3_server))
+    backend.put("download.bin", b"fetch me over plain HTTP")
+
+    response = requests.get(backend.presigned_get("download.bin", 300), timeout=30)
+
+    assert response.status_code == 200
+    assert response.content == b"fetch me over plain HTTP"
+
+
+def test_bucket_store_missing_bucket_is_a_storage_error(s3_server: S3Server) -> None:
+    backend = build_backend("BucketStore", "no-such-bucket-here", s3_params(s3_server))
+    expected = f"S3 bucket 'no-such-bucket-here' does not exist at {s3_server.url}"
+
+    for call in (
+        lambda: backend.put("k", b"x"),
+        lambda: backend.put_stream("k", io.BytesIO(b"x")),
+        lambda: backend.get("k"),
+        lambda: backend.iter_bytes("k"),
+        lambda: backend.exists("k"),
+        lambda: backend.size("k"),
+        lambda: backend.delete("k"),
+    ):
+        with pytest.raises(StorageError) as caught:
+            call()
+        assert caught.value.message == expected
+
+
+def test_bucket_store_unreachable_endpoint_is_a_storage_error_without_secrets() -> None:
+    port = free_port()  # free a moment ago: nobody listens on it
+    params = S3Params(url=f"http://127.0.0.1:{port}", access_key="AKIDUNREACHABLE", secret_key="s3cr3t-v4lue")
+    backend = build_backend("BucketStore", "bucket", params)
+
+    for call in (
+        lambda: backend.put("k", b"x"),
+        lambda: backend.get("k"),
+        lambda: backend.iter_bytes("k"),
+        lambda: backend.exists("k"),
+    ):
+        with pytest.raises(StorageError) as caught:
+            call()
+        assert caught.value.message == f"S3 endpoint http://127.0.0.1:{port} is unreachable"
+        assert "s3cr3t-v4lue" not in str(caught.value)
+        assert "AKIDUNREACHABLE" not in str(caught.value)
+        assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+
+def test_bucket_store_endpoint_credentials_in_the_url_are_not_shown() -> None:
+    port = free_port()
+    params = S3Params(url=f"http://user:hunter2@127.0.0.1:{port}", access_key="a", secret_key="b")
+
+    with pytest.raises(StorageError) as caught:
+        build_backend("BucketStore", "bucket", params).get("k")
+
+    assert "hunter2" not in str(caught.value)
+
+
+def test_bucket_store_malformed_endpoint_is_a_storage_error() -> None:
+    backend = build_backend("BucketStore", "bucket", S3Params("not a url at all", "a", "secret-b"))
+
+    with pytest.raises(StorageError) as caught:
+        backend.get("k")
+
+    assert caught.value.message == "S3 endpoint not a url at all is not a valid URL"
+
+
+def test_s3_clients_are_made_once_per_endpoint_and_credentials(settings) -> None:
+    settings.MEDIASTORE_PROXIES = {}
+    params = S3Params("http://127.0.0.1:9", "access", "secret")
+    clients: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def make() -> None:
+        barrier.wait()
+        clients.append(s3_client(S3Params("http://127.0.0.1:9", "access", "secret")))
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(clients) == 4 and all(client is clients[0] for client in clients)
+    assert s3_client(params) is clients[0]
+    assert s3_client(S3Params("http://127.0.0.1:9", "access", "other secret")) is not clients[0]
+    settings.MEDIASTORE_PROXIES = {"http": "http://proxy.invalid:3128"}
+    assert s3_client(params) is not clients[0]  # other proxies, other client
+
+
+def test_bucket_store_refused_credentials_are_a_storage_error(s3_server: S3Server, s3_bucket: str) -> None:
+    """Moto accepts any credentials unless told to check them; ``enforce_auth`` makes it check."""
+    access_key, secret_key = s3_server.create_credentials()
+    good = build_backend("BucketStore", s3_bucket, s3_params(s3_server, secret_key, access_key))
+    wrong_secret = build_backend(
+        "BucketStore", s3_bucket, s3_params(s3_server, "wrong-" + secret_key, access_key)
+    )
+    unknown_key = build_backend(
+        "BucketStore", s3_bucket, s3_params(s3_server, secret_key, "AKIAUNKNOWN000000000")
+    )
+    refused = f"S3 endpoint {s3_server.url} refused the credentials of this store"
+
+    with s3_server.enforce_auth():
+        good.put("k", b"authorised")
+        assert good.get("k") == b"authorised"
+        for backend in (wrong_secret, unknown_key):
+            for call in (lambda b=backend: b.put("k", b"x"), lambda b=backend: b.get("k")):
+                with pytest.raises(StorageError) as caught:
+                    call()
+                assert caught.value.message == refused
+                assert secret_key not in str(caught.value)
+
+
+def test_s3_part_size_grows_with_the_size_hint() -> None:
+    """S3 allows 10 000 parts: without growing parts, streamed objects stopped at about 78 GiB."""
+    from stores.backends.bucket import MAX_PARTS, part_size_for
+
+    assert part_size_for(None) == PART_SIZE == part_size_for(10)
+    for size in (PART_SIZE * MAX_PARTS, PART_SIZE * MAX_PARTS + 1, 500 << 30, 5 << 40):
+        part = part_size_for(size)
+        assert part >= PART_SIZE and part % (1 << 20) == 0
+        assert -(-size // part) <= MAX_PARTS

@@ -1,0 +1,131 @@
+"""FilesystemStore and HashdirStore: their files on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from mediastore.errors import RuleViolation
+from stores.backends import (
+    ObjectNotFound,
+    build_backend,
+)
+from stores.backends.hashdir import encode_filename
+from tests.stores.backends.conftest import PATTERN, TrickleStream, assert_absent, payload
+
+# -- filesystem and hashdir ---------------------------------------------------------------------
+
+
+def test_filesystem_store_keeps_one_file_per_key(storage_root: Path) -> None:
+    backend = build_backend("FilesystemStore", "files")
+    backend.put("a/b/c.txt", b"content")
+    backend.put_stream("top", io.BytesIO(b"streamed"))
+
+    assert (storage_root / "files" / "a" / "b" / "c.txt").read_bytes() == b"content"
+    assert (storage_root / "files" / "top").read_bytes() == b"streamed"
+    assert sorted(p.name for p in (storage_root / "files").iterdir()) == ["a", "top"]  # no temp files left
+
+
+def test_filesystem_store_leaves_no_temp_file_after_a_failed_stream(storage_root: Path) -> None:
+    backend = build_backend("FilesystemStore", "files")
+    backend.put("dir/other", b"x")
+
+    with pytest.raises(ConnectionResetError):
+        backend.put_stream("dir/new", TrickleStream(payload(10_000), step=1000, fail_after=5000))
+
+    assert [p.name for p in (storage_root / "files" / "dir").iterdir()] == ["other"]
+
+
+def test_filesystem_directory_made_by_a_longer_key_is_no_object(storage_root: Path) -> None:
+    backend = build_backend("FilesystemStore", "files")
+    backend.put("a/b", b"x")
+
+    assert_absent(backend, "a")
+    assert backend.get("a/b") == b"x"
+
+
+@pytest.mark.parametrize("kind", ["FilesystemStore", "HashdirStore"])
+def test_symlinks_inside_a_store_are_not_followed_out(kind: str, storage_root: Path) -> None:
+    backend = build_backend(kind, "store")
+    directory = storage_root / "store"
+    directory.mkdir(parents=True)
+    (directory / "etc").symlink_to("/etc")
+    (directory / "pw").symlink_to("/etc/passwd")
+
+    if kind == "FilesystemStore":
+        with pytest.raises(RuleViolation):
+            backend.get("etc/passwd")
+        with pytest.raises(RuleViolation):
+            backend.get("pw")
+        with pytest.raises(RuleViolation):
+            backend.put("etc/mediastore-evil", b"x")
+    else:
+        # Hashdir keys never name paths: "etc/passwd" is one encoded file name, not a lookup in /etc.
+        with pytest.raises(ObjectNotFound):
+            backend.get("etc/passwd")
+        # A hash directory replaced by a symlink out of the store is refused.
+        digest = hashlib.sha256(b"victim").hexdigest()
+        (directory / digest[:2]).symlink_to("/etc")
+        with pytest.raises(RuleViolation):
+            backend.get("victim")
+        with pytest.raises(RuleViolation):
+            backend.put("victim", b"x")
+    assert not Path("/etc/mediastore-evil").exists()
+
+
+def test_hashdir_store_spreads_keys_over_hash_directories(storage_root: Path) -> None:
+    backend = build_backend("HashdirStore", "hashed")
+    keys = [f"product/{index:03d}.fits" for index in range(200)]
+    for key in keys:
+        backend.put(key, key.encode())
+
+    directory = storage_root / "hashed"
+    files = [path for path in directory.rglob("*") if path.is_file()]
+    assert len(files) == 200
+    assert len({path.relative_to(directory).parts[0] for path in files}) > 100
+    for key in keys[:5]:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        path = directory / digest[:2] / digest[2:4] / key.replace("/", "%2F")
+        assert path.read_bytes() == key.encode()
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        {f.relative_to(directory).parts[0] for f in files}
+    )
+
+
+def test_hashdir_file_names_are_unique_and_safe() -> None:
+    digest = "f" * 64
+    assert encode_filename("a/b", digest) == "a%2Fb"
+    assert encode_filename(".", digest) == "%2E"
+    assert encode_filename("..x", digest) == "%2E.x"
+    assert encode_filename(".tmp-1", digest) != ".tmp-1"
+    long_name = encode_filename("k" * 1000, digest)
+    assert len(long_name) <= 200 and long_name.endswith("%%" + digest)
+    assert encode_filename("k" * 1000, digest) != encode_filename("k" * 999, "e" * 64)
+
+
+def test_hashdir_store_keeps_keys_too_long_for_one_file_name(storage_root: Path) -> None:
+    backend = build_backend("HashdirStore", "hashed")
+    backend.put("k" * 1000, b"long")
+    backend.put("k" * 999, b"shorter")
+
+    assert backend.get("k" * 1000) == b"long"
+    assert backend.get("k" * 999) == b"shorter"
+    with pytest.raises(RuleViolation):
+        backend.put(".", b"dot")  # '.' parts are refused for every store type alike
+
+
+def test_iterator_close_releases_the_file_even_before_iteration(storage_root: Path) -> None:
+    backend = build_backend("FilesystemStore", "files")
+    backend.put("k", PATTERN)
+    before = len(os.listdir("/proc/self/fd"))
+
+    chunks = backend.iter_bytes("k", chunk_size=100)
+    assert len(os.listdir("/proc/self/fd")) == before + 1
+    chunks.close()
+
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert list(chunks) == []
