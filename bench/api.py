@@ -365,13 +365,13 @@ def mixed(server: Server, pids: list[str], clients: int, seconds: float) -> tupl
     times: list[float] = []
     errors = [0]
     lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
     sessions = [server.client() for _ in range(clients)]
+    stop_at = time.monotonic() + seconds
 
     def client(n: int) -> None:
         s, rnd, mine = sessions[n], random.Random(n), []
         i = 0
-        while time.monotonic() < stop_at:
+        while i == 0 or time.monotonic() < stop_at:  # at least one request each
             i += 1
             roll, pid = rnd.random(), rnd.choice(pids)
             if roll < 0.7:
