@@ -48,7 +48,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.deploy.stack import Server, free_port, login  # noqa: E402  (needs ROOT on sys.path)
+from tests.deploy.stack import Server, free_port  # noqa: E402  (needs ROOT on sys.path)
 
 MiB = 1 << 20
 RESULTS: list[tuple[str, str, str, str]] = []  # (name, value, target, verdict)
@@ -59,8 +59,15 @@ DATABASE = [""]  # the database of the lines being reported (summary prefix)
 # Reporting
 
 
-def report(name: str, value: float, limit: float | None, *, at_least: bool = False, unit: str = "x",
-           smoke: bool = False) -> None:
+def report(
+    name: str,
+    value: float,
+    limit: float | None,
+    *,
+    at_least: bool = False,
+    unit: str = "x",
+    smoke: bool = False,
+) -> None:
     """One ratio line: ``value`` against ``limit`` (at most, or ``at_least``); no limit: info."""
     shown = f"{value:.2f}{unit}"
     if limit is None:
@@ -90,7 +97,9 @@ def timed(call: Callable[[], object]) -> float:
 
 def ok(response, *codes: int):
     if response.status_code not in (codes or (200,)):
-        raise RuntimeError(f"{response.request.method} {response.url}: {response.status_code} {response.text[:300]}")
+        raise RuntimeError(
+            f"{response.request.method} {response.url}: {response.status_code} {response.text[:300]}"
+        )
     return response
 
 
@@ -197,13 +206,20 @@ def part_reads(server: Server, s3_url: str | None, args, smoke: bool) -> None:
         bucket = f"bench-{uuid.uuid4().hex[:8]}"
         import boto3
 
-        boto3.client("s3", endpoint_url=s3_url, aws_access_key_id="bench", aws_secret_access_key="bench-secret",
-                     region_name="us-east-1").create_bucket(Bucket=bucket)
+        boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench-secret",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=bucket)
         s3 = {"type": "BucketStore", "bucket": f"{bucket}/r", "s3_url": s3_url}
         url_pid = new_pid("url")
         body = {"mediadata": {**media_item(url_pid, 2, 0), "store_config": s3}, "base64": "aGVsbG8="}
         ok(s.post(f"{base}/api/upload", json=body, timeout=60))
-        calls["GET /api/download/url/{pid}"] = lambda: ok(s.get(f"{base}/api/download/url/{url_pid}", timeout=30))
+        calls["GET /api/download/url/{pid}"] = lambda: ok(
+            s.get(f"{base}/api/download/url/{url_pid}", timeout=30)
+        )
     assert len(json.loads(calls["search (10 media)"]().content)) == 10
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(max(3, args.reads // 10)):  # warm-up
@@ -277,13 +293,19 @@ def part_bulk(server: Server, args, smoke: bool) -> None:
         total = 0.0
         for b in range(args.bulk // args.batch):
             items = [media_item(f"{prefix}-{run}-{b}-{i}", i, b) for i in range(args.batch)]
-            total += timed(lambda items=items: ok(s.post(f"{base}/api/media/create", json=items, timeout=300)))
+            total += timed(
+                lambda items=items: ok(s.post(f"{base}/api/media/create", json=items, timeout=300))
+            )
         return total
 
     def floor() -> float:
         done = subprocess.run(
             [sys.executable, __file__, "--floor", str(args.bulk), str(args.batch)],
-            cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=600,
+            cwd=ROOT,
+            env=server.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         if done.returncode != 0:
             raise RuntimeError(done.stderr[-3000:])
@@ -313,13 +335,15 @@ def part_bytes(server: Server, args, smoke: bool) -> None:
         old = best.get(name)
         best[name] = (min(result[0], old[0]), max(result[1], old[1])) if old else result
 
-    for _ in range(args.repeat):
-        put_pid, b64_pid = new_pid("put"), new_pid("b64")
+    def one_round(put_pid: str, b64_pid: str) -> None:
         ok(s.post(f"{base}/api/media", json=media_item(put_pid, 3, 0), timeout=30))
-        keep("stream PUT", peak_growth(pids, lambda: ok(
-            s.put(f"{base}/api/media/{put_pid}/content", data=data, timeout=600), 200, 201, 204)))
         body = {"mediadata": media_item(b64_pid, 4, 0), "base64": encoded}
-        keep("base64 upload", peak_growth(pids, lambda: ok(s.post(f"{base}/api/upload", json=body, timeout=600))))
+
+        def stream_put() -> None:
+            ok(s.put(f"{base}/api/media/{put_pid}/content", data=data, timeout=600), 200, 201, 204)
+
+        def b64_put() -> None:
+            ok(s.post(f"{base}/api/upload", json=body, timeout=600))
 
         def stream_get() -> None:
             with ok(s.get(f"{base}/api/media/{put_pid}/content", stream=True, timeout=600)) as r:
@@ -330,17 +354,35 @@ def part_bytes(server: Server, args, smoke: bool) -> None:
             r = ok(s.get(f"{base}/api/download/{b64_pid}", timeout=600))
             assert len(r.content) > size, len(r.content)
 
-        keep("stream GET", peak_growth(pids, stream_get))
-        keep("base64 download", peak_growth(pids, b64_get))
+        for name, call in [
+            ("stream PUT", stream_put),
+            ("base64 upload", b64_put),
+            ("stream GET", stream_get),
+            ("base64 download", b64_get),
+        ]:
+            keep(name, peak_growth(pids, call))
         for pid in (put_pid, b64_pid):
             s.delete(f"{base}/api/media/{pid}", timeout=60)
+
+    for _ in range(args.repeat):
+        one_round(new_pid("put"), new_pid("b64"))
     for name, (seconds, growth) in best.items():
         note(f"{name:<16} {args.mb / seconds:8.1f} MiB/s  worker peak +{growth:.1f} MiB")
     rate = {name: args.mb / seconds for name, (seconds, _) in best.items()}
-    report("base64 upload / streamed PUT (throughput)", rate["base64 upload"] / rate["stream PUT"], 0.3,
-           at_least=True, smoke=smoke)
-    report("base64 download / streamed GET (throughput)", rate["base64 download"] / rate["stream GET"], 0.5,
-           at_least=True, smoke=smoke)
+    report(
+        "base64 upload / streamed PUT (throughput)",
+        rate["base64 upload"] / rate["stream PUT"],
+        0.3,
+        at_least=True,
+        smoke=smoke,
+    )
+    report(
+        "base64 download / streamed GET (throughput)",
+        rate["base64 download"] / rate["stream GET"],
+        0.5,
+        at_least=True,
+        smoke=smoke,
+    )
     report("base64 upload peak memory / object size", best["base64 upload"][1] / args.mb, None)
     report("base64 download peak memory / object size", best["base64 download"][1] / args.mb, None)
 
@@ -359,6 +401,19 @@ def sequential(server: Server, pid: str, count: int) -> tuple[float, float]:
     return count / (time.perf_counter() - start_at), statistics.median(times)
 
 
+def mixed_request(base: str, s, roll: float, pid: str, n: int, i: int):
+    """One request of the mixed workload: 70% single reads, 10% search, 10% tag updates, 10% creates."""
+    if roll < 0.7:
+        return s.get(f"{base}/api/media/{pid}", timeout=60)
+    if roll < 0.8:
+        return s.post(f"{base}/api/media/search", json={"tags": ["t3"]}, params={"limit": 10}, timeout=60)
+    if roll < 0.9:
+        return s.patch(
+            f"{base}/api/media/update/tags", json=[{"pid": pid, "tags": [f"x{i % 5}"]}], timeout=60
+        )
+    return s.post(f"{base}/api/media", json=media_item(new_pid(f"mix{n}"), i, 0), timeout=60)
+
+
 def mixed(server: Server, pids: list[str], clients: int, seconds: float) -> tuple[float, float, float, int]:
     """``clients`` threads for ``seconds``: 70% single reads, 10% search, 10% tag updates, 10%
     creates. (requests per second, p50, p95, errors)."""
@@ -374,20 +429,9 @@ def mixed(server: Server, pids: list[str], clients: int, seconds: float) -> tupl
         while i == 0 or time.monotonic() < stop_at:  # at least one request each
             i += 1
             roll, pid = rnd.random(), rnd.choice(pids)
-            if roll < 0.7:
-                call = lambda: s.get(f"{server.base}/api/media/{pid}", timeout=60)  # noqa: E731
-            elif roll < 0.8:
-                call = lambda: s.post(f"{server.base}/api/media/search", json={"tags": ["t3"]},  # noqa: E731
-                                      params={"limit": 10}, timeout=60)
-            elif roll < 0.9:
-                call = lambda: s.patch(f"{server.base}/api/media/update/tags",  # noqa: E731
-                                       json=[{"pid": pid, "tags": [f"x{i % 5}"]}], timeout=60)
-            else:
-                call = lambda: s.post(f"{server.base}/api/media",  # noqa: E731
-                                      json=media_item(new_pid(f"mix{n}"), i, 0), timeout=60)
             start_at = time.perf_counter()
             try:
-                response = call()
+                response = mixed_request(server.base, s, roll, pid, n, i)
                 failed = response.status_code >= 400
             except Exception:  # a refused or dropped connection counts as an error, not a crash
                 failed = True
@@ -414,7 +458,10 @@ def slow_downloads(server: Server, big_pid: str, small_pid: str, args) -> tuple[
     s = server.client()
 
     def small_reads(count: int) -> list[float]:
-        return [timed(lambda: ok(s.get(f"{server.base}/api/media/{small_pid}", timeout=600))) for _ in range(count)]
+        return [
+            timed(lambda: ok(s.get(f"{server.base}/api/media/{small_pid}", timeout=600)))
+            for _ in range(count)
+        ]
 
     idle = p(small_reads(args.small_reads), 0.95)
     done = threading.Event()
@@ -447,33 +494,59 @@ def part_models(kind: str, s3_url: str | None, args, smoke: bool) -> None:
         try:
             prepare_types(server)
             pids = [new_pid("m") for _ in range(20)]
-            ok(server.session.post(f"{server.base}/api/media/create",
-                                   json=[media_item(pid, i, 0) for i, pid in enumerate(pids)], timeout=60))
+            ok(
+                server.session.post(
+                    f"{server.base}/api/media/create",
+                    json=[media_item(pid, i, 0) for i, pid in enumerate(pids)],
+                    timeout=60,
+                )
+            )
             big = new_pid("big")
             ok(server.session.post(f"{server.base}/api/media", json=media_item(big, 5, 0), timeout=30))
-            ok(server.session.put(f"{server.base}/api/media/{big}/content",
-                                  data=random.randbytes(int(args.slow_mb * MiB)), timeout=600), 200, 201, 204)
+            ok(
+                server.session.put(
+                    f"{server.base}/api/media/{big}/content",
+                    data=random.randbytes(int(args.slow_mb * MiB)),
+                    timeout=600,
+                ),
+                200,
+                201,
+                204,
+            )
             sequential(server, pids[0], 20)  # warm-up
             rate, median = sequential(server, pids[0], args.seq)
-            note(f"{model}: (a) {args.seq} sequential reads, one keep-alive session: {rate:.0f} req/s, "
-                 f"p50 {median * 1000:.2f} ms")
+            note(
+                f"{model}: (a) {args.seq} sequential reads, one keep-alive session: {rate:.0f} req/s, "
+                f"p50 {median * 1000:.2f} ms"
+            )
             mrate, m50, m95, errors = mixed(server, pids, args.clients, args.seconds)
-            note(f"{model}: (b) {args.clients} clients mixed for {args.seconds:g} s: {mrate:.0f} req/s, "
-                 f"p50 {m50 * 1000:.0f} ms, p95 {m95 * 1000:.0f} ms, {errors} errors")
+            note(
+                f"{model}: (b) {args.clients} clients mixed for {args.seconds:g} s: {mrate:.0f} req/s, "
+                f"p50 {m50 * 1000:.0f} ms, p95 {m95 * 1000:.0f} ms, {errors} errors"
+            )
             idle, busy = slow_downloads(server, big, pids[1], args)
-            note(f"{model}: (c) small-read p95 idle {idle * 1000:.1f} ms, during {args.slow} slow "
-                 f"{args.slow_mb:g} MiB downloads {busy * 1000:.1f} ms")
+            note(
+                f"{model}: (c) small-read p95 idle {idle * 1000:.1f} ms, during {args.slow} slow "
+                f"{args.slow_mb:g} MiB downloads {busy * 1000:.1f} ms"
+            )
             figures[model] = {"seq": rate, "mixed": mrate, "m95": m95, "slow": busy / idle}
             report(f"{model}: (c) small-read p95 during slow downloads / idle", busy / idle, 5, smoke=smoke)
         finally:
             server.close()
     if "sync" in figures and "gthread" in figures:
-        report("gthread / sync: (a) sequential keep-alive reads (req/s)",
-               figures["gthread"]["seq"] / figures["sync"]["seq"], None)
-        report("gthread / sync: (b) mixed workload (req/s)",
-               figures["gthread"]["mixed"] / figures["sync"]["mixed"], None)
-        report("gthread / sync: (b) mixed workload p95",
-               figures["gthread"]["m95"] / figures["sync"]["m95"], None)
+        report(
+            "gthread / sync: (a) sequential keep-alive reads (req/s)",
+            figures["gthread"]["seq"] / figures["sync"]["seq"],
+            None,
+        )
+        report(
+            "gthread / sync: (b) mixed workload (req/s)",
+            figures["gthread"]["mixed"] / figures["sync"]["mixed"],
+            None,
+        )
+        report(
+            "gthread / sync: (b) mixed workload p95", figures["gthread"]["m95"] / figures["sync"]["m95"], None
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -487,8 +560,11 @@ def moto_server() -> Iterator[str | None]:
     except ImportError:
         yield None
         return
-    for name, value in {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                        "AWS_EC2_METADATA_DISABLED": "true"}.items():
+    for name, value in {
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }.items():
         os.environ.setdefault(name, value)
     import logging
 
@@ -511,8 +587,13 @@ def run(kind: str, args, smoke: bool) -> None:
             try:
                 prepare_types(server)
                 if s3_url:
-                    ok(server.session.post(f"{server.base}/api/s3cfg", json={
-                        "url": s3_url, "access_key": "bench", "secret_key": "bench-secret"}, timeout=30))
+                    ok(
+                        server.session.post(
+                            f"{server.base}/api/s3cfg",
+                            json={"url": s3_url, "access_key": "bench", "secret_key": "bench-secret"},
+                            timeout=30,
+                        )
+                    )
                 part_reads(server, s3_url, args, smoke)
                 part_bulk(server, args, smoke)
                 part_bytes(server, args, smoke)

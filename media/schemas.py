@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
+from django.http import HttpResponse
 from ninja import Field, Schema
+from ninja.responses import NinjaJSONEncoder
 from pydantic import ConfigDict, StrictInt, StrictStr, ValidationError, field_validator, model_validator
 
 from mediastore.errors import RuleViolation
@@ -69,6 +72,14 @@ class MediaOut(Schema):
     @staticmethod
     def resolve_version(obj) -> str:
         return str(obj.version)
+
+
+def json_response(body: Any) -> HttpResponse:
+    """``body`` (built by ``media_out_dict``) as ninja renders its answers (same encoder and content
+    type), without validating it again through the response schema."""
+    return HttpResponse(
+        json.dumps(body, cls=NinjaJSONEncoder), content_type="application/json; charset=utf-8"
+    )
 
 
 def media_out_dict(media) -> dict[str, Any]:

@@ -140,15 +140,37 @@ def missing_permission(request: HttpRequest, user) -> str | None:
 
 def load_permissions(user) -> set[str]:
     """``app_label.codename`` of every permission the user has directly or through a group."""
+    from django.db import connection
+
+    sql = _PERMISSIONS_SQL.get(connection.vendor)
+    if sql is None:
+        sql = _PERMISSIONS_SQL[connection.vendor] = _permissions_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user.pk, user.pk])
+        return {f"{app_label}.{codename}" for app_label, codename in cursor.fetchall()}
+
+
+_PERMISSIONS_SQL: dict[str, str] = {}
+
+
+def _permissions_sql() -> str:
+    """``Permission.objects.filter(Q(user=user) | Q(group__user=user))`` as app_label, codename,
+    compiled by the ORM once per process: it runs on every request of a non-superuser, and
+    compiling it each time cost more than running it (docs/performance.md)."""
     from django.contrib.auth.models import Permission
     from django.db.models import Q
 
-    rows = (
-        Permission.objects.filter(Q(user=user) | Q(group__user=user))
+    marker = -987654321  # any value; the compiled parameters are replaced at run time
+    query = (
+        Permission.objects.filter(Q(user=marker) | Q(group__user=marker))
         .values_list("content_type__app_label", "codename")
         .distinct()
+        .order_by()
+        .query
     )
-    return {f"{app_label}.{codename}" for app_label, codename in rows}
+    sql, params = query.sql_with_params()
+    assert list(params) == [marker, marker], params
+    return sql
 
 
 def document(schema: dict) -> dict:
