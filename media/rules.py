@@ -4,6 +4,7 @@ the writes that apply them are in ``media.services``."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -20,6 +21,7 @@ MAX_TAG_LENGTH = 100
 RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search", "urls"}
 RESERVED_PID_PREFIXES = ("update/", "url/")
 RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete", "/revert")
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 
 
 def check_pid(pid: str) -> str:
@@ -27,7 +29,7 @@ def check_pid(pid: str) -> str:
         raise RuleViolation(f"bad pid {pid!r}: must be non-empty with no leading or trailing spaces")
     if len(pid) > MAX_PID_LENGTH:
         raise RuleViolation(f"bad pid: longer than {MAX_PID_LENGTH} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in pid):
+    if CONTROL_CHARACTER.search(pid):
         raise RuleViolation(f"bad pid {pid!r}: control characters are not allowed")
     if pid in RESERVED_PIDS or pid.startswith(RESERVED_PID_PREFIXES) or pid.endswith(RESERVED_PID_SUFFIXES):
         raise RuleViolation(f"bad pid {pid!r}: reserved, it would collide with another /api/media/ endpoint")
