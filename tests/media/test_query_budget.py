@@ -114,3 +114,18 @@ def test_bulk_patch_is_constant(api, warm):
 
     counts = measure(api, call)
     assert counts[0] == counts[1], counts
+
+
+def test_event_feed_page_is_constant(api, warm):
+    """GET /api/events: one page costs the same statements whether it holds 10 or 200 events."""
+    counts = []
+    for n in (10, 200):
+        assert api.post("/api/media/create", bodies(f"e{n}-", n)).status_code == 200
+        newest = MediaEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+        n_queries, response = count_queries(
+            lambda n=n, top=newest: api.get(f"/api/events?after={top - n}&limit={n}")
+        )
+        assert len(response.json()["items"]) == n
+        counts.append(n_queries)
+    # token, permissions, then the feed: the newest number, the page, the oldest kept (pruning check)
+    assert counts[0] == counts[1] <= 5, counts
