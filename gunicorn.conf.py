@@ -34,7 +34,8 @@ keepalive = 5
 # and go on answering small reads while some threads stream long transfers; sync workers close
 # every connection and are held whole by each slow client. GUNICORN_WORKER_CLASS=sync restores them.
 worker_class = env.get_str("GUNICORN_WORKER_CLASS") or "gthread"
-threads = env.get_int("GUNICORN_THREADS", 8, minimum=1)
+# gunicorn turns a sync worker with more than one thread into gthread: threads only for gthread.
+threads = env.get_int("GUNICORN_THREADS", 8, minimum=1) if worker_class == "gthread" else 1
 
 # gunicorn >= 25 opens a control socket under $HOME by default; nothing here uses it, the image's
 # user cannot write its home, and several servers on one host would fight over the one path.

@@ -35,6 +35,7 @@ import base64
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -128,7 +129,7 @@ def database(kind: str) -> Iterator[None]:
 
 def start(kind: str, model: str, workers: int, threads: int, **extra: str) -> Server:
     with database(kind):
-        return Server(
+        server = Server(
             f"mediastore-bench-{model}-",
             workers,
             GUNICORN_WORKER_CLASS=model,
@@ -137,6 +138,12 @@ def start(kind: str, model: str, workers: int, threads: int, **extra: str) -> Se
             MEDIASTORE_MAX_UPLOAD_MB="2048",
             **extra,
         )
+    # gunicorn silently runs a sync worker with threads > 1 as gthread: check what it really runs.
+    used = re.search(r"Using worker: (\w+)", server.app.log())
+    if not used or used.group(1) != model:
+        server.close()
+        raise RuntimeError(f"asked for {model} workers, gunicorn runs {used.group(1) if used else '?'}")
+    return server
 
 
 def worker_pids(server: Server) -> list[int]:
@@ -467,37 +474,50 @@ def mixed(server: Server, pids: list[str], clients: int, seconds: float) -> tupl
 
 
 def slow_downloads(server: Server, big_pid: str, small_pid: str, args) -> tuple[float, float]:
-    """Small-read p95 idle, then while ``args.slow`` clients download ``big_pid`` at
-    ``args.slow_rate`` MiB/s each; (idle p95, busy p95) in seconds."""
+    """Small-read p95 idle, then during ``args.window`` seconds while ``args.slow`` clients each
+    download ``big_pid`` at ``args.slow_rate`` MiB/s; (idle p95, busy p95) in seconds.
+
+    The slow clients hang up when the window ends (a 200 MiB download at a few MiB/s would take
+    minutes): a small read that waited for a free worker then completes, having waited the window.
+    """
     s = server.client()
 
-    def small_reads(count: int) -> list[float]:
-        return [
-            timed(lambda: ok(s.get(f"{server.base}/api/media/{small_pid}", timeout=600)))
-            for _ in range(count)
-        ]
+    def small_read() -> float:
+        return timed(lambda: ok(s.get(f"{server.base}/api/media/{small_pid}", timeout=600)))
 
-    idle = p(small_reads(args.small_reads), 0.95)
+    idle = p([small_read() for _ in range(args.small_reads)], 0.95)
     done = threading.Event()
 
+    clients = [server.client() for _ in range(args.slow)]  # logged in before: a login costs a hash
+    receiving = threading.Semaphore(0)
+
     def slow(n: int) -> None:
-        c = server.client()
+        c = clients[n]
         with ok(c.get(f"{server.base}/api/media/{big_pid}/content", stream=True, timeout=600)) as r:
+            receiving.release()
             for _chunk in r.iter_content(256 * 1024):
+                if done.is_set():
+                    break
                 time.sleep(0.25 / args.slow_rate)  # 256 KiB per 1/(4 rate) s: rate MiB/s
+        c.close()
 
     threads = [threading.Thread(target=slow, args=(n,)) for n in range(args.slow)]
     for t in threads:
         t.start()
-    time.sleep(0.5)  # let every download begin
+    # Measure once the downloads hold what they can: every one answering, or (workers all busy)
+    # as many as there are workers answering and a moment more for the others to queue.
+    for _ in range(min(args.slow, args.workers)):
+        receiving.acquire(timeout=60)
+    time.sleep(0.5)
+    timer = threading.Timer(args.window, done.set)
+    timer.start()
     busy: list[float] = []
-    while any(t.is_alive() for t in threads) and len(busy) < args.small_reads:
-        busy.extend(small_reads(1))
+    while not done.is_set():
+        busy.append(small_read())
         time.sleep(0.02)
     for t in threads:
         t.join()
-    done.set()
-    return idle, p(busy, 0.95) if busy else float("nan")
+    return idle, p(busy, 0.95)
 
 
 def part_models(kind: str, s3_url: str | None, args, smoke: bool) -> None:
@@ -540,8 +560,8 @@ def part_models(kind: str, s3_url: str | None, args, smoke: bool) -> None:
             )
             idle, busy = slow_downloads(server, big, pids[1], args)
             note(
-                f"{model}: (c) small-read p95 idle {idle * 1000:.1f} ms, during {args.slow} slow "
-                f"{args.slow_mb:g} MiB downloads {busy * 1000:.1f} ms"
+                f"{model}: (c) small-read p95 idle {idle * 1000:.1f} ms, during {args.slow} downloads "
+                f"of {args.slow_mb:g} MiB at {args.slow_rate:g} MiB/s each {busy * 1000:.1f} ms"
             )
             figures[model] = {"seq": rate, "mixed": mrate, "m95": m95, "slow": busy / idle}
             report(f"{model}: (c) small-read p95 during slow downloads / idle", busy / idle, 5, smoke=smoke)
@@ -639,13 +659,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30, help="(b) seconds of mixed load")
     parser.add_argument("--slow", type=int, default=8, help="(c) slow downloads at once")
     parser.add_argument("--slow-mb", type=float, default=200, help="(c) MiB each slow download reads")
-    parser.add_argument("--slow-rate", type=float, default=20, help="(c) MiB/s each slow client reads")
-    parser.add_argument("--small-reads", type=int, default=200, help="(c) small reads idle and during")
+    parser.add_argument("--slow-rate", type=float, default=4, help="(c) MiB/s each slow client reads")
+    parser.add_argument("--window", type=float, default=10, help="(c) seconds of small reads beside them")
+    parser.add_argument("--small-reads", type=int, default=200, help="(c) small reads when idle")
     args = parser.parse_args()
     if args.smoke:
         args.reads, args.bulk, args.batch, args.mb, args.repeat = 10, 40, 20, 1, 1
         args.workers, args.threads, args.seq, args.clients, args.seconds = 2, 4, 30, 4, 1
-        args.slow, args.slow_mb, args.slow_rate, args.small_reads = 3, 2, 4, 10
+        args.slow, args.slow_mb, args.slow_rate, args.small_reads, args.window = 3, 2, 1, 10, 1
     args.parts = args.parts.split(",")
     args.models = args.models.split(",")
     kinds = {"both": ["sqlite", "postgres"], None: ["sqlite"] if args.smoke else ["sqlite", "postgres"]}

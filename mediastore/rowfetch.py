@@ -11,6 +11,8 @@ does, so the objects behave exactly like those of ``select_related`` (related ob
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import connection, models
 
 
@@ -19,10 +21,19 @@ class RowFetcher:
     (``("store_config", "s3cfg")``: media → store config → S3 config; nullable links are LEFT
     JOINs and give None)."""
 
-    def __init__(self, model: type[models.Model], column: str, path: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        model: type[models.Model],
+        column: str,
+        path: tuple[str, ...] = (),
+        extra: Callable[[str], str] | None = None,
+    ) -> None:
+        """``extra(vendor)``: one more SQL expression to select (it may refer to the joined rows as
+        ``t0``, ``t1``, ... in ``path`` order); its value is set on the row as ``fetched_extra``."""
         self.model = model
         self.column = column
         self.path = path
+        self.extra = extra
         self._sql: dict[str, str] = {}
         self._converted: dict[str, list[tuple[int, object]]] = {}
         self._chain: list[tuple[type[models.Model], str | None, list[str]]] = []
@@ -50,6 +61,8 @@ class RowFetcher:
                 )
             previous = model
         where = quote(self.model._meta.get_field(self.column).column)
+        if self.extra is not None:
+            columns.append(self.extra(connection.vendor))
         return (
             f"SELECT {', '.join(columns)} FROM {quote(self.model._meta.db_table)} t0 "
             f"{' '.join(joins)} WHERE t0.{where} = %s"
@@ -83,6 +96,8 @@ class RowFetcher:
             if owner is None:
                 break
             owner._meta.get_field(link).set_cached_value(owner, target)
+        if self.extra is not None:
+            objects[0].fetched_extra = row[start]
         return objects[0]
 
     def _converters(self) -> list[tuple[int, object]]:
