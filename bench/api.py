@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 from tests.deploy.stack import Server, free_port  # noqa: E402  (needs ROOT on sys.path)
 
 MiB = 1 << 20
+SHIPPED_MODEL = "gthread"  # gunicorn.conf.py's default worker class: the one the targets judge
 RESULTS: list[tuple[str, str, str, str]] = []  # (name, value, target, verdict)
 DATABASE = [""]  # the database of the lines being reported (summary prefix)
 
@@ -68,8 +69,11 @@ def report(
     at_least: bool = False,
     unit: str = "x",
     smoke: bool = False,
+    judged: bool = True,
 ) -> None:
-    """One ratio line: ``value`` against ``limit`` (at most, or ``at_least``); no limit: info."""
+    """One ratio line: ``value`` against ``limit`` (at most, or ``at_least``); no limit: info.
+    ``judged`` False (a worker model other than the shipped one): the verdict is shown in lower
+    case and does not fail the run."""
     shown = f"{value:.2f}{unit}"
     if limit is None:
         target, verdict = "", "info"
@@ -77,6 +81,8 @@ def report(
         target = f"{'>=' if at_least else '<='} {limit:g}{unit}"
         ok = value >= limit if at_least else value <= limit
         verdict = "smoke" if smoke else ("PASS" if ok else "FAIL")
+        if not judged and not smoke:
+            verdict = f"{verdict.lower()} (not shipped)"
     RESULTS.append((f"{DATABASE[0]}: {name}", shown, target, verdict))
     print(f"  {name:<58} {shown:>9}  {target:<9} {verdict}", flush=True)
 
@@ -564,7 +570,13 @@ def part_models(kind: str, s3_url: str | None, args, smoke: bool) -> None:
                 f"of {args.slow_mb:g} MiB at {args.slow_rate:g} MiB/s each {busy * 1000:.1f} ms"
             )
             figures[model] = {"seq": rate, "mixed": mrate, "m95": m95, "slow": busy / idle}
-            report(f"{model}: (c) small-read p95 during slow downloads / idle", busy / idle, 5, smoke=smoke)
+            report(
+                f"{model}: (c) small-read p95 during slow downloads / idle",
+                busy / idle,
+                5,
+                smoke=smoke,
+                judged=model == SHIPPED_MODEL,
+            )
         finally:
             server.close()
     if "sync" in figures and "gthread" in figures:
