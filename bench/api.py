@@ -26,6 +26,10 @@ Parts (see docs/performance.md for what each one means and the latest figures):
 4. worker models (sync, gthread): (a) sequential reads over one keep-alive connection, (b)
    concurrent clients with a mixed workload, (c) slow large downloads while small reads go on
    (small-read p95 beside its idle value).
+
+One file of about 700 lines, over the house's ~400, on purpose: it is a script that CI and people
+run as ``python bench/api.py``, its four parts share the helpers above them, and the server
+harness it builds on lives in the tests (``tests/deploy/stack.py``), not here.
 """
 
 from __future__ import annotations
