@@ -2,7 +2,8 @@
 
 Read from the environment, or from the same ``.env`` file the Django settings read (documented in
 ``dotenv``): WEB_CONCURRENCY workers (default 2), GUNICORN_BIND (default 0.0.0.0:8000),
-GUNICORN_TIMEOUT seconds (default 300, room for large uploads and downloads).
+GUNICORN_TIMEOUT seconds (default 300, room for large uploads and downloads),
+GUNICORN_WORKER_CLASS (default gthread) with GUNICORN_THREADS threads per worker (default 8).
 
 Prometheus metrics (mediastore/metrics.py) from all workers: each worker writes its counters to
 files in PROMETHEUS_MULTIPROC_DIR and a scrape of any worker adds them up. The variable must be
@@ -36,6 +37,13 @@ workers = env.get_int("WEB_CONCURRENCY", 2, minimum=1)
 timeout = env.get_int("GUNICORN_TIMEOUT", 300, minimum=1)
 graceful_timeout = 30
 keepalive = 5
+
+# Worker model (docs/performance.md): threaded workers keep connections alive between requests
+# and go on answering small reads while some threads stream long transfers; sync workers close
+# every connection and are held whole by each slow client. GUNICORN_WORKER_CLASS=sync restores them.
+worker_class = env.get_str("GUNICORN_WORKER_CLASS") or "gthread"
+# gunicorn turns a sync worker with more than one thread into gthread: threads only for gthread.
+threads = env.get_int("GUNICORN_THREADS", 8, minimum=1) if worker_class == "gthread" else 1
 
 # gunicorn >= 25 opens a control socket under $HOME by default; nothing here uses it, the image's
 # user cannot write its home, and several servers on one host would fight over the one path.

@@ -17,9 +17,10 @@ from ninja.responses import NinjaJSONEncoder
 from content import services as transfer
 from content.ranges import Unsatisfiable, parse_range
 from content.schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
-from media.schemas import MediaError, MediaOut
+from media.schemas import MediaError, MediaOut, media_out_dict
 from media.selectors import media_get, media_read_many
 from mediastore.errors import LengthRequired, MediastoreError, NotFound
+from mediastore.pagination import json_response
 
 router = Router(tags=["bytes"])
 
@@ -65,7 +66,9 @@ def download_url(request: HttpRequest, pid: str):
     """A URL to GET the bytes straight from S3 (BucketStore only; 422 for other stores), valid for
     `MEDIASTORE_PRESIGN_SECONDS`. 409 when the bytes were never stored."""
     media, url = transfer.presigned_get(media_get(pid), user=request.auth)
-    return {"mediadata": media, "presigned_get": url}
+    return json_response(
+        {"mediadata": media_out_dict(media), "presigned_get": url}
+    )  # DownloadOut, unvalidated
 
 
 @router.post(
@@ -100,7 +103,7 @@ def base64_response(media) -> StreamingHttpResponse:
     instead of being held whole, as bytes, as base64 text and as the rendered JSON, all at once."""
     size = transfer.stored_size(media)
     chunks = transfer.open_content(media, 0, None)
-    mediadata = MediaOut.from_orm(media).model_dump()
+    mediadata = media_out_dict(media)
     head = json.dumps({"mediadata": mediadata, "presigned_get": ""}, cls=NinjaJSONEncoder)  # as other answers
     head_bytes = head[:-1].encode() + b', "base64": "'
     tail = b'"}'

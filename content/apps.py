@@ -7,6 +7,6 @@ class ContentConfig(AppConfig):
 
     def ready(self) -> None:
         from content import services
-        from media.services import register_byte_mover
+        from media.moves import register_byte_mover
 
         register_byte_mover(services)  # media's store moves copy bytes through content's services

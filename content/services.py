@@ -22,6 +22,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, TypeVar
 
+import pybase64
 from django.conf import settings
 from django.db import transaction
 
@@ -85,24 +86,28 @@ class ChunkReader:
         return out
 
 
-BASE64_RE = re.compile(r"[A-Za-z0-9+/]*={0,2}")
-
-
 def decode_base64(text: str) -> bytes:
     """Strict standard base64: anything outside the alphabet, missing or extra padding, or stray
-    bits in the last group is a 422, so nothing is silently dropped. No copies beyond the result."""
-    if len(text) % 4 or not BASE64_RE.fullmatch(text):
-        raise RuleViolation(
-            "base64 is invalid: use the standard alphabet (A-Z a-z 0-9 + /) with '=' padding to a "
-            "multiple of 4 characters, and no line breaks or spaces"
-        )
-    tail = text[-4:]
+    bits in the last group is a 422, so nothing is silently dropped. No copies beyond the result.
+
+    pybase64 (SIMD) checks the alphabet and padding while it decodes, about 20x faster than a
+    regular expression over the text followed by ``binascii`` (docs/performance.md)."""
+    if len(text) % 4:
+        raise RuleViolation(BAD_BASE64)
+    try:
+        data = pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise RuleViolation(BAD_BASE64) from None
+    tail = text[-4:]  # valid base64 now; only its stray bits remain to check
     if tail and base64.b64encode(base64.b64decode(tail)).decode("ascii") != tail:
         raise RuleViolation("base64 is invalid: the last group has stray bits (not canonical)")
-    try:
-        return binascii.a2b_base64(text, strict_mode=True)  # unlike b64decode, no ASCII copy of text
-    except (binascii.Error, ValueError) as exc:  # unreachable after the checks above; kept as a guard
-        raise RuleViolation(f"base64 is invalid: {exc}") from None
+    return data
+
+
+BAD_BASE64 = (
+    "base64 is invalid: use the standard alphabet (A-Z a-z 0-9 + /) with '=' padding to a "
+    "multiple of 4 characters, and no line breaks or spaces"
+)
 
 
 def base64_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -113,9 +118,9 @@ def base64_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
         cut = len(data) - len(data) % 3
         rest = data[cut:]
         if cut:
-            yield base64.b64encode(memoryview(data)[:cut])
+            yield pybase64.b64encode(memoryview(data)[:cut])
     if rest:
-        yield base64.b64encode(rest)
+        yield pybase64.b64encode(rest)
 
 
 def base64_length(size: int) -> int:

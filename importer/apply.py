@@ -25,7 +25,7 @@ from importer.plan import IMPORT_REASON, Plan, Target
 from importer.source import OldHistory, OldMedia, Snapshot
 from media.models import EventType, Media, next_marks
 from media.outbox import event_for, record
-from media.services import sync_tags
+from media.tags import sync_tags
 from mediastore.errors import MediastoreError
 from mediastore.models import TOKEN_PREFIX_LENGTH, ApiToken, hash_token
 from stores.models import StoreConfig

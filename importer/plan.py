@@ -21,7 +21,7 @@ from identifiers.rules import check_name, compile_pattern, matches
 from importer.paths import PathMap
 from importer.source import OldMedia, OldUser, Snapshot
 from media.models import Media, StoreStatus
-from media.services import check_pid, clean_tags
+from media.rules import check_pid, clean_tags
 from mediastore.errors import RuleViolation
 from mediastore.models import ApiToken, hash_token
 from stores.backends import backend_class

@@ -22,7 +22,9 @@ from media import metadata as meta_ops
 from media import outbox
 from media.history import history_entries
 from media.models import Media, SearchIndex
-from media.services import IdentifierRules, clean_tags, media_delete, media_revert, sync_tags
+from media.rules import IdentifierRules, clean_tags
+from media.services import media_delete, media_revert
+from media.tags import sync_tags
 from mediastore.errors import MediastoreError, RuleViolation
 
 # (label, attribute of a media or history row, restored by a revert)

@@ -26,6 +26,7 @@ from media.schemas import (
     UpdateMetadata,
     UpdateStorekey,
     UpdateTags,
+    media_out_dict,
 )
 from mediastore.errors import RuleViolation
 from mediastore.pagination import JsonArrayStream, json_response, set_page_headers
@@ -55,7 +56,8 @@ def media_create(request: HttpRequest, payload: MediaIn):
 def media_create_many(request: HttpRequest, payload: list[MediaIn]):
     """Create every media of the list, or none: the first invalid item makes the whole call 422/409,
     and the error names it (`index`, `pid`)."""
-    return services.media_create_many(payload, user=request.auth)
+    created = services.media_create_many(payload, user=request.auth)
+    return json_response([media_out_dict(media) for media in created])  # list[MediaOut], unvalidated
 
 
 @router.post("/media/read", response=list[MediaOut], summary="Read many media by pid")
@@ -198,7 +200,7 @@ def media_revert(request: HttpRequest, pid: str, payload: RevertIn):
 @router.get("/media/{path:pid}", response=MediaOut, summary="Get one media")
 def media_get(request: HttpRequest, pid: str):
     """One media by pid (pids may contain `/`, `:` and `.`); 404 if there is none."""
-    return selectors.media_get(pid)
+    return json_response(media_out_dict(selectors.media_get(pid)))  # MediaOut, unvalidated: hot path
 
 
 @router.patch("/media/{path:pid}", response={204: None}, summary="Rename, retype or re-store one media")

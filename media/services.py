@@ -3,26 +3,28 @@
 Every write goes through here so that change marks, versions, tags and the audit history stay
 consistent. Bulk writes validate every item in Python first, then write the valid ones with a
 constant number of queries (bulk_create/bulk_update plus bulk history rows), so their cost does
-not grow in queries with the number of media.
+not grow in queries with the number of media. The rules live in ``media.rules``, the update
+engine in ``media.bulk`` (``bulk_apply(items, change)`` with the change functions below), byte
+moves between stores in ``media.moves``.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import partial
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from taggit.models import Tag
 
-from identifiers.models import IdentifierType
-from identifiers.rules import check_value, matches
+from identifiers.rules import matches
 from media import metadata as meta_ops
-from media.models import EventType, Media, StoreStatus, TaggedMedia, next_marks
+from media.bulk import BulkOutcome, bulk_apply, raise_first_failure
+from media.models import EventType, Media, StoreStatus, next_marks
+from media.moves import PreparedMove, finish_moves, prepare_moves
 from media.outbox import event_for, record
+from media.rules import IdentifierRules, StoreResolver, clean_tags, new_store_key
 from media.schemas import (
     MediaIn,
     MediaPatch,
@@ -32,128 +34,11 @@ from media.schemas import (
     UpdateTags,
     media_out_dict,
 )
+from media.tags import sync_tags
 from mediastore.errors import Conflict, MediastoreError, NotFound, RuleViolation
-from mediastore.limits import MAX_PID_LENGTH, MAX_TAG_LENGTH
-from stores.models import StoreConfig
 from stores.paths import validate_store_key
-from stores.services import store_get, store_get_or_create
 
 log = logging.getLogger(__name__)
-
-# pids that would be routed to another endpoint than /api/media/{pid}
-RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search", "urls"}
-RESERVED_PID_PREFIXES = ("update/", "url/")
-RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete", "/revert")
-
-
-# ---------------------------------------------------------------------------------------------
-# Rules
-
-
-def check_pid(pid: str) -> str:
-    if not pid or pid != pid.strip():
-        raise RuleViolation(f"bad pid {pid!r}: must be non-empty with no leading or trailing spaces")
-    if len(pid) > MAX_PID_LENGTH:
-        raise RuleViolation(f"bad pid: longer than {MAX_PID_LENGTH} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in pid):
-        raise RuleViolation(f"bad pid {pid!r}: control characters are not allowed")
-    if pid in RESERVED_PIDS or pid.startswith(RESERVED_PID_PREFIXES) or pid.endswith(RESERVED_PID_SUFFIXES):
-        raise RuleViolation(f"bad pid {pid!r}: reserved, it would collide with another /api/media/ endpoint")
-    return pid
-
-
-def clean_tags(tags: Iterable[str]) -> list[str]:
-    """Sorted distinct tag names; RuleViolation for empty or over-long ones."""
-    names = set()
-    for tag in tags:
-        name = tag.strip()
-        if not name:
-            raise RuleViolation("tags must not be empty")
-        if len(name) > MAX_TAG_LENGTH:
-            raise RuleViolation(f"tag {name[:20]!r}... is longer than {MAX_TAG_LENGTH} characters")
-        names.add(name)
-    return sorted(names)
-
-
-class IdentifierRules:
-    """The identifier types, loaded once for a whole request (one query)."""
-
-    def __init__(self) -> None:
-        self.patterns: dict[str, str] = dict(IdentifierType.objects.values_list("name", "pattern"))
-
-    def check_pid(self, pid: str, pid_type: str) -> None:
-        if pid_type not in self.patterns:
-            raise RuleViolation(f"bad pid_type: {pid_type}")
-        check_pid(pid)
-        check_value(pid_type, self.patterns[pid_type], pid, "pid")
-
-    def identifiers(self, pid: str, pid_type: str, identifiers: dict[str, str]) -> dict[str, str]:
-        """Checked identifiers to store: a repeated pid_type key must equal the pid and is dropped."""
-        result = {}
-        for key, value in identifiers.items():
-            if key not in self.patterns:
-                raise RuleViolation(f"bad identifier_type: {key}")
-            if key == pid_type:
-                if value != pid:
-                    raise RuleViolation(
-                        f"duplicate pid_type in identifiers DO NOT MATCH: {key}={value!r} but pid={pid!r}"
-                    )
-                continue
-            check_value(key, self.patterns[key], value, f"identifier {key}")
-            result[key] = value
-        return result
-
-
-class StoreResolver:
-    """Store configurations by pk or description, each looked up (or created by ``user``) once per
-    request."""
-
-    def __init__(self, *, user) -> None:
-        self._cache: dict[Any, StoreConfig] = {}
-        self.user = user
-
-    def resolve(self, spec: Any) -> StoreConfig:
-        key = spec if isinstance(spec, int) else (spec.type, spec.bucket, spec.s3_url)
-        if key not in self._cache:
-            if isinstance(spec, int):
-                self._cache[key] = store_get(spec)
-            else:
-                self._cache[key] = store_get_or_create(
-                    type=spec.type, bucket=spec.bucket, s3_url=spec.s3_url, user=self.user
-                )
-        return self._cache[key]
-
-
-def new_store_key() -> str:
-    return uuid.uuid4().hex
-
-
-# ---------------------------------------------------------------------------------------------
-# Tags
-
-
-def _tags_by_name(names: set[str]) -> dict[str, Tag]:
-    tags = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
-    for name in sorted(names - tags.keys()):  # one insert per new distinct tag, never per media
-        try:
-            with transaction.atomic():
-                tags[name] = Tag.objects.create(name=name)
-        except IntegrityError:  # created at the same moment by another request
-            tags[name] = Tag.objects.get(name=name)
-    return tags
-
-
-def sync_tags(media: list[Media], *, fresh: bool = False) -> None:
-    """Make taggit's rows of these media equal their ``tag_list``."""
-    if not media:
-        return
-    if not fresh:
-        TaggedMedia.objects.filter(content_object_id__in=[m.pk for m in media]).delete()
-    tags = _tags_by_name({name for m in media for name in m.tag_list})
-    TaggedMedia.objects.bulk_create(
-        [TaggedMedia(content_object_id=m.pk, tag=tags[name]) for m in media for name in m.tag_list]
-    )
-
 
 # ---------------------------------------------------------------------------------------------
 # Create
@@ -248,223 +133,113 @@ def media_create(item: MediaIn, *, user) -> Media:
 # Updates: one engine for every per-item update endpoint
 
 
-@dataclass
-class BulkOutcome:
-    successes: list[str] = field(default_factory=list)
-    failures: list[tuple[str, MediastoreError]] = field(default_factory=list)
-    changed: list[Media] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        return {
-            "successes": self.successes,
-            "failures": [{"pid": pid, "error": exc.kind, "msg": exc.message} for pid, exc in self.failures],
-        }
+# ---------------------------------------------------------------------------------------------
+# The changes of the update endpoints: plain functions of (media, item), their context bound
+# with functools.partial.
 
 
-Compute = Callable[[Media], dict[str, Any]]
+def tags_add(media: Media, item: UpdateTags) -> dict[str, Any]:
+    return {"tag_list": sorted(set(media.tag_list) | set(clean_tags(item.tags)))}
 
 
-def _differs(media: Media, attr: str, value: Any) -> bool:
-    if isinstance(value, StoreConfig):
-        return media.store_config_id != value.pk
-    return getattr(media, attr) != value
+def tags_replace(media: Media, item: UpdateTags) -> dict[str, Any]:
+    return {"tag_list": clean_tags(item.tags)}
 
 
-def bulk_apply(
-    items: list[tuple[str, Compute]],
-    *,
-    user,
-    tags_changed: bool = False,
-    reason: str = "",
-    event_type: str | None = None,
-) -> BulkOutcome:
-    """Apply ``compute(media)`` to the media of each pid; each item succeeds or fails on its own.
-
-    ``compute`` returns the attributes to set (it must not modify the media itself) or raises a
-    MediastoreError, which becomes that item's failure. Items are applied in order, so two items
-    for one pid see each other. Then every changed media is written, stamped and recorded in the
-    history in one go, with ``reason`` as the history rows' change reason, and one outbox event per
-    changed media: ``event_type``, else ``media.moved`` when its store changed, ``media.tags_changed``
-    when only its tags did, ``media.updated`` otherwise.
-    """
-    outcome = BulkOutcome()
-    with transaction.atomic():
-        found = {
-            m.pid: m
-            for m in Media.objects.select_related("store_config__s3cfg")
-            .select_for_update(of=("self",))
-            .filter(pid__in={pid for pid, _ in items})
-        }
-        by_pk: dict[int, Media] = {}
-        fields: set[str] = set()
-        changed_of: dict[int, set[str]] = {}
-        for pid, compute in items:
-            media = found.get(pid)
-            try:
-                if media is None:
-                    raise NotFound("Media", pid)
-                updates = {k: v for k, v in compute(media).items() if _differs(media, k, v)}
-            except MediastoreError as exc:
-                outcome.failures.append((pid, exc))
-                continue
-            for attr, value in updates.items():
-                setattr(media, attr, value)
-                fields.add(attr.removesuffix("_id"))
-                changed_of.setdefault(media.pk, set()).add(attr.removesuffix("_id"))
-            if updates:
-                by_pk[media.pk] = media
-            outcome.successes.append(pid)
-        outcome.changed = list(by_pk.values())
-        if outcome.changed:
-            now = timezone.now()
-            for media, mark in zip(outcome.changed, next_marks(len(outcome.changed)), strict=True):
-                media.stamp(mark)
-                media.updated = now
-            Media.objects.bulk_update(outcome.changed, [*sorted(fields), "mark", "version", "updated"])
-            Media.history.bulk_history_create(
-                outcome.changed,
-                update=True,
-                default_user=user,
-                default_date=now,
-                default_change_reason=reason,
-            )
-            if tags_changed:
-                sync_tags(outcome.changed)
-            record(
-                [
-                    event_for(
-                        media,
-                        event_type or change_type(changed_of[media.pk]),
-                        user=user,
-                        now=now,
-                        changed=changed_of[media.pk],
-                    )
-                    for media in outcome.changed
-                ]
-            )
-    return outcome
+def identifiers_replace(media: Media, item: UpdateIdentifiers, *, rules: IdentifierRules) -> dict[str, Any]:
+    return {"identifiers": rules.identifiers(media.pid, media.pid_type_id, item.identifiers)}
 
 
-def change_type(fields: set[str]) -> str:
-    """The event type of an update that changed these fields (model names, ``_id`` dropped)."""
-    if "store_config" in fields:
-        return EventType.MOVED
-    if fields == {"tag_list"}:
-        return EventType.TAGS_CHANGED
-    return EventType.UPDATED
+def storekey_set(media: Media, item: UpdateStorekey, *, taken: dict[tuple[int, str], int]) -> dict[str, Any]:
+    """``taken``: (store pk, key) -> media pk of the keys in use, kept current as items apply."""
+    key = validate_store_key(item.store_key)
+    owner = taken.get((media.store_config_id, key))
+    if owner is not None and owner != media.pk:
+        raise Conflict(f"store_key {key!r} is already used by another media of this store")
+    if key != media.store_key and media.store_status == StoreStatus.READY:
+        if not media.store_config.backend().exists(key):
+            raise Conflict(f"no stored object at store_key {key!r}; a READY media must point at its bytes")
+    taken.pop((media.store_config_id, media.store_key), None)
+    taken[(media.store_config_id, key)] = media.pk
+    return {"store_key": key}
 
 
-def raise_first_failure(outcome: BulkOutcome) -> None:
-    if outcome.failures:
-        raise outcome.failures[0][1]
+def metadata_change(media: Media, item: UpdateMetadata, *, op: str) -> dict[str, Any]:
+    # Both the stored metadata (unless replaced or cleared whole) and the data are copied below,
+    # and copying recurses: nothing deeper than the limit may get there.
+    if item.keys or op == "patch":
+        meta_ops.check_depth(media.metadata, "the stored metadata (replace or clear it whole to fix it)")
+    if op == "delete":
+        return {"metadata": meta_ops.delete(media.metadata, item.keys)}
+    meta_ops.check_depth(item.data, "data")
+    if op == "put":
+        result = meta_ops.put(media.metadata, item.keys, item.data)
+    else:
+        result = meta_ops.merge(media.metadata, item.keys, item.data)
+    meta_ops.check_limits(result)
+    return {"metadata": result}
 
 
-class ByteMover(Protocol):
-    """What moving a READY media to another store needs from ``content`` (which stands above
-    ``media`` and registers itself in its ``AppConfig.ready``)."""
-
-    def copy_to_store(self, media: Media, store: StoreConfig) -> str:
-        """Copy and verify the media's bytes into ``store``; the key of the copy."""
-
-    def discard(self, backend: Any, key: str) -> None:
-        """Best-effort removal of an object no row points at."""
-
-
-_mover: ByteMover | None = None
-
-
-def register_byte_mover(mover: ByteMover) -> None:
-    global _mover
-    _mover = mover
-
-
-def byte_mover() -> ByteMover:
-    if _mover is None:  # only when the content app is not installed
-        raise RuleViolation("moving stored bytes to another store is not available on this server")
-    return _mover
-
-
-@dataclass
-class PreparedMove:
-    """Bytes of a READY media already copied (and verified) into the store it moves to."""
-
-    store: StoreConfig
-    key: str
-    old_store: StoreConfig
-    old_key: str
-
-
-def _prepare_moves(
-    pairs: list[tuple[str, MediaPatch]], stores: StoreResolver
-) -> dict[str, PreparedMove | MediastoreError]:
-    """Copy the bytes of READY media whose store changes, before any row is touched.
-
-    The copies run outside the database transaction (they may take long); the rows then switch to
-    the copies in the bulk write, and ``_finish_moves`` removes whichever copy lost.
-    """
-    wanted = {pid: patch.store_config for pid, patch in pairs if patch.store_config is not None}
-    moves: dict[str, PreparedMove | MediastoreError] = {}
-    if not wanted:
-        return moves
-    ready = Media.objects.select_related("store_config__s3cfg").filter(
-        pid__in=wanted, store_status=StoreStatus.READY
-    )
-    for media in ready:
-        try:
-            store = stores.resolve(wanted[media.pid])
-            if store.pk != media.store_config_id:
-                key = byte_mover().copy_to_store(media, store)
-                moves[media.pid] = PreparedMove(store, key, media.store_config, media.store_key)
-        except MediastoreError as exc:
-            moves[media.pid] = exc
-    return moves
-
-
-def _finish_moves(moves: dict[str, PreparedMove | MediastoreError], outcome: BulkOutcome) -> None:
-    """Delete the old bytes of media that moved, and the unused copies of those that did not."""
-    moved = {(m.store_config_id, m.store_key) for m in outcome.changed}
-    for move in moves.values():
-        if isinstance(move, MediastoreError):
-            continue
-        if (move.store.pk, move.key) in moved:
-            byte_mover().discard(move.old_store.backend(), move.old_key)
-        else:
-            byte_mover().discard(move.store.backend(), move.key)
-
-
-def _patch_compute(
+def patch_change(
+    media: Media,
     patch: MediaPatch,
+    *,
     rules: IdentifierRules,
     stores: StoreResolver,
     taken: set[str],
     moves: dict[str, PreparedMove | MediastoreError],
-) -> Compute:
-    def compute(media: Media) -> dict[str, Any]:
-        updates: dict[str, Any] = {}
-        pid = patch.new_pid if patch.new_pid is not None else media.pid
-        pid_type = patch.pid_type if patch.pid_type is not None else media.pid_type_id
-        if pid != media.pid or pid_type != media.pid_type_id:
-            rules.check_pid(pid, pid_type)
-            if pid != media.pid and pid in taken:
-                raise Conflict(f"media with pid '{pid}' already exists")
-            updates.update(pid=pid, pid_type_id=pid_type)
-            updates["identifiers"] = rules.identifiers(pid, pid_type, media.identifiers)
-        if patch.store_config is not None:
-            store = stores.resolve(patch.store_config)
-            if store.pk != media.store_config_id:
-                if media.store_status == StoreStatus.READY:
-                    move = moves.get(media.pid)
-                    if isinstance(move, MediastoreError):
-                        raise move
-                    if move is None or move.old_key != media.store_key or move.store.pk != store.pk:
-                        raise Conflict(f"media '{media.pid}' changed while its bytes were copied; try again")
-                    updates["store_key"] = move.key
-                updates["store_config"] = store
-        if "pid" in updates:
-            taken.add(pid)
-        return updates
+) -> dict[str, Any]:
+    """Rename, retype, re-store; ``taken``: pids in use (kept current), ``moves``: byte copies
+    made beforehand (``prepare_moves``)."""
+    updates: dict[str, Any] = {}
+    pid = patch.new_pid if patch.new_pid is not None else media.pid
+    pid_type = patch.pid_type if patch.pid_type is not None else media.pid_type_id
+    if pid != media.pid or pid_type != media.pid_type_id:
+        rules.check_pid(pid, pid_type)
+        if pid != media.pid and pid in taken:
+            raise Conflict(f"media with pid '{pid}' already exists")
+        updates.update(pid=pid, pid_type_id=pid_type)
+        updates["identifiers"] = rules.identifiers(pid, pid_type, media.identifiers)
+    if patch.store_config is not None:
+        store = stores.resolve(patch.store_config)
+        if store.pk != media.store_config_id:
+            if media.store_status == StoreStatus.READY:
+                move = moves.get(media.pid)
+                if isinstance(move, MediastoreError):
+                    raise move
+                if move is None or move.old_key != media.store_key or move.store.pk != store.pk:
+                    raise Conflict(f"media '{media.pid}' changed while its bytes were copied; try again")
+                updates["store_key"] = move.key
+            updates["store_config"] = store
+    if "pid" in updates:
+        taken.add(pid)
+    return updates
 
-    return compute
+
+def revert_change(media: Media, version: int, *, rules: IdentifierRules) -> dict[str, Any]:
+    """The fields of ``media`` as they were at its revision ``version``, checked by today's rules."""
+    row = (
+        Media.history.model.objects.filter(id=media.pk, version=version)
+        .exclude(history_type="-")
+        .order_by("-history_id")
+        .first()
+    )
+    if row is None:
+        raise NotFound(f"Media '{media.pid}' version", version)
+    rules.check_pid(row.pid, row.pid_type_id)
+    if row.pid != media.pid and Media.objects.filter(pid=row.pid).exists():
+        raise Conflict(f"media with pid '{row.pid}' already exists")
+    return {
+        "pid": row.pid,
+        "pid_type_id": row.pid_type_id,
+        "identifiers": rules.identifiers(row.pid, row.pid_type_id, row.identifiers),
+        "metadata": row.metadata,
+        "tag_list": clean_tags(row.tag_list),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Update services
 
 
 def media_patch_many(pairs: list[tuple[str, MediaPatch]], *, user) -> BulkOutcome:
@@ -476,13 +251,13 @@ def media_patch_many(pairs: list[tuple[str, MediaPatch]], *, user) -> BulkOutcom
     rules, stores = IdentifierRules(), StoreResolver(user=user)
     new_pids = {patch.new_pid for _, patch in pairs if patch.new_pid is not None}
     taken = set(Media.objects.filter(pid__in=new_pids).values_list("pid", flat=True))
-    moves = _prepare_moves(pairs, stores)
-    computes = [(pid, _patch_compute(patch, rules, stores, taken, moves)) for pid, patch in pairs]
+    moves = prepare_moves(pairs, stores)
+    change = partial(patch_change, rules=rules, stores=stores, taken=taken, moves=moves)
     outcome = BulkOutcome()
     try:
-        outcome = bulk_apply(computes, user=user)
+        outcome = bulk_apply(pairs, change, user=user)
     finally:
-        _finish_moves(moves, outcome)
+        finish_moves(moves, outcome)
     return outcome
 
 
@@ -491,25 +266,13 @@ def media_patch(pid: str, patch: MediaPatch, *, user) -> None:
 
 
 def media_tags_update(items: list[UpdateTags], *, user, replace: bool) -> BulkOutcome:
-    def computer(item: UpdateTags) -> Compute:
-        def compute(media: Media) -> dict[str, Any]:
-            names = clean_tags(item.tags)
-            return {"tag_list": names if replace else sorted(set(media.tag_list) | set(names))}
-
-        return compute
-
-    return bulk_apply([(item.pid, computer(item)) for item in items], user=user, tags_changed=True)
+    change = tags_replace if replace else tags_add
+    return bulk_apply([(item.pid, item) for item in items], change, user=user, tags_changed=True)
 
 
 def media_identifiers_update(items: list[UpdateIdentifiers], *, user) -> BulkOutcome:
-    rules = IdentifierRules()
-
-    def computer(item: UpdateIdentifiers) -> Compute:
-        return lambda media: {
-            "identifiers": rules.identifiers(media.pid, media.pid_type_id, item.identifiers)
-        }
-
-    return bulk_apply([(item.pid, computer(item)) for item in items], user=user)
+    change = partial(identifiers_replace, rules=IdentifierRules())
+    return bulk_apply([(item.pid, item) for item in items], change, user=user)
 
 
 def media_storekeys_update(items: list[UpdateStorekey], *, user) -> BulkOutcome:
@@ -521,56 +284,13 @@ def media_storekeys_update(items: list[UpdateStorekey], *, user) -> BulkOutcome:
             "store_config_id", "store_key", "pk"
         )
     }
-
-    def computer(item: UpdateStorekey) -> Compute:
-        def compute(media: Media) -> dict[str, Any]:
-            key = validate_store_key(item.store_key)
-            owner = taken.get((media.store_config_id, key))
-            if owner is not None and owner != media.pk:
-                raise Conflict(f"store_key {key!r} is already used by another media of this store")
-            if key != media.store_key and media.store_status == StoreStatus.READY:
-                if not media.store_config.backend().exists(key):
-                    raise Conflict(
-                        f"no stored object at store_key {key!r}; a READY media must point at its bytes"
-                    )
-            taken.pop((media.store_config_id, media.store_key), None)
-            taken[(media.store_config_id, key)] = media.pk
-            return {"store_key": key}
-
-        return compute
-
-    return bulk_apply([(item.pid, computer(item)) for item in items], user=user)
+    return bulk_apply([(item.pid, item) for item in items], partial(storekey_set, taken=taken), user=user)
 
 
 def media_metadata_update(items: list[UpdateMetadata], *, user, op: str) -> BulkOutcome:
     """op is "put" (set), "patch" (merge) or "delete"; see media.metadata. The metadata each item
     leaves must pass ``check_limits`` (depth, size), else that item fails."""
-
-    def computer(item: UpdateMetadata) -> Compute:
-        def compute(media: Media) -> dict[str, Any]:
-            # Both the stored metadata (unless replaced or cleared whole) and the data are copied
-            # below, and copying recurses: nothing deeper than the limit may get there.
-            if item.keys or op == "patch":
-                meta_ops.check_depth(
-                    media.metadata, "the stored metadata (replace or clear it whole to fix it)"
-                )
-            if op == "delete":
-                return {"metadata": meta_ops.delete(media.metadata, item.keys)}
-            meta_ops.check_depth(item.data, "data")
-            if op == "put":
-                result = meta_ops.put(media.metadata, item.keys, item.data)
-            else:
-                result = meta_ops.merge(media.metadata, item.keys, item.data)
-            meta_ops.check_limits(result)
-            return {"metadata": result}
-
-        return compute
-
-    return bulk_apply([(item.pid, computer(item)) for item in items], user=user)
-
-
-# ---------------------------------------------------------------------------------------------
-# Revert
+    return bulk_apply([(item.pid, item) for item in items], partial(metadata_change, op=op), user=user)
 
 
 def media_revert(pid: str, *, version: int, user) -> Media:
@@ -584,46 +304,21 @@ def media_revert(pid: str, *, version: int, user) -> Media:
     pid, pid_type, identifier or tag they break, Conflict when another media has that pid now,
     NotFound for an unknown pid or version. Restoring values the media already has writes nothing.
     """
-    rules = IdentifierRules()
-    revisions = Media.history.model.objects
-    reverted: list[Media] = []
-
-    def compute(media: Media) -> dict[str, Any]:
-        row = (
-            revisions.filter(id=media.pk, version=version)
-            .exclude(history_type="-")
-            .order_by("-history_id")
-            .first()
-        )
-        if row is None:
-            raise NotFound(f"Media '{media.pid}' version", version)
-        rules.check_pid(row.pid, row.pid_type_id)
-        if row.pid != media.pid and Media.objects.filter(pid=row.pid).exists():
-            raise Conflict(f"media with pid '{row.pid}' already exists")
-        restored = {
-            "pid": row.pid,
-            "pid_type_id": row.pid_type_id,
-            "identifiers": rules.identifiers(row.pid, row.pid_type_id, row.identifiers),
-            "metadata": row.metadata,
-            "tag_list": clean_tags(row.tag_list),
-        }
-        reverted.append(media)
-        return restored
-
     try:
         outcome = bulk_apply(
-            [(pid, compute)],
+            [(pid, version)],
+            partial(revert_change, rules=IdentifierRules()),
             user=user,
             tags_changed=True,
             reason=f"revert to version {version}",
             event_type=EventType.REVERTED,
         )
-    except IntegrityError:  # another media took the pid since compute() looked
+    except IntegrityError:  # another media took the pid since revert_change() looked
         raise Conflict(
             f"the pid of version {version} of media '{pid}' was taken meanwhile; nothing changed"
         ) from None
     raise_first_failure(outcome)
-    return reverted[0]
+    return outcome.applied[0]
 
 
 # ---------------------------------------------------------------------------------------------

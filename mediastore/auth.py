@@ -13,11 +13,18 @@ from ninja.security import HttpBearer
 
 from mediastore.errors import Forbidden
 from mediastore.models import ApiToken, hash_token
-from mediastore.permissions import missing_permission
+from mediastore.permissions import missing_permission, permissions_column
+from mediastore.rowfetch import RowFetcher
 from mediastore.throttle import check_login_allowed, record_login_failure, record_login_success
 
 # Writing last_used on every request would turn each read into a write; a minute's precision is enough.
 LAST_USED_PRECISION = timedelta(seconds=60)
+# The token with its user and the user's permissions in one statement compiled once per process
+# (read on every request).
+TOKEN_WITH_USER = RowFetcher(ApiToken, "key_hash", ("user",), extra=permissions_column)
+# The token with its user and the user's permissions in one statement compiled once per process
+# (read on every request).
+TOKEN_WITH_USER = RowFetcher(ApiToken, "key_hash", ("user",), extra=permissions_column)
 
 
 class BearerToken(HttpBearer):
@@ -45,12 +52,14 @@ def token_row(token: str) -> ApiToken | None:
     token = token.strip()
     if not token:
         return None
-    row = ApiToken.objects.select_related("user").filter(key_hash=hash_token(token)).first()
+    row = TOKEN_WITH_USER.first(hash_token(token))
     now = timezone.now()
     if row is None or not row.user.is_active or row.is_expired(now):
         return None
     if row.last_used is None or now - row.last_used > LAST_USED_PRECISION:
         ApiToken.objects.filter(pk=row.pk).update(last_used=now)
+    if not row.user.is_superuser:  # what ModelBackend caches, here from the same statement
+        row.user._perm_cache = set(row.fetched_extra.split(",")) if row.fetched_extra else set()
     return row
 
 

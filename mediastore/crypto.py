@@ -16,6 +16,7 @@ encryption, which the migration and ``reencrypt_secrets`` encrypt.
 from __future__ import annotations
 
 import base64
+import functools
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -65,6 +66,14 @@ def _keys() -> list[bytes]:
 
 
 def _multi() -> MultiFernet:
+    configured = tuple(getattr(settings, "MEDIASTORE_FIELD_KEYS", []))
+    return _multi_for(configured, settings.SECRET_KEY)
+
+
+@functools.lru_cache(maxsize=8)
+def _multi_for(configured: tuple[str, ...], secret_key: str) -> MultiFernet:
+    """Built once per set of keys: the HKDF derivation costs more than decrypting a secret, and an
+    S3 store's secret is decrypted on every request that touches the store."""
     return MultiFernet([Fernet(key) for key in _keys()])
 
 

@@ -82,7 +82,7 @@ class RejectNulMiddleware:
             or "%00" in request.META.get("QUERY_STRING", "")
         ):
             return True
-        if not is_json_body(request) or not SUSPECT_ESCAPE.search(request.body):
+        if not is_json_body(request) or b"\\" not in request.body or not SUSPECT_ESCAPE.search(request.body):
             return False
         try:
             return _has_nul(json.loads(request.body))

@@ -140,17 +140,75 @@ def missing_permission(request: HttpRequest, user) -> str | None:
     return None if user.has_perm(needed) else needed
 
 
+def permissions_column(vendor: str, user_alias: str = "t1") -> str:
+    """SQL for one column: the user's ``app_label.codename`` permissions (direct or through a
+    group) joined by commas, for the user row aliased ``user_alias``. The bearer-token lookup
+    selects it with the token, so a request of a non-superuser costs one statement for both
+    (docs/performance.md); codenames are identifiers and hold no commas."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group, Permission
+    from django.contrib.contenttypes.models import ContentType
+
+    q = connection_quote()
+    user_model = get_user_model()
+    direct = user_model._meta.get_field("user_permissions")
+    groups = user_model._meta.get_field("groups")
+    group_perms = Group._meta.get_field("permissions")
+    label = f"ct.{q('app_label')} || '.' || p.{q('codename')}"
+    aggregate = f"string_agg({label}, ',')" if vendor == "postgresql" else f"group_concat({label}, ',')"
+    user_pk = f"{user_alias}.{q(user_model._meta.pk.column)}"
+    return (
+        f"(SELECT {aggregate} FROM {q(Permission._meta.db_table)} p "
+        f"JOIN {q(ContentType._meta.db_table)} ct ON ct.{q('id')} = p.{q('content_type_id')} "
+        f"WHERE p.{q('id')} IN ("
+        f"SELECT {q(direct.m2m_reverse_name())} FROM {q(direct.m2m_db_table())} "
+        f"WHERE {q(direct.m2m_column_name())} = {user_pk} "
+        f"UNION SELECT gp.{q(group_perms.m2m_reverse_name())} FROM {q(group_perms.m2m_db_table())} gp "
+        f"JOIN {q(groups.m2m_db_table())} ug ON ug.{q(groups.m2m_reverse_name())} = "
+        f"gp.{q(group_perms.m2m_column_name())} "
+        f"WHERE ug.{q(groups.m2m_column_name())} = {user_pk}))"
+    )
+
+
+def connection_quote():
+    from django.db import connection
+
+    return connection.ops.quote_name
+
+
 def load_permissions(user) -> set[str]:
     """``app_label.codename`` of every permission the user has directly or through a group."""
+    from django.db import connection
+
+    sql = _PERMISSIONS_SQL.get(connection.vendor)
+    if sql is None:
+        sql = _PERMISSIONS_SQL[connection.vendor] = _permissions_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user.pk, user.pk])
+        return {f"{app_label}.{codename}" for app_label, codename in cursor.fetchall()}
+
+
+_PERMISSIONS_SQL: dict[str, str] = {}
+
+
+def _permissions_sql() -> str:
+    """``Permission.objects.filter(Q(user=user) | Q(group__user=user))`` as app_label, codename,
+    compiled by the ORM once per process: it runs on every request of a non-superuser, and
+    compiling it each time cost more than running it (docs/performance.md)."""
     from django.contrib.auth.models import Permission
     from django.db.models import Q
 
-    rows = (
-        Permission.objects.filter(Q(user=user) | Q(group__user=user))
+    marker = -987654321  # any value; the compiled parameters are replaced at run time
+    query = (
+        Permission.objects.filter(Q(user=marker) | Q(group__user=marker))
         .values_list("content_type__app_label", "codename")
         .distinct()
+        .order_by()
+        .query
     )
-    return {f"{app_label}.{codename}" for app_label, codename in rows}
+    sql, params = query.sql_with_params()
+    assert list(params) == [marker, marker], params
+    return sql
 
 
 def document(schema: dict) -> dict:

@@ -193,6 +193,10 @@ else:
         "default": {
             "ENGINE": "mediastore.sqlite_backend",
             "NAME": MEDIASTORE_DATA_DIR / "db.sqlite3",
+            # Kept open between requests, as on PostgreSQL: opening one (Django registers its SQL
+            # functions, the PRAGMAs run) cost more than a whole single-media read (docs/performance.md).
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {
                 "timeout": 30,
                 "transaction_mode": "IMMEDIATE",

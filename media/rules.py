@@ -1,0 +1,101 @@
+"""Rules a media's fields must follow: pids, tags, identifiers (against the identifier types'
+patterns) and store configurations (got or created once per request). Pure checks and lookups;
+the writes that apply them are in ``media.services``."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from identifiers.models import IdentifierType
+from identifiers.rules import check_value
+from mediastore.errors import RuleViolation
+from mediastore.limits import MAX_PID_LENGTH, MAX_TAG_LENGTH
+from stores.models import StoreConfig
+from stores.services import store_get, store_get_or_create
+
+# pids that would be routed to another endpoint than /api/media/{pid}
+RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search", "urls"}
+RESERVED_PID_PREFIXES = ("update/", "url/")
+RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete", "/revert")
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+
+
+def check_pid(pid: str) -> str:
+    if not pid or pid != pid.strip():
+        raise RuleViolation(f"bad pid {pid!r}: must be non-empty with no leading or trailing spaces")
+    if len(pid) > MAX_PID_LENGTH:
+        raise RuleViolation(f"bad pid: longer than {MAX_PID_LENGTH} characters")
+    if CONTROL_CHARACTER.search(pid):
+        raise RuleViolation(f"bad pid {pid!r}: control characters are not allowed")
+    if pid in RESERVED_PIDS or pid.startswith(RESERVED_PID_PREFIXES) or pid.endswith(RESERVED_PID_SUFFIXES):
+        raise RuleViolation(f"bad pid {pid!r}: reserved, it would collide with another /api/media/ endpoint")
+    return pid
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
+    """Sorted distinct tag names; RuleViolation for empty or over-long ones."""
+    names = set()
+    for tag in tags:
+        name = tag.strip()
+        if not name:
+            raise RuleViolation("tags must not be empty")
+        if len(name) > MAX_TAG_LENGTH:
+            raise RuleViolation(f"tag {name[:20]!r}... is longer than {MAX_TAG_LENGTH} characters")
+        names.add(name)
+    return sorted(names)
+
+
+class IdentifierRules:
+    """The identifier types, loaded once for a whole request (one query)."""
+
+    def __init__(self) -> None:
+        self.patterns: dict[str, str] = dict(IdentifierType.objects.values_list("name", "pattern"))
+
+    def check_pid(self, pid: str, pid_type: str) -> None:
+        if pid_type not in self.patterns:
+            raise RuleViolation(f"bad pid_type: {pid_type}")
+        check_pid(pid)
+        check_value(pid_type, self.patterns[pid_type], pid, "pid")
+
+    def identifiers(self, pid: str, pid_type: str, identifiers: dict[str, str]) -> dict[str, str]:
+        """Checked identifiers to store: a repeated pid_type key must equal the pid and is dropped."""
+        result = {}
+        for key, value in identifiers.items():
+            if key not in self.patterns:
+                raise RuleViolation(f"bad identifier_type: {key}")
+            if key == pid_type:
+                if value != pid:
+                    raise RuleViolation(
+                        f"duplicate pid_type in identifiers DO NOT MATCH: {key}={value!r} but pid={pid!r}"
+                    )
+                continue
+            check_value(key, self.patterns[key], value, f"identifier {key}")
+            result[key] = value
+        return result
+
+
+class StoreResolver:
+    """Store configurations by pk or description, each looked up (or created by ``user``) once per
+    request."""
+
+    def __init__(self, *, user) -> None:
+        self._cache: dict[Any, StoreConfig] = {}
+        self.user = user
+
+    def resolve(self, spec: Any) -> StoreConfig:
+        key = spec if isinstance(spec, int) else (spec.type, spec.bucket, spec.s3_url)
+        if key not in self._cache:
+            if isinstance(spec, int):
+                self._cache[key] = store_get(spec)
+            else:
+                self._cache[key] = store_get_or_create(
+                    type=spec.type, bucket=spec.bucket, s3_url=spec.s3_url, user=self.user
+                )
+        return self._cache[key]
+
+
+def new_store_key() -> str:
+    return uuid.uuid4().hex
