@@ -53,8 +53,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.ports import free_port
-from tests.support.servers import Server
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.servers import Server  # noqa: E402
 
 MiB = 1 << 20
 SHIPPED_MODEL = "gthread"  # gunicorn.conf.py's default worker class: the one the targets judge

@@ -39,8 +39,8 @@ from content.services import (
 )
 from media import metadata as meta_ops
 from media.models import Media, StoreStatus
-from media.schemas import MediaIn
 from media.rules import IdentifierRules, clean_tags
+from media.schemas import MediaIn
 from media.services import media_insert, media_prepare_many
 from mediastore.errors import RuleViolation
 from stores.backends import Backend
