@@ -6,7 +6,7 @@
     python bench/api.py --help               # every size is an option
 
 Every server is real: ``bin/start`` (migrate, accounts, then gunicorn with ``gunicorn.conf.py``),
-started through the deployment tests' harness (``tests/deploy/stack.py``), on SQLite in its work
+started through the deployment tests' harness (``tests/support/``), on SQLite in its work
 directory or on a throw-away PostgreSQL database (POSTGRES_HOST/PORT/USER/PASSWORD). Each target
 is a ratio of two timings taken in the same run, interleaved where they can be, so the load of
 the machine cancels. Lines read ``name  value  target  PASS|FAIL`` (``info`` without a target);
@@ -29,7 +29,7 @@ Parts (see docs/performance.md for what each one means and the latest figures):
 
 One file of about 700 lines, over the house's ~400, on purpose: it is a script that CI and people
 run as ``python bench/api.py``, its four parts share the helpers above them, and the server
-harness it builds on lives in the tests (``tests/deploy/stack.py``), not here.
+harness it builds on lives in the tests (``tests/support/``), not here.
 """
 
 from __future__ import annotations
