@@ -280,7 +280,8 @@ class Importer:
 
     def _history_row(self, obj: Media, now, history_type: str, version: int, mark: int):
         historical = Media.history.model
-        fields = {f.attname: getattr(obj, f.attname) for f in Media._meta.fields if f.attname != "updated"}
+        kept = {f.attname for f in historical._meta.fields}  # what the history records of a media
+        fields = {f.attname: getattr(obj, f.attname) for f in Media._meta.fields if f.attname in kept}
         fields.update(mark=mark, version=version)
         return historical(
             **fields,
