@@ -70,6 +70,7 @@ def bulk_apply(
             for m in Media.objects.select_related("store_config__s3cfg")
             .select_for_update(of=("self",))
             .filter(pid__in={pid for pid, _ in items})
+            .order_by("pk")  # rows locked in one order by every writer: no deadlock between them
         }
         by_pk: dict[int, Media] = {}
         fields: set[str] = set()

@@ -4,7 +4,7 @@ from urllib.parse import quote
 
 import pytest
 
-from media.models import Media, TaggedMedia
+from media.models import Media, MediaEvent, TaggedMedia
 from tests.conftest import DICT_STORE, create_media, error_message, media_body
 
 pytestmark = pytest.mark.django_db
@@ -343,6 +343,32 @@ def test_bulk_delete(api, id_types):
         "failures": [{"pid": "nope", "error": "NotFound", "msg": "Media 'nope' not found"}],
     }
     assert not Media.objects.exists()
+
+
+def test_bulk_delete_leaves_the_history_and_events_one_delete_leaves(api, id_types):
+    """The bulk delete writes its rows in one go (tests/media/test_query_budget.py); what it leaves
+    must be what DELETE /api/media/{pid} leaves for each media, tags and a twice-given pid included."""
+    for pid in ("one", "bulk1", "bulk2"):
+        create_media(api, pid, tags=["x", "y"], metadata={"k": pid})
+        assert api.patch("/api/media/update/metadata", [{"pid": pid, "data": {"v": 2}}]).status_code == 200
+    assert api.delete("/api/media/one").status_code in (200, 204)
+    body = api.post("/api/media/delete", ["bulk1", "bulk2", "bulk1"]).json()
+    assert body["successes"] == ["bulk1", "bulk2"]
+    assert [f["pid"] for f in body["failures"]] == ["bulk1"]
+    assert not Media.objects.exists() and not Media.tags.through.objects.exists()
+
+    def newest(pid):
+        history = api.get(f"/api/media/{pid}/history").json()
+        entry = history[0]  # newest first
+        return {k: entry[k] for k in ("user", "action", "version", "reason", "changes")}, len(history)
+
+    assert newest("bulk1") == newest("one")
+    assert newest("one")[0]["action"] == "deleted" and newest("one")[1] == 3
+    events = {e.pid: e for e in MediaEvent.objects.filter(type="media.deleted")}
+    assert set(events) == {"one", "bulk1", "bulk2"}
+    assert events["bulk1"].media["tags"] == events["one"].media["tags"] == ["x", "y"]
+    assert events["bulk1"].media["metadata"] == {"k": "bulk1", "v": 2}
+    assert (events["bulk1"].version, events["bulk1"].user) == (events["one"].version, events["one"].user)
 
 
 # --- search (tags only here; the full search has its own tests) -----------------------------

@@ -65,6 +65,17 @@ def test_bulk_create_is_constant(api, warm):
     assert events.count() == 200 and set(events.values_list("type", flat=True)) == {"media.created"}
 
 
+def test_bulk_delete_is_constant(api, warm):
+    counts = measure(
+        api, lambda p, n: api.post("/api/media/delete", [f"{p}{i}" for i in range(n)] + ["nope"])
+    )
+    # the token, the locked read, history rows, tag links, rows, the two statements of events, and
+    # the savepoint and its release (the test runs inside a transaction)
+    assert counts[0] == counts[1] <= 9, counts
+    events = MediaEvent.objects.filter(pid__startswith="n200-", type="media.deleted")
+    assert events.count() == 200
+
+
 def test_read_is_constant(api, warm):
     counts = measure(api, lambda p, n: api.post("/api/media/read", [f"{p}{i}" for i in range(n)]))
     assert counts[0] == counts[1] <= 2, counts
