@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Body, Router
 from ninja.responses import NinjaJSONEncoder
 
+from content import base64io, reads
 from content import services as transfer
 from content.ranges import Unsatisfiable, parse_range
 from content.schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
@@ -41,7 +42,7 @@ def upload(request: HttpRequest, payload: UploadIn):
     prefer `POST /api/media` + `PUT /api/media/{pid}/content`, which streams. JSON bodies are
     limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it)."""
     if payload.base64:
-        data = transfer.decode_base64(payload.base64)
+        data = base64io.decode_base64(payload.base64)
         media = transfer.upload_base64(
             payload.mediadata, data, content_type=payload.content_type, size=payload.size, user=request.auth
         )
@@ -65,7 +66,7 @@ def upload_complete(request: HttpRequest, pid: str):
 def download_url(request: HttpRequest, pid: str):
     """A URL to GET the bytes straight from S3 (BucketStore only; 422 for other stores), valid for
     `MEDIASTORE_PRESIGN_SECONDS`. 409 when the bytes were never stored."""
-    media, url = transfer.presigned_get(media_get(pid), user=request.auth)
+    media, url = reads.presigned_get(media_get(pid), user=request.auth)
     return json_response(
         {"mediadata": media_out_dict(media), "presigned_get": url}
     )  # DownloadOut, unvalidated
@@ -84,7 +85,7 @@ def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
         try:
             if pid not in found:
                 raise NotFound("Media", pid)
-            media, url = transfer.presigned_get(found[pid], user=request.auth)
+            media, url = reads.presigned_get(found[pid], user=request.auth)
             results.append({"mediadata": media, "presigned_get": url})
         except MediastoreError as exc:
             results.append({"pid": pid, "error": exc.kind, "msg": exc.message})
@@ -95,22 +96,22 @@ def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
 def download(request: HttpRequest, pid: str):
     """The media and its bytes as base64. 409 when the bytes were never stored; a PENDING media
     whose upload has arrived is completed first. For large files use `GET /api/media/{pid}/content`."""
-    return transfer.read_current(pid, user=request.auth, read=base64_response)
+    return reads.read_current(pid, user=request.auth, read=base64_response)
 
 
 def base64_response(media) -> StreamingHttpResponse:
     """The media and its bytes as a streamed JSON answer: the bytes are encoded piece by piece
     instead of being held whole, as bytes, as base64 text and as the rendered JSON, all at once."""
-    size = transfer.stored_size(media)
-    chunks = transfer.open_content(media, 0, None)
+    size = reads.stored_size(media)
+    chunks = reads.open_content(media, 0, None)
     mediadata = media_out_dict(media)
     head = json.dumps({"mediadata": mediadata, "presigned_get": ""}, cls=NinjaJSONEncoder)  # as other answers
     head_bytes = head[:-1].encode() + b', "base64": "'
     tail = b'"}'
     response = StreamingHttpResponse(
-        itertools.chain([head_bytes], transfer.base64_chunks(chunks), [tail]), content_type="application/json"
+        itertools.chain([head_bytes], base64io.base64_chunks(chunks), [tail]), content_type="application/json"
     )
-    response["Content-Length"] = str(len(head_bytes) + transfer.base64_length(size) + len(tail))
+    response["Content-Length"] = str(len(head_bytes) + base64io.base64_length(size) + len(tail))
     return response
 
 
@@ -190,7 +191,7 @@ def content_get(request: HttpRequest, pid: str):
     (304). 409 when the bytes were never stored."""
 
     def respond(media) -> HttpResponse:
-        size = transfer.stored_size(media)
+        size = reads.stored_size(media)
         etag = transfer.current_etag(media)
         headers = {"Accept-Ranges": "bytes"}
         if etag:
@@ -204,7 +205,7 @@ def content_get(request: HttpRequest, pid: str):
         first, last = wanted if wanted else (0, size - 1)
         length = max(last - first + 1, 0)
         response = StreamingHttpResponse(
-            transfer.open_content(media, first, length),
+            reads.open_content(media, first, length),
             status=206 if wanted else 200,
             content_type=media.content_type or transfer.DEFAULT_CONTENT_TYPE,
             headers=headers,
@@ -214,11 +215,11 @@ def content_get(request: HttpRequest, pid: str):
             response["Content-Range"] = f"bytes {first}-{last}/{size}"
         return response
 
-    return transfer.read_current(pid, user=request.auth, read=respond)
+    return reads.read_current(pid, user=request.auth, read=respond)
 
 
 @router.get("/media/{path:pid}/verify", response=VerifyOut, summary="Check the stored bytes")
 def content_verify(request: HttpRequest, pid: str):
     """Re-read the stored bytes and compare size and SHA-256 with what was recorded at upload.
     `ok` is false when they differ or the object is missing. 409 for a PENDING media."""
-    return transfer.verify(media_get(pid))
+    return reads.verify(media_get(pid))

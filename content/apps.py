@@ -6,7 +6,7 @@ class ContentConfig(AppConfig):
     verbose_name = "Content"
 
     def ready(self) -> None:
-        from content import services
+        from content import reads
         from media.moves import register_byte_mover
 
-        register_byte_mover(services)  # media's store moves copy bytes through content's services
+        register_byte_mover(reads)  # media's store moves copy bytes through content (reads.copy_to_store)

@@ -1,6 +1,6 @@
 """Fixity audit (``manage.py verify``): re-read stored bytes and record the outcome on each media.
 
-Each check is the service behind ``GET /api/media/{pid}/verify`` (``content.services.verify``).
+Each check is the service behind ``GET /api/media/{pid}/verify`` (``content.reads.verify``).
 Its outcome goes into three columns of the media, ``verified_at``, ``verify_ok`` and
 ``verify_error``, written with a bare UPDATE: a fixity check reads the bytes and changes nothing
 about the media, so it takes no change number (``mark``), adds no revision (``version``), leaves
@@ -23,7 +23,7 @@ from django.db import connections, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from content import services as transfer
+from content import reads
 from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
 from media.schemas import media_out_dict
@@ -101,7 +101,7 @@ def check(media: Media, *, now: datetime | None = None) -> Outcome:
     """Verify one media and record the outcome (and the event of a failure). A store that fails
     to answer counts as a failed check (``storage error: ...``): the bytes could not be confirmed."""
     try:
-        result = transfer.verify(media)
+        result = reads.verify(media)
     except (NotFound, Conflict):  # deleted, or no longer READY, since it was listed
         return Outcome(media.pid, None)
     except StorageError as exc:

@@ -20,10 +20,11 @@ from taggit.utils import edit_string_for_tags, parse_tags
 
 from media import metadata as meta_ops
 from media import outbox
+from media.deletes import media_delete
 from media.history import history_entries
 from media.models import Media, SearchIndex
 from media.rules import IdentifierRules, clean_tags
-from media.services import media_delete, media_revert
+from media.services import media_revert
 from media.tags import sync_tags
 from mediastore.errors import MediastoreError, RuleViolation
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Body, Query, Router, Status
 
-from media import search, selectors, services
+from media import deletes, search, selectors, services
 from media.history import media_history
 from media.schemas import (
     BulkResult,
@@ -70,7 +70,7 @@ def media_read(request: HttpRequest, pids: PidList = Body(None)):
 @router.post("/media/delete", response=BulkResult, summary="Delete many media")
 def media_delete_many(request: HttpRequest, pids: PidList = Body(None)):
     """Delete each media (and its stored bytes when READY); each pid succeeds or fails on its own."""
-    return services.media_delete_many(pids or [], user=request.auth).as_dict()
+    return deletes.media_delete_many(pids or [], user=request.auth).as_dict()
 
 
 @router.patch("/media/update", response=BulkResult, summary="Rename, retype or re-store many media")
@@ -216,5 +216,5 @@ def media_patch(request: HttpRequest, pid: str, payload: MediaPatch):
 def media_delete(request: HttpRequest, pid: str):
     """Delete the media and, when READY, its stored bytes (first; if the storage fails the media
     stays and the answer is 502). 404 if there is none."""
-    services.media_delete(pid, user=request.auth)
+    deletes.media_delete(pid, user=request.auth)
     return Status(204, None)

@@ -23,7 +23,7 @@ from tests.support.servers import ADMIN_USER, ThrowAwayDatabase, make_workdir, r
 
 STATE = """
 import json
-from content.services import verify
+from content.reads import verify
 from media.models import Media, MediaEvent
 from stores.models import StoreConfig
 store = StoreConfig.objects.get(type="FilesystemStore", bucket="products")

@@ -1,0 +1,52 @@
+"""Base64 in JSON bodies: strict decoding of uploads, piecewise encoding of downloads (pybase64)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+
+import pybase64
+
+from mediastore.errors import RuleViolation
+
+
+def decode_base64(text: str) -> bytes:
+    """Strict standard base64: anything outside the alphabet, missing or extra padding, or stray
+    bits in the last group is a 422, so nothing is silently dropped. No copies beyond the result.
+
+    pybase64 (SIMD) checks the alphabet and padding while it decodes, about 20x faster than a
+    regular expression over the text followed by ``binascii`` (docs/performance.md)."""
+    if len(text) % 4:
+        raise RuleViolation(BAD_BASE64)
+    try:
+        data = pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise RuleViolation(BAD_BASE64) from None
+    tail = text[-4:]  # valid base64 now; only its stray bits remain to check
+    if tail and base64.b64encode(base64.b64decode(tail)).decode("ascii") != tail:
+        raise RuleViolation("base64 is invalid: the last group has stray bits (not canonical)")
+    return data
+
+
+BAD_BASE64 = (
+    "base64 is invalid: use the standard alphabet (A-Z a-z 0-9 + /) with '=' padding to a "
+    "multiple of 4 characters, and no line breaks or spaces"
+)
+
+
+def base64_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Base64 of a stream of byte chunks, encoded piecewise (pieces regrouped to multiples of 3)."""
+    rest = b""
+    for chunk in chunks:
+        data = rest + chunk if rest else chunk
+        cut = len(data) - len(data) % 3
+        rest = data[cut:]
+        if cut:
+            yield pybase64.b64encode(memoryview(data)[:cut])
+    if rest:
+        yield pybase64.b64encode(rest)
+
+
+def base64_length(size: int) -> int:
+    return 4 * ((size + 2) // 3)
