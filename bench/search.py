@@ -34,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.postgres import ensure_bench_database  # noqa: E402
+
 TAGS = [f"tag{i:03d}" for i in range(200)]
 FLAGS = ["ok", "bubbles", "focus", "low_count", "high_count", "ringing", "flow", "debubbled"]
 START = datetime(2016, 1, 1, tzinfo=UTC)
@@ -50,34 +52,6 @@ def setup_django(db: str) -> None:
     import django
 
     django.setup()
-
-
-def admin_connect():
-    import psycopg
-
-    return psycopg.connect(
-        host=os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-        port=os.environ.get("POSTGRES_PORT", "5432"),
-        user=os.environ.get("POSTGRES_USER", "postgres"),
-        password=os.environ.get("POSTGRES_PASSWORD") or None,
-        dbname="postgres",
-        autocommit=True,
-    )
-
-
-def ensure_database(db: str, reload: bool) -> bool:
-    """Create the database when missing (or dropped by ``reload``); True when it is new."""
-    if "bench" not in db:
-        sys.exit(f"refusing to use database {db!r}: its name must contain 'bench'")
-    with admin_connect() as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone()
-        if exists and reload:
-            conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{db}"')
-            return True
-    return False
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -209,7 +183,7 @@ def prepare(db: str, rows: int, reload: bool, seed: int, again: bool) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    fresh = ensure_database(db, reload)
+    fresh = ensure_bench_database(db, reload)
     setup_django(db)
     if not fresh:
         with connection.cursor() as cur:

@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support.postgres import ensure_bench_database  # noqa: E402
+
 TARGET_MS = 200.0
 PID_TYPES = ["bin", "doi", "sample", "image", "cast"]
 STORES = [
@@ -46,34 +48,6 @@ STORES = [
     ("DictStore", "scratch"),
     ("ZipStore", "old.zip"),
 ]
-
-
-def admin_connect():
-    import psycopg
-
-    return psycopg.connect(
-        host=os.environ.get("POSTGRES_HOST", "127.0.0.1"),
-        port=os.environ.get("POSTGRES_PORT", "5432"),
-        user=os.environ.get("POSTGRES_USER", "postgres"),
-        password=os.environ.get("POSTGRES_PASSWORD") or None,
-        dbname="postgres",
-        autocommit=True,
-    )
-
-
-def ensure_database(db: str, reload: bool) -> bool:
-    """Create the database when missing (or dropped by ``reload``); True when it is new."""
-    if "bench" not in db:
-        sys.exit(f"refusing to use database {db!r}: its name must contain 'bench'")
-    with admin_connect() as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db]).fetchone()
-        if exists and reload:
-            conn.execute(f'DROP DATABASE "{db}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{db}"')
-            return True
-    return False
 
 
 def setup_django(db: str) -> None:
@@ -170,7 +144,7 @@ def main() -> None:
     rows = 10_000 if args.smoke else args.rows
     db = args.db or ("mediastore_bench_stats_smoke" if args.smoke else "mediastore_bench_stats")
 
-    new = ensure_database(db, args.reload)
+    new = ensure_bench_database(db, args.reload)
     setup_django(db)
     from django.contrib.auth.models import User
     from django.core.management import call_command

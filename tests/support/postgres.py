@@ -67,3 +67,27 @@ class PostgresDatabase:
             "POSTGRES_USER": p["user"],
             "POSTGRES_PASSWORD": p["password"],
         }
+
+
+def admin_connection():
+    """A connection to the ``postgres`` database of the server ``pg_params`` names (autocommit)."""
+    import psycopg
+
+    return psycopg.connect(dbname="postgres", autocommit=True, connect_timeout=5, **pg_params())
+
+
+def ensure_bench_database(name: str, reload: bool) -> bool:
+    """Create the benchmark database ``name`` when missing (dropped first with ``reload``); True
+    when it is new. Kept between runs (loading a million media takes minutes), so the name must
+    say ``bench``: nothing else is ever dropped here."""
+    if "bench" not in name:
+        raise HarnessError(f"refusing to use database {name!r}: its name must contain 'bench'")
+    with admin_connection() as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and reload:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+            return True
+    return False
