@@ -164,11 +164,13 @@ class IngestPlan:
         self.tags = clean_tags(self.tags)
         meta_ops.check_limits(self.metadata)
         rules = IdentifierRules()
-        if self.pid_type not in rules.patterns:
-            raise RuleViolation(f"bad pid_type: {self.pid_type}")
-        for name in self.identifiers:
+        for option, name in [("--pid-type", self.pid_type), *(("--identifier", n) for n in self.identifiers)]:
             if name not in rules.patterns:
-                raise RuleViolation(f"bad identifier_type: {name}")
+                known = ", ".join(sorted(rules.patterns)) or "none yet"
+                raise RuleViolation(
+                    f"{option} {name}: no identifier type of that name (there are: {known}); "
+                    "create it first (POST /api/identifier or the admin)"
+                )
         self.backend = self.store.backend()
         if self.in_place and type(self.backend).key_at is Backend.key_at:
             raise RuleViolation(
