@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='media',
             name='verify_error',
-            field=models.CharField(blank=True, default='', editable=False, max_length=500),
+            field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=500),
         ),
         migrations.AddField(
             model_name='media',
