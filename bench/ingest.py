@@ -43,8 +43,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.content.ingest_tree import make_tree  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
-from tests.support.servers import ThrowAwayDatabase, make_workdir, remove_workdir, server_env  # noqa: E402
+from tests.support.postgres import PostgresDatabase  # noqa: E402
+from tests.support.processes import HarnessError  # noqa: E402
+from tests.support.servers import make_workdir, migrated_site, remove_workdir  # noqa: E402
 
 MIB = 1 << 20
 TARGET = 0.5  # large files: ingest at least this fraction of cp's MiB/s
@@ -171,15 +172,9 @@ def main() -> int:
         args.small, args.large_files, args.large_mb = 200, 2, 16
 
     workdir = make_workdir("bench-ingest-")
-    database = ThrowAwayDatabase() if args.postgres else None
+    database = PostgresDatabase("mediastore_bench_") if args.postgres else None
     try:
-        extra = {}
-        if database:
-            database.create()
-            extra = database.env()
-        env = server_env(workdir, free_port(), 1, **extra)
-        for step in (["migrate", "-v0"], ["ensure_superuser"], ["shell", "-c", SETUP]):
-            manage(env, *step)
+        env = migrated_site(workdir, database, SETUP)
         small, large = workdir / "small", workdir / "large"
         make_tree(small, small=0 if args.only == "large" else args.small, big=0)
         make_tree(large, small=0, big=0 if args.only == "small" else args.large_files, big_mb=args.large_mb)
@@ -197,7 +192,7 @@ def main() -> int:
         verdict = "PASS" if ratio >= TARGET else "FAIL"
         print(f"\n{verdict}: large files ingested at {ratio:.0%} of cp -r's MiB/s (target: {TARGET:.0%})")
         return 1 if args.strict and verdict == "FAIL" else 0
-    except BenchError as exc:
+    except (BenchError, HarnessError) as exc:
         print(f"benchmark could not run: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -17,9 +17,8 @@ import time
 import pytest
 
 from tests.content.ingest_tree import make_tree
-from tests.support.ports import free_port
 from tests.support.processes import REPO, Process
-from tests.support.servers import ADMIN_USER, ThrowAwayDatabase, make_workdir, remove_workdir, server_env
+from tests.support.servers import ADMIN_USER, ThrowAwayDatabase, make_workdir, migrated_site, remove_workdir
 
 STATE = """
 import json
@@ -54,14 +53,7 @@ def site(tmp_path):
     workdir = make_workdir("ingest-live-")
     database = ThrowAwayDatabase() if os.environ.get("POSTGRES_DB") else None
     try:
-        extra = {}
-        if database:
-            database.create()
-            extra = database.env()
-        env = server_env(workdir, free_port(), 1, **extra)
-        for args in (["migrate", "-v0"], ["ensure_superuser"], ["shell", "-c", SETUP]):
-            manage(env, *args)
-        yield env
+        yield migrated_site(workdir, database, SETUP)
     finally:
         remove_workdir(workdir)
         if database:

@@ -21,7 +21,7 @@ import requests
 
 from tests.support.ports import free_port
 from tests.support.postgres import DatabaseUnavailable, PostgresDatabase
-from tests.support.processes import REPO, Process, http_ok, new_session
+from tests.support.processes import REPO, HarnessError, Process, http_ok, new_session
 
 PASSWORD = "e2e-password-not-secret-7261"
 SERVICE_USER = "e2e-service"
@@ -99,6 +99,32 @@ def server_env(workdir: Path, port: int, workers: int, **extra: str) -> dict[str
         DJANGO_SUPERUSER_EMAIL="admin@example.org",
     )
     env.update(extra)
+    return env
+
+
+def migrated_site(workdir: Path, database: PostgresDatabase | None, setup: str = "") -> dict[str, str]:
+    """The environment of a deployment in ``workdir`` that is not serving: its own SQLite database,
+    or ``database`` (created here), migrated, with its superuser and whatever ``setup`` (Python run
+    by ``manage.py shell``) makes. HarnessError names the step that failed."""
+    extra = {}
+    if database is not None:
+        database.create()
+        extra = database.env()
+    env = server_env(workdir, free_port(), 1, **extra)
+    steps = [["migrate", "-v0"], ["ensure_superuser"]] + ([["shell", "-c", setup]] if setup else [])
+    for args in steps:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if done.returncode != 0:
+            raise HarnessError(
+                f"manage.py {args[0]} exited with {done.returncode}:\n{done.stdout}\n{done.stderr}"
+            )
     return env
 
 
