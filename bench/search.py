@@ -34,24 +34,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.postgres import ensure_bench_database  # noqa: E402
+from tests.support.postgres import django_on, ensure_bench_database  # noqa: E402
 
 TAGS = [f"tag{i:03d}" for i in range(200)]
 FLAGS = ["ok", "bubbles", "focus", "low_count", "high_count", "ringing", "flow", "debubbled"]
 START = datetime(2016, 1, 1, tzinfo=UTC)
 IFCB = range(100, 137)
-
-
-def setup_django(db: str) -> None:
-    os.environ["POSTGRES_DB"] = db
-    os.environ.setdefault("POSTGRES_USER", "postgres")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret")
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,localhost"
-    os.environ["DJANGO_DEBUG"] = "false"  # no query log growing in memory
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediastore.settings")
-    import django
-
-    django.setup()
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -184,7 +172,7 @@ def prepare(db: str, rows: int, reload: bool, seed: int, again: bool) -> None:
     from django.db import connection
 
     fresh = ensure_bench_database(db, reload)
-    setup_django(db)
+    django_on(db)
     if not fresh:
         with connection.cursor() as cur:
             cur.execute("SELECT count(*) FROM media_media")

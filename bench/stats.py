@@ -26,17 +26,15 @@ Connection settings: POSTGRES_HOST/PORT/USER/PASSWORD.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.postgres import ensure_bench_database  # noqa: E402
+from tests.support.postgres import django_on, ensure_bench_database  # noqa: E402
 
 TARGET_MS = 200.0
 PID_TYPES = ["bin", "doi", "sample", "image", "cast"]
@@ -48,20 +46,6 @@ STORES = [
     ("DictStore", "scratch"),
     ("ZipStore", "old.zip"),
 ]
-
-
-def setup_django(db: str) -> None:
-    os.environ["POSTGRES_DB"] = db
-    os.environ.setdefault("POSTGRES_USER", "postgres")
-    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret")
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,localhost"
-    os.environ["DJANGO_DEBUG"] = "false"  # no query log growing in memory
-    os.environ["MEDIASTORE_ENV_FILE"] = ""
-    os.environ.setdefault("DJANGO_STATIC_ROOT", tempfile.mkdtemp(prefix="bench-static-"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediastore.settings")
-    import django
-
-    django.setup()
 
 
 def load(rows: int) -> None:
@@ -145,7 +129,7 @@ def main() -> None:
     db = args.db or ("mediastore_bench_stats_smoke" if args.smoke else "mediastore_bench_stats")
 
     new = ensure_bench_database(db, args.reload)
-    setup_django(db)
+    django_on(db)
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import connection

@@ -91,3 +91,22 @@ def ensure_bench_database(name: str, reload: bool) -> bool:
             conn.execute(f'CREATE DATABASE "{name}"')
             return True
     return False
+
+
+def django_on(name: str) -> None:
+    """Set Django up in this process on the PostgreSQL database ``name`` (the benchmarks that time
+    queries and the test client in-process): production settings, debug off so that no query log
+    grows in memory, no ``.env`` read."""
+    import tempfile
+
+    os.environ["POSTGRES_DB"] = name
+    os.environ.setdefault("POSTGRES_USER", "postgres")
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret")
+    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,localhost"
+    os.environ["DJANGO_DEBUG"] = "false"
+    os.environ["MEDIASTORE_ENV_FILE"] = ""
+    os.environ.setdefault("DJANGO_STATIC_ROOT", tempfile.mkdtemp(prefix="bench-static-"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mediastore.settings")
+    import django
+
+    django.setup()
