@@ -23,6 +23,7 @@ from typing import BinaryIO, TypeVar
 from django.conf import settings
 from django.db import transaction
 
+from content.hashing import HashingReader, checksum_label
 from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
 from media.schemas import MediaIn
@@ -38,29 +39,6 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def checksum_label(digest: hashlib._Hash) -> str:
-    return f"sha256:{digest.hexdigest()}"
-
-
-class HashingReader:
-    """A read-only stream that hashes and counts what passes through it."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-        self.digest = hashlib.sha256()
-        self.size = 0
-
-    def read(self, size: int = -1) -> bytes:
-        chunk = self.stream.read(size)
-        self.digest.update(chunk)
-        self.size += len(chunk)
-        return chunk
-
-    @property
-    def checksum(self) -> str:
-        return checksum_label(self.digest)
 
 
 class ChunkReader:

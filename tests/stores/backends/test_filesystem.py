@@ -129,3 +129,19 @@ def test_iterator_close_releases_the_file_even_before_iteration(storage_root: Pa
 
     assert len(os.listdir("/proc/self/fd")) == before
     assert list(chunks) == []
+
+
+def test_filesystem_store_streams_a_large_object_across_writeback_steps(
+    storage_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stores.backends import filesystem
+
+    monkeypatch.setattr(filesystem, "WRITEBACK_STEP", 64 * 1024)  # many steps in a small object
+    data = payload(1_000_003)
+    backend = build_backend("FilesystemStore", "files")
+
+    written = backend.put_stream("big", TrickleStream(data, step=50_000))
+
+    assert written == len(data)
+    assert (storage_root / "files" / "big").read_bytes() == data
+    assert [p.name for p in (storage_root / "files").iterdir()] == ["big"]  # no temp file left
