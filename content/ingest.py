@@ -28,10 +28,10 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from content.hashing import checksum_label
 from content.services import (
     DEFAULT_CONTENT_TYPE,
     Preconditions,
-    checksum_label,
     current_etag,
     put_content,
     switch_bytes,

@@ -10,7 +10,8 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from content.services import ChunkReader, HashingReader, complete, discard, fresh_key, hash_object
+from content.hashing import HashingReader
+from content.services import ChunkReader, complete, discard, fresh_key, hash_object
 from media.models import Media, StoreStatus
 from media.selectors import media_get
 from mediastore import metrics
