@@ -19,7 +19,7 @@ from collections import defaultdict
 import pytest
 
 from tests.deploy.feed import follow_feed
-from tests.support.processes import REPO
+from tests.deploy.readme import readme_example, run_example
 from tests.support.servers import Server
 
 pytestmark = pytest.mark.e2e
@@ -119,12 +119,6 @@ class Delivered(Exception):
     """Ends the README's endless consumer loop once it printed what the test waits for."""
 
 
-def readme_consumer() -> str:
-    """The Python consumer example of the README's Events section, as written there."""
-    section = (REPO / "README.md").read_text().split("## Events: a changes feed", 1)[1]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
-
-
 def test_the_readme_consumer_example_follows_the_feed(server, monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the example's session honours proxy variables
     pids = {f"readme-{i}" for i in range(3)}
@@ -137,23 +131,13 @@ def test_the_readme_consumer_example_follows_the_feed(server, monkeypatch):
         if pids <= {line[2] for line in printed}:
             raise Delivered
 
-    outcome: dict[str, object] = {}
-
-    def run() -> None:
-        names = {
-            "TOKEN": server.session.headers["Authorization"].removeprefix("Bearer "),
-            "BASE": server.base,
-        }
-        try:
-            exec(readme_consumer(), {**names, "print": collect})  # the README.md example, unchanged
-        except Delivered:
-            outcome["delivered"] = True
-        except Exception as exc:  # reported by the assertion below, with the example's error
-            outcome["error"] = repr(exc)
-
-    thread = threading.Thread(target=run, daemon=True)  # a stuck example ends with the server
-    thread.start()
-    thread.join(timeout=120)
+    names = {
+        "TOKEN": server.session.headers["Authorization"].removeprefix("Bearer "),
+        "BASE": server.base,
+        "print": collect,
+    }
+    code = readme_example("Events: a changes feed", 0, ["BASE", "TOKEN"])  # as written there
+    outcome = run_example(code, names, Delivered, 120)
     assert outcome.get("delivered"), outcome
     mine = [line for line in printed if line[2] in pids]
     assert [(line[1], line[3]) for line in mine] == [("media.created", 1)] * 3

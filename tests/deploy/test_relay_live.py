@@ -30,7 +30,8 @@ from tests.deploy.broker import (
     unpublished,
     wait_for,
 )
-from tests.support.processes import REPO, Process
+from tests.deploy.readme import readme_example, run_example
+from tests.support.processes import Process
 from tests.support.servers import MIRROR, Server, extract
 
 pytestmark = pytest.mark.e2e
@@ -179,11 +180,6 @@ class Delivered(Exception):
     """Ends the README's endless consumer once it printed what the test waits for."""
 
 
-def readme_amqp_consumer() -> str:
-    section = (REPO / "README.md").read_text().split("## Events: a changes feed", 1)[1].split("\n## ", 1)[0]
-    return section.split("```python\n", 2)[2].split("```", 1)[0]
-
-
 def test_the_readme_amqp_consumer_example_receives_the_events(server, route):
     items = make_changes(server, "readme", media=3, rounds=1)
     queue = f"{route.queue}-readme"
@@ -200,8 +196,9 @@ def test_the_readme_amqp_consumer_example_receives_the_events(server, route):
             channel.queue_bind(queue, route.exchange, routing_key="media.#")
         finish(relay(server, route, "relay-readme", "--exit-when-idle"))
         names = {"AMQP_URL": broker_url(), "EXCHANGE": route.exchange, "QUEUE": queue, "print": collect}
-        with pytest.raises(Delivered):
-            exec(readme_amqp_consumer(), names)  # the README.md example, unchanged
+        code = readme_example("Events: a changes feed", 1, ["AMQP_URL", "EXCHANGE", "QUEUE"])
+        outcome = run_example(code, names, Delivered, 120)  # the README.md example, as written
+        assert outcome.get("delivered"), outcome
     finally:
         with route.channel() as channel:
             channel.queue_delete(queue)
