@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -86,7 +87,8 @@ def test_status_page_draws_every_chart(server, browser, some_media):  # noqa: F8
     browser.one("#id_username").send_keys(ADMIN_USER)
     browser.one("#id_password").send_keys(PASSWORD)
     browser.one('#login-form [type="submit"]').click()
-    browser.wait(lambda d: d.current_url.rstrip("/").endswith("/status"))
+    # the path, not the URL's end: the login page's own URL ends with "?next=/status/"
+    browser.wait(lambda d: urlsplit(d.current_url).path == "/status/")
     browser.wait(lambda d: d.execute_script("return document.readyState") == "complete")
     assert browser.document_status() == 200
     # (the admin login page before it asks for a favicon the server does not have)
