@@ -23,6 +23,7 @@ from identifiers.models import IdentifierType
 from importer.content import check_bytes
 from importer.plan import IMPORT_REASON, Plan, Target
 from importer.source import OldHistory, OldMedia, Snapshot
+from media.history import history_row
 from media.models import EventType, Media, next_marks
 from media.outbox import event_for, record
 from media.tags import sync_tags
@@ -279,12 +280,10 @@ class Importer:
         return made
 
     def _history_row(self, obj: Media, now, history_type: str, version: int, mark: int):
-        historical = Media.history.model
-        kept = {f.attname for f in historical._meta.fields}  # what the history records of a media
-        fields = {f.attname: getattr(obj, f.attname) for f in Media._meta.fields if f.attname in kept}
-        fields.update(mark=mark, version=version)
-        return historical(
-            **fields,
+        return history_row(
+            obj,
+            mark=mark,
+            version=version,
             history_date=now,
             history_change_reason=IMPORT_REASON,
             history_type=history_type,

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from media.bulk import BulkOutcome
+from media.history import history_row
 from media.models import EventType, Media
 from media.outbox import event_for, record
 from media.schemas import media_out_dict
@@ -94,20 +95,9 @@ def _delete_rows(gone: list[Media], *, user) -> None:
     """
     now = timezone.now()
     bodies = [media_out_dict(media) for media in gone]
-    historical = Media.history.model
-    kept = [
-        f.attname for f in Media._meta.fields if f.attname in {h.attname for h in historical._meta.fields}
-    ]
-    historical.objects.bulk_create(
-        [
-            historical(
-                **{name: getattr(media, name) for name in kept},
-                history_date=now,
-                history_type="-",
-                history_user_id=getattr(user, "pk", None),
-            )
-            for media in gone
-        ]
+    user_id = getattr(user, "pk", None)
+    Media.history.model.objects.bulk_create(
+        [history_row(media, history_date=now, history_type="-", history_user_id=user_id) for media in gone]
     )
     pks = [media.pk for media in gone]
     Media.tags.through.objects.filter(content_object_id__in=pks).delete()

@@ -22,6 +22,17 @@ TRACKED_FIELDS = [
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 
 
+def history_row(media: Media, **history):
+    """An unsaved history row of ``media`` as it is now: the fields its history keeps (not those
+    excluded from it, such as the fixity results), with ``history`` (``history_date``,
+    ``history_type``, ... or a field to record otherwise) on top. For writers that insert history
+    rows in bulk instead of through simple-history's signals."""
+    historical = Media.history.model
+    kept = {f.attname for f in historical._meta.fields}
+    fields = {f.attname: getattr(media, f.attname) for f in Media._meta.fields if f.attname in kept}
+    return historical(**{**fields, **history})
+
+
 def media_history(pid: str) -> list[dict]:
     """Newest first, every recorded change of the media that has, or had, this pid.
 
