@@ -7,6 +7,12 @@ run it (docs/performance.md). ``RowFetcher`` builds the SQL from the models' met
 process and database vendor, and builds the model instances with ``Model.from_db``, as the ORM
 does, so the objects behave exactly like those of ``select_related`` (related objects cached,
 ``_state`` set). It reads only; writes stay on the ORM.
+
+On PostgreSQL the statement is also *prepared* (once per connection): planning the token lookup,
+with its permission subquery, took 1.4 ms against 0.2 ms to run it. Django's own cursors bind
+parameters on the client, which psycopg never prepares, so only these statements are; the
+connection's ``prepare_threshold`` (``POSTGRES_PREPARED_STATEMENTS``) turns it off for poolers
+that cannot keep prepared statements.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.db import connection, models
+from django.db.backends.utils import CursorWrapper
 
 
 class RowFetcher:
@@ -73,7 +80,7 @@ class RowFetcher:
         sql = self._sql.get(connection.vendor)
         if sql is None:
             sql = self._sql[connection.vendor] = self._compile()
-        with connection.cursor() as cursor:
+        with statement_cursor() as cursor:
             cursor.execute(sql, [value])
             row = cursor.fetchone()
         if row is None:
@@ -118,6 +125,19 @@ class RowFetcher:
                     found.append((position, _chained(chain, expression)))
                 position += 1
         return found
+
+
+def statement_cursor() -> CursorWrapper:
+    """Django's cursor (health check, execute wrappers, query logging all apply); on PostgreSQL
+    with prepared statements allowed, over a psycopg cursor that binds parameters on the server,
+    so that psycopg prepares what it runs (with the connection's adapters and time zone)."""
+    wrapper = connection.cursor()
+    if connection.vendor == "postgresql" and connection.connection.prepare_threshold is not None:
+        import psycopg
+
+        client_bound, wrapper.cursor = wrapper.cursor, psycopg.Cursor(connection.connection)
+        client_bound.close()
+    return wrapper
 
 
 def _chained(functions, expression):
