@@ -15,7 +15,7 @@ from stores.backends import (
     S3Params,
     build_backend,
 )
-from stores.backends.bucket import PART_SIZE, s3_client
+from stores.backends.bucket import PART_SIZE, presigned_get_url, s3_client
 from tests.stores.backends.conftest import TrickleStream, payload, s3_params
 from tests.support.ports import free_port
 from tests.support.s3 import S3Server
@@ -75,6 +75,40 @@ def test_bucket_store_presigned_get_serves_the_bytes(s3_server: S3Server, s3_buc
 
     assert response.status_code == 200
     assert response.content == b"fetch me over plain HTTP"
+
+
+AWKWARD_KEYS = ["plain.bin", "dir/sub/a b+c%d.txt", "ünï/çødé~!*'()=&$@,;:.bin", "x?y#z"]
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:9000", "http://127.0.0.1:9000/", "https://s3.example.org/base/path"]
+)
+def test_presigned_get_url_is_the_url_botocore_signs(endpoint: str) -> None:
+    """Our signing shortcut gives byte for byte what ``generate_presigned_url`` gives."""
+    params = S3Params(url=endpoint, access_key="AKIDEXAMPLE", secret_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCY")
+    client = s3_client(params)
+    for key in AWKWARD_KEYS:
+        for _attempt in range(3):  # both must fall in the same second (X-Amz-Date)
+            theirs = client.generate_presigned_url(
+                "get_object", Params={"Bucket": "my-bucket", "Key": key}, ExpiresIn=600
+            )
+            ours = presigned_get_url(client, params, "my-bucket", key, 600)
+            if theirs.split("X-Amz-Date=")[1][:16] == ours.split("X-Amz-Date=")[1][:16]:
+                break
+        assert ours == theirs, key
+
+
+def test_presigned_get_reaches_each_awkward_key(s3_server: S3Server, s3_bucket: str) -> None:
+    """The path of the URL names the right object, under a prefix with a space. (The signature is
+    checked against botocore's above: moto's server answers 500 to any presigned GET, botocore's
+    own included, while it enforces authentication.)"""
+    backend = build_backend("BucketStore", f"{s3_bucket}/pre fix", s3_params(s3_server))
+    for index, key in enumerate(AWKWARD_KEYS):
+        backend.put(key, f"bytes {index}".encode())
+    for index, key in enumerate(AWKWARD_KEYS):
+        response = requests.get(backend.presigned_get(key, 300), timeout=30)
+        assert response.status_code == 200, (key, response.text[:300])
+        assert response.content == f"bytes {index}".encode()
 
 
 def test_bucket_store_missing_bucket_is_a_storage_error(s3_server: S3Server) -> None:
