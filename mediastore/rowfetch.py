@@ -108,23 +108,27 @@ class RowFetcher:
         return objects[0]
 
     def _converters(self) -> list[tuple[int, object]]:
-        """Per-column converters from database values to Python (JSON, dates on SQLite, ...),
-        the ones the ORM applies: the backend's and the field's own ``from_db_value``."""
-        found = []
-        position = 0
+        fields = []
         for model, _, attnames in self._chain:
-            fields = {f.attname: f for f in model._meta.concrete_fields}
-            for attname in attnames:
-                field = fields[attname]
-                expression = field.get_col(model._meta.db_table)
-                chain = [
-                    *connection.ops.get_db_converters(expression),
-                    *expression.get_db_converters(connection),
-                ]
-                if chain:
-                    found.append((position, _chained(chain, expression)))
-                position += 1
-        return found
+            by_attname = {f.attname: f for f in model._meta.concrete_fields}
+            fields += [by_attname[attname] for attname in attnames]
+        return column_converters(fields)
+
+
+def column_converters(fields: list[models.Field]) -> list[tuple[int, object]]:
+    """Converters from database values to Python for columns of these fields, in this order (JSON,
+    dates on SQLite, ...): the ones the ORM applies, the backend's and the field's own
+    ``from_db_value``; as ``(position, convert(value, connection))`` for the columns that need one."""
+    found = []
+    for position, field in enumerate(fields):
+        expression = field.get_col(field.model._meta.db_table)
+        chain = [
+            *connection.ops.get_db_converters(expression),
+            *expression.get_db_converters(connection),
+        ]
+        if chain:
+            found.append((position, _chained(chain, expression)))
+    return found
 
 
 def statement_cursor() -> CursorWrapper:

@@ -2,7 +2,10 @@
 
 - ``wildcards``: the wildcard syntax and its SQL (``LIKE`` on PostgreSQL, ``GLOB`` on SQLite);
 - ``sql``: each filter as one boolean SQL condition, the same answer on both databases;
-- ``selector``: the filters as one QuerySet, read one page at a time;
+- ``filters``: the filters as SQL conditions on the media table, the order and the keyset;
+- ``pages``: the statements of one page (ordered walk, candidates first, bounded walk, count);
+- ``rows``: a page's rows as ``MediaOut`` dicts, read by one statement;
+- ``selector``: a search request, planned and read one page at a time;
 - ``params``: ``GET /api/media``'s query parameters as filters;
 - ``dump``: every media as a streamed JSON array.
 
@@ -10,19 +13,21 @@ Paging on the wire (``Page``, ``X-Total-Count``, ``Link``) lives in ``mediastore
 """
 
 from media.search.dump import media_dump_chunks
-from media.search.pages import count_matches, count_sql, page_queryset, search_page
+from media.search.filters import Conditions, conditions_for
+from media.search.pages import count_matches, count_sql, page_ids_sql, search_page
 from media.search.selector import (
     Plan,
     has_filters,
     media_list,
     media_search,
-    media_search_queryset,
     search_plan,
 )
 from media.search.wildcards import Wildcard
 
 __all__ = [
+    "Conditions",
     "Plan",
+    "conditions_for",
     "count_matches",
     "count_sql",
     "search_plan",
@@ -31,7 +36,6 @@ __all__ = [
     "media_dump_chunks",
     "media_list",
     "media_search",
-    "media_search_queryset",
-    "page_queryset",
+    "page_ids_sql",
     "search_page",
 ]

@@ -29,37 +29,13 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.db import connection
-from django.db.models import F, Q, QuerySet
-from django.db.models.expressions import RawSQL
-from django.db.models.functions import Collate
 
-from media.models import Media
+from media.search.filters import TABLE, Conditions, after_key, key_columns, key_fields, order_sql
 from media.search.rows import media_rows
-from media.selectors import media_queryset
 from mediastore.errors import RuleViolation
 from mediastore.pagination import Page
 
 CURSOR_SALT = "mediastore.search.cursor"
-
-
-def ordering(order_by: str | None) -> list:
-    """The ORDER BY of a search: pk by default; pid in byte order; dates with pk to break ties."""
-    if not order_by:
-        return ["pk"]
-    field = order_by.lstrip("-")
-    descending = order_by.startswith("-")
-    if field == "pid":  # byte order on both databases (and served by the pid index of migration 0003)
-        expression = Collate(F("pid"), "C") if connection.vendor == "postgresql" else F("pid")
-        return [expression.desc() if descending else expression.asc()]
-    return [F(field).desc(), F("pk").desc()] if descending else [F(field).asc(), F("pk").asc()]
-
-
-def _key_fields(order_by: str | None) -> list[str]:
-    """The fields whose values name a row's place in the order (its keyset key)."""
-    if not order_by:
-        return ["pk"]
-    field = order_by.lstrip("-")
-    return ["pid"] if field == "pid" else [field, "pk"]
 
 
 # --- cursors --------------------------------------------------------------------------------
@@ -72,7 +48,7 @@ def filters_digest(filters_json: str) -> str:
 
 def encode_cursor(order_by: str | None, digest: str, row: dict[str, Any]) -> str:
     values = []
-    for name in _key_fields(order_by):
+    for name in key_fields(order_by):
         value = row[name]
         values.append(value.isoformat() if isinstance(value, datetime) else value)
     return signing.dumps({"o": order_by or "", "d": digest, "k": values}, salt=CURSOR_SALT, compress=True)
@@ -87,49 +63,29 @@ def decode_cursor(text: str, order_by: str | None, digest: str) -> list[Any]:
     if not isinstance(data, dict) or data.get("o") != (order_by or "") or data.get("d") != digest:
         raise RuleViolation("search filter 'cursor': it belongs to another search or order")
     values = data["k"]
-    fields = _key_fields(order_by)
+    fields = key_fields(order_by)
     return [
         datetime.fromisoformat(v) if f in ("created", "updated") else v
         for f, v in zip(fields, values, strict=True)
     ]
 
 
-def after_cursor(qs: QuerySet[Media], order_by: str | None, key: list[Any]) -> QuerySet[Media]:
-    """The rows of ``qs`` that come after ``key`` in the order."""
-    descending = bool(order_by) and order_by.startswith("-")
-    op = "lt" if descending else "gt"
-    fields = _key_fields(order_by)
-    if fields == ["pk"]:
-        return qs.filter(**{f"pk__{op}": key[0]})
-    if fields == ["pid"]:
-        if connection.vendor == "postgresql":
-            return qs.alias(pid_c=Collate(F("pid"), "C")).filter(**{f"pid_c__{op}": key[0]})
-        return qs.filter(**{f"pid__{op}": key[0]})
-    field = fields[0]
-    return qs.filter(Q(**{f"{field}__{op}": key[0]}) | Q(**{field: key[0], f"pk__{op}": key[1]}))
-
-
 # --- the queries ----------------------------------------------------------------------------
 
 
-def _order_sql(alias: str, order_by: str | None) -> tuple[list[str], str]:
-    """The key columns of the order and its ORDER BY over the table ``alias``."""
-    columns = ["id" if name == "pk" else name for name in _key_fields(order_by)]
-    direction = "DESC" if order_by and order_by.startswith("-") else "ASC"
-    order = ", ".join(
-        f'{alias}.pid COLLATE "C" {direction}' if name == "pid" else f"{alias}.{name} {direction}"
-        for name in columns
-    )
-    return columns, order
+def _matches_sql(conditions: Conditions, columns: list[str]) -> tuple[str, list[Any]]:
+    """``SELECT <columns> FROM media_media WHERE <conditions>`` (unordered)."""
+    where, params = conditions.where()
+    selected = ", ".join(f'{TABLE}."{column}"' for column in columns)
+    return f"SELECT {selected} FROM {TABLE} WHERE {where}", params
 
 
-def _candidates_sql(qs: QuerySet[Media], order_by: str | None) -> tuple[str, list[Any], str]:
+def _candidates_sql(conditions: Conditions, order_by: str | None) -> tuple[str, list[Any], str]:
     """``candidates(...) AS MATERIALIZED (...)``: every match with its order key; and the ORDER BY."""
-    fields = _key_fields(order_by)
-    inner, params = qs.order_by().values(*dict.fromkeys(["pk", *fields])).query.sql_with_params()
-    columns, order = _order_sql("candidates", order_by)
-    names = ", ".join(dict.fromkeys(["id", *columns]))
-    return f"candidates({names}) AS MATERIALIZED ({inner})", list(params), order
+    columns = list(dict.fromkeys(["id", *key_columns(order_by)]))
+    inner, params = _matches_sql(conditions, columns)
+    with_sql = f"candidates({', '.join(columns)}) AS MATERIALIZED ({inner})"
+    return with_sql, params, order_sql(order_by, "candidates")
 
 
 #: The bounded walk looks at this many rows per row of the page (offset included), at least
@@ -142,7 +98,13 @@ WALK_MAX_DEPTH = 5000
 
 
 def _page_ids_sql(
-    qs: QuerySet[Media], *, order_by: str | None, limit: int, offset: int, key: list[Any] | None, walk: bool
+    conditions: Conditions,
+    *,
+    order_by: str | None,
+    limit: int,
+    offset: int,
+    key: list[Any] | None,
+    walk: bool,
 ) -> tuple[str, list[Any]]:
     """One statement choosing the page's ids of a search with an indexed filter (PostgreSQL).
 
@@ -153,40 +115,36 @@ def _page_ids_sql(
     CTE evaluated (a gated UNION branch, never started otherwise). Each part's cost is bounded by
     the rows it reads, not by the planner's luck.
     """
-    with_sql, params, candidates_order = _candidates_sql(qs, order_by)
+    with_sql, params, candidates_order = _candidates_sql(conditions, order_by)
     candidates = f"SELECT candidates.id FROM candidates ORDER BY {candidates_order} LIMIT %s OFFSET %s"
     depth = offset + limit
-    # The walk re-uses the search's WHERE on a row of media_media alone: not for filters with joins.
-    joined = len([alias for alias in qs.query.alias_map if qs.query.alias_refcount.get(alias)]) > 1
-    if not walk or joined or depth > WALK_MAX_DEPTH:
+    if not walk or depth > WALK_MAX_DEPTH:
         return f"WITH {with_sql} {candidates}", [*params, limit, offset]
-    window_qs = Media.objects.all() if key is None else after_cursor(Media.objects.all(), order_by, key)
-    fields = _key_fields(order_by)
+    columns = list(dict.fromkeys(["id", *key_columns(order_by)]))
     size = min(WALK_MAX, max(WALK_MIN, WALK_FACTOR * depth))
-    window_qs = window_qs.order_by(*ordering(order_by)).values(*dict.fromkeys(["pk", *fields]))[:size]
-    window, window_params = window_qs.query.sql_with_params()
-    columns, walk_order = _order_sql("w", order_by)
-    # The search's conditions as Django writes them (on "media_media"), applied to each row of the
-    # window read through the primary key: OFFSET 0 keeps that lookup a subquery of its own, so no
-    # other index can serve it.
-    where, where_params = qs.query.get_compiler(connection=connection).compile(qs.query.where)
-    names = ", ".join(dict.fromkeys(["id", *columns]))
-    walk = (
-        f"walk AS MATERIALIZED (SELECT w.id FROM ({window}) AS w({names}) "
-        "CROSS JOIN LATERAL (SELECT * FROM media_media AS walked WHERE walked.id = w.id OFFSET 0) "
-        "AS media_media "
-        f"WHERE {where} ORDER BY {walk_order} LIMIT %s OFFSET %s)"
+    after = Conditions() if key is None else after_key(Conditions(), order_by, key)
+    window, window_params = _matches_sql(after, columns)
+    window = f"{window} ORDER BY {order_sql(order_by)} LIMIT %s"
+    # The search's conditions (written on "media_media") applied to each row of the window read
+    # through the primary key: OFFSET 0 keeps that lookup a subquery of its own, so no other index
+    # can serve it.
+    where, where_params = conditions.where()
+    walk_sql = (
+        f"walk AS MATERIALIZED (SELECT w.id FROM ({window}) AS w({', '.join(columns)}) "
+        f"CROSS JOIN LATERAL (SELECT * FROM {TABLE} AS walked WHERE walked.id = w.id OFFSET 0) "
+        f"AS {TABLE} "
+        f"WHERE {where} ORDER BY {order_sql(order_by, 'w')} LIMIT %s OFFSET %s)"
     )
     sql = (
-        f"WITH {walk}, {with_sql} "
+        f"WITH {walk_sql}, {with_sql} "
         f"SELECT walk.id FROM walk WHERE (SELECT count(*) FROM walk) = %s "
         f"UNION ALL (SELECT page.id FROM ({candidates}) AS page WHERE (SELECT count(*) FROM walk) < %s)"
     )
-    return sql, [*window_params, *where_params, limit, offset, *params, limit, limit, offset, limit]
+    return sql, [*window_params, size, *where_params, limit, offset, *params, limit, limit, offset, limit]
 
 
 def page_ids_sql(
-    qs: QuerySet[Media],
+    conditions: Conditions,
     *,
     order_by: str | None,
     limit: int,
@@ -195,68 +153,39 @@ def page_ids_sql(
     key: list[Any] | None = None,
     walk: bool = True,
 ) -> tuple[str, list[Any]]:
-    """SQL of the ids of rows ``offset`` to ``offset + limit`` of ``qs`` in order."""
-    if candidates_first and connection.vendor == "postgresql" and not qs.query.is_empty():
-        return _page_ids_sql(qs, order_by=order_by, limit=limit, offset=offset, key=key, walk=walk)
-    sql, params = (
-        qs.order_by(*ordering(order_by)).values("pk")[offset : offset + limit].query.sql_with_params()
-    )
-    return sql, list(params)
+    """SQL of the ids of rows ``offset`` to ``offset + limit`` of the matches in order.
 
-
-def page_queryset(
-    qs: QuerySet[Media],
-    *,
-    order_by: str | None,
-    limit: int,
-    offset: int,
-    candidates_first: bool = False,
-    key: list[Any] | None = None,
-    walk: bool = True,
-) -> QuerySet[Media]:
-    """The rows ``offset`` to ``offset + limit`` of ``qs`` in order, as one query.
-
-    The page's ids are chosen first, in a subquery that reads no more than filtering and ordering
-    need (often only indexes); only those rows are then read whole, with the response's joins.
-    ``key`` is the cursor's, when ``qs`` has been cut after it.
-    """
-    order = ordering(order_by)
-    if qs.query.is_empty():
-        return qs.none()
+    ``key`` is the cursor's, when ``conditions`` already hold the rows after it."""
     if candidates_first and connection.vendor == "postgresql":
-        sql, params = page_ids_sql(
-            qs, order_by=order_by, limit=limit, offset=offset, candidates_first=True, key=key, walk=walk
-        )
-        page_ids = RawSQL(sql, params)
-    else:
-        page_ids = qs.order_by(*order).values("pk")[offset : offset + limit]
-    return media_queryset().filter(pk__in=page_ids).order_by(*order)
+        return _page_ids_sql(conditions, order_by=order_by, limit=limit, offset=offset, key=key, walk=walk)
+    sql, params = _matches_sql(conditions, ["id"])
+    return f"{sql} ORDER BY {order_sql(order_by)} LIMIT %s OFFSET %s", [*params, limit, offset]
 
 
-def count_sql(qs: QuerySet[Media], cap: int, *, candidates_first: bool = False) -> tuple[str, list[Any]]:
-    """SQL counting up to ``cap`` matches of ``qs``."""
+def count_sql(conditions: Conditions, cap: int, *, candidates_first: bool = False) -> tuple[str, list[Any]]:
+    """SQL counting up to ``cap`` matches."""
     if candidates_first and connection.vendor == "postgresql":
-        with_sql, params, _ = _candidates_sql(qs, None)
+        with_sql, params, _ = _candidates_sql(conditions, None)
         return f"SELECT count(*) FROM (WITH {with_sql} SELECT 1 FROM candidates LIMIT %s) AS capped", [
             *params,
             cap,
         ]
-    sql, params = qs.order_by().values("pk")[:cap].query.sql_with_params()
-    return f"SELECT count(*) FROM ({sql}) AS capped", list(params)
+    sql, params = _matches_sql(conditions, ["id"])
+    return f"SELECT count(*) FROM ({sql} LIMIT %s) AS capped", [*params, cap]
 
 
-def count_matches(qs: QuerySet[Media], cap: int, *, candidates_first: bool = False) -> int:
-    """How many matches ``qs`` has, counting no further than ``cap``."""
-    if qs.query.is_empty():
+def count_matches(conditions: Conditions, cap: int, *, candidates_first: bool = False) -> int:
+    """How many matches there are, counting no further than ``cap``."""
+    if conditions.empty:
         return 0
-    sql, params = count_sql(qs, cap, candidates_first=candidates_first)
+    sql, params = count_sql(conditions, cap, candidates_first=candidates_first)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()[0]
 
 
 def search_page(
-    qs: QuerySet[Media],
+    conditions: Conditions,
     *,
     order_by: str | None,
     limit: int,
@@ -266,16 +195,18 @@ def search_page(
     candidates_first: bool = False,
     walk: bool = True,
 ) -> Page:
-    """Read one page of ``qs`` (one query, plus a capped COUNT unless the page shows the total).
+    """Read one page of the matches (one statement, plus a capped COUNT unless the page shows the
+    total).
 
     With ``cursor`` the page starts after the row it names, and ``offset`` (the number of matches
     before it, as the link said) only serves the total and the links.
     """
     key = None if cursor is None else decode_cursor(cursor, order_by, digest)
-    rest = qs if key is None else after_cursor(qs, order_by, key)
+    rest = conditions if key is None else after_key(conditions, order_by, key)
     skip = 0 if cursor is not None else offset
-    rows = media_rows(
-        page_queryset(
+    rows: list[dict[str, Any]] = []
+    if not rest.empty:
+        ids_sql, ids_params = page_ids_sql(
             rest,
             order_by=order_by,
             limit=limit + 1,
@@ -284,7 +215,7 @@ def search_page(
             key=key,
             walk=walk,
         )
-    )
+        rows = media_rows(ids_sql, ids_params, order_by)
     has_next = len(rows) > limit
     rows = rows[:limit]
     next_params = {}

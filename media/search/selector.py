@@ -1,24 +1,19 @@
-"""The search selector: ``MediaSearch`` filters become one QuerySet, read one page at a time."""
+"""The search selector: ``MediaSearch`` filters become SQL conditions, read one page at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest
-from taggit.models import Tag
 
-from media.models import Media, TaggedMedia
 from media.schemas import MAX_OFFSET, MAX_PAGE, MediaListQuery, MediaSearch, MetadataCondition
+from media.search.filters import conditions_for
 from media.search.indexes import IndexedPaths, index_for, indexed_paths, media_rows_estimate
 from media.search.pages import filters_digest, search_page
 from media.search.params import filters_from_query
-from media.search.sql import Where, any_identifier_matches, identifier_type_matches, metadata_condition
-from media.search.wildcards import Wildcard, text_matches
-from media.selectors import media_queryset
+from media.search.wildcards import Wildcard
 from mediastore.errors import RuleViolation
 from mediastore.pagination import Page, next_url, previous_url
 
@@ -27,58 +22,6 @@ def has_filters(filters: MediaSearch) -> bool:
     """Whether any filter is given; empty lists and objects do not count."""
     values = filters.model_dump(exclude={"order_by", "limit", "offset"})
     return any(value not in (None, [], {}) for value in values.values())
-
-
-def _tag_ids(names: Iterable[str]) -> dict[str, int]:
-    names = set(names)
-    return dict(Tag.objects.filter(name__in=names).values_list("name", "id")) if names else {}
-
-
-def media_search_queryset(filters: MediaSearch, paths: IndexedPaths | None = None) -> QuerySet[Media]:
-    """The media matching every given filter (unordered; the response's joins included).
-
-    One small query resolves tag names first; unknown tags then end the search without more queries.
-    """
-    qs = media_queryset()
-    ids = _tag_ids([*filters.tags, *filters.tags_all])
-    if filters.tags:
-        wanted = [ids[name] for name in filters.tags if name in ids]
-        if not wanted:
-            return qs.none()
-        qs = qs.filter(pk__in=TaggedMedia.objects.filter(tag_id__in=wanted).values("content_object_id"))
-    if filters.tags_all:
-        if any(name not in ids for name in filters.tags_all):
-            return qs.none()
-        for tag_id in sorted({ids[name] for name in filters.tags_all}):
-            qs = qs.filter(
-                Exists(TaggedMedia.objects.filter(content_object_id=OuterRef("pk"), tag_id=tag_id))
-            )
-    if filters.pid is not None:
-        wildcard = Wildcard.parse(filters.pid)
-        if wildcard.is_literal:
-            qs = qs.filter(pid=wildcard.literal)
-        else:
-            qs = qs.filter(Where(lambda vendor, pid: text_matches(pid, vendor, wildcard), "pid"))
-    pid_types = [filters.pid_type] if isinstance(filters.pid_type, str) else filters.pid_type
-    if pid_types:
-        qs = qs.filter(pid_type_id__in=pid_types)
-    for type_name, pattern in sorted(filters.identifiers.items()):
-        qs = qs.filter(identifier_type_matches(type_name, pattern))
-    if filters.identifier is not None:
-        qs = qs.filter(any_identifier_matches(filters.identifier))
-    if filters.metadata and paths is None:
-        paths = indexed_paths()
-    for condition in filters.metadata:
-        qs = qs.filter(metadata_condition(condition, index_for(condition, paths or {})))
-    simple = {
-        "store_status": filters.store_status,
-        "store_config_id": filters.store_config,
-        "created__gte": filters.created_after,
-        "created__lt": filters.created_before,
-        "updated__gte": filters.updated_after,
-        "updated__lt": filters.updated_before,
-    }
-    return qs.filter(**{lookup: value for lookup, value in simple.items() if value is not None})
 
 
 def _check_paging(limit: int | None, offset: int | None) -> None:
@@ -141,7 +84,7 @@ def _read(filters: MediaSearch, *, limit: int, offset: int, cursor: str | None) 
     plan = search_plan(filters, paths)
     digest = filters_digest(filters.model_dump_json(exclude={"limit", "offset"}))
     page = search_page(
-        media_search_queryset(filters, paths),
+        conditions_for(filters, paths),
         order_by=filters.order_by,
         limit=limit,
         offset=offset,

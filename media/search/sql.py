@@ -18,9 +18,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-
-from django.db.models import BooleanField, F, Func
 
 from identifiers.rules import NAME_RE
 from media.schemas import MetadataCondition
@@ -31,29 +30,25 @@ from mediastore.errors import RuleViolation
 #: SQL function of migration 0003 (PostgreSQL): all identifier values in one text, trigram-indexed.
 IDENTIFIER_VALUES_FUNCTION = "media_identifier_values"
 
-# --- a boolean SQL condition over columns, as a queryset filter -----------------------------
+# --- a boolean SQL condition over columns of the media table ---------------------------------
+
+#: How the conditions name the media table: the search's statements read it under this name.
+TABLE = '"media_media"'
 
 
-class Where(Func):
-    """A boolean condition over some columns of Media, written per database by ``render``.
+@dataclass(frozen=True)
+class Where:
+    """A boolean condition over some columns of the media table, written per database by ``render``.
 
-    ``render(vendor, *column_sql)`` returns ``(sql, params)``. Columns are compiled by Django, so
-    table aliases stay right wherever the queryset goes.
+    ``render(vendor, *column_sql)`` returns ``(sql, params)``; ``sql`` gives it with each column
+    written as ``"media_media"."<column>"``.
     """
 
-    output_field = BooleanField()
+    render: Callable[..., Sql]
+    columns: tuple[str, ...]
 
-    def __init__(self, render: Callable[..., Sql], *columns: str) -> None:
-        super().__init__(*(F(column) for column in columns))
-        self.render = render
-
-    def as_sql(self, compiler, connection, **extra_context) -> Sql:
-        columns = []
-        for expression in self.get_source_expressions():
-            sql, params = compiler.compile(expression)
-            assert not params, "columns carry no parameters"
-            columns.append(sql)
-        sql, params = self.render(connection.vendor, *columns)
+    def sql(self, vendor: str) -> Sql:
+        sql, params = self.render(vendor, *(f'{TABLE}."{column}"' for column in self.columns))
         return f"({sql})", params
 
 
@@ -80,7 +75,7 @@ def identifier_type_matches(type_name: str, pattern: str) -> Where:
         match, params = text_matches(f"json_extract({ids}, %s)", vendor, wildcard)
         return f"json_type({ids}, %s) = 'text' AND {match}", [path, path, *params]
 
-    return Where(render, "identifiers")
+    return Where(render, ("identifiers",))
 
 
 def any_identifier_matches(pattern: str) -> Where:
@@ -106,7 +101,7 @@ def any_identifier_matches(pattern: str) -> Where:
             [*pid_params, *value_params],
         )
 
-    return Where(render, "pid", "identifiers")
+    return Where(render, ("pid", "identifiers"))
 
 
 # --- metadata -------------------------------------------------------------------------------
@@ -343,4 +338,4 @@ def metadata_condition(condition: MetadataCondition, indexed: str | None = None)
             return containment(vendor, col)
         return generic(vendor, col)
 
-    return Where(render, "metadata")
+    return Where(render, ("metadata",))
