@@ -177,7 +177,7 @@ TEMPLATES = [
 if env.get_str("POSTGRES_DB"):
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.postgresql",
+            "ENGINE": "mediastore.postgresql_backend",
             "NAME": env.get_str("POSTGRES_DB"),
             "USER": env.get_str("POSTGRES_USER", "postgres"),
             "PASSWORD": env.get_str("POSTGRES_PASSWORD"),
