@@ -10,15 +10,17 @@ does, so the objects behave exactly like those of ``select_related`` (related ob
 
 On PostgreSQL the statement is also *prepared* (once per connection): planning the token lookup,
 with its permission subquery, took 1.4 ms against 0.2 ms to run it. Django's own cursors bind
-parameters on the client, which psycopg never prepares, so only these statements are; the
-connection's ``prepare_threshold`` (``POSTGRES_PREPARED_STATEMENTS``) turns it off for poolers
-that cannot keep prepared statements.
+parameters on the client, which psycopg never prepares, so only these statements are.
+``POSTGRES_PREPARED_STATEMENTS=false`` (``MEDIASTORE_PG_PREPARED``) turns it off for poolers that
+cannot keep prepared statements.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
+from django.conf import settings
 from django.db import connection, models
 from django.db.backends.utils import CursorWrapper
 
@@ -131,17 +133,27 @@ def column_converters(fields: list[models.Field]) -> list[tuple[int, object]]:
     return found
 
 
-def statement_cursor() -> CursorWrapper:
+@contextmanager
+def statement_cursor() -> Iterator[CursorWrapper]:
     """Django's cursor (health check, execute wrappers, query logging all apply); on PostgreSQL
-    with prepared statements allowed, over a psycopg cursor that binds parameters on the server,
-    so that psycopg prepares what it runs (with the connection's adapters and time zone)."""
-    wrapper = connection.cursor()
-    if connection.vendor == "postgresql" and connection.connection.prepare_threshold is not None:
+    with ``MEDIASTORE_PG_PREPARED``, over a psycopg cursor that binds parameters on the server,
+    with preparation allowed on the connection only while it is open, so psycopg prepares what
+    runs through it and nothing else (the connection keeps Django's ``prepare_threshold`` of None
+    for every other statement)."""
+    with connection.cursor() as wrapper:
+        if connection.vendor != "postgresql" or not settings.MEDIASTORE_PG_PREPARED:
+            yield wrapper
+            return
         import psycopg
 
-        client_bound, wrapper.cursor = wrapper.cursor, psycopg.Cursor(connection.connection)
+        raw = connection.connection
+        client_bound, wrapper.cursor = wrapper.cursor, psycopg.Cursor(raw)
         client_bound.close()
-    return wrapper
+        previous, raw.prepare_threshold = raw.prepare_threshold, 0
+        try:
+            yield wrapper
+        finally:
+            raw.prepare_threshold = previous
 
 
 def _chained(functions, expression):

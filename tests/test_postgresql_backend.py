@@ -28,17 +28,39 @@ def _start_of_a_request() -> None:
     assert connection.connection is not None and not connection.health_check_done
 
 
-def test_an_idle_healthy_connection_is_kept_without_a_query(monkeypatch):
-    pid = _backend_pid()
-    _start_of_a_request()
-    sent = []
+def _spy(monkeypatch) -> list:
+    sent: list = []
     raw = connection.connection
     for name in ("execute", "cursor"):
         original = getattr(raw, name)
         monkeypatch.setattr(raw, name, lambda *a, _o=original, **k: sent.append(a) or _o(*a, **k))
+    return sent
+
+
+def test_an_idle_healthy_connection_is_kept_without_a_query(monkeypatch):
+    pid = _backend_pid()
+    _start_of_a_request()
+    assert connection.is_usable()  # checked now (by a round trip if the last check was long ago)
+    sent = _spy(monkeypatch)
     assert connection.is_usable()
     assert sent == []
     assert _backend_pid() == pid
+
+
+def test_a_connection_not_checked_for_a_while_asks_the_server(monkeypatch):
+    """A host that vanished without closing its sockets leaves nothing to read: only a round trip
+    tells, so an idle connection is trusted for TRUST_SECONDS after a check, no longer."""
+    from mediastore.postgresql_backend.base import TRUST_SECONDS
+
+    _backend_pid()
+    _start_of_a_request()
+    connection.checked_at -= TRUST_SECONDS + 1
+    sent = _spy(monkeypatch)
+    assert connection.is_usable()
+    assert sent  # SELECT 1 went to the server
+    sent.clear()
+    assert connection.is_usable()
+    assert sent == []  # and was trusted again right after
 
 
 def test_a_connection_the_server_ended_is_replaced_before_the_first_query():

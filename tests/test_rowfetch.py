@@ -32,9 +32,23 @@ def test_media_read_is_prepared_once_per_connection():
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
-def test_prepared_statements_can_be_turned_off(monkeypatch):
+def test_no_other_statement_is_tracked_for_preparation():
+    """Preparation is allowed on the connection only while a RowFetcher statement runs: Django's
+    own statements are neither prepared nor kept in psycopg's cache of candidates."""
+    MEDIA_BY_PID.first("no-such-pid")
+    raw = connection.connection
+    assert raw.prepare_threshold is None
+    with connection.cursor() as cursor:
+        for _ in range(3):
+            cursor.execute("SELECT %s::int + 1", [41])
+    assert not [key for key in raw._prepared._counts if b"+ 1" in key[0]]
+    assert not [text for text in _prepared() if "+ 1" in text]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_prepared_statements_can_be_turned_off(settings):
+    settings.MEDIASTORE_PG_PREPARED = False
     connection.ensure_connection()
-    monkeypatch.setattr(connection.connection, "prepare_threshold", None)
     before = _prepared()
     MEDIA_BY_PID.first("no-such-pid")
     assert _prepared() == before

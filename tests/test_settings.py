@@ -107,7 +107,7 @@ def test_empty_env_file_variable_means_no_file(tmp_path):
     # Unset: the project's .env is read (the copy is really the project that runs).
     read = run_in(copy, show, **common)
     assert read.returncode == 0, read.stderr
-    assert read.stdout.split() == [str(copy), "True", "from-a-developers-env", "postgresql"]
+    assert read.stdout.split() == [str(copy), "True", "from-a-developers-env", "postgresql_backend"]
     # Empty: no file at all, so debug is off and, without a secret key, start-up stops.
     ignored = run_in(copy, show, MEDIASTORE_ENV_FILE="", **common)
     assert ignored.returncode != 0 and "DJANGO_SECRET_KEY is not set" in ignored.stderr

@@ -32,7 +32,10 @@ class Conditions:
     empty: bool = False
 
     def where(self) -> Sql:
-        """The conditions joined by AND (``1 = 1`` when there are none) and their parameters."""
+        """The conditions joined by AND (``1 = 1`` when there are none, ``1 = 0`` when nothing can
+        match) and their parameters."""
+        if self.empty:
+            return "1 = 0", []
         if not self.parts:
             return "1 = 1", []
         return " AND ".join(sql for sql, _ in self.parts), [p for _, params in self.parts for p in params]

@@ -1,33 +1,53 @@
-"""Django's PostgreSQL backend, with a health check that costs no round trip on an idle connection.
+"""Django's PostgreSQL backend, with a health check that costs no round trip between busy requests.
 
 With ``CONN_HEALTH_CHECKS`` Django checks a kept connection before its first use in each request,
 and PostgreSQL's check is a ``SELECT 1``: one more round trip on every request, about a fifth of a
 single-media read (docs/performance.md). A connection that is idle between requests has nothing
-to read; when the server goes away (restart, ``pg_terminate_backend``, idle timeouts) it sends its
-error and closes the socket, which then becomes readable. So an idle connection whose socket has
-nothing to read is usable, one with something to read is closed and opened again, and anything
-else (a connection inside a transaction, or in doubt) gets Django's ``SELECT 1``.
+to read; when the server ends it (restart, ``pg_terminate_backend``, idle timeouts) it sends its
+error and closes the socket, which then becomes readable. So a connection that passed a check
+less than ``TRUST_SECONDS`` ago, is idle, and has nothing to read is used as it is; one with
+something to read is closed and opened again. Anything else gets Django's ``SELECT 1``: a
+connection inside a transaction, and one not checked for a while, since a server host that
+vanished without closing its sockets (a moved address after a failover) leaves nothing to read,
+and only a round trip finds that out. On a busy server the check is then free; on a quiet one it
+costs what it did.
 """
 
 from __future__ import annotations
 
 import select
+import time
 
 from django.db.backends.postgresql import base
 from psycopg.pq import TransactionStatus
 
+#: A connection found usable this recently is trusted when its socket has nothing to read.
+TRUST_SECONDS = 5.0
+
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    checked_at = float("-inf")  # monotonic time of the last check that passed
+
     def is_usable(self) -> bool:
         raw = self.connection
         if raw is None or raw.closed or raw.broken:
             return False
-        if raw.info.transaction_status != TransactionStatus.IDLE:
-            return super().is_usable()
-        try:
-            readable, _, _ = select.select([raw.fileno()], [], [], 0)
-        except (OSError, ValueError):
-            return False
-        # Nothing is expected on an idle connection (no LISTEN here): what arrived is the server's
-        # goodbye, or at least not worth the risk of a failed query.
-        return not readable
+        now = time.monotonic()
+        if raw.info.transaction_status != TransactionStatus.IDLE or now - self.checked_at > TRUST_SECONDS:
+            usable = super().is_usable()
+        else:
+            try:
+                poller = select.poll()
+                poller.register(raw.fileno(), select.POLLIN | select.POLLPRI)
+                # Nothing is expected on an idle connection (no LISTEN here): what arrived is the
+                # server's goodbye, or at least not worth the risk of a failed query.
+                usable = not poller.poll(0)
+            except (OSError, ValueError):
+                usable = False
+        if usable:
+            self.checked_at = now
+        return usable
+
+    def connect(self) -> None:
+        super().connect()
+        self.checked_at = time.monotonic()  # a new connection was just shown to work

@@ -693,3 +693,15 @@ def test_fast_page_path_answers_what_the_schema_path_answers(api, id_types, sett
         link = pages[-1].headers["Link"]
         pages.append(api.post(link[1 : link.index(">")].removeprefix("http://testserver"), {"tags": ["v"]}))
     assert [m for page in pages for m in page.json()] == expected
+
+
+def test_an_unknown_tag_makes_sql_that_matches_nothing(db):
+    """The conditions of a search that cannot match say so in their SQL too, not only by a flag."""
+    from media import search
+    from media.schemas import MediaSearch
+
+    conditions = search.conditions_for(MediaSearch.model_validate({"tags": ["no-such-tag-anywhere"]}))
+    assert conditions.empty
+    assert conditions.where() == ("1 = 0", [])
+    sql, params = search.count_sql(conditions, 10)
+    assert "1 = 0" in sql

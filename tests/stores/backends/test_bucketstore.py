@@ -222,3 +222,10 @@ def test_s3_part_size_grows_with_the_size_hint() -> None:
         part = part_size_for(size)
         assert part >= PART_SIZE and part % (1 << 20) == 0
         assert -(-size // part) <= MAX_PARTS
+
+
+def test_presigned_get_with_an_endpoint_that_is_not_a_base_url_is_refused() -> None:
+    """An endpoint with a query string would put the bucket and key inside that query."""
+    params = S3Params(url="http://127.0.0.1:9/base?x=1", access_key="a", secret_key="b")
+    with pytest.raises(StorageError):
+        build_backend("BucketStore", "my-bucket", params).presigned_get("key.bin", 60)
