@@ -20,10 +20,7 @@ from mediastore.throttle import check_login_allowed, record_login_failure, recor
 # Writing last_used on every request would turn each read into a write; a minute's precision is enough.
 LAST_USED_PRECISION = timedelta(seconds=60)
 # The token with its user and the user's permissions in one statement compiled once per process
-# (read on every request).
-TOKEN_WITH_USER = RowFetcher(ApiToken, "key_hash", ("user",), extra=permissions_column)
-# The token with its user and the user's permissions in one statement compiled once per process
-# (read on every request).
+# and prepared once per connection on PostgreSQL (read on every request).
 TOKEN_WITH_USER = RowFetcher(ApiToken, "key_hash", ("user",), extra=permissions_column)
 
 

@@ -18,14 +18,29 @@ from __future__ import annotations
 import select
 import time
 
-from django.db.backends.postgresql import base
+from django.db.backends.postgresql import base, operations
+from psycopg import errors
 from psycopg.pq import TransactionStatus
 
 #: A connection found usable this recently is trusted when its socket has nothing to read.
 TRUST_SECONDS = 5.0
 
 
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor, sql, params):
+        """The SQL with its parameters, as Django logs it, also for a prepared statement (psycopg
+        keeps no query text on the cursor when it executes one: mediastore.rowfetch)."""
+        query = super().last_executed_query(cursor, sql, params)
+        if query is not None:
+            return query
+        try:
+            return self.compose_sql(sql, params)
+        except errors.DataError:
+            return sql
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
     checked_at = float("-inf")  # monotonic time of the last check that passed
 
     def is_usable(self) -> bool:
