@@ -8,6 +8,7 @@ workers serve them (the access log shows which did), and the 11th is refused wit
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
@@ -32,7 +33,9 @@ pytestmark = pytest.mark.e2e
 
 WORKERS = 2
 LIMIT = 10  # the default MEDIASTORE_LOGIN_RATE, 10/m
-REDIS_URL = "redis://127.0.0.1:6379/14"  # not the RAM store tests' database (15)
+# Not the RAM store tests' database (15), and one per database of the suite: the counters are per
+# username, and bin/test may run the SQLite and PostgreSQL suites at the same time.
+REDIS_URL = f"redis://127.0.0.1:6379/{13 if os.environ.get('POSTGRES_DB') else 14}"
 
 
 @pytest.fixture(scope="module")
