@@ -145,6 +145,11 @@ def key_columns(order_by: str | None) -> list[str]:
     return ["id" if name == "pk" else name for name in key_fields(order_by)]
 
 
+def id_and_key_columns(order_by: str | None) -> list[str]:
+    """``id`` and the order's key columns, each once: what the candidate set and the walk select."""
+    return list(dict.fromkeys(["id", *key_columns(order_by)]))
+
+
 def order_sql(order_by: str | None, table: str = TABLE) -> str:
     """The ORDER BY of a search over ``table``: pk by default; pid in byte order (served by the pid
     index of migration 0003 on PostgreSQL); dates with pk to break ties."""

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.core import signing
 from django.db import connection
 
-from media.search.filters import TABLE, Conditions, after_key, key_columns, key_fields, order_sql
+from media.search.filters import TABLE, Conditions, after_key, id_and_key_columns, key_fields, order_sql
 from media.search.rows import media_rows
 from mediastore.errors import RuleViolation
 from mediastore.pagination import Page
@@ -82,7 +82,7 @@ def _matches_sql(conditions: Conditions, columns: list[str]) -> tuple[str, list[
 
 def _candidates_sql(conditions: Conditions, order_by: str | None) -> tuple[str, list[Any], str]:
     """``candidates(...) AS MATERIALIZED (...)``: every match with its order key; and the ORDER BY."""
-    columns = list(dict.fromkeys(["id", *key_columns(order_by)]))
+    columns = id_and_key_columns(order_by)
     inner, params = _matches_sql(conditions, columns)
     with_sql = f"candidates({', '.join(columns)}) AS MATERIALIZED ({inner})"
     return with_sql, params, order_sql(order_by, "candidates")
@@ -120,7 +120,7 @@ def _page_ids_sql(
     depth = offset + limit
     if not walk or depth > WALK_MAX_DEPTH:
         return f"WITH {with_sql} {candidates}", [*params, limit, offset]
-    columns = list(dict.fromkeys(["id", *key_columns(order_by)]))
+    columns = id_and_key_columns(order_by)
     size = min(WALK_MAX, max(WALK_MIN, WALK_FACTOR * depth))
     after = Conditions() if key is None else after_key(Conditions(), order_by, key)
     window, window_params = _matches_sql(after, columns)
