@@ -22,6 +22,7 @@ from media.schemas import MediaError, MediaOut, media_out_dict
 from media.selectors import media_get, media_read_many
 from mediastore.errors import LengthRequired, MediastoreError, NotFound
 from mediastore.pagination import json_response
+from mediastore.parser import large_member
 
 router = Router(tags=["bytes"])
 
@@ -42,7 +43,9 @@ def upload(request: HttpRequest, payload: UploadIn):
     prefer `POST /api/media` + `PUT /api/media/{pid}/content`, which streams. JSON bodies are
     limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it)."""
     if payload.base64:
-        data = base64io.decode_base64(payload.base64)
+        data = large_member(request, payload.base64)  # already decoded from a large body
+        if data is None:
+            data = base64io.decode_base64(payload.base64)
         media = transfer.upload_base64(
             payload.mediadata, data, content_type=payload.content_type, size=payload.size, user=request.auth
         )

@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
+import secrets
+from collections.abc import Callable
 
 from django.http import HttpRequest
 from ninja.parser import Parser
@@ -13,6 +16,12 @@ from mediastore.errors import RuleViolation, UnsupportedMediaType
 
 # Bodies above this size are parsed without keeping Django's copy of the raw bytes.
 LARGE_BODY = 1 << 20
+
+# Top-level members whose large string values are decoded straight from the raw body (see
+# ``register_large_member``): name -> decode(bytes-like) -> value.
+_LARGE_MEMBERS: dict[str, Callable[[memoryview], object]] = {}
+# A JSON string value that follows the member's name, up to its opening quote.
+_AFTER_NAME = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*"')
 
 
 def is_json_request(request: HttpRequest) -> bool:
@@ -84,6 +93,73 @@ def loads(text: str | bytes):
     return data
 
 
+def register_large_member(name: str, decode: Callable[[memoryview], object]) -> None:
+    """Let a large body's top-level string member ``name`` skip the text parse: ``decode`` gets
+    its raw bytes (a memoryview of the body) and its result is what ``large_member`` returns.
+
+    A base64 upload's body is almost all one string. Decoding the body to text and parsing it
+    makes two more copies of that string, each as large as the body, and scans it a character at a
+    time; finding its closing quote with ``bytes.find`` and handing the bytes between the quotes to
+    the decoder takes a fraction of that (docs/performance.md). ``decode`` raises on input it
+    does not take; the body is then parsed the usual way, so every answer stays the one the full
+    parse gives (a 400 for a control character in the string, say)."""
+    _LARGE_MEMBERS[name] = decode
+
+
+def large_member(request: HttpRequest, value):
+    """What ``decode`` made of a member that ``JsonParser`` took from the raw body, when ``value``
+    is the stand-in the parsed body holds for it; otherwise None (the member was parsed as usual)."""
+    held = getattr(request, "_mediastore_large_members", None)
+    return held.pop(value, None) if held and isinstance(value, str) else None
+
+
+def _take_large_member(request: HttpRequest, raw: bytes):
+    """Parse ``raw`` with the value of one registered member left out, or None when that does not
+    apply (no such member, too small, a backslash in it, or the decoder refuses it).
+
+    The member's string has no quote (it ends at the first one) and no backslash, so the body
+    without it reads exactly as the body with it: the rest is parsed strictly (``loads``) with a
+    random stand-in in its place, and it counts only if the stand-in is what the parse put at that
+    top-level name, i.e. the quotes found really delimit that member's value. Only the longest
+    string after such a name is tried, so a body full of them costs at most one parse more."""
+    for name, decode in _LARGE_MEMBERS.items():
+        quoted = json.dumps(name).encode()
+        longest = (0, 0)
+        at = raw.find(quoted)
+        while at != -1:
+            at += len(quoted)
+            after = _AFTER_NAME.match(raw, at)
+            if after:
+                start = after.end()
+                end = raw.find(b'"', start)
+                if end == -1:
+                    break
+                if end - start > longest[1] - longest[0]:
+                    longest = (start, end)
+                at = end
+            at = raw.find(quoted, at)
+        start, end = longest
+        if end - start >= LARGE_BODY and raw.find(b"\\", start, end) == -1:
+            return _parse_without(request, raw, name, start, end, decode)
+    return None
+
+
+def _parse_without(request: HttpRequest, raw: bytes, name: str, start: int, end: int, decode):
+    stand_in = f"mediastore-large-member-{secrets.token_hex(16)}"
+    try:
+        data = loads(raw[:start] + stand_in.encode() + raw[end:])
+    except (ValueError, RuleViolation):
+        return None  # the full parse gives the answer, with its positions
+    if not isinstance(data, dict) or data.get(name) != stand_in:
+        return None
+    try:
+        value = decode(memoryview(raw)[start:end])
+    except (ValueError, RuleViolation):
+        return None
+    request._mediastore_large_members = {stand_in: value}
+    return data
+
+
 class JsonParser(Parser):
     """Parses JSON bodies strictly (see ``loads``), refuses other media types, and lets go of a large
     raw body early.
@@ -94,8 +170,10 @@ class JsonParser(Parser):
 
     Django keeps ``request.body`` for the whole request. A base64 upload's body can be hundreds of
     MB, and its raw bytes, their decoded text, the parsed base64 string and the decoded bytes would
-    otherwise all be alive at once. Once the body is decoded to text the raw copy is dropped (the
-    API reads each body once), which keeps a base64 upload under 4x its size in memory.
+    otherwise all be alive at once. A registered large member (``register_large_member``) is
+    decoded from the raw bytes without any text; otherwise the raw copy is dropped once the body is
+    decoded to text (the API reads each body once), which keeps a base64 upload under 4x its size
+    in memory.
 
     ninja wraps every error of ``parse_body`` in a 400; ``mediastore.api`` answers the
     MediastoreErrors raised here with their own status instead.
@@ -113,6 +191,11 @@ class JsonParser(Parser):
         raw = request.body
         if len(raw) < LARGE_BODY:
             return loads(raw)
+        taken = _take_large_member(request, raw)
+        if taken is not None:
+            request._body = b""
+            request._stream = io.BytesIO()
+            return taken
         text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads(bytes) does
         del raw
         # Django keeps the bytes as _body and wrapped in _stream (a BytesIO sharing the buffer).
