@@ -106,7 +106,7 @@ def base64_response(media) -> StreamingHttpResponse:
     """The media and its bytes as a streamed JSON answer: the bytes are encoded piece by piece
     instead of being held whole, as bytes, as base64 text and as the rendered JSON, all at once."""
     size = reads.stored_size(media)
-    chunks = reads.open_content(media, 0, None)
+    chunks = reads.open_content(media, 0, None, base64io.ENCODE_CHUNK)
     mediadata = media_out_dict(media)
     head = json.dumps({"mediadata": mediadata, "presigned_get": ""}, cls=NinjaJSONEncoder)  # as other answers
     head_bytes = head[:-1].encode() + b', "base64": "'

@@ -39,15 +39,30 @@ BAD_BASE64 = (
 )
 
 
+#: Raw bytes per piece of a base64 download: a multiple of 3, so that no piece leaves bytes over
+#: for the next one (which would cost a copy of the next piece to join them).
+ENCODE_CHUNK = 3 << 20
+
+
 def base64_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Base64 of a stream of byte chunks, encoded piecewise (pieces regrouped to multiples of 3)."""
+    """Base64 of a stream of byte chunks, encoded piecewise. Chunks whose length is not a multiple
+    of 3 leave up to two bytes over; those are joined with the first bytes of the next chunk as a
+    group of their own, so no chunk is copied whole."""
     rest = b""
     for chunk in chunks:
-        data = rest + chunk if rest else chunk
-        cut = len(data) - len(data) % 3
-        rest = data[cut:]
+        view = memoryview(chunk)
+        if rest:
+            head = rest + bytes(view[: 3 - len(rest)])
+            view = view[3 - len(rest) :]
+            if len(head) < 3:  # the chunk was shorter than what the group still needed
+                rest = head
+                continue
+            yield pybase64.b64encode(head)
+            rest = b""
+        cut = len(view) - len(view) % 3
+        rest = bytes(view[cut:])
         if cut:
-            yield pybase64.b64encode(memoryview(data)[:cut])
+            yield pybase64.b64encode(view[:cut])
     if rest:
         yield pybase64.b64encode(rest)
 

@@ -17,6 +17,7 @@ from media.selectors import media_get
 from mediastore import metrics
 from mediastore.errors import Conflict, MediastoreError, RuleViolation, StorageError
 from stores.backends import ObjectNotFound
+from stores.backends.base import DEFAULT_CHUNK_SIZE
 from stores.models import StoreConfig
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,13 @@ def read_current(pid: str, *, user, read: Callable[[Media], T]) -> T:
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def open_content(media: Media, start: int, length: int | None) -> Iterator[bytes]:
+def open_content(
+    media: Media, start: int, length: int | None, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> Iterator[bytes]:
     """Chunks of the stored bytes (counted as downloaded as they go out); raises before streaming
     starts when they are missing."""
     try:
-        chunks = media.store_config.backend().iter_bytes(media.store_key, start, length)
+        chunks = media.store_config.backend().iter_bytes(media.store_key, start, length, chunk_size)
         return metrics.counted(chunks, metrics.BYTES_DOWNLOADED)
     except ObjectNotFound:
         raise _missing(media) from None
