@@ -40,8 +40,9 @@ BAD_BASE64 = (
 
 
 #: Raw bytes per piece of a base64 download: a multiple of 3, so that no piece leaves bytes over
-#: for the next one (which would cost a copy of the next piece to join them).
-ENCODE_CHUNK = 3 << 20
+#: for the next one (which would cost a copy of the next piece to join them), and just under 1 MiB:
+#: larger pieces were slower (3 MiB by a quarter, 12 MiB by half: fresh memory for each piece).
+ENCODE_CHUNK = (1 << 20) - 1
 
 
 def base64_chunks(chunks: Iterator[bytes]) -> Iterator[bytes]:
