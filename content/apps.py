@@ -12,4 +12,4 @@ class ContentConfig(AppConfig):
 
         register_byte_mover(reads)  # media's store moves copy bytes through content (reads.copy_to_store)
         # POST /api/upload's base64 is decoded from the raw body, without parsing it as text.
-        register_large_member("base64", base64io.decode_base64)
+        register_large_member("api:upload", "base64", base64io.decode_base64)

@@ -18,8 +18,8 @@ from mediastore.errors import RuleViolation, UnsupportedMediaType
 LARGE_BODY = 1 << 20
 
 # Top-level members whose large string values are decoded straight from the raw body (see
-# ``register_large_member``): name -> decode(bytes-like) -> value.
-_LARGE_MEMBERS: dict[str, Callable[[memoryview], object]] = {}
+# ``register_large_member``): view name (``api:upload``) -> (member name, decode(bytes-like)).
+_LARGE_MEMBERS: dict[str, tuple[str, Callable[[memoryview], object]]] = {}
 # A JSON string value that follows the member's name, up to its opening quote.
 _AFTER_NAME = re.compile(rb'[ \t\r\n]*:[ \t\r\n]*"')
 
@@ -93,9 +93,11 @@ def loads(text: str | bytes):
     return data
 
 
-def register_large_member(name: str, decode: Callable[[memoryview], object]) -> None:
-    """Let a large body's top-level string member ``name`` skip the text parse: ``decode`` gets
+def register_large_member(view_name: str, name: str, decode: Callable[[memoryview], object]) -> None:
+    """Let a large body sent to the view ``view_name`` (as ``reverse`` names it, e.g.
+    ``api:upload``) skip the text parse for its top-level string member ``name``: ``decode`` gets
     its raw bytes (a memoryview of the body) and its result is what ``large_member`` returns.
+    Bodies of other views are parsed as text, whatever members they have.
 
     A base64 upload's body is almost all one string. Decoding the body to text and parsing it
     makes two more copies of that string, each as large as the body, and scans it a character at a
@@ -103,7 +105,7 @@ def register_large_member(name: str, decode: Callable[[memoryview], object]) -> 
     the decoder takes a fraction of that (docs/performance.md). ``decode`` raises on input it
     does not take; the body is then parsed the usual way, so every answer stays the one the full
     parse gives (a 400 for a control character in the string, say)."""
-    _LARGE_MEMBERS[name] = decode
+    _LARGE_MEMBERS[view_name] = (name, decode)
 
 
 def large_member(request: HttpRequest, value):
@@ -114,34 +116,40 @@ def large_member(request: HttpRequest, value):
 
 
 def _take_large_member(request: HttpRequest, raw: bytes):
-    """Parse ``raw`` with the value of one registered member left out, or None when that does not
-    apply (no such member, too small, a backslash in it, or the decoder refuses it).
+    """Parse ``raw`` with the value of its registered member left out, or None when that does not
+    apply (another view, no such member, a value under LARGE_BODY or under half the body, a
+    backslash in it, or the decoder refuses it).
 
     The member's string has no quote (it ends at the first one) and no backslash, so the body
     without it reads exactly as the body with it: the rest is parsed strictly (``loads``) with a
     random stand-in in its place, and it counts only if the stand-in is what the parse put at that
     top-level name, i.e. the quotes found really delimit that member's value. Only the longest
-    string after such a name is tried, so a body full of them costs at most one parse more."""
-    for name, decode in _LARGE_MEMBERS.items():
-        quoted = json.dumps(name).encode()
-        longest = (0, 0)
-        at = raw.find(quoted)
-        while at != -1:
-            at += len(quoted)
-            after = _AFTER_NAME.match(raw, at)
-            if after:
-                start = after.end()
-                end = raw.find(b'"', start)
-                if end == -1:
-                    break
-                if end - start > longest[1] - longest[0]:
-                    longest = (start, end)
-                at = end
-            at = raw.find(quoted, at)
-        start, end = longest
-        if end - start >= LARGE_BODY and raw.find(b"\\", start, end) == -1:
-            return _parse_without(request, raw, name, start, end, decode)
-    return None
+    string after such a name is tried, and only when it is most of the body, so a body that does
+    not fit costs at most a parse of its smaller part more than before."""
+    match = getattr(request, "resolver_match", None)
+    registered = _LARGE_MEMBERS.get(match.view_name) if match is not None else None
+    if registered is None:
+        return None
+    name, decode = registered
+    quoted = json.dumps(name).encode()
+    longest = (0, 0)
+    at = raw.find(quoted)
+    while at != -1:
+        at += len(quoted)
+        after = _AFTER_NAME.match(raw, at)
+        if after:
+            start = after.end()
+            end = raw.find(b'"', start)
+            if end == -1:
+                break
+            if end - start > longest[1] - longest[0]:
+                longest = (start, end)
+            at = end
+        at = raw.find(quoted, at)
+    start, end = longest
+    if end - start < max(LARGE_BODY, len(raw) // 2) or raw.find(b"\\", start, end) != -1:
+        return None
+    return _parse_without(request, raw, name, start, end, decode)
 
 
 def _parse_without(request: HttpRequest, raw: bytes, name: str, start: int, end: int, decode):

@@ -9,6 +9,7 @@ import random
 
 import pytest
 from django.test import RequestFactory
+from django.urls import resolve
 
 from media.models import Media
 from mediastore.parser import LARGE_BODY, JsonParser, large_member
@@ -35,8 +36,9 @@ def stored_bytes(api, pid: str) -> bytes:
     return b"".join(response.streaming_content)
 
 
-def parse(text: str | bytes):
-    request = RequestFactory().post("/api/upload", data=text, content_type="application/json")
+def parse(text: str | bytes, path: str = "/api/upload"):
+    request = RequestFactory().post(path, data=text, content_type="application/json")
+    request.resolver_match = resolve(path)  # as Django's handler sets it before the view runs
     return request, JsonParser().parse_body(request)
 
 
@@ -72,6 +74,24 @@ def test_the_parse_is_the_full_parse_whether_or_not_the_shortcut_fits(text, take
         assert decoded == DATA
         parsed["base64"] = ENCODED
     assert parsed == json.loads(text)
+
+
+def test_only_the_upload_view_takes_the_shortcut():
+    text = json.dumps({"username": "a", "password": "b", "base64": ENCODED})
+    for path in ("/api/login", "/api/media"):
+        request, parsed = parse(text, path)
+        assert parsed == json.loads(text)
+        assert getattr(request, "_mediastore_large_members", None) is None  # nothing decoded or held
+
+
+def test_a_member_that_is_not_most_of_the_body_is_parsed_as_text():
+    """A body the shortcut would fit only after parsing a large rest is parsed once, as text."""
+    text = json.dumps(
+        {"mediadata": media_body("e1", metadata={"pad": "x" * (2 * LARGE_BODY)}), "base64": ENCODED}
+    )
+    request, parsed = parse(text)
+    assert parsed == json.loads(text)
+    assert large_member(request, parsed["base64"]) is None
 
 
 @pytest.mark.parametrize("spacing", ['"base64":"', '"base64" :\n\t"', '"base64"\r\n:  "'])
