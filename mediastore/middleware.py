@@ -104,7 +104,8 @@ def discard_body(request: HttpRequest, chunk_size: int = 1 << 20) -> None:
 
 
 class JsonBodyLimitMiddleware:
-    """Answer 413 to a JSON API body larger than ``MEDIASTORE_MAX_UPLOAD_MB``, without keeping it.
+    """Answer 413 to a JSON API body larger than ``MEDIASTORE_MAX_UPLOAD_MB``, without keeping it,
+    and 411 to one sent chunked (no Content-Length: Django would read it as empty).
 
     Base64 uploads travel as JSON; Django's own limit is switched off in settings so that this one,
     with a sentence naming the variable, applies to every JSON endpoint alike. Raw streams
@@ -116,6 +117,19 @@ class JsonBodyLimitMiddleware:
 
     def __call__(self, request: HttpRequest):
         if is_json_body(request):
+            if not request.META.get("CONTENT_LENGTH") and "chunked" in (
+                request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+            ):
+                # Django reads a body of unknown length as empty; say so instead of a 422 for
+                # "missing" fields the client did send.
+                return JsonResponse(
+                    {
+                        "detail": "a JSON body needs a Content-Length; this one was sent chunked "
+                        "(Transfer-Encoding: chunked). Only PUT /api/media/{pid}/content takes "
+                        "chunked bodies"
+                    },
+                    status=411,
+                )
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:

@@ -32,7 +32,10 @@ ANSWERS: dict[int, tuple[str, dict | None]] = {
     404: ("The named object does not exist.", TEXT),
     409: ("Conflict: duplicate, still referenced, no bytes stored, or changed concurrently.", ITEMS),
     410: ("Gone: the events after this cursor were pruned; start again without `after`.", TEXT),
-    411: ("The body has neither Content-Length nor chunked framing.", TEXT),
+    411: (
+        "Length unknown: no Content-Length and no chunked framing, or a JSON body sent chunked.",
+        TEXT,
+    ),
     412: ("If-Match / If-None-Match does not hold; nothing changed.", TEXT),
     413: ("The JSON body (MEDIASTORE_MAX_UPLOAD_MB) or its metadata is too large.", EITHER),
     415: ("The body is not JSON (send Content-Type: application/json).", EITHER),
@@ -75,7 +78,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
 
 def errors_of(method: str, path: str, operation: dict) -> set[int]:
     """The error statuses of one operation: 401 unless public, 404 for a named object, 422 for
-    any input, 400/413/415 for a JSON body, plus its entry in EXTRA."""
+    any input, 400/411/413/415 for a JSON body, plus its entry in EXTRA."""
     codes = set(EXTRA.get((method, path), set()))
     if operation.get("security"):
         codes.add(401)
@@ -83,7 +86,7 @@ def errors_of(method: str, path: str, operation: dict) -> set[int]:
         codes.add(404)
     has_json = "application/json" in operation.get("requestBody", {}).get("content", {})
     if has_json:
-        codes |= {400, 413, 415}
+        codes |= {400, 411, 413, 415}
     if has_json or operation.get("parameters") or "{" in path:
         codes.add(422)
     return codes
