@@ -25,9 +25,8 @@ def decode_base64(text: str | bytes | memoryview) -> bytes:
         data = pybase64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise RuleViolation(BAD_BASE64) from None
-    tail = bytes(text[-4:]) if isinstance(text, memoryview) else text[-4:]
-    if isinstance(tail, str):
-        tail = tail.encode("ascii")  # valid base64 now; only its stray bits remain to check
+    tail = text[-4:]  # valid base64 now; only its stray bits remain to check
+    tail = tail.encode("ascii") if isinstance(tail, str) else bytes(tail)
     if tail and base64.b64encode(base64.b64decode(tail)) != tail:
         raise RuleViolation("base64 is invalid: the last group has stray bits (not canonical)")
     return data

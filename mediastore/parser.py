@@ -199,14 +199,13 @@ class JsonParser(Parser):
         raw = request.body
         if len(raw) < LARGE_BODY:
             return loads(raw)
+        # Django keeps the bytes as _body and wrapped in _stream (a BytesIO sharing the buffer); from
+        # here on ``raw`` is the only reference.
+        request._body = b""
+        request._stream = io.BytesIO()
         taken = _take_large_member(request, raw)
         if taken is not None:
-            request._body = b""
-            request._stream = io.BytesIO()
             return taken
         text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads(bytes) does
         del raw
-        # Django keeps the bytes as _body and wrapped in _stream (a BytesIO sharing the buffer).
-        request._body = b""
-        request._stream = io.BytesIO()
         return loads(text)
