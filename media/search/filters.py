@@ -150,13 +150,18 @@ def id_and_key_columns(order_by: str | None) -> list[str]:
     return list(dict.fromkeys(["id", *key_columns(order_by)]))
 
 
+def _pid_collation() -> str:
+    """pid compares in byte order: on PostgreSQL ``COLLATE "C"`` (what the pid index of migration
+    0003 is built with); SQLite's default already is."""
+    return ' COLLATE "C"' if connection.vendor == "postgresql" else ""
+
+
 def order_sql(order_by: str | None, table: str = TABLE) -> str:
     """The ORDER BY of a search over ``table``: pk by default; pid in byte order (served by the pid
     index of migration 0003 on PostgreSQL); dates with pk to break ties."""
     direction = "DESC" if order_by and order_by.startswith("-") else "ASC"
-    collate = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
     return ", ".join(
-        f'{table}."pid"{collate} {direction}' if name == "pid" else f'{table}."{name}" {direction}'
+        f'{table}."pid"{_pid_collation()} {direction}' if name == "pid" else f'{table}."{name}" {direction}'
         for name in key_columns(order_by)
     )
 
@@ -168,8 +173,7 @@ def after_key(conditions: Conditions, order_by: str | None, key: list[Any]) -> C
     if fields == ["pk"]:
         return conditions.including(f"{_column('id')} {op} %s", [key[0]])
     if fields == ["pid"]:
-        collate = ' COLLATE "C"' if connection.vendor == "postgresql" else ""
-        return conditions.including(f"{_column('pid')}{collate} {op} %s", [key[0]])
+        return conditions.including(f"{_column('pid')}{_pid_collation()} {op} %s", [key[0]])
     column, value = _column(fields[0]), _moment(key[0])
     return conditions.including(
         f"({column} {op} %s OR ({column} = %s AND {_column('id')} {op} %s))", [value, value, key[1]]
