@@ -37,8 +37,9 @@ the permission it needs; a logged-in user without it gets 403. Permissions come 
 bytes) and `admins` (writers + identifier types, S3 configurations, store configurations),
 managed in the admin.
 
-JSON bodies need `Content-Type: application/json`; another type, or none, is 415. A key repeated
-in one object, a number beyond a 64-bit float (`1e400`) or nesting too deep to parse is 422.
+JSON bodies need `Content-Type: application/json`; another type, or none, is 415. They also need
+a `Content-Length`: one sent chunked is 411. A key repeated in one object, a number beyond a
+64-bit float (`1e400`) or nesting too deep to parse is 422.
 Metadata may nest at most `MEDIASTORE_MAX_METADATA_DEPTH` levels (422) and be at most
 `MEDIASTORE_MAX_METADATA_KB` as compact JSON (413).
 """
