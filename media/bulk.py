@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from media.models import EventType, Media, next_marks
 from media.outbox import event_for, record
+from media.selectors import media_locked
 from media.tags import sync_tags
 from mediastore.errors import MediastoreError, NotFound
 from stores.models import StoreConfig
@@ -65,13 +66,7 @@ def bulk_apply(
     """
     outcome = BulkOutcome()
     with transaction.atomic():
-        found = {
-            m.pid: m
-            for m in Media.objects.select_related("store_config__s3cfg")
-            .select_for_update(of=("self",))
-            .filter(pid__in={pid for pid, _ in items})
-            .order_by("pk")  # rows locked in one order by every writer: no deadlock between them
-        }
+        found = {m.pid: m for m in media_locked(pid__in={pid for pid, _ in items})}
         by_pk: dict[int, Media] = {}
         fields: set[str] = set()
         changed_of: dict[int, set[str]] = {}

@@ -14,6 +14,7 @@ from media.history import history_row
 from media.models import EventType, Media
 from media.outbox import event_for, record
 from media.schemas import media_out_dict
+from media.selectors import media_locked
 from mediastore.errors import MediastoreError, NotFound
 
 log = logging.getLogger(__name__)
@@ -27,14 +28,10 @@ def media_delete(pid: str, *, user) -> None:
     A failure to remove the bytes is logged, not raised: the media is deleted either way.
     """
     with transaction.atomic():
-        media = (
-            Media.objects.select_related("store_config__s3cfg")
-            .select_for_update(of=("self",))
-            .filter(pid=pid)
-            .first()
-        )
-        if media is None:
+        locked = media_locked(pid=pid)
+        if not locked:
             raise NotFound("Media", pid)
+        [media] = locked
         backend, key = media.store_config.backend(), media.store_key
         as_it_was = media_out_dict(media)
         media._history_user = user
@@ -56,13 +53,7 @@ def media_delete_many(pids: list[str], *, user) -> BulkOutcome:
     """
     outcome = BulkOutcome()
     with transaction.atomic():
-        found = {
-            media.pid: media
-            for media in Media.objects.select_related("store_config__s3cfg")
-            .select_for_update(of=("self",))
-            .filter(pid__in=set(pids))
-            .order_by("pk")  # rows locked in one order by every writer: no deadlock between them
-        }
+        found = {media.pid: media for media in media_locked(pid__in=set(pids))}
         gone: list[Media] = []
         for pid in pids:
             media = found.pop(pid, None)

@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from media.models import Media
 from mediastore.errors import NotFound
 from mediastore.rowfetch import RowFetcher
+from stores.models import StoreConfig
 
 
 def media_queryset() -> QuerySet[Media]:
@@ -29,3 +30,20 @@ def media_read_many(pids: list[str]) -> list[Media]:
     """The media of these pids that exist, in the order asked, each once."""
     found = {m.pid: m for m in media_queryset().filter(pid__in=set(pids))}
     return [found[pid] for pid in dict.fromkeys(pids) if pid in found]
+
+
+def media_locked(**filters: object) -> list[Media]:
+    """The media matching ``filters`` with their rows locked (``SELECT ... FOR UPDATE``, inside the
+    caller's transaction), in primary-key order so that every writer locks in the same order and
+    none deadlocks another, each with its store configuration (and S3 configuration) attached.
+
+    The locking statement reads the media table alone. With a join to the store, PostgreSQL
+    re-checks the join for a row that a concurrent move changed against the store row it had read
+    before waiting for the lock, finds no match and drops the row: the media looks missing (a
+    DELETE answered 404 and left the media). The stores are read in a second statement.
+    """
+    rows = list(Media.objects.select_for_update().filter(**filters).order_by("pk"))
+    stores = StoreConfig.objects.select_related("s3cfg").in_bulk({m.store_config_id for m in rows})
+    for media in rows:
+        media.store_config = stores[media.store_config_id]
+    return rows
