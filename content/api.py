@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import BinaryIO
 
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Body, Router
@@ -16,11 +15,12 @@ from ninja.responses import NinjaJSONEncoder
 
 from content import base64io, reads
 from content import services as transfer
+from content.framing import FramedBody
 from content.ranges import Unsatisfiable, parse_range
 from content.schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
 from media.schemas import MediaError, MediaOut, media_out_dict
 from media.selectors import media_get, media_read_many
-from mediastore.errors import LengthRequired, MediastoreError, NotFound
+from mediastore.errors import LengthRequired, MediastoreError, NotFound, NotImplementedCoding
 from mediastore.pagination import json_response
 from mediastore.parser import large_member
 
@@ -136,7 +136,10 @@ def content_put(request: HttpRequest, pid: str):
     changes), then the media switches to it in one step and the old object is removed; readers
     see the old bytes or the new ones, never a mix. Concurrent PUTs: the last to finish wins.
     If the store fails the answer is 502 (507 when it is full) and the media is unchanged; 409 if
-    the media was moved or deleted meanwhile. Conditional writes: `If-Match: "<etag>"` (the ETag
+    the media was moved or deleted meanwhile. The bytes count only when the whole body arrived: a
+    body that ends before its `Content-Length`, or a chunked body cut off before its last chunk, is
+    400 and nothing changes (the media keeps its bytes). Transfer codings other than `chunked`
+    (`gzip`, `deflate`) are 501. Conditional writes: `If-Match: "<etag>"` (the ETag
     of `GET .../content`) stores only if the current bytes still have that ETag,
     `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
@@ -149,30 +152,40 @@ def content_put(request: HttpRequest, pid: str):
     )
 
 
-def _body_stream(request: HttpRequest) -> tuple[HttpRequest | BinaryIO, int | None]:
-    """The request body to stream and its declared length (None for a chunked body).
+def _body_stream(request: HttpRequest) -> tuple[FramedBody, int | None]:
+    """The request body to stream, held to its framing (``content.framing``), and its declared
+    length (None for a chunked body).
 
     Only a body framed by ``Content-Length`` or ``Transfer-Encoding: chunked`` is read; anything
     else is 411. ``wsgi.input_terminated`` alone proves nothing: gunicorn sets it on every request,
-    so a PUT with neither header would otherwise store an empty object over the old bytes.
+    so a PUT with neither header would otherwise store an empty object over the old bytes. A
+    transfer coding other than chunked (``gzip, chunked``) is 501: the server would hand over the
+    compressed bytes, and they would be stored as if they were the content.
     """
-    if request.META.get("CONTENT_LENGTH", "") != "":
+    encoding = request.META.get("HTTP_TRANSFER_ENCODING", "")
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    unsupported = [c for c in codings if c not in ("chunked", "identity")]
+    if unsupported:
+        raise NotImplementedCoding(
+            f"Transfer-Encoding {', '.join(unsupported)} is not supported; send the bytes as they are "
+            "(with Content-Length or Transfer-Encoding: chunked). Nothing was stored."
+        )
+    if request.META.get("CONTENT_LENGTH", "") != "" and not codings:
         try:
             size = int(request.META["CONTENT_LENGTH"])
         except ValueError:
             size = -1
         if size < 0:
             raise LengthRequired("Content-Length must be a whole number of bytes")
-        return request, size
-    codings = [c.strip().lower() for c in request.META.get("HTTP_TRANSFER_ENCODING", "").split(",")]
-    if codings[-1] != "chunked":
+        return FramedBody(request, size), size
+    if not codings or codings[-1] != "chunked":
         raise LengthRequired(
             "send the body with a Content-Length header or Transfer-Encoding: chunked "
             "(Content-Length: 0 stores an empty object)"
         )
     if not request.META.get("wsgi.input_terminated"):  # the server does not mark where it ends
         raise LengthRequired("this server cannot read chunked bodies; send a Content-Length header")
-    return request.META["wsgi.input"], None
+    return FramedBody(request.META["wsgi.input"], None), None
 
 
 @router.get(

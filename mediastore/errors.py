@@ -139,3 +139,19 @@ class ServiceUnavailable(TextError):
 
     status_code = 503
     kind = "ServiceUnavailable"
+
+
+class IncompleteBody(TextError):
+    """A request body ended before its framing said it would (the client stopped sending, or the
+    chunked encoding broke off): 400 ``{"detail": "..."}``. Nothing the body carried was kept."""
+
+    status_code = 400
+    kind = "IncompleteBody"
+
+
+class NotImplementedCoding(TextError):
+    """A request body in a transfer coding the server does not decode (``gzip``, ``deflate``, ...):
+    501 ``{"detail": "..."}`` (RFC 9112 section 6.1). Nothing is read or stored."""
+
+    status_code = 501
+    kind = "NotImplemented"
