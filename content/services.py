@@ -17,20 +17,19 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import Iterator
 from typing import BinaryIO, TypeVar
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
 from content.hashing import HashingReader, checksum_label
 from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
 from media.schemas import MediaIn
-from media.selectors import media_get
+from media.selectors import media_get, media_locked
 from media.services import media_insert, media_prepare_many
 from mediastore import failpoints, metrics
-from mediastore.errors import Conflict, MediastoreError, PreconditionFailed, RuleViolation, StorageError
+from mediastore.errors import Conflict, PreconditionFailed, RuleViolation, StorageError
 from stores.backends import Backend, ObjectNotFound
 from stores.paths import MAX_KEY_LENGTH
 
@@ -39,25 +38,6 @@ DEFAULT_CONTENT_TYPE = "application/octet-stream"
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-class ChunkReader:
-    """A file-like ``read(n)`` over an iterator of byte chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self.chunks = chunks
-        self.buffer = b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self.buffer) < size:
-            chunk = next(self.chunks, b"")
-            if not chunk:
-                break
-            self.buffer += chunk
-        if size < 0:
-            size = len(self.buffer)
-        out, self.buffer = self.buffer[:size], self.buffer[size:]
-        return out
 
 
 def hash_object(backend: Backend, key: str) -> tuple[int, str]:
@@ -76,6 +56,30 @@ def discard(backend: Backend, key: str) -> None:
         backend.delete(key)
     except StorageError as exc:
         log.warning("could not remove unreferenced object %r: %s", key, exc.message)
+
+
+def discard_after(failure: BaseException, media: Media, backend: Backend, key: str) -> None:
+    """Remove the object under ``key`` that a write stored for ``media`` before ``failure`` stopped
+    the switch (or insert) that was to point the media at it.
+
+    After a lost database connection the outcome is unknown: a commit can reach the database
+    although its answer never came back. Then the object is removed only when a fresh connection
+    shows that no media points at it; when that cannot be read either, the object stays, an orphan
+    that ``collect_orphans`` finds (better than a READY row without bytes).
+    """
+    if not isinstance(failure, OperationalError | InterfaceError):
+        discard(backend, key)
+        return
+    try:
+        if connection.in_atomic_block:  # the caller's transaction is broken: nothing can be read in it
+            raise OperationalError("inside a failed transaction")
+        connection.close_if_unusable_or_obsolete()
+        claimed = Media.objects.filter(store_config_id=media.store_config_id, store_key=key).exists()
+    except DatabaseError as exc:
+        log.warning("object %r left in its store: whether a media uses it is unknown (%s)", key, exc)
+        return
+    if not claimed:
+        discard(backend, key)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -163,12 +167,8 @@ def switch_bytes(
     """
     failpoints.hit("content.before_switch")
     with transaction.atomic():
-        current = (
-            Media.objects.select_for_update(of=("self",))
-            .select_related("store_config__s3cfg")
-            .filter(pk=media.pk)
-            .first()
-        )
+        locked = media_locked(pk=media.pk)
+        current = locked[0] if locked else None
         if current is None:
             raise Conflict(f"media '{media.pid}' was deleted while its bytes were stored")
         if same_key and current.store_key == key and current.store_status == StoreStatus.READY:
@@ -243,8 +243,8 @@ def insert_ready(
     media.content_type = content_type or DEFAULT_CONTENT_TYPE
     try:
         media_insert([media], user=user)
-    except Exception:
-        discard(backend, media.store_key)
+    except Exception as exc:
+        discard_after(exc, media, backend, media.store_key)
         raise
     return media
 
@@ -301,8 +301,8 @@ def put_content(
             user=user,
             conditions=conditions,
         )
-    except MediastoreError:
-        discard(backend, key)
+    except Exception as exc:
+        discard_after(exc, media, backend, key)
         raise
 
 
@@ -310,33 +310,49 @@ def complete(media: Media, *, user) -> Media:
     """READY media as they are; a PENDING media whose object now exists becomes READY (size and
     checksum read from the store); otherwise Conflict: nothing was uploaded. A PENDING media with a
     size (declared at a presigned upload) becomes READY only when the object has exactly that size;
-    otherwise Conflict and it stays PENDING (an empty object from a mistaken POST included)."""
+    otherwise Conflict and it stays PENDING (an empty object from a mistaken POST included).
+
+    In a store with presigned uploads the object is first copied to a fresh key, and the media is
+    completed with the copy: the presigned URL's key is never the served key, so a PUT through the
+    URL after completion cannot change the bytes clients get (it leaves an unreferenced object
+    that ``collect_orphans`` finds). The uploaded object is removed once the media points at its
+    copy.
+    """
     if media.store_status == StoreStatus.READY:
         return media
     backend = media.store_config.backend()
+    key = media.store_key
     try:
-        size, checksum = hash_object(backend, media.store_key)
-    except ObjectNotFound:
-        raise Conflict(f"the bytes of media '{media.pid}' were never stored") from None
-    if media.size is not None and size != media.size:
-        raise Conflict(
-            f"the object uploaded for media '{media.pid}' has {size} bytes, but {media.size} were "
-            "declared; it stays PENDING: PUT the right bytes to the presigned URL (or with "
-            "PUT /api/media/{pid}/content) and complete again"
-        )
-    try:
+        if backend.supports_presign:
+            key = fresh_key(media.store_key)
+            backend.copy(media.store_key, key)
+        size, checksum = hash_object(backend, key)
+        if media.size is not None and size != media.size:
+            raise Conflict(
+                f"the object uploaded for media '{media.pid}' has {size} bytes, but {media.size} were "
+                "declared; it stays PENDING: PUT the right bytes to the presigned URL (or with "
+                "PUT /api/media/{pid}/content) and complete again"
+            )
         return switch_bytes(
             media,
-            key=media.store_key,
+            key=key,
             size=size,
             checksum=checksum,
-            etag=backend.etag(media.store_key) or "",
+            etag=backend.etag(key) or "",
             content_type=None,
             user=user,
             same_key=True,
         )
+    except ObjectNotFound:
+        raise Conflict(f"the bytes of media '{media.pid}' were never stored") from None
     except Conflict:
+        if key != media.store_key:
+            discard(backend, key)
         current = Media.objects.select_related("store_config__s3cfg").filter(pk=media.pk).first()
         if current is not None and current.store_status == StoreStatus.READY:
             return current  # completed (or replaced) by a concurrent request meanwhile
+        raise
+    except Exception as exc:
+        if key != media.store_key:
+            discard_after(exc, media, backend, key)
         raise

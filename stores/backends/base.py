@@ -132,6 +132,14 @@ class Backend(abc.ABC):
         self.validate_key(key)
         return self._iter_range(key, start, length, chunk_size)
 
+    def copy(self, source: str, target: str) -> None:
+        """Store a copy of the object under ``source`` as ``target`` (replacing what was there).
+        Raises ObjectNotFound when ``source`` is missing; a failure leaves no partial ``target``.
+        Stores that can copy inside themselves (S3) send no bytes through this server."""
+        self.validate_key(source)
+        self.validate_key(target)
+        self._copy(source, target)
+
     def exists(self, key: str) -> bool:
         """Whether an object is stored under ``key``."""
         self.validate_key(key)
@@ -213,6 +221,15 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def _delete(self, key: str) -> None: ...
 
+    def _copy(self, source: str, target: str) -> None:
+        chunks = self._iter_range(source, 0, None, DEFAULT_CHUNK_SIZE)
+        try:
+            self._put_stream(target, ChunkReader(chunks), None)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
     def _exists(self, key: str) -> bool:
         try:
             self._size(key)
@@ -246,6 +263,25 @@ def range_end(start: int, length: int | None, size: int) -> int:
     When it is not above ``start`` the range is empty.
     """
     return size if length is None else min(size, start + length)
+
+
+class ChunkReader:
+    """A file-like ``read(n)`` over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self.buffer) < size:
+            chunk = next(self.chunks, b"")
+            if not chunk:
+                break
+            self.buffer += chunk
+        if size < 0:
+            size = len(self.buffer)
+        out, self.buffer = self.buffer[:size], self.buffer[size:]
+        return out
 
 
 def read_chunks(stream: BinaryIO, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:

@@ -225,6 +225,29 @@ def raw_put(url: str, data: bytes) -> requests.Response:
         return session.put(url, data=data, timeout=30)
 
 
+@pytest.mark.parametrize("completion", ["complete", "download"])
+def test_a_presigned_url_cannot_change_the_bytes_after_completion(api, id_types, store_for, completion):
+    """Regression: the URL kept working after completion and overwrote the READY bytes in place:
+    the media kept its first checksum, downloads returned the other bytes, verify failed."""
+    url = presigned_upload(api, f"fin-{completion}", store_for("BucketStore"))
+    pid = f"fin-{completion}"
+    assert raw_put(url, PAYLOAD).status_code == 200
+    if completion == "complete":
+        assert api.post(f"/api/upload/{pid}/complete").status_code == 200
+    else:  # the pipeline never calls complete: the first download completes it
+        assert base64.b64decode(api.get(f"/api/download/{pid}").json()["base64"]) == PAYLOAD
+    served_key = Media.objects.get(pid=pid).store_key
+    assert served_key not in urlsplit(url).path  # the URL's key is not the served one
+
+    assert raw_put(url, b"overwritten after completion").status_code == 200  # S3 still takes it
+    media = api.get(f"/api/media/{pid}").json()
+    assert (media["size"], media["checksum"]) == (len(PAYLOAD), sha(PAYLOAD))
+    assert base64.b64decode(api.get(f"/api/download/{pid}").json()["base64"]) == PAYLOAD
+    fetched = requests.get(api.get(f"/api/download/url/{pid}").json()["presigned_get"], timeout=30)
+    assert fetched.content == PAYLOAD
+    assert api.get(f"/api/media/{pid}/verify").json()["ok"] is True
+
+
 def test_presigned_upload_into_a_missing_bucket_is_502_and_creates_nothing(api, id_types, s3cfg):
     """Regression: the URL was handed out (PENDING) although the bucket did not exist, so no PUT
     to it could ever work."""
