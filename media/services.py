@@ -15,7 +15,7 @@ import uuid
 from functools import partial
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from identifiers.rules import matches
@@ -252,11 +252,19 @@ def media_patch_many(pairs: list[tuple[str, MediaPatch]], *, user) -> BulkOutcom
     taken = set(Media.objects.filter(pid__in=new_pids).values_list("pid", flat=True))
     moves = prepare_moves(pairs, stores)
     change = partial(patch_change, rules=rules, stores=stores, taken=taken, moves=moves)
-    outcome = BulkOutcome()
     try:
         outcome = bulk_apply(pairs, change, user=user)
-    finally:
-        finish_moves(moves, outcome)
+    except (OperationalError, InterfaceError):
+        # The database connection broke: the switch may have committed although no answer came
+        # back, so which copy the rows point at is unknown. Both stay (orphans that
+        # collect_orphans finds) rather than risk removing the bytes a committed row points at.
+        if moves:
+            log.warning("store moves of %s ended with a lost database connection; copies kept", list(moves))
+        raise
+    except BaseException:
+        finish_moves(moves, BulkOutcome())  # nothing was written: every copy made is unused
+        raise
+    finish_moves(moves, outcome)
     return outcome
 
 

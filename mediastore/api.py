@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
 from ninja import NinjaAPI
@@ -14,6 +14,7 @@ from identifiers.api import router as identifiers_router
 from media.api import router as media_router
 from mediastore.auth import BearerToken
 from mediastore.auth import router as auth_router
+from mediastore.dbretry import database_unavailable
 from mediastore.errors import MediastoreError
 from mediastore.health import router as health_router
 from mediastore.openapi import document_errors
@@ -31,7 +32,9 @@ more typed identifiers, JSON metadata, tags, and a store configuration saying wh
 (`POST /api/identifier`).
 
 Errors: rule violations are 422 `{"detail": [{"error": "..."}]}`, missing objects 404,
-conflicts 409, storage failures 502 (507 when the store's disk is full). Each operation names
+conflicts 409, storage failures 502 (507 when the store's disk is full), a database that
+cannot be reached 503 with `Retry-After` (reads are tried once more first). Every 5xx is JSON
+`{"detail": "..."}`. Each operation names
 the permission it needs; a logged-in user without it gets 403. Permissions come from the groups
 `readers` (view everything), `writers` (readers + create, change and delete media and their
 bytes) and `admins` (writers + identifier types, S3 configurations, store configurations),
@@ -96,6 +99,14 @@ def _still_referenced(request: HttpRequest, exc: Exception):
     return api.create_response(
         request, {"detail": [{"error": "still referenced by other objects; delete those first"}]}, status=409
     )
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def _database_unavailable(request: HttpRequest, exc: Exception):
+    # The connection broke (or the database refused it): 503, and reads run once more
+    # (mediastore.dbretry).
+    return database_unavailable(request, exc)
 
 
 @api.exception_handler(IntegrityError)

@@ -27,7 +27,11 @@ EITHER = {
 
 # status -> (description, body schema or None for no body)
 ANSWERS: dict[int, tuple[str, dict | None]] = {
-    400: ("The body is not valid JSON (a syntax error, or NaN/Infinity).", TEXT),
+    400: (
+        "The body is not valid JSON (a syntax error, or NaN/Infinity), or a streamed body ended "
+        "before its Content-Length or last chunk; nothing changed.",
+        TEXT,
+    ),
     401: ("No valid bearer token.", TEXT),
     404: ("The named object does not exist.", TEXT),
     409: ("Conflict: duplicate, still referenced, no bytes stored, or changed concurrently.", ITEMS),
@@ -42,7 +46,12 @@ ANSWERS: dict[int, tuple[str, dict | None]] = {
     422: ("The input breaks a rule or does not match the schema; nothing changed.", ITEMS),
     429: ("Too many failed logins; retry after the Retry-After header's seconds.", TEXT),
     502: ("The storage backend failed or is unreachable; nothing changed.", TEXT),
-    503: ("A service it needs (the failed-login counters) is unreachable for now.", TEXT),
+    501: ("A Transfer-Encoding other than chunked (gzip, deflate); nothing was read or stored.", TEXT),
+    503: (
+        "A service it needs (the database, or the failed-login counters) is unreachable for now; "
+        "retry after the Retry-After header's seconds. Reads were already tried a second time.",
+        TEXT,
+    ),
     507: ("The store is full; nothing changed.", TEXT),
 }
 
@@ -66,7 +75,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/download/urls"): set(),
     ("GET", "/api/download/{pid}"): {409, *STORAGE_READ},
     ("GET", "/api/media/{pid}/content"): {409, *STORAGE_READ},
-    ("PUT", "/api/media/{pid}/content"): {409, 411, 412, *STORAGE_WRITE},
+    ("PUT", "/api/media/{pid}/content"): {400, 409, 411, 412, 501, *STORAGE_WRITE},
     ("GET", "/api/media/{pid}/verify"): {409, *STORAGE_READ},
     ("POST", "/api/media"): {404, 409},
     ("POST", "/api/media/create"): {404, 409},
@@ -77,11 +86,11 @@ EXTRA: dict[tuple[str, str], set[int]] = {
 
 
 def errors_of(method: str, path: str, operation: dict) -> set[int]:
-    """The error statuses of one operation: 401 unless public, 404 for a named object, 422 for
-    any input, 400/411/413/415 for a JSON body, plus its entry in EXTRA."""
+    """The error statuses of one operation: 401 and 503 (the database) unless public, 404 for a
+    named object, 422 for any input, 400/411/413/415 for a JSON body, plus its entry in EXTRA."""
     codes = set(EXTRA.get((method, path), set()))
     if operation.get("security"):
-        codes.add(401)
+        codes |= {401, 503}
     if "{" in path:
         codes.add(404)
     has_json = "application/json" in operation.get("requestBody", {}).get("content", {})

@@ -154,6 +154,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Innermost: a GET or HEAD whose database connection broke runs once more, view only.
+    "mediastore.dbretry.RetryReadsMiddleware",
 ]
 
 ROOT_URLCONF = "mediastore.urls"

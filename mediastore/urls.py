@@ -27,3 +27,15 @@ def not_found(request: HttpRequest, exception: Exception):
 
 
 handler404 = not_found
+
+
+def server_error(request: HttpRequest):
+    """An error no handler answers: under /api/ a JSON 500 with a message like every other API
+    answer (clients parse JSON), elsewhere Django's page. The traceback is in the server's log."""
+    if request.path.startswith("/api/"):
+        detail = "internal server error: the server's log has the details; the request may be retried"
+        return JsonResponse({"detail": detail}, status=500, content_type="application/json; charset=utf-8")
+    return defaults.server_error(request)
+
+
+handler500 = server_error

@@ -1,0 +1,80 @@
+"""Answers for failures that are no fault of the request: JSON under /api/, one more try for reads.
+
+The database really going away mid-request is tested live (tests/deploy/test_edges_live.py); here
+the pieces that decide the answer are checked one by one.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.db import OperationalError
+from django.http import HttpResponse
+from django.test import RequestFactory
+
+from mediastore.dbretry import RetryReadsMiddleware, database_unavailable
+from mediastore.urls import server_error
+
+
+def test_an_unhandled_error_under_api_is_a_json_500():
+    """Regression: a request that failed unexpectedly got Django's HTML 500 page, which no client
+    of the API can read."""
+    response = server_error(RequestFactory().get("/api/media/x"))
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith("application/json")
+    assert "server's log" in json.loads(response.content)["detail"]
+
+
+def test_an_unhandled_error_of_a_page_is_django_s_page():
+    response = server_error(RequestFactory().get("/admin/"))
+    assert response.status_code == 500 and b"<h1>Server Error (500)</h1>" in response.content
+
+
+def test_a_lost_database_is_a_503_with_retry_after():
+    response = database_unavailable(RequestFactory().get("/api/media/x"), OperationalError("gone"))
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert json.loads(response.content) == {
+        "detail": "the database could not be reached (OperationalError); try again shortly"
+    }
+
+
+def downstream(answers: list[HttpResponse]):
+    calls = []
+
+    def get_response(request):
+        calls.append(request.method)
+        return answers[len(calls) - 1]
+
+    return get_response, calls
+
+
+def lost(request) -> HttpResponse:
+    return database_unavailable(request, OperationalError("server closed the connection"))
+
+
+def test_a_read_that_lost_its_database_runs_once_more(transactional_db):
+    request = RequestFactory().get("/api/media/x")
+    get_response, calls = downstream([lost(request), HttpResponse("fine")])
+    response = RetryReadsMiddleware(get_response)(request)
+    assert (response.status_code, response.content, calls) == (200, b"fine", ["GET", "GET"])
+
+
+def test_a_read_is_tried_twice_at_most(transactional_db):
+    request = RequestFactory().get("/api/media/x")
+    get_response, calls = downstream([lost(request), lost(request), HttpResponse("never")])
+    assert RetryReadsMiddleware(get_response)(request).status_code == 503
+    assert calls == ["GET", "GET"]
+
+
+def test_a_write_that_lost_its_database_is_not_run_again(transactional_db):
+    request = RequestFactory().post("/api/media", data=b"{}", content_type="application/json")
+    get_response, calls = downstream([lost(request), HttpResponse("never")])
+    assert RetryReadsMiddleware(get_response)(request).status_code == 503
+    assert calls == ["POST"]
+
+
+def test_other_503s_are_not_retried(transactional_db):
+    request = RequestFactory().get("/api/stats")
+    get_response, calls = downstream([HttpResponse(status=503), HttpResponse("never")])
+    assert RetryReadsMiddleware(get_response)(request).status_code == 503
+    assert calls == ["GET"]
