@@ -13,11 +13,12 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import Body, Router
 from ninja.responses import NinjaJSONEncoder
 
-from content import base64io, reads
+from content import base64io, reads, uploads
 from content import services as transfer
 from content.framing import FramedBody
 from content.ranges import Unsatisfiable, parse_range
 from content.schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
+from media.models import StoreStatus
 from media.schemas import MediaError, MediaOut, media_out_dict
 from media.selectors import media_get, media_read_many
 from mediastore.errors import LengthRequired, MediastoreError, NotFound, NotImplementedCoding
@@ -30,31 +31,37 @@ BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", 
 
 
 # url_name: mediastore.parser decodes a large body's base64 for the view "api:upload" (content/apps.py)
+# url_name: mediastore.parser decodes a large body's base64 for the view "api:upload" (content/apps.py)
 @router.post("/upload", response=UploadOut, summary="Create a media with its bytes", url_name="upload")
 def upload(request: HttpRequest, payload: UploadIn):
     """Create a media and store its bytes in one step.
 
     With `base64`: the bytes are decoded (strictly; invalid base64 is 422 and nothing is created),
     stored, and the media is created READY; if the store fails the answer is 502 and no media is
-    created. Without `base64` (BucketStore only): the media is created PENDING and `presigned_put`
-    is a URL to PUT the bytes to within `MEDIASTORE_PRESIGN_SECONDS` (e.g. `curl -T FILE "$URL"`);
-    then call `POST /api/upload/{pid}/complete` (or just download it) to mark it READY. Give `size`
-    so that only an upload of exactly that many bytes can complete. A bucket that does not exist is
-    a 502 and no media is created. For large files
-    prefer `POST /api/media` + `PUT /api/media/{pid}/content`, which streams. JSON bodies are
-    limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it)."""
+    created. Without `base64`: the media is created PENDING. On a BucketStore `presigned_put` is a
+    URL to PUT the bytes to within `MEDIASTORE_PRESIGN_SECONDS` (e.g. `curl -T FILE "$URL"`); then
+    call `POST /api/upload/{pid}/complete` (or just download it) to mark it READY. On other stores
+    `presigned_put` is null: send the same upload again with `base64` (or the bytes with
+    `PUT /api/media/{pid}/content`). Give `size` so that only an upload of exactly that many bytes
+    can complete. A bucket that does not exist is a 502 and no media is created.
+
+    Repeating an upload is safe: for a pid that exists PENDING with the same mediadata, an upload
+    with `base64` completes it (200 READY) and one without answers PENDING again (with a fresh URL
+    on a BucketStore); for a READY media the same bytes again, or none, answer 200 READY and change
+    nothing, other bytes are 409 (replace bytes with `PUT /api/media/{pid}/content`). Different mediadata
+    (pid_type, store_config, identifiers, metadata, tags, or a declared size) is 409 naming the
+    fields. For large files prefer `POST /api/media` + `PUT /api/media/{pid}/content`, which
+    streams. JSON bodies are limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it)."""
+    data = None
     if payload.base64:
         data = large_member(request, payload.base64)  # already decoded from a large body
         if data is None:
             data = base64io.decode_base64(payload.base64)
-        media = transfer.upload_base64(
-            payload.mediadata, data, content_type=payload.content_type, size=payload.size, user=request.auth
-        )
-        return {"status": "READY", "presigned_put": None, "pid": media.pid}
-    media, url = transfer.upload_presigned(
-        payload.mediadata, content_type=payload.content_type, size=payload.size, user=request.auth
+    media, url = uploads.upload(
+        payload.mediadata, data, content_type=payload.content_type, size=payload.size, user=request.auth
     )
-    return {"status": "PENDING", "presigned_put": url, "pid": media.pid}
+    status = "READY" if media.store_status == StoreStatus.READY else "PENDING"
+    return {"status": status, "presigned_put": url, "pid": media.pid}
 
 
 @router.post("/upload/{path:pid}/complete", response=MediaOut, summary="Finish a presigned upload")

@@ -15,7 +15,8 @@ class UploadIn(Schema):
     base64: str = Field(
         "",
         description="The bytes, standard base64 (strict: no line breaks or foreign characters). Empty: "
-        "a BucketStore media is created PENDING and a presigned PUT url is returned.",
+        "the media is created PENDING, with a presigned PUT url on a BucketStore (null elsewhere: send "
+        "the same upload again with base64).",
     )
     content_type: str = Field("", description="Media type of the bytes; default application/octet-stream.")
     size: int | None = Field(
@@ -32,7 +33,9 @@ class UploadIn(Schema):
 
 class UploadOut(Schema):
     status: str = Field(..., description="READY when the bytes were stored, PENDING when they are to be PUT.")
-    presigned_put: str | None = Field(None, description="Where to PUT the bytes (PENDING only).")
+    presigned_put: str | None = Field(
+        None, description="Where to PUT the bytes (PENDING on a BucketStore only; null otherwise)."
+    )
     pid: str = Field(..., description="The media's pid (minted when none was given).")
 
 

@@ -249,26 +249,33 @@ def insert_ready(
     return media
 
 
-def upload_presigned(item: MediaIn, *, content_type: str, size: int | None = None, user) -> tuple[Media, str]:
-    """Create a PENDING media and a URL the client PUTs its bytes to (S3 stores only).
+def upload_pending(
+    item: MediaIn, *, content_type: str, size: int | None = None, user
+) -> tuple[Media, str | None]:
+    """Create a PENDING media whose bytes come later, and where the store can presign, a URL the
+    client PUTs them to (None elsewhere: the bytes come with a second upload, as base64, or with
+    ``PUT /api/media/{pid}/content``).
 
     ``size`` is what the client declared it will upload: it is signed into the URL and kept as the
-    PENDING media's size, which ``complete`` then holds the object to. A missing bucket is a
+    PENDING media's size, which the completion then holds the bytes to. A missing bucket is a
     StorageError before anything is created."""
     [media] = media_prepare_many([item], user=user, name_items=False)
-    backend = media.store_config.backend()
-    if not backend.supports_presign:
-        raise RuleViolation(
-            f"no base64 given: presigned uploads need a BucketStore, not a {media.store_config.type}; "
-            "send the bytes as base64 or with PUT /api/media/{pid}/content"
-        )
     media.content_type = content_type
     media.size = size
-    url = backend.presigned_put(
-        media.store_key, settings.MEDIASTORE_PRESIGN_SECONDS, content_type or None, size=size
-    )
+    url = presign_put(media, content_type)
     media_insert([media], user=user)
     return media, url
+
+
+def presign_put(media: Media, content_type: str) -> str | None:
+    """A presigned PUT URL for the PENDING media's key (its declared size signed in), or None for
+    a store that cannot presign."""
+    backend = media.store_config.backend()
+    if not backend.supports_presign:
+        return None
+    return backend.presigned_put(
+        media.store_key, settings.MEDIASTORE_PRESIGN_SECONDS, content_type or None, size=media.size
+    )
 
 
 def put_content(

@@ -28,29 +28,6 @@ LOCAL_TYPES = [t for t in STORE_TYPES if t not in PRESIGN_STORE_TYPES]
 PAYLOAD = os.urandom(300_000) + b"tail"
 
 
-@pytest.fixture
-def s3cfg(api, s3_server):
-    body = {"url": s3_server.url, "access_key": s3_server.access_key, "secret_key": s3_server.secret_key}
-    assert api.post("/api/s3cfg", body).status_code == 200
-    return s3_server
-
-
-@pytest.fixture
-def store_for(api, s3cfg, s3_bucket, storage_root, tmp_path):
-    """store_for(type) -> a StoreConfigCreate body for a fresh store of that type."""
-
-    def make(store_type: str, name: str = "products") -> dict:
-        if store_type == "BucketStore":
-            return {"type": store_type, "bucket": f"{s3_bucket}/{name}", "s3_url": s3cfg.url}
-        if store_type == "ZipStore":
-            return {"type": store_type, "bucket": f"{name}.zip"}
-        if store_type == "SqliteStore":
-            return {"type": store_type, "bucket": f"{name}.sqlite"}
-        return {"type": store_type, "bucket": f"{name}-{tmp_path.name}"}
-
-    return make
-
-
 def upload(api, pid, store, data=PAYLOAD, **extra):
     body = {
         "mediadata": media_body(pid, store_config=store),
@@ -328,10 +305,13 @@ def test_download_of_pending_completes_it(api, id_types, store_for):
 
 
 @pytest.mark.parametrize("store_type", LOCAL_TYPES)
-def test_presigned_on_non_s3_store_is_422(api, id_types, store_for, store_type):
+def test_presigned_urls_on_non_s3_stores(api, id_types, store_for, store_type):
+    """An upload without base64 creates the media PENDING with no URL (the pipeline's client then
+    sends the bytes as base64); a presigned download URL is 422."""
     response = api.post("/api/upload", {"mediadata": media_body("n1", store_config=store_for(store_type))})
-    assert response.status_code == 422
-    assert not Media.objects.exists()
+    assert response.status_code == 200, response.content
+    assert response.json() == {"status": "PENDING", "presigned_put": None, "pid": "n1"}
+    assert api.get("/api/media/n1").json()["store_status"] == "PENDING"
     upload(api, "n2", store_for(store_type))
     response = api.get("/api/download/url/n2")
     assert response.status_code == 422
