@@ -185,13 +185,17 @@ def _body_stream(request: HttpRequest) -> tuple[HttpRequest | BinaryIO, int | No
             200: {"description": "The bytes", **BINARY},
             206: {"description": "The requested range of the bytes (with Content-Range)", **BINARY},
             304: {"description": "Not modified: If-None-Match matched the ETag"},
-            416: {"description": "The range starts past the end (Content-Range: bytes */size)"},
+            416: {
+                "description": "The range starts past the end, or a position has more than 20 digits "
+                "(Content-Range: bytes */size)"
+            },
         }
     },
 )
 def content_get(request: HttpRequest, pid: str):
     """Stream the stored bytes with Content-Length, Content-Type and an ETag (the SHA-256).
-    Supports a single `Range: bytes=first-last` (206, or 416 past the end) and `If-None-Match`
+    Supports a single `Range: bytes=first-last` (206; a `last` past the end is clipped to the end;
+    416 when `first` is past the end or a position has more than 20 digits) and `If-None-Match`
     (304). 409 when the bytes were never stored."""
 
     def respond(media) -> HttpResponse:
