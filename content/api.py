@@ -42,7 +42,8 @@ def upload(request: HttpRequest, payload: UploadIn):
     so that only an upload of exactly that many bytes can complete. A bucket that does not exist is
     a 502 and no media is created. For large files
     prefer `POST /api/media` + `PUT /api/media/{pid}/content`, which streams. JSON bodies are
-    limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it)."""
+    limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it); `mediadata.tags` to `MEDIASTORE_MAX_TAGS`
+    (1000) distinct tags (422, nothing created)."""
     if payload.base64:
         data = large_member(request, payload.base64)  # already decoded from a large body
         if data is None:

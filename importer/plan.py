@@ -244,13 +244,6 @@ def _users(plan: Plan, snap: Snapshot, group: str) -> None:
         plan.warnings.append(f"users who are not superusers go into the group {group!r}")
 
 
-def _tags_or_none(names: list[str]) -> list[str] | None:
-    try:
-        return clean_tags(names)
-    except RuleViolation:
-        return None
-
-
 def media_problem(old: OldMedia, types: dict[str, str]) -> str | None:
     """Why this media cannot come over as it is, or None. Normalises identifiers and metadata."""
     if old.pid_type not in types:
@@ -272,10 +265,10 @@ def media_problem(old: OldMedia, types: dict[str, str]) -> str | None:
     unknown = sorted(set(old.identifiers) - set(types))
     if unknown:
         return f"identifier keys {unknown} are not identifier types here"
-    tags = _tags_or_none(old.tags)
-    if tags is None:
-        return "a tag is empty or longer than 100 characters"
-    old.tags = tags
+    try:
+        old.tags = clean_tags(old.tags)
+    except RuleViolation as exc:  # an empty or over-long tag, or more than MEDIASTORE_MAX_TAGS
+        return exc.message
     return None
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
+
+from django.conf import settings
 
 from identifiers.models import IdentifierType
 from identifiers.rules import check_value
@@ -36,7 +38,8 @@ def check_pid(pid: str) -> str:
 
 
 def clean_tags(tags: Iterable[str]) -> list[str]:
-    """Sorted distinct tag names; RuleViolation for empty or over-long ones."""
+    """Sorted distinct tag names; RuleViolation for empty or over-long ones, or more than
+    ``MEDIASTORE_MAX_TAGS`` of them (``check_tag_count``)."""
     names = set()
     for tag in tags:
         name = tag.strip()
@@ -45,7 +48,20 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
         if len(name) > MAX_TAG_LENGTH:
             raise RuleViolation(f"tag {name[:20]!r}... is longer than {MAX_TAG_LENGTH} characters")
         names.add(name)
+    check_tag_count(names)
     return sorted(names)
+
+
+def check_tag_count(names: Collection[str]) -> None:
+    """RuleViolation (422) when a media would carry more than ``MEDIASTORE_MAX_TAGS`` tags: every
+    write of a media's tags checks the media's whole list afterwards, so the cost of writing and
+    searching one media's tags stays bounded."""
+    limit = settings.MEDIASTORE_MAX_TAGS
+    if len(names) > limit:
+        raise RuleViolation(
+            f"a media may carry at most {limit} tags (MEDIASTORE_MAX_TAGS); "
+            f"this would leave it with {len(names)}"
+        )
 
 
 class IdentifierRules:

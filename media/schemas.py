@@ -29,7 +29,11 @@ class MediaIn(Schema):
         description="Free JSON metadata; at most `MEDIASTORE_MAX_METADATA_DEPTH` (64) levels deep (422) and "
         "`MEDIASTORE_MAX_METADATA_KB` (1024) KB as compact JSON (413).",
     )
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Tags (distinct names, at most 100 characters each); at most `MEDIASTORE_MAX_TAGS` "
+        "(1000) distinct ones (422).",
+    )
 
     nulls_are_defaults = null_means_default("identifiers", "metadata", "tags")
 
@@ -110,7 +114,11 @@ class MediaBulkPatch(Schema):
 
 class UpdateTags(Schema):
     pid: str
-    tags: list[str]
+    tags: list[str] = Field(
+        ...,
+        description="Tags to set or add; the media may carry at most `MEDIASTORE_MAX_TAGS` (1000) distinct "
+        "tags afterwards, else this item fails (`ValidationError`) and the media is unchanged.",
+    )
 
 
 class UpdateStorekey(Schema):

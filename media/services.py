@@ -24,7 +24,7 @@ from media.bulk import BulkOutcome, bulk_apply, raise_first_failure
 from media.models import EventType, Media, StoreStatus, next_marks
 from media.moves import PreparedMove, finish_moves, prepare_moves
 from media.outbox import event_for, record
-from media.rules import IdentifierRules, StoreResolver, clean_tags, new_store_key
+from media.rules import IdentifierRules, StoreResolver, check_tag_count, clean_tags, new_store_key
 from media.schemas import (
     MediaIn,
     MediaPatch,
@@ -138,7 +138,10 @@ def media_create(item: MediaIn, *, user) -> Media:
 
 
 def tags_add(media: Media, item: UpdateTags) -> dict[str, Any]:
-    return {"tag_list": sorted(set(media.tag_list) | set(clean_tags(item.tags)))}
+    """The media's tags and the item's; their number together must be within the limit."""
+    names = set(media.tag_list) | set(clean_tags(item.tags))
+    check_tag_count(names)
+    return {"tag_list": sorted(names)}
 
 
 def tags_replace(media: Media, item: UpdateTags) -> dict[str, Any]:
