@@ -133,8 +133,16 @@ class UpdateIdentifiers(Schema):
 
 class UpdateMetadata(Schema):
     pid: str
-    keys: list[str] = Field(default_factory=list, description="Path into the metadata; empty: the whole.")
-    data: Any = Field(default_factory=dict, description="The value (object or list) to set or merge.")
+    # Nullable in the document because the published schemas declare `keys` Optional (default []),
+    # so their clients send null; the validator below makes it [] before any code sees it.
+    keys: list[str] | None = Field(
+        default_factory=list,
+        description="Path into the metadata; empty: the whole metadata. `null` (or leaving `keys` out) "
+        "means exactly the same as `[]`.",
+    )
+    data: Any = Field(
+        default_factory=dict, description="The value (object or list) to set or merge; `null` means `{}`."
+    )
 
     nulls_are_defaults = null_means_default("keys", "data")
 
