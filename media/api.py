@@ -206,7 +206,8 @@ def media_revert(request: HttpRequest, pid: str, payload: RevertIn):
 
 @router.get("/media/{path:pid}", response=MediaOut, summary="Get one media")
 def media_get(request: HttpRequest, pid: str):
-    """One media by pid (pids may contain `/`, `:` and `.`); 404 if there is none."""
+    """One media by pid (pids may contain `/`, `:` and `.`); 404 if there is none. The pid is looked
+    up as given, then in Unicode NFC and NFD: `café` finds its media whichever way the `é` is written."""
     return json_response(media_out_dict(selectors.media_get(pid)))  # MediaOut, unvalidated: hot path
 
 

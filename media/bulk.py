@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from media.models import EventType, Media, next_marks
 from media.outbox import event_for, record
+from media.pids import lookup_set, pick
 from media.tags import sync_tags
 from mediastore.errors import MediastoreError, NotFound
 from stores.models import StoreConfig
@@ -69,14 +70,14 @@ def bulk_apply(
             m.pid: m
             for m in Media.objects.select_related("store_config__s3cfg")
             .select_for_update(of=("self",))
-            .filter(pid__in={pid for pid, _ in items})
+            .filter(pid__in=lookup_set(pid for pid, _ in items))
             .order_by("pk")  # rows locked in one order by every writer: no deadlock between them
         }
         by_pk: dict[int, Media] = {}
         fields: set[str] = set()
         changed_of: dict[int, set[str]] = {}
         for pid, item in items:
-            media = found.get(pid)
+            media = pick(found, pid)
             try:
                 if media is None:
                     raise NotFound("Media", pid)

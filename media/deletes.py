@@ -13,6 +13,7 @@ from media.bulk import BulkOutcome
 from media.history import history_row
 from media.models import EventType, Media
 from media.outbox import event_for, record
+from media.pids import lookup_set, pick
 from media.schemas import media_out_dict
 from mediastore.errors import MediastoreError, NotFound
 
@@ -27,12 +28,12 @@ def media_delete(pid: str, *, user) -> None:
     A failure to remove the bytes is logged, not raised: the media is deleted either way.
     """
     with transaction.atomic():
-        media = (
+        rows = (
             Media.objects.select_related("store_config__s3cfg")
             .select_for_update(of=("self",))
-            .filter(pid=pid)
-            .first()
+            .filter(pid__in=lookup_set([pid]))
         )
+        media = pick({m.pid: m for m in rows}, pid)
         if media is None:
             raise NotFound("Media", pid)
         backend, key = media.store_config.backend(), media.store_key
@@ -60,12 +61,14 @@ def media_delete_many(pids: list[str], *, user) -> BulkOutcome:
             media.pid: media
             for media in Media.objects.select_related("store_config__s3cfg")
             .select_for_update(of=("self",))
-            .filter(pid__in=set(pids))
+            .filter(pid__in=lookup_set(pids))
             .order_by("pk")  # rows locked in one order by every writer: no deadlock between them
         }
         gone: list[Media] = []
         for pid in pids:
-            media = found.pop(pid, None)
+            media = pick(found, pid)
+            if media is not None:
+                del found[media.pid]  # a pid given twice is not found the second time
             if media is None:
                 outcome.failures.append((pid, NotFound("Media", pid)))
             else:

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from identifiers.models import IdentifierType
-from identifiers.rules import check_value
+from identifiers.rules import check_value, clean_text
 from mediastore.errors import RuleViolation
 from mediastore.limits import MAX_PID_LENGTH, MAX_TAG_LENGTH
 from stores.models import StoreConfig
@@ -26,6 +26,8 @@ CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 
 
 def check_pid(pid: str) -> str:
+    """The pid to store (NFC, see ``clean_text``); RuleViolation when it breaks a rule."""
+    pid = clean_text(pid, "bad pid")
     if not pid or pid != pid.strip():
         raise RuleViolation(f"bad pid {pid!r}: must be non-empty with no leading or trailing spaces")
     if len(pid) > MAX_PID_LENGTH:
@@ -70,18 +72,22 @@ class IdentifierRules:
     def __init__(self) -> None:
         self.patterns: dict[str, str] = dict(IdentifierType.objects.values_list("name", "pattern"))
 
-    def check_pid(self, pid: str, pid_type: str) -> None:
+    def check_pid(self, pid: str, pid_type: str) -> str:
+        """The pid to store (NFC), checked against ``pid_type``'s pattern."""
         if pid_type not in self.patterns:
             raise RuleViolation(f"bad pid_type: {pid_type}")
-        check_pid(pid)
+        pid = check_pid(pid)
         check_value(pid_type, self.patterns[pid_type], pid, "pid")
+        return pid
 
     def identifiers(self, pid: str, pid_type: str, identifiers: dict[str, str]) -> dict[str, str]:
-        """Checked identifiers to store: a repeated pid_type key must equal the pid and is dropped."""
+        """Checked identifiers to store (values in NFC, see ``clean_text``): a repeated pid_type key
+        must equal the pid (``pid`` as stored) and is dropped."""
         result = {}
         for key, value in identifiers.items():
             if key not in self.patterns:
                 raise RuleViolation(f"bad identifier_type: {key}")
+            value = clean_text(value, f"identifier {key}")
             if key == pid_type:
                 if value != pid:
                     raise RuleViolation(

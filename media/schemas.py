@@ -20,7 +20,11 @@ class MediaIn(Schema):
     """A new media. `pid_type` and every identifier key must name an existing identifier type, and
     each value must fully match its type's pattern."""
 
-    pid: str | None = Field(None, description="Primary ID; minted (a UUID) when absent.")
+    pid: str | None = Field(
+        None,
+        description="Primary ID; minted (a UUID) when absent. Stored in Unicode NFC (as are identifier "
+        "values); bidirectional controls and zero-width characters are refused (422 naming them).",
+    )
     pid_type: str = Field(..., description="Identifier type of the pid.")
     store_config: StoreConfigIn = Field(..., description="Where the bytes will live; got or created.")
     identifiers: dict[str, str] = Field(default_factory=dict, description="More identifiers: {type: value}.")
