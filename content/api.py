@@ -51,7 +51,8 @@ def upload(request: HttpRequest, payload: UploadIn):
     nothing, other bytes are 409 (replace bytes with `PUT /api/media/{pid}/content`). Different mediadata
     (pid_type, store_config, identifiers, metadata, tags, or a declared size) is 409 naming the
     fields. For large files prefer `POST /api/media` + `PUT /api/media/{pid}/content`, which
-    streams. JSON bodies are limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it)."""
+    streams. JSON bodies are limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it); `mediadata.tags`
+    to `MEDIASTORE_MAX_TAGS` (1000) distinct tags (422, nothing created)."""
     data = None
     if payload.base64:
         data = large_member(request, payload.base64)  # already decoded from a large body
@@ -205,13 +206,17 @@ def _body_stream(request: HttpRequest) -> tuple[FramedBody, int | None]:
             200: {"description": "The bytes", **BINARY},
             206: {"description": "The requested range of the bytes (with Content-Range)", **BINARY},
             304: {"description": "Not modified: If-None-Match matched the ETag"},
-            416: {"description": "The range starts past the end (Content-Range: bytes */size)"},
+            416: {
+                "description": "The range starts past the end, or a position has more than 20 digits "
+                "(Content-Range: bytes */size)"
+            },
         }
     },
 )
 def content_get(request: HttpRequest, pid: str):
     """Stream the stored bytes with Content-Length, Content-Type and an ETag (the SHA-256).
-    Supports a single `Range: bytes=first-last` (206, or 416 past the end) and `If-None-Match`
+    Supports a single `Range: bytes=first-last` (206; a `last` past the end is clipped to the end;
+    416 when `first` is past the end or a position has more than 20 digits) and `If-None-Match`
     (304). 409 when the bytes were never stored."""
 
     def respond(media) -> HttpResponse:

@@ -41,6 +41,7 @@ from media import metadata as meta_ops
 from media.models import Media, StoreStatus
 from media.rules import IdentifierRules, clean_tags
 from media.schemas import MediaIn
+from media.selectors import media_find
 from media.services import media_insert, media_prepare_many
 from mediastore.errors import RuleViolation
 from stores.backends import Backend
@@ -274,7 +275,7 @@ class FileWork:
     def run(self, pid: str, identifiers: dict[str, str]) -> Result:
         plan, source = self.plan, self.source
         key = self.key_in_place() if plan.in_place else None
-        media = Media.objects.select_related("store_config__s3cfg").filter(pid=pid).first()
+        media = media_find(pid)
         if media is None:
             if plan.dry_run:
                 return self.check_new(pid, identifiers)

@@ -10,6 +10,7 @@ ASCII (``\\pN``, ``\\pL`` are the Unicode classes). Such patterns are refused wi
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Any
 
@@ -18,6 +19,10 @@ import re2
 from mediastore.errors import RuleViolation
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+# Characters that change how a value is shown without being seen: bidirectional controls
+# (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) make a pid read in another order than it
+# is stored, zero-width ones (U+200B-U+200D, U+2060, U+FEFF) make two different pids look alike.
+INVISIBLE_RE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 MAX_PATTERN_LENGTH = 4096
 
 _RE2_OPTIONS = re2.Options()
@@ -62,6 +67,23 @@ def compile_pattern(pattern: str) -> Any:
                 f"...): {reason}"
             ) from None
         raise RuleViolation(f"invalid pattern {pattern!r}: {reason}") from None
+
+
+def clean_text(value: str, what: str) -> str:
+    """``value`` as stored: in Unicode NFC, so that values differing only in normalisation (an
+    ``é`` as one code point or as ``e`` and a combining accent) are one value. RuleViolation naming
+    the first bidirectional control or zero-width character (``U+XXXX``). ASCII values, all the
+    usual ones, return at once."""
+    if value.isascii():
+        return value
+    found = INVISIBLE_RE.search(value)
+    if found is not None:
+        char = found.group()
+        raise RuleViolation(
+            f"{what} {value!r} contains U+{ord(char):04X} ({unicodedata.name(char, 'a format character')}): "
+            "bidirectional controls and zero-width characters are not allowed"
+        )
+    return unicodedata.normalize("NFC", value)
 
 
 def matches(pattern: str, value: str) -> bool:

@@ -17,10 +17,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX, identify_hasher
 
 from identifiers.models import IdentifierType
-from identifiers.rules import check_name, compile_pattern, matches
+from identifiers.rules import check_name, clean_text, compile_pattern, matches
 from importer.paths import PathMap
 from importer.source import OldMedia, OldUser, Snapshot
 from media.models import Media, StoreStatus
+from media.pids import lookup_set, nfc
 from media.rules import check_pid, clean_tags
 from mediastore.errors import RuleViolation
 from mediastore.models import ApiToken, hash_token
@@ -244,19 +245,13 @@ def _users(plan: Plan, snap: Snapshot, group: str) -> None:
         plan.warnings.append(f"users who are not superusers go into the group {group!r}")
 
 
-def _tags_or_none(names: list[str]) -> list[str] | None:
-    try:
-        return clean_tags(names)
-    except RuleViolation:
-        return None
-
-
 def media_problem(old: OldMedia, types: dict[str, str]) -> str | None:
-    """Why this media cannot come over as it is, or None. Normalises identifiers and metadata."""
+    """Why this media cannot come over as it is, or None. Normalises the pid and identifier values
+    (Unicode NFC, as every new one), identifiers and metadata."""
     if old.pid_type not in types:
         return f"pid_type {old.pid_type!r} is not an identifier type here"
     try:
-        check_pid(old.pid)
+        old.pid = check_pid(old.pid)
         validate_store_key(old.store_key)
     except RuleViolation as exc:
         return exc.message
@@ -268,21 +263,28 @@ def media_problem(old: OldMedia, types: dict[str, str]) -> str | None:
         return "metadata is not a JSON object"
     if not isinstance(old.identifiers, dict) or not all(isinstance(v, str) for v in old.identifiers.values()):
         return "identifiers is not an object of strings"
+    try:
+        old.identifiers = {k: clean_text(v, f"identifier {k}") for k, v in old.identifiers.items()}
+    except RuleViolation as exc:
+        return exc.message
     old.identifiers = {k: v for k, v in old.identifiers.items() if not (k == old.pid_type and v == old.pid)}
     unknown = sorted(set(old.identifiers) - set(types))
     if unknown:
         return f"identifier keys {unknown} are not identifier types here"
-    tags = _tags_or_none(old.tags)
-    if tags is None:
-        return "a tag is empty or longer than 100 characters"
-    old.tags = tags
+    try:
+        old.tags = clean_tags(old.tags)
+    except RuleViolation as exc:  # an empty or over-long tag, or more than MEDIASTORE_MAX_TAGS
+        return exc.message
     return None
 
 
 def _media(plan: Plan, snap: Snapshot, types: dict[str, str]) -> None:
-    existing = Media.objects.select_related("store_config__s3cfg").filter(pid__in=[m.pid for m in snap.media])
-    ours = {m.pid: m for m in existing}
+    existing = Media.objects.select_related("store_config__s3cfg").filter(
+        pid__in=lookup_set(m.pid for m in snap.media)
+    )
+    ours = {nfc(m.pid): m for m in existing}
     taken: set[tuple[Target, str]] = set()
+    pids: set[str] = set()
     for old in snap.media:
         target = plan.stores.get(old.store_config_id)
         if target is None:
@@ -291,11 +293,14 @@ def _media(plan: Plan, snap: Snapshot, types: dict[str, str]) -> None:
         problem = media_problem(old, types)
         if problem is None and (target, old.store_key) in taken:
             problem = f"store key {old.store_key!r} is used twice in {target.type} {target.bucket!r}"
+        if problem is None and old.pid in pids:
+            problem = "another media has the same pid once both are in Unicode NFC"
         if problem is not None:
             plan.problems.append(f"media {old.pid!r} not imported: {problem}")
             plan.count("media", "skipped")
             continue
         taken.add((target, old.store_key))
+        pids.add(old.pid)
         here = ours.get(old.pid)
         if here is not None:
             differing = media_differences(here, old, target)

@@ -135,7 +135,9 @@ class MediaForm(forms.ModelForm):
         if pid and pid_type:
             rules = IdentifierRules()
             try:
-                rules.check_pid(pid, pid_type.pk)
+                checked = rules.check_pid(pid, pid_type.pk)
+                if "pid" in self.changed_data:  # an unchanged pid stored before normalisation stays
+                    data["pid"] = pid = checked
                 data["identifiers"] = rules.identifiers(pid, pid_type.pk, data.get("identifiers") or {})
             except MediastoreError as exc:
                 raise forms.ValidationError(exc.message) from None

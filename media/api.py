@@ -48,14 +48,16 @@ PidList = list[str] | None
 def media_create(request: HttpRequest, payload: MediaIn):
     """Create one media (store_status PENDING) and return it. `pid_type` and identifier keys must be
     existing identifier types and values must match their patterns (422 `bad pid_type: X`,
-    `bad identifier_type: K`); an existing pid is 409. Without `pid` one is minted."""
+    `bad identifier_type: K`); an existing pid is 409. Without `pid` one is minted. More than
+    `MEDIASTORE_MAX_TAGS` (1000) distinct tags is 422."""
     return services.media_create(payload, user=request.auth)
 
 
 @router.post("/media/create", response=list[MediaOut], summary="Create many media, all or nothing")
 def media_create_many(request: HttpRequest, payload: list[MediaIn]):
     """Create every media of the list, or none: the first invalid item makes the whole call 422/409,
-    and the error names it (`index`, `pid`)."""
+    and the error names it (`index`, `pid`). Each media may carry at most `MEDIASTORE_MAX_TAGS` (1000)
+    distinct tags (422)."""
     created = services.media_create_many(payload, user=request.auth)
     return json_response([media_out_dict(media) for media in created])  # list[MediaOut], unvalidated
 
@@ -87,13 +89,17 @@ def media_update_many(request: HttpRequest, payload: MediaBulkPatch):
 
 @router.patch("/media/update/tags", response=BulkResult, summary="Add tags to many media")
 def media_tags_add(request: HttpRequest, payload: list[UpdateTags]):
-    """Add the given tags to each media, keeping the tags it has."""
+    """Add the given tags to each media, keeping the tags it has. An item that would leave its media
+    with more than `MEDIASTORE_MAX_TAGS` (1000) distinct tags, old and new together, fails
+    (`ValidationError`) and that media is unchanged."""
     return services.media_tags_update(payload, user=request.auth, replace=False).as_dict()
 
 
 @router.put("/media/update/tags", response=BulkResult, summary="Replace the tags of many media")
 def media_tags_replace(request: HttpRequest, payload: list[UpdateTags]):
-    """Replace each media's tags with the given list (an empty list removes all)."""
+    """Replace each media's tags with the given list (an empty list removes all). An item with more
+    than `MEDIASTORE_MAX_TAGS` (1000) distinct tags fails (`ValidationError`) and that media is
+    unchanged."""
     return services.media_tags_update(payload, user=request.auth, replace=True).as_dict()
 
 
@@ -192,14 +198,16 @@ def media_revert(request: HttpRequest, pid: str, payload: RevertIn):
     `store_status`, `size`, `checksum`, `etag`, `content_type`) are never restored: the media keeps
     its current bytes. The revert is one more change (new `mark` and `version`) recorded in the
     history with reason "revert to version N"; a revert to the values the media has records nothing.
-    404 for an unknown pid or version; the restored values must pass today's rules (422 otherwise);
+    404 for an unknown pid or version; the restored values must pass today's rules (422 otherwise, e.g.
+    more tags than `MEDIASTORE_MAX_TAGS`);
     409 when another media has that pid now."""
     return services.media_revert(pid, version=payload.version, user=request.auth)
 
 
 @router.get("/media/{path:pid}", response=MediaOut, summary="Get one media")
 def media_get(request: HttpRequest, pid: str):
-    """One media by pid (pids may contain `/`, `:` and `.`); 404 if there is none."""
+    """One media by pid (pids may contain `/`, `:` and `.`); 404 if there is none. The pid is looked
+    up as given, then in Unicode NFC and NFD: `café` finds its media whichever way the `é` is written."""
     return json_response(media_out_dict(selectors.media_get(pid)))  # MediaOut, unvalidated: hot path
 
 

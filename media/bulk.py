@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from media.models import EventType, Media, next_marks
 from media.outbox import event_for, record
+from media.pids import lookup_set, pick
 from media.selectors import media_locked
 from media.tags import sync_tags
 from mediastore.errors import MediastoreError, NotFound
@@ -66,12 +67,12 @@ def bulk_apply(
     """
     outcome = BulkOutcome()
     with transaction.atomic():
-        found = {m.pid: m for m in media_locked(pid__in={pid for pid, _ in items})}
+        found = {m.pid: m for m in media_locked(pid__in=lookup_set(pid for pid, _ in items))}
         by_pk: dict[int, Media] = {}
         fields: set[str] = set()
         changed_of: dict[int, set[str]] = {}
         for pid, item in items:
-            media = found.get(pid)
+            media = pick(found, pid)
             try:
                 if media is None:
                     raise NotFound("Media", pid)

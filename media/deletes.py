@@ -13,6 +13,7 @@ from media.bulk import BulkOutcome
 from media.history import history_row
 from media.models import EventType, Media
 from media.outbox import event_for, record
+from media.pids import lookup_set, pick
 from media.schemas import media_out_dict
 from media.selectors import media_locked
 from mediastore.errors import MediastoreError, NotFound
@@ -28,10 +29,9 @@ def media_delete(pid: str, *, user) -> None:
     A failure to remove the bytes is logged, not raised: the media is deleted either way.
     """
     with transaction.atomic():
-        locked = media_locked(pid=pid)
-        if not locked:
+        media = pick({m.pid: m for m in media_locked(pid__in=lookup_set([pid]))}, pid)
+        if media is None:
             raise NotFound("Media", pid)
-        [media] = locked
         backend, key = media.store_config.backend(), media.store_key
         as_it_was = media_out_dict(media)
         media._history_user = user
@@ -53,10 +53,12 @@ def media_delete_many(pids: list[str], *, user) -> BulkOutcome:
     """
     outcome = BulkOutcome()
     with transaction.atomic():
-        found = {media.pid: media for media in media_locked(pid__in=set(pids))}
+        found = {media.pid: media for media in media_locked(pid__in=lookup_set(pids))}
         gone: list[Media] = []
         for pid in pids:
-            media = found.pop(pid, None)
+            media = pick(found, pid)
+            if media is not None:
+                del found[media.pid]  # a pid given twice is not found the second time
             if media is None:
                 outcome.failures.append((pid, NotFound("Media", pid)))
             else:

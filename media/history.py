@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from media.models import Media
+from media.pids import pid_forms
 from mediastore.errors import NotFound
 
 # (name shown to users, attribute of the historical row)
@@ -39,10 +40,11 @@ def media_history(pid: str) -> list[dict]:
     Looked up through the history table, so a deleted media's history stays readable and a renamed
     media's history includes the time before the rename. Two queries whatever the length.
     """
-    ids = set(Media.history.model.objects.filter(pid=pid).values_list("id", flat=True))
-    if not ids:
-        raise NotFound("Media", pid)
-    return history_entries(ids)
+    for form in pid_forms(pid):  # as given first, then its other Unicode forms
+        ids = set(Media.history.model.objects.filter(pid=form).values_list("id", flat=True))
+        if ids:
+            return history_entries(ids)
+    raise NotFound("Media", pid)
 
 
 def history_entries(media_ids: set[int]) -> list[dict]:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
+from django.conf import settings
+
 from identifiers.models import IdentifierType
-from identifiers.rules import check_value
+from identifiers.rules import check_value, clean_text
 from mediastore.errors import RuleViolation
 from mediastore.limits import MAX_PID_LENGTH, MAX_TAG_LENGTH
 from stores.models import StoreConfig
@@ -24,6 +26,8 @@ CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 
 
 def check_pid(pid: str) -> str:
+    """The pid to store (NFC, see ``clean_text``); RuleViolation when it breaks a rule."""
+    pid = clean_text(pid, "bad pid")
     if not pid or pid != pid.strip():
         raise RuleViolation(f"bad pid {pid!r}: must be non-empty with no leading or trailing spaces")
     if len(pid) > MAX_PID_LENGTH:
@@ -36,7 +40,8 @@ def check_pid(pid: str) -> str:
 
 
 def clean_tags(tags: Iterable[str]) -> list[str]:
-    """Sorted distinct tag names; RuleViolation for empty or over-long ones."""
+    """Sorted distinct tag names; RuleViolation for empty or over-long ones, or more than
+    ``MEDIASTORE_MAX_TAGS`` of them (``check_tag_count``)."""
     names = set()
     for tag in tags:
         name = tag.strip()
@@ -45,7 +50,20 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
         if len(name) > MAX_TAG_LENGTH:
             raise RuleViolation(f"tag {name[:20]!r}... is longer than {MAX_TAG_LENGTH} characters")
         names.add(name)
+    check_tag_count(names)
     return sorted(names)
+
+
+def check_tag_count(names: Collection[str]) -> None:
+    """RuleViolation (422) when a media would carry more than ``MEDIASTORE_MAX_TAGS`` tags: every
+    write of a media's tags checks the media's whole list afterwards, so the cost of writing and
+    searching one media's tags stays bounded."""
+    limit = settings.MEDIASTORE_MAX_TAGS
+    if len(names) > limit:
+        raise RuleViolation(
+            f"a media may carry at most {limit} tags (MEDIASTORE_MAX_TAGS); "
+            f"this would leave it with {len(names)}"
+        )
 
 
 class IdentifierRules:
@@ -54,18 +72,22 @@ class IdentifierRules:
     def __init__(self) -> None:
         self.patterns: dict[str, str] = dict(IdentifierType.objects.values_list("name", "pattern"))
 
-    def check_pid(self, pid: str, pid_type: str) -> None:
+    def check_pid(self, pid: str, pid_type: str) -> str:
+        """The pid to store (NFC), checked against ``pid_type``'s pattern."""
         if pid_type not in self.patterns:
             raise RuleViolation(f"bad pid_type: {pid_type}")
-        check_pid(pid)
+        pid = check_pid(pid)
         check_value(pid_type, self.patterns[pid_type], pid, "pid")
+        return pid
 
     def identifiers(self, pid: str, pid_type: str, identifiers: dict[str, str]) -> dict[str, str]:
-        """Checked identifiers to store: a repeated pid_type key must equal the pid and is dropped."""
+        """Checked identifiers to store (values in NFC, see ``clean_text``): a repeated pid_type key
+        must equal the pid (``pid`` as stored) and is dropped."""
         result = {}
         for key, value in identifiers.items():
             if key not in self.patterns:
                 raise RuleViolation(f"bad identifier_type: {key}")
+            value = clean_text(value, f"identifier {key}")
             if key == pid_type:
                 if value != pid:
                     raise RuleViolation(

@@ -20,7 +20,11 @@ class MediaIn(Schema):
     """A new media. `pid_type` and every identifier key must name an existing identifier type, and
     each value must fully match its type's pattern."""
 
-    pid: str | None = Field(None, description="Primary ID; minted (a UUID) when absent.")
+    pid: str | None = Field(
+        None,
+        description="Primary ID; minted (a UUID) when absent. Stored in Unicode NFC (as are identifier "
+        "values); bidirectional controls and zero-width characters are refused (422 naming them).",
+    )
     pid_type: str = Field(..., description="Identifier type of the pid.")
     store_config: StoreConfigIn = Field(..., description="Where the bytes will live; got or created.")
     identifiers: dict[str, str] = Field(default_factory=dict, description="More identifiers: {type: value}.")
@@ -29,7 +33,11 @@ class MediaIn(Schema):
         description="Free JSON metadata; at most `MEDIASTORE_MAX_METADATA_DEPTH` (64) levels deep (422) and "
         "`MEDIASTORE_MAX_METADATA_KB` (1024) KB as compact JSON (413).",
     )
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(
+        default_factory=list,
+        description="Tags (distinct names, at most 100 characters each); at most `MEDIASTORE_MAX_TAGS` "
+        "(1000) distinct ones (422).",
+    )
 
     nulls_are_defaults = null_means_default("identifiers", "metadata", "tags")
 
@@ -110,7 +118,11 @@ class MediaBulkPatch(Schema):
 
 class UpdateTags(Schema):
     pid: str
-    tags: list[str]
+    tags: list[str] = Field(
+        ...,
+        description="Tags to set or add; the media may carry at most `MEDIASTORE_MAX_TAGS` (1000) distinct "
+        "tags afterwards, else this item fails (`ValidationError`) and the media is unchanged.",
+    )
 
 
 class UpdateStorekey(Schema):
@@ -125,8 +137,16 @@ class UpdateIdentifiers(Schema):
 
 class UpdateMetadata(Schema):
     pid: str
-    keys: list[str] = Field(default_factory=list, description="Path into the metadata; empty: the whole.")
-    data: Any = Field(default_factory=dict, description="The value (object or list) to set or merge.")
+    # Nullable in the document because the published schemas declare `keys` Optional (default []),
+    # so their clients send null; the validator below makes it [] before any code sees it.
+    keys: list[str] | None = Field(
+        default_factory=list,
+        description="Path into the metadata; empty: the whole metadata. `null` (or leaving `keys` out) "
+        "means exactly the same as `[]`.",
+    )
+    data: Any = Field(
+        default_factory=dict, description="The value (object or list) to set or merge; `null` means `{}`."
+    )
 
     nulls_are_defaults = null_means_default("keys", "data")
 

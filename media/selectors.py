@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from media.models import Media
+from media.pids import lookup_set, pick, pid_forms
 from mediastore.errors import NotFound
 from mediastore.rowfetch import RowFetcher
 from stores.models import StoreConfig
@@ -19,8 +20,17 @@ def media_queryset() -> QuerySet[Media]:
 MEDIA_BY_PID = RowFetcher(Media, "pid", ("store_config", "s3cfg"))
 
 
+def media_find(pid: str) -> Media | None:
+    """The media of ``pid`` as given, else of its other Unicode forms (``media.pids``), or None."""
+    for form in pid_forms(pid):
+        media = MEDIA_BY_PID.first(form)
+        if media is not None:
+            return media
+    return None
+
+
 def media_get(pid: str) -> Media:
-    media = MEDIA_BY_PID.first(pid)
+    media = media_find(pid)
     if media is None:
         raise NotFound("Media", pid)
     return media
@@ -28,8 +38,13 @@ def media_get(pid: str) -> Media:
 
 def media_read_many(pids: list[str]) -> list[Media]:
     """The media of these pids that exist, in the order asked, each once."""
-    found = {m.pid: m for m in media_queryset().filter(pid__in=set(pids))}
-    return [found[pid] for pid in dict.fromkeys(pids) if pid in found]
+    found = {m.pid: m for m in media_queryset().filter(pid__in=lookup_set(pids))}
+    media = {}
+    for pid in pids:
+        hit = pick(found, pid)
+        if hit is not None:
+            media.setdefault(hit.pk, hit)
+    return list(media.values())
 
 
 def media_locked(**filters: object) -> list[Media]:

@@ -24,7 +24,8 @@ from media.bulk import BulkOutcome, bulk_apply, raise_first_failure
 from media.models import EventType, Media, StoreStatus, next_marks
 from media.moves import PreparedMove, finish_moves, prepare_moves
 from media.outbox import event_for, record
-from media.rules import IdentifierRules, StoreResolver, clean_tags, new_store_key
+from media.pids import lookup_set, nfc
+from media.rules import IdentifierRules, StoreResolver, check_tag_count, clean_tags, new_store_key
 from media.schemas import (
     MediaIn,
     MediaPatch,
@@ -54,7 +55,7 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
                 f"no pid given, and a minted UUID does not match the pattern of pid_type '{item.pid_type}'; "
                 "give a pid"
             )
-    rules.check_pid(pid, item.pid_type)
+    pid = rules.check_pid(pid, item.pid_type)
     identifiers = rules.identifiers(pid, item.pid_type, item.identifiers)
     tags = clean_tags(item.tags)
     meta_ops.check_limits(item.metadata)
@@ -88,7 +89,9 @@ def media_prepare_many(items: list[MediaIn], *, user, name_items: bool = True) -
             raise
         seen[obj.pid] = index
         objs.append(obj)
-    taken = set(Media.objects.filter(pid__in=seen).values_list("pid", flat=True))
+    # A stored pid in another Unicode form (from before pids were normalised) is the same pid.
+    stored = Media.objects.filter(pid__in=lookup_set(seen)).values_list("pid", flat=True)
+    taken = {nfc(pid) for pid in stored} & seen.keys()
     if taken:
         pid = min(taken, key=seen.__getitem__)
         exc = Conflict(f"media with pid '{pid}' already exists")
@@ -138,7 +141,10 @@ def media_create(item: MediaIn, *, user) -> Media:
 
 
 def tags_add(media: Media, item: UpdateTags) -> dict[str, Any]:
-    return {"tag_list": sorted(set(media.tag_list) | set(clean_tags(item.tags)))}
+    """The media's tags and the item's; their number together must be within the limit."""
+    names = set(media.tag_list) | set(clean_tags(item.tags))
+    check_tag_count(names)
+    return {"tag_list": sorted(names)}
 
 
 def tags_replace(media: Media, item: UpdateTags) -> dict[str, Any]:
@@ -185,17 +191,19 @@ def patch_change(
     *,
     rules: IdentifierRules,
     stores: StoreResolver,
-    taken: set[str],
+    taken: dict[str, str],
     moves: dict[str, PreparedMove | MediastoreError],
 ) -> dict[str, Any]:
-    """Rename, retype, re-store; ``taken``: pids in use (kept current), ``moves``: byte copies
-    made beforehand (``prepare_moves``)."""
+    """Rename, retype, re-store; ``taken``: pids in use, NFC form -> pid as stored (kept current),
+    ``moves``: byte copies made beforehand (``prepare_moves``)."""
     updates: dict[str, Any] = {}
-    pid = patch.new_pid if patch.new_pid is not None else media.pid
+    pid = nfc(patch.new_pid) if patch.new_pid is not None else media.pid
     pid_type = patch.pid_type if patch.pid_type is not None else media.pid_type_id
     if pid != media.pid or pid_type != media.pid_type_id:
-        rules.check_pid(pid, pid_type)
-        if pid != media.pid and pid in taken:
+        checked = rules.check_pid(pid, pid_type)
+        if patch.new_pid is not None:
+            pid = checked  # a retype alone keeps a pid stored before normalisation as it is
+        if pid != media.pid and taken.get(pid, media.pid) != media.pid:
             raise Conflict(f"media with pid '{pid}' already exists")
         updates.update(pid=pid, pid_type_id=pid_type)
         updates["identifiers"] = rules.identifiers(pid, pid_type, media.identifiers)
@@ -211,7 +219,7 @@ def patch_change(
                 updates["store_key"] = move.key
             updates["store_config"] = store
     if "pid" in updates:
-        taken.add(pid)
+        taken[pid] = pid
     return updates
 
 
@@ -248,8 +256,9 @@ def media_patch_many(pairs: list[tuple[str, MediaPatch]], *, user) -> BulkOutcom
     the old copy is removed once the row points at the new one.
     """
     rules, stores = IdentifierRules(), StoreResolver(user=user)
-    new_pids = {patch.new_pid for _, patch in pairs if patch.new_pid is not None}
-    taken = set(Media.objects.filter(pid__in=new_pids).values_list("pid", flat=True))
+    new_pids = {nfc(patch.new_pid) for _, patch in pairs if patch.new_pid is not None}
+    stored = Media.objects.filter(pid__in=lookup_set(new_pids)).values_list("pid", flat=True)
+    taken = {nfc(pid): pid for pid in stored}
     moves = prepare_moves(pairs, stores)
     change = partial(patch_change, rules=rules, stores=stores, taken=taken, moves=moves)
     try:

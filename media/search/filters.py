@@ -9,15 +9,17 @@ value a query parameter, and no query is compiled by the ORM on the way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import connection
 from taggit.models import Tag
 
 from media.models import TaggedMedia
+from media.pids import pid_forms
 from media.schemas import MediaSearch
 from media.search.indexes import IndexedPaths, index_for, indexed_paths
 from media.search.sql import TABLE, any_identifier_matches, identifier_type_matches, metadata_condition
@@ -101,16 +103,17 @@ def conditions_for(filters: MediaSearch, paths: IndexedPaths | None = None) -> C
                 )
             )
     if filters.pid is not None:
-        wildcard = Wildcard.parse(filters.pid)
-        sql, params = text_matches(_column("pid"), vendor, wildcard)
-        parts.append((f"({sql})", params))
+        parts.append(
+            _in_any_form(filters.pid, lambda form: text_matches(_column("pid"), vendor, Wildcard.parse(form)))
+        )
     pid_types = [filters.pid_type] if isinstance(filters.pid_type, str) else filters.pid_type
     if pid_types:
         parts.append((f"{_column('pid_type')} IN ({_marks(pid_types)})", list(pid_types)))
     for type_name, pattern in sorted(filters.identifiers.items()):
-        parts.append(identifier_type_matches(type_name, pattern).sql(vendor))
+        of_type = partial(identifier_type_matches, type_name)
+        parts.append(_in_any_form(pattern, lambda form, of_type=of_type: of_type(form).sql(vendor)))
     if filters.identifier is not None:
-        parts.append(any_identifier_matches(filters.identifier).sql(vendor))
+        parts.append(_in_any_form(filters.identifier, lambda form: any_identifier_matches(form).sql(vendor)))
     if filters.metadata and paths is None:
         paths = indexed_paths()
     for condition in filters.metadata:
@@ -148,6 +151,14 @@ def key_columns(order_by: str | None) -> list[str]:
 def id_and_key_columns(order_by: str | None) -> list[str]:
     """``id`` and the order's key columns, each once: what the candidate set and the walk select."""
     return list(dict.fromkeys(["id", *key_columns(order_by)]))
+
+
+def _in_any_form(pattern: str, condition: Callable[[str], Sql]) -> Sql:
+    """``condition`` of a pid or identifier wildcard as given, or of its NFC or NFD form: values are
+    stored in NFC, but some from before in NFD (``media.pids``). ASCII patterns give one condition."""
+    found = [condition(form) for form in pid_forms(pattern)]
+    sql = " OR ".join(f"({part})" for part, _ in found)
+    return f"({sql})", [param for _, params in found for param in params]
 
 
 def _pid_collation() -> str:

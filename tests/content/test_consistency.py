@@ -15,7 +15,7 @@ from django.core.management import call_command
 from content.services import fresh_key
 from media.models import Media
 from tests.conftest import media_body
-from tests.content.test_transfer import ALL_TYPES, backend_of, s3cfg, store_for  # noqa: F401 (fixtures)
+from tests.content.test_transfer import ALL_TYPES, backend_of
 
 pytestmark = pytest.mark.django_db
 

@@ -136,6 +136,46 @@ def test_range_past_the_end_is_416(api, id_types, store_for):
     assert response["Content-Range"] == f"bytes */{len(PAYLOAD)}"
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=0-" + "9" * 5000,
+        "bytes=" + "1" * 5000 + "-",
+        "bytes=-" + "9" * 5000,
+        "bytes=0-" + "0" * 21,
+    ],
+    ids=["last-5000-digits", "first-5000-digits", "suffix-5000-digits", "21-digits"],
+)
+def test_absurd_range_positions_are_416(api, id_types, store_for, header):
+    """Regression: `Range: bytes=0-<5,000 digits>` was a 500 (Python's integer string conversion
+    limit); positions longer than any size could need are refused like ranges past the end."""
+    upload(api, "r1", store_for("FilesystemStore"))
+    response = api.get("/api/media/r1/content", headers={"Range": header})
+    assert response.status_code == 416
+    assert response["Content-Range"] == f"bytes */{len(PAYLOAD)}"
+
+
+def test_a_last_position_of_20_digits_is_clipped_to_the_end(api, id_types, store_for):
+    """The digit bound leaves every 64-bit position usable (fails if the bound were below 20)."""
+    upload(api, "r1", store_for("FilesystemStore"))
+    response = api.get("/api/media/r1/content", headers={"Range": "bytes=299000-" + "9" * 20})
+    assert response.status_code == 206
+    assert b"".join(response.streaming_content) == PAYLOAD[299000:]
+    assert response["Content-Range"] == f"bytes 299000-{len(PAYLOAD) - 1}/{len(PAYLOAD)}"
+
+
+def test_suffix_range_of_empty_content_is_416(api, id_types, store_for):
+    """Regression: `bytes=-5` on an empty object answered 206 with `Content-Range: bytes 0--1/0`."""
+    created = api.post("/api/media", media_body("r0", store_config=store_for("FilesystemStore")))
+    assert created.status_code == 200
+    headers = {"Authorization": f"Bearer {api.token}"}
+    stored = api.client.put("/api/media/r0/content", data=b"", CONTENT_LENGTH="0", headers=headers)
+    assert stored.status_code == 200, stored.content
+    response = api.get("/api/media/r0/content", headers={"Range": "bytes=-5"})
+    assert response.status_code == 416
+    assert response["Content-Range"] == "bytes */0"
+
+
 def test_if_none_match_is_304(api, id_types, store_for):
     upload(api, "e1", store_for("FilesystemStore"))
     etag = api.get("/api/media/e1/content")["ETag"]

@@ -8,6 +8,8 @@ health check included, stopped answering.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -72,3 +74,36 @@ def test_hostile_json_is_a_4xx_with_debug_off(server, body, status):
     assert response.status_code == status, response.text
     assert "Traceback" not in response.text
     assert health_answers(server["base"])
+
+
+def test_absurd_range_and_100k_tags_are_refused_quickly(server):
+    """Regression: `Range: bytes=0-<5,000 digits>` was a 500, and an update with 100,000 tags took
+    110 s (one statement set per tag) while holding the media's row lock."""
+    base = server["base"]
+    session = login(base)
+    media = {"pid": "edge1", "pid_type": "edge", "store_config": DICT_STORE}
+    assert session.post(f"{base}/api/identifier", json={"name": "edge", "pattern": ""}, timeout=10).ok
+    upload = session.post(f"{base}/api/upload", json={"mediadata": media, "base64": "aGVsbG8="}, timeout=20)
+    assert upload.status_code == 200, upload.text
+
+    response = session.get(f"{base}/api/media/edge1/content", headers={"Range": "bytes=0-" + "9" * 5000})
+    assert (response.status_code, response.headers["Content-Range"]) == (416, "bytes */5")
+    response = session.get(f"{base}/api/media/edge1/content", headers={"Range": "bytes=1-" + "9" * 20})
+    assert (response.status_code, response.content) == (206, b"ello")
+
+    tags = [f"tag-{i}" for i in range(100_000)]
+    started = time.monotonic()
+    response = session.post(f"{base}/api/media", json={**media, "pid": "edge2", "tags": tags}, timeout=60)
+    assert response.status_code == 422, response.text
+    assert "MEDIASTORE_MAX_TAGS" in response.json()["detail"][0]["error"]
+    item = {"pid": "edge1", "tags": tags}
+    response = session.patch(f"{base}/api/media/update/tags", json=[item], timeout=60)
+    assert response.status_code == 200, response.text
+    [failure] = response.json()["failures"]
+    assert failure["error"] == "ValidationError" and "at most 1000 tags" in failure["msg"]
+    assert time.monotonic() - started < 20
+    assert session.get(f"{base}/api/media/edge1", timeout=10).json()["tags"] == []
+    item = {"pid": "edge1", "tags": tags[:1000]}
+    assert session.put(f"{base}/api/media/update/tags", json=[item], timeout=60).json()["failures"] == []
+    assert len(session.get(f"{base}/api/media/edge1", timeout=10).json()["tags"]) == 1000
+    assert health_answers(base)
