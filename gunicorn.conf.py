@@ -5,6 +5,17 @@ Read from the environment, or from the same ``.env`` file the Django settings re
 GUNICORN_TIMEOUT seconds (default 300, room for large uploads and downloads),
 GUNICORN_WORKER_CLASS (default gthread) with GUNICORN_THREADS threads per worker (default 8).
 
+Thread budget (README, "Slow clients"): WEB_CONCURRENCY x GUNICORN_THREADS requests are served at
+once (16 by default); a request holds its thread while its body arrives. Behind nginx every body
+but the raw content stream arrives whole first. Sent straight here, a body read before the request
+is authenticated (login) holds a thread at most MEDIASTORE_ANON_BODY_TIMEOUT_S (default 10 s), any
+body at most MEDIASTORE_BODY_TIMEOUT_S (30 s) without a byte, then 408 and the connection closed
+(mediastore/bodies.py); a bad token is 401 before its body is read. So K slow clients without a
+token hold at most min(K, threads) threads for 10 s each, and whatever waits behind them is served
+within 10 s per full set of threads they fill. Slow request *headers* are not bounded by gunicorn
+(a gthread worker waits 5 s for a connection's first byte without a thread, then reads the headers
+in one): keep nginx (client_header_timeout) in front of untrusted clients.
+
 Prometheus metrics (mediastore/metrics.py) from all workers: each worker writes its counters to
 files in PROMETHEUS_MULTIPROC_DIR and a scrape of any worker adds them up. The variable must be
 set before a worker imports prometheus_client, so the master sets it before forking the first

@@ -11,11 +11,12 @@ from django.utils import timezone
 from ninja import Router, Schema, Status
 from ninja.security import HttpBearer
 
+from mediastore import bodies
 from mediastore.errors import Forbidden
 from mediastore.models import ApiToken, hash_token
 from mediastore.permissions import missing_permission, permissions_column
 from mediastore.rowfetch import RowFetcher
-from mediastore.throttle import check_login_allowed, record_login_failure, record_login_success
+from mediastore.throttle import reserve_login_attempt
 
 # Writing last_used on every request would turn each read into a write; a minute's precision is enough.
 LAST_USED_PRECISION = timedelta(seconds=60)
@@ -37,6 +38,7 @@ class BearerToken(HttpBearer):
             return None
         request.user = row.user
         request.api_token = row
+        bodies.trust(request)  # its body has only the progress deadline now
         missing = missing_permission(request, row.user)
         if missing is not None:
             raise Forbidden(missing)
@@ -111,12 +113,11 @@ def login(request: HttpRequest, payload: LoginIn):
     the password being checked, until the window that began with the first failure ends. A
     successful login clears its username's count of failures.
     """
-    check_login_allowed(request, payload.username)
+    attempt = reserve_login_attempt(request, payload.username)  # counted as a failure until it succeeds
     user = authenticate(request, username=payload.username, password=payload.password)
     if user is None or not user.is_active:
-        record_login_failure(request, payload.username)
         return Status(401, {"error": "Invalid credentials"})
-    record_login_success(payload.username)
+    attempt.succeeded()
     row, clear = ApiToken.objects.issue(user)
     if settings.MEDIASTORE_TOKEN_TTL_HOURS:
         row.expires = row.created + timedelta(hours=settings.MEDIASTORE_TOKEN_TTL_HOURS)

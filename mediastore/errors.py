@@ -115,6 +115,16 @@ class UnsupportedMediaType(TextError):
     kind = "UnsupportedMediaType"
 
 
+class RequestTimeout(TextError):
+    """The request body did not arrive within its deadline (mediastore/bodies.py): 408
+    ``{"detail": "..."}`` naming the setting. Not an OSError, so Django's ``request.body`` and
+    ``request.read()`` pass it on unchanged (they turn OSErrors into UnreadablePostError) and no
+    store takes it for a failure of its own."""
+
+    status_code = 408
+    kind = "RequestTimeout"
+
+
 class TooManyRequests(TextError):
     """Too many failed attempts: 429 ``{"detail": "..."}`` with ``Retry-After`` (seconds)."""
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import re
-
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse, UnreadablePostError
+from django.http import HttpRequest, JsonResponse
 
-from mediastore.parser import is_json_request
+from mediastore.errors import RequestTimeout
+from mediastore.parser import NUL_MESSAGE, is_json_request
 
 
 def is_json_body(request: HttpRequest) -> bool:
@@ -19,44 +17,14 @@ def is_json_body(request: HttpRequest) -> bool:
     return request.path.startswith("/api/") and is_json_request(request)
 
 
-# JSON escapes that can decode to text no database can store: NUL and UTF-16 surrogates.
-SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
-
-
-def _bad_text(text: str) -> bool:
-    if "\x00" in text:
-        return True
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate
-        return True
-    return False
-
-
-def _has_nul(value) -> bool:
-    """Whether any string (key or value) below ``value`` is bad text; iterative, so that nesting
-    as deep as json.loads reads cannot exhaust the stack here."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _bad_text(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
 class RejectNulMiddleware:
-    """Answer 422 for NUL characters or unpaired surrogates in an API request's path, query or JSON body.
+    """Answer 422 for NUL characters in an API request's path or query.
 
-    PostgreSQL cannot store NUL in text or jsonb, no database can store half a surrogate pair, and
-    no identifier, key or metadata needs either; refusing them here gives one clear answer on every
-    database instead of a 500. Only JSON bodies are looked at (streamed uploads are never read
-    here), and only parsed when such an escape occurs in the raw bytes at all.
+    PostgreSQL cannot store NUL in text or jsonb, and no identifier, key or metadata needs it;
+    refusing it here gives one clear answer on every database instead of a 500. JSON bodies get
+    the same answer from the API's parser (``mediastore.parser.JsonParser``), which reads them only
+    after the request is authenticated: a body read here, before that, would keep a thread for
+    whoever sends one slowly without a token (mediastore/bodies.py).
     """
 
     def __init__(self, get_response) -> None:
@@ -64,48 +32,21 @@ class RejectNulMiddleware:
 
     def __call__(self, request: HttpRequest):
         if request.path.startswith("/api/") and self._has_nul(request):
-            return JsonResponse(
-                {
-                    "detail": [
-                        {"error": "NUL characters are not allowed in paths, parameters or JSON strings"}
-                    ]
-                },
-                status=422,
-            )
+            return JsonResponse({"detail": [{"error": NUL_MESSAGE}]}, status=422)
         return self.get_response(request)
 
     @staticmethod
     def _has_nul(request: HttpRequest) -> bool:
-        if (
+        return (
             "\x00" in request.path
             or "\x00" in request.META.get("QUERY_STRING", "")
             or "%00" in request.META.get("QUERY_STRING", "")
-        ):
-            return True
-        if not is_json_body(request) or b"\\" not in request.body or not SUSPECT_ESCAPE.search(request.body):
-            return False
-        try:
-            return _has_nul(json.loads(request.body))
-        except (ValueError, RecursionError):
-            return False  # malformed or too deep JSON: the API's parser answers that itself
-
-
-def discard_body(request: HttpRequest, chunk_size: int = 1 << 20) -> None:
-    """Read the request body to its end, keeping nothing.
-
-    An answer given before the body is read (a 413) would otherwise come with a connection reset:
-    the server closes a socket with unread data, and nginx, still streaming the body through, turns
-    that into a 502. The read ends at the declared length or when the client goes away."""
-    try:
-        while request.read(chunk_size):
-            pass
-    except UnreadablePostError:
-        pass  # the client is gone; nobody is left to read the answer
+        )
 
 
 class JsonBodyLimitMiddleware:
-    """Answer 413 to a JSON API body larger than ``MEDIASTORE_MAX_UPLOAD_MB``, without keeping it,
-    and 411 to one sent chunked (no Content-Length: Django would read it as empty).
+    """Answer 413 to a JSON API body declared larger than ``MEDIASTORE_MAX_UPLOAD_MB``, without
+    reading it, and 411 to one sent chunked (no Content-Length: Django would read it as empty).
 
     Base64 uploads travel as JSON; Django's own limit is switched off in settings so that this one,
     with a sentence naming the variable, applies to every JSON endpoint alike. Raw streams
@@ -136,7 +77,8 @@ class JsonBodyLimitMiddleware:
                 length = 0
             limit_mb = settings.MEDIASTORE_MAX_UPLOAD_MB
             if length > limit_mb * 1024 * 1024:
-                discard_body(request)
+                # Answered from the header alone; the body is never read, and the connection is
+                # closed after the answer (mediastore/bodies.py) instead of being drained.
                 return JsonResponse(
                     {
                         "detail": f"request body of {length / 2**20:.1f} MB is over the limit of "
@@ -146,3 +88,29 @@ class JsonBodyLimitMiddleware:
                     status=413,
                 )
         return self.get_response(request)
+
+
+class BodyTimeoutMiddleware:
+    """Answer 408 outside the API (admin forms) when a POST body misses its deadline
+    (mediastore/bodies.py), instead of a 500.
+
+    Django's CSRF check reads ``request.POST`` of every POST to a view it protects, where nothing
+    could turn RequestTimeout into an answer; this reads it the same way (forms parsed, files
+    spooled as Django does) one step earlier. The API's views are exempt from that check and
+    answer RequestTimeout themselves (``mediastore.api``).
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
+        if request.method != "POST" or getattr(view_func, "csrf_exempt", False):
+            return None
+        try:
+            request.POST  # noqa: B018  (loads the body, as the CSRF check is about to)
+        except RequestTimeout as exc:
+            return JsonResponse(exc.body(), status=exc.status_code)
+        return None

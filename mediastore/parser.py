@@ -36,6 +36,38 @@ def is_json_request(request: HttpRequest) -> bool:
     )
 
 
+NUL_MESSAGE = "NUL characters are not allowed in paths, parameters or JSON strings"
+# JSON escapes that can decode to text no database can store: NUL and UTF-16 surrogates.
+SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _bad_text(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate
+        return True
+    return False
+
+
+def has_bad_text(value) -> bool:
+    """Whether any string (key or value) below ``value`` holds NUL or an unpaired surrogate;
+    iterative, so that nesting as deep as json.loads reads cannot exhaust the stack here."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _bad_text(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")  # a syntax error like any other: 400
 
@@ -197,15 +229,21 @@ class JsonParser(Parser):
                 "(curl: -H 'Content-Type: application/json', or --json)"
             )
         raw = request.body
+        # NUL or half a surrogate pair: no database stores them (422, as RejectNulMiddleware answers
+        # for paths). Only bodies with such an escape at all are searched once parsed.
+        suspect = b"\\" in raw and SUSPECT_ESCAPE.search(raw) is not None
         if len(raw) < LARGE_BODY:
-            return loads(raw)
-        # Django keeps the bytes as _body and wrapped in _stream (a BytesIO sharing the buffer); from
-        # here on ``raw`` is the only reference.
-        request._body = b""
-        request._stream = io.BytesIO()
-        taken = _take_large_member(request, raw)
-        if taken is not None:
-            return taken
-        text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads(bytes) does
-        del raw
-        return loads(text)
+            data = loads(raw)
+        else:
+            # Django keeps the bytes as _body and wrapped in _stream (a BytesIO sharing the buffer);
+            # from here on ``raw`` is the only reference.
+            request._body = b""
+            request._stream = io.BytesIO()
+            data = _take_large_member(request, raw)
+            if data is None:
+                text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads(bytes) does
+                del raw
+                data = loads(text)
+        if suspect and has_bad_text(data):
+            raise RuleViolation(NUL_MESSAGE)
+        return data

@@ -69,6 +69,11 @@ MEDIASTORE_AMQP_EXCHANGE = env.get_str("MEDIASTORE_AMQP_EXCHANGE", "mediastore")
 # subscribe declares it non-durable and the broker refuses a durable one of the same name).
 MEDIASTORE_AMQP_EXCHANGE_DURABLE = env.get_bool("MEDIASTORE_AMQP_EXCHANGE_DURABLE", True)
 MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=1)
+# Deadlines of request bodies under gunicorn (mediastore/bodies.py): no byte for this many seconds
+# is a 408 for any request; a body read before the request is authenticated (login) must arrive
+# whole within the second.
+MEDIASTORE_BODY_TIMEOUT_S = env.get_int("MEDIASTORE_BODY_TIMEOUT_S", 30, minimum=1)
+MEDIASTORE_ANON_BODY_TIMEOUT_S = env.get_int("MEDIASTORE_ANON_BODY_TIMEOUT_S", 10, minimum=1)
 # Metadata limits, applied to every write of a media's metadata (422 too deep, 413 too large).
 MEDIASTORE_MAX_METADATA_DEPTH = env.get_int("MEDIASTORE_MAX_METADATA_DEPTH", 64, minimum=1)
 if MEDIASTORE_MAX_METADATA_DEPTH > 500:
@@ -151,6 +156,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "mediastore.middleware.JsonBodyLimitMiddleware",
     "mediastore.middleware.RejectNulMiddleware",
+    "mediastore.middleware.BodyTimeoutMiddleware",  # before the CSRF check reads form bodies
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

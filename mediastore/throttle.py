@@ -7,10 +7,18 @@ not checked then, and refused attempts are not counted. Only failures count: a s
 clears its username's count (the user has shown the password) but not its address's, so nobody can
 wipe an address's count by logging in to an account of their own between guesses.
 
+Every attempt is counted as a failure *before* its password is checked (``reserve_login_attempt``)
+and given back when it turns out a success or is refused. Reading the count first and adding to it
+after the check let concurrent attempts all read a count under the limit: 40 logins sent at once had
+their password checked up to 20 times against a limit of 10. With the count taken first by one
+atomic increment, at most the limit's worth of attempts of one window get a number within it, so
+the password is checked at most that often, however many arrive at once.
+
 Counters live in Django's default cache (``settings.CACHES``: Redis when ``MEDIASTORE_REDIS_URL``
-is set, else files every worker on the host shares), using only ``add``, ``get`` and ``incr``. The
-key of a window's count carries the window's start, so a count never outlives its window even
-where ``incr`` rewrites the entry's expiry.
+is set, else files every worker on the host shares), using only ``add``, ``get``, ``incr`` and
+``decr``; Redis increments atomically, and ``mediastore.cache.FileCache`` holds a lock file around
+``add`` and ``incr``. The key of a window's count carries the window's start, so a count never
+outlives its window even where ``incr`` rewrites the entry's expiry.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import hashlib
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
@@ -55,24 +63,31 @@ class FailureCounter:
     def count_key(self, since_ms: int) -> str:
         return f"{self.key}:{since_ms}"
 
-    def wait_seconds(self, now: float) -> int | None:
-        """Seconds until this counter's window ends when it is at the limit, else None."""
-        limit, window = settings.MEDIASTORE_LOGIN_RATE
-        since_ms = cache.get(self.start_key)
-        if since_ms is None or cache.get(self.count_key(since_ms), 0) < limit:
-            return None
-        return max(1, math.ceil(since_ms / 1000 + window - now))
-
-    def record(self, now: float) -> None:
+    def reserve(self, now: float) -> tuple[int, int]:
+        """Count one more failure in the current window (starting one if there is none), in one
+        atomic increment; returns the count including this one and the window's start (ms)."""
         window = settings.MEDIASTORE_LOGIN_RATE[1]
-        cache.add(self.start_key, int(now * 1000), window)
-        since_ms = cache.get(self.start_key, int(now * 1000))  # another worker's earlier start wins
-        count_key = self.count_key(since_ms)
-        cache.add(count_key, 0, window)
-        try:
-            cache.incr(count_key)
-        except ValueError:  # expired between add and incr
-            cache.add(count_key, 1, window)
+        for _ in range(3):
+            cache.add(self.start_key, int(now * 1000), window)
+            since_ms = cache.get(self.start_key, int(now * 1000))  # another worker's earlier start wins
+            count_key = self.count_key(since_ms)
+            cache.add(count_key, 0, window)
+            try:
+                return cache.incr(count_key), since_ms
+            except ValueError:  # the window expired between add and incr: count in the next one
+                continue
+        # Three windows ended under our hands: the cache is not keeping entries; refuse the attempt.
+        return settings.MEDIASTORE_LOGIN_RATE[0] + 1, since_ms
+
+    def release(self, since_ms: int) -> None:
+        """Give back a failure counted by ``reserve`` (the attempt was refused, or succeeded)."""
+        with contextlib.suppress(ValueError):  # the window ended meanwhile, and its count with it
+            cache.decr(self.count_key(since_ms))
+
+    @staticmethod
+    def wait_seconds(since_ms: int, now: float) -> int:
+        """Seconds until the window that started at ``since_ms`` ends."""
+        return max(1, math.ceil(since_ms / 1000 + settings.MEDIASTORE_LOGIN_RATE[1] - now))
 
     def clear(self) -> None:
         cache.delete(self.start_key)
@@ -101,15 +116,40 @@ def counters() -> Iterator[None]:
         ) from None
 
 
-def check_login_allowed(request: HttpRequest, username: str) -> None:
-    """Raise TooManyRequests (429, Retry-After) when the username or the address is at the limit."""
+@dataclass
+class LoginAttempt:
+    """A login counted as a failure of its username and its address before the password is checked
+    (``reserve_login_attempt``). A wrong password leaves it counted; ``succeeded`` takes it back."""
+
+    username: FailureCounter
+    address: FailureCounter
+    since_ms: dict[str, int] = field(default_factory=dict)  # counter key -> its window's start
+
+    def succeeded(self) -> None:
+        """The password was right: the username's failures are cleared, and this attempt is no
+        longer counted against the address (the address's earlier failures stay)."""
+        with counters():
+            self.username.clear()
+            self.address.release(self.since_ms[self.address.key])
+
+
+def reserve_login_attempt(request: HttpRequest, username: str) -> LoginAttempt:
+    """Count this attempt as a failure of ``username`` and of the request's address, atomically,
+    before its password is checked; raise TooManyRequests (429, Retry-After) without counting it
+    when that makes either count exceed ``MEDIASTORE_LOGIN_RATE``."""
     now = time.time()
+    limit = settings.MEDIASTORE_LOGIN_RATE[0]
+    attempt = LoginAttempt(username_counter(username), address_counter(request))
+    waits = []
     with counters():
-        waits = [
-            wait
-            for counter in (username_counter(username), address_counter(request))
-            if (wait := counter.wait_seconds(now)) is not None
-        ]
+        for counter in (attempt.username, attempt.address):
+            count, since_ms = counter.reserve(now)
+            attempt.since_ms[counter.key] = since_ms
+            if count > limit:
+                waits.append(counter.wait_seconds(since_ms, now))
+        if waits:
+            for counter in (attempt.username, attempt.address):
+                counter.release(attempt.since_ms[counter.key])
     if waits:
         retry_after = max(waits)
         raise TooManyRequests(
@@ -117,15 +157,4 @@ def check_login_allowed(request: HttpRequest, username: str) -> None:
             f"{retry_after} seconds",
             retry_after=retry_after,
         )
-
-
-def record_login_failure(request: HttpRequest, username: str) -> None:
-    now = time.time()
-    with counters():
-        username_counter(username).record(now)
-        address_counter(request).record(now)
-
-
-def record_login_success(username: str) -> None:
-    with counters():
-        username_counter(username).clear()
+    return attempt

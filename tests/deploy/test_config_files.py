@@ -150,7 +150,6 @@ def test_nginx_proxies_with_the_headers_django_trusts_and_streams_large_bodies()
         "proxy_set_header X-Forwarded-Proto $scheme;",
         "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
         "proxy_set_header X-Forwarded-Host $http_host;",
-        "proxy_request_buffering off;",
         "proxy_buffering off;",
         "return 301 https://$host$mediastore_https_port_suffix$request_uri;",
         "set $mediastore_https_port 443;",
@@ -164,6 +163,20 @@ def test_nginx_proxies_with_the_headers_django_trusts_and_streams_large_bodies()
     assert re.search(r"^\s*listen 443 ssl;$", text, flags=re.MULTILINE)
     assert "/etc/nginx/certs/cert.pem;" in text and "/etc/nginx/certs/key.pem;" in text
     assert "alias /srv/static/;" in text
+
+
+def test_nginx_buffers_request_bodies_except_the_raw_content_stream():
+    """Regression: ``proxy_request_buffering off`` everywhere passed slow bodies through to gunicorn,
+    where 40 slow logins held every thread. Only the raw byte stream may skip nginx's buffer, and
+    nginx itself cuts off a body that stops arriving."""
+    text = read("nginx.conf")
+    content = re.search(r"location ~ \^/api/media/\.\+/content\$ \{([^}]*)\}", text)
+    assert content and "proxy_request_buffering off;" in content.group(1)
+    elsewhere = text.replace(content.group(0), "")
+    assert "proxy_request_buffering off;" not in elsewhere
+    assert re.search(r"^\s*proxy_request_buffering on;$", elsewhere, flags=re.MULTILINE)
+    timeout = re.search(r"^\s*client_body_timeout (\d+)s;$", elsewhere, flags=re.MULTILINE)
+    assert timeout and int(timeout.group(1)) <= int(documented()["MEDIASTORE_BODY_TIMEOUT_S"])
 
 
 def _commands(config: dict) -> list[str]:

@@ -1,9 +1,11 @@
-"""Login throttling holds across gunicorn workers when the counters live in Redis.
+"""Login throttling holds across gunicorn workers, with the counters in Redis and in the file cache.
 
 Each worker is its own process; a per-process cache (Django's default LocMemCache) would let every
-worker allow its own 10 failures. Here gunicorn runs with 2 workers (started by bin/start) and
-MEDIASTORE_REDIS_URL on a Redis database of its own; failed logins are sent two at a time so both
-workers serve them (the access log shows which did), and the 11th is refused with 429.
+worker allow its own 10 failures. Here gunicorn runs with 2 workers (started by bin/start), once
+with MEDIASTORE_REDIS_URL on a Redis database of its own and once without it (the file cache under
+the data directory); failed logins are sent two at a time so both workers serve them (the access
+log shows which did), and the 11th is refused with 429. Logins sent all at once must not get past
+the limit either: each is counted before its password is checked.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,12 +41,15 @@ LIMIT = 10  # the default MEDIASTORE_LOGIN_RATE, 10/m
 REDIS_URL = f"redis://127.0.0.1:6379/{13 if os.environ.get('POSTGRES_DB') else 14}"
 
 
-@pytest.fixture(scope="module")
-def server():
-    require_redis(REDIS_URL)
+@pytest.fixture(scope="module", params=["redis", "files"])
+def server(request):
+    extra = {}
+    if request.param == "redis":
+        require_redis(REDIS_URL)
+        extra["MEDIASTORE_REDIS_URL"] = REDIS_URL
     workdir = make_workdir("mediastore-throttle-")
     port = free_port()
-    env = server_env(workdir, port, WORKERS, MEDIASTORE_REDIS_URL=REDIS_URL)
+    env = server_env(workdir, port, WORKERS, **extra)
     app = start_app(workdir, env)
     try:
         app.wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/api/health"))
@@ -51,11 +57,12 @@ def server():
     finally:
         app.stop()
         remove_workdir(workdir)
-        import redis
+        if request.param == "redis":
+            import redis
 
-        client = redis.Redis.from_url(REDIS_URL)
-        for name in client.scan_iter(match="mediastore-cache:*login-failures:*"):
-            client.delete(name)
+            client = redis.Redis.from_url(REDIS_URL)
+            for name in client.scan_iter(match="mediastore-cache:*login-failures:*"):
+                client.delete(name)
 
 
 def unique_address() -> str:
@@ -108,3 +115,31 @@ def test_failures_from_one_address_are_counted_across_workers(server):
     response = login(base, SERVICE_USER, PASSWORD, address)
     assert response.status_code == 429, response.text
     assert login(base, SERVICE_USER, PASSWORD, f"{unique_address()}2").status_code == 200
+
+
+CONCURRENT = 40
+
+
+def test_concurrent_failures_check_the_password_at_most_the_limit(server):
+    """Regression: 40 wrong-password logins sent at once had their password checked 17-20 times
+    against a limit of 10 (each read the count before any had added to it). Every answer that is
+    not a 429 is a checked password."""
+    base, address = server["base"], f"{unique_address()}1"
+    username = f"nobody-{secrets.token_hex(4)}"  # a count of its own; unknown users are hashed too
+    start = threading.Barrier(CONCURRENT, timeout=60)
+
+    def attempt(_):
+        with new_session() as session:
+            start.wait()
+            return session.post(
+                f"{base}/api/login",
+                json={"username": username, "password": "wrong"},
+                headers={"X-Forwarded-For": address},
+                timeout=120,
+            ).status_code
+
+    with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
+        codes = list(pool.map(attempt, range(CONCURRENT)))
+    assert set(codes) <= {401, 429}, codes
+    assert codes.count(401) <= LIMIT, f"{codes.count(401)} passwords checked: {sorted(codes)}"
+    assert codes.count(401) >= 1  # someone got through to the check: the server was not just refusing

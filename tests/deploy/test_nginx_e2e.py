@@ -47,6 +47,8 @@ pytestmark = pytest.mark.e2e
 
 # MEDIASTORE_MAX_UPLOAD_MB of the server behind nginx: small, so that streams well over it are quick.
 CAP_MB = 4
+# MEDIASTORE_ANON_BODY_TIMEOUT_S of the server behind nginx: short, so that a slow body shows.
+ANON_BODY_TIMEOUT_S = 3
 
 
 def _mime_types(nginx: str) -> str:
@@ -129,6 +131,7 @@ def stack():
         2,
         DJANGO_USE_X_FORWARDED_HOST="true",
         MEDIASTORE_MAX_UPLOAD_MB=str(CAP_MB),
+        MEDIASTORE_ANON_BODY_TIMEOUT_S=str(ANON_BODY_TIMEOUT_S),
         MEDIASTORE_LOG_FORMAT="json",
         # docs/production.md's HTTPS settings: everything below also works with them.
         DJANGO_SECURE_SSL_REDIRECT="true",
@@ -325,6 +328,29 @@ def test_body_over_the_nginx_limit_is_413_from_nginx(stack):
             )
             answer = tls.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413")
+
+
+def test_a_slow_login_body_is_collected_by_nginx_before_gunicorn_sees_it(stack):
+    """Regression: with ``proxy_request_buffering off`` nginx passed slow bodies on to gunicorn as
+    they came, and 40 slow logins held every thread there. nginx now reads a login body whole
+    first: one sent over 5 s, longer than the server's MEDIASTORE_ANON_BODY_TIMEOUT_S (3 s here),
+    reaches the API at once and whole (401 for its wrong password, not 408)."""
+    body = json.dumps({"username": f"nobody-{uuid.uuid4().hex[:8]}", "password": "wrong"}).encode()
+    head = (
+        "POST /api/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    context = ssl.create_default_context(cafile=stack["verify"])
+    with socket.create_connection(("localhost", stack["https_port"]), timeout=30) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(head + body[:10])
+            for start in (10, 20):
+                time.sleep(2.5)
+                tls.sendall(body[start : start + 10 if start == 10 else len(body)])
+            answer = b""
+            while chunk := tls.recv(4096):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:500]
 
 
 def first_answer(stack, request_head: bytes) -> bytes:
