@@ -34,6 +34,11 @@ ANSWERS: dict[int, tuple[str, dict | None]] = {
     ),
     401: ("No valid bearer token.", TEXT),
     404: ("The named object does not exist.", TEXT),
+    408: (
+        "The body stopped arriving (no byte for MEDIASTORE_BODY_TIMEOUT_S), or one sent without a valid "
+        "token did not arrive whole within MEDIASTORE_ANON_BODY_TIMEOUT_S; nothing was kept.",
+        TEXT,
+    ),
     409: ("Conflict: duplicate, still referenced, no bytes stored, or changed concurrently.", ITEMS),
     410: ("Gone: the events after this cursor were pruned; start again without `after`.", TEXT),
     411: (
@@ -75,7 +80,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/download/urls"): set(),
     ("GET", "/api/download/{pid}"): {409, *STORAGE_READ},
     ("GET", "/api/media/{pid}/content"): {409, *STORAGE_READ},
-    ("PUT", "/api/media/{pid}/content"): {400, 409, 411, 412, 501, *STORAGE_WRITE},
+    ("PUT", "/api/media/{pid}/content"): {400, 408, 409, 411, 412, 501, *STORAGE_WRITE},
     ("GET", "/api/media/{pid}/verify"): {409, *STORAGE_READ},
     ("POST", "/api/media"): {404, 409},
     ("POST", "/api/media/create"): {404, 409},
@@ -87,7 +92,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
 
 def errors_of(method: str, path: str, operation: dict) -> set[int]:
     """The error statuses of one operation: 401 and 503 (the database) unless public, 404 for a
-    named object, 422 for any input, 400/411/413/415 for a JSON body, plus its entry in EXTRA."""
+    named object, 422 for any input, 400/408/411/413/415 for a JSON body, plus its entry in EXTRA."""
     codes = set(EXTRA.get((method, path), set()))
     if operation.get("security"):
         codes |= {401, 503}
@@ -95,7 +100,7 @@ def errors_of(method: str, path: str, operation: dict) -> set[int]:
         codes.add(404)
     has_json = "application/json" in operation.get("requestBody", {}).get("content", {})
     if has_json:
-        codes |= {400, 411, 413, 415}
+        codes |= {400, 408, 411, 413, 415}
     if has_json or operation.get("parameters") or "{" in path:
         codes.add(422)
     return codes
