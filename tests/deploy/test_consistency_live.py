@@ -10,7 +10,6 @@ PostgreSQL database when the suite runs on PostgreSQL, else SQLite).
 from __future__ import annotations
 
 import base64
-import hashlib
 import random
 import threading
 import time
@@ -22,6 +21,7 @@ import requests
 from stores.backends import LOCAL_STORE_TYPES, S3_STORE_TYPES
 from tests.support.processes import http_ok
 from tests.support.servers import Server
+from tests.support.servers import sha256_label as sha
 
 pytestmark = pytest.mark.e2e
 
@@ -32,18 +32,10 @@ MOVE_ROUNDS = 10
 READS_PER_ROUND = 20
 
 
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def server(s3_server):
     srv = Server("mediastore-consistency-", WORKERS)
-    srv.session.post(
-        f"{srv.base}/api/s3cfg",
-        json={"url": s3_server.url, "access_key": s3_server.access_key, "secret_key": s3_server.secret_key},
-        timeout=30,
-    )
+    srv.add_s3(s3_server)
     try:
         yield srv
     finally:

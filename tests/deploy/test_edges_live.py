@@ -13,7 +13,6 @@ Regressions (issue "Trust at the edges"):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import threading
@@ -24,6 +23,7 @@ import psycopg
 import pytest
 
 from tests.support.servers import Server
+from tests.support.servers import sha256_label as sha
 
 pytestmark = pytest.mark.e2e
 
@@ -32,18 +32,10 @@ DECLARED = 2_000_000
 SENT = 500_000
 
 
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 @pytest.fixture(scope="module")
 def server(s3_server):
     srv = Server("mediastore-edges-", 2)
-    srv.session.post(
-        f"{srv.base}/api/s3cfg",
-        json={"url": s3_server.url, "access_key": s3_server.access_key, "secret_key": s3_server.secret_key},
-        timeout=30,
-    )
+    srv.add_s3(s3_server)
     try:
         yield srv
     finally:

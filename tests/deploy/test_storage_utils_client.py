@@ -84,8 +84,7 @@ def extract_pinned(into) -> None:
 @pytest.fixture(scope="module")
 def server(s3_server, tmp_path_factory):
     srv = Server("mediastore-storage-utils-", 4)
-    keys = {"url": s3_server.url, "access_key": s3_server.access_key, "secret_key": s3_server.secret_key}
-    assert srv.session.post(f"{srv.base}/api/s3cfg", json=keys, timeout=30).ok
+    srv.add_s3(s3_server)
     client = tmp_path_factory.mktemp("storage-utils") / "tree"
     extract_pinned(client)
     srv.client_src = client / "src"

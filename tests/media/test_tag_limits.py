@@ -13,21 +13,11 @@ from taggit.models import Tag
 
 from importer.plan import media_problem
 from importer.source import OldMedia
-from media.models import Media, TaggedMedia
+from media.models import Media
 from tests.conftest import error_message, media_body
+from tests.media.test_tag_writes import stored_tags, tags
 
 pytestmark = pytest.mark.django_db
-
-
-def tags(n: int, prefix: str = "t") -> list[str]:
-    return [f"{prefix}{i}" for i in range(n)]
-
-
-def stored_tags(pid: str) -> list[str]:
-    media = Media.objects.get(pid=pid)
-    rows = sorted(TaggedMedia.objects.filter(content_object=media).values_list("tag__name", flat=True))
-    assert rows == media.tag_list  # taggit's rows follow the list
-    return media.tag_list
 
 
 @pytest.fixture

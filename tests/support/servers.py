@@ -8,6 +8,7 @@ machine, and fails instead when ``MEDIASTORE_REQUIRE_E2E`` is set (or, for Postg
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -160,6 +161,11 @@ def remove_workdir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def sha256_label(data: bytes) -> str:
+    """The checksum the server records for ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
 def login(base: str, verify: bool | str = True) -> requests.Session:
     """A session carrying the service user's bearer token."""
     session = new_session(verify)
@@ -203,6 +209,12 @@ class Server:
         except BaseException:
             self.close()
             raise
+
+    def add_s3(self, s3_server) -> None:
+        """Register the moto server ``s3_server`` as an S3 configuration, for BucketStores."""
+        keys = {"url": s3_server.url, "access_key": s3_server.access_key, "secret_key": s3_server.secret_key}
+        response = self.session.post(f"{self.base}/api/s3cfg", json=keys, timeout=30)
+        assert response.status_code == 200, response.text
 
     def client(self) -> requests.Session:
         """A session of its own (requests sessions are not shared between threads)."""
