@@ -32,7 +32,11 @@ ANSWERS: dict[int, tuple[str, dict | None]] = {
         "before its Content-Length or last chunk; nothing changed.",
         TEXT,
     ),
-    401: ("No valid bearer token.", TEXT),
+    401: (
+        "No valid bearer token (missing, unknown, revoked, or its user inactive): "
+        '`{"detail": "Unauthorized"}`; or an expired one: `{"detail": "token expired at <time>"}`.',
+        TEXT,
+    ),
     404: ("The named object does not exist.", TEXT),
     409: ("Conflict: duplicate, still referenced, no bytes stored, or changed concurrently.", ITEMS),
     410: ("Gone: the events after this cursor were pruned; start again without `after`.", TEXT),
