@@ -1,6 +1,6 @@
 """Tokens: scoped, expiring tokens a user makes for themselves (POST/GET/DELETE /api/tokens);
-expired tokens say so; purge_tokens deletes expired tokens; the admin list shows age, last use,
-expiry."""
+expired tokens say so; purge_tokens deletes expired tokens; the admin lists
+tokens (per user too) with name, scopes, age, last use and expiry, never the token."""
 
 from __future__ import annotations
 
@@ -269,3 +269,55 @@ def test_an_expired_token_of_an_inactive_user_is_just_unauthorized(user, token):
     user.is_active = False
     user.save()
     assert ApiClient(token).get("/api/identifier/list").json() == {"detail": "Unauthorized"}
+
+
+# -- the admin -----------------------------------------------------------------------------------
+
+
+def test_admin_lists_name_and_scopes_never_the_token(admin_client_logged, api, user):
+    made = make(api, name="ifcb-7 uploads", scopes=["read", "write"]).json()
+    row = ApiToken.objects.get(pk=made["id"])
+    page = admin_client_logged.get("/admin/mediastore/apitoken/").content.decode()
+    listed = rows(page)[made["token"][:8]]
+    assert "ifcb-7 uploads" in listed and "read,write" in listed
+    for url in ("/admin/mediastore/apitoken/", f"/admin/mediastore/apitoken/{row.pk}/change/"):
+        page = admin_client_logged.get(url).content.decode()
+        assert made["token"] not in page and row.key_hash not in page
+
+
+def test_admin_user_page_lists_and_revokes_the_users_tokens(admin_client_logged, api, user):
+    made = make(api, name="ifcb-7 uploads", scopes=["read"], expires_in=600).json()
+    url = f"/admin/auth/user/{user.pk}/change/"
+    page = admin_client_logged.get(url).content.decode()
+    assert "ifcb-7 uploads" in page and made["token"][:8] in page and made["token"] not in page
+    assert ApiToken.objects.get(pk=made["id"]).key_hash not in page
+
+    form = admin_form(page)
+    prefix = "api_tokens"
+    index = next(
+        i for i in range(int(form[f"{prefix}-TOTAL_FORMS"])) if form[f"{prefix}-{i}-id"] == str(made["id"])
+    )
+    form[f"{prefix}-{index}-DELETE"] = "on"
+    response = admin_client_logged.post(url, form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert not ApiToken.objects.filter(pk=made["id"]).exists()
+    assert ApiClient(made["token"]).get("/api/identifier/list").status_code == 401
+    assert ApiToken.objects.filter(user=user, name="login").exists()  # the other token stays
+
+
+def admin_form(page: str) -> dict[str, str]:
+    """The values of the change form's inputs and selected options (enough to save it unchanged)."""
+    form: dict[str, str] = {}
+    for tag in re.findall(r"<input[^>]*>", page):
+        name = re.search(r'name="([^"]+)"', tag)
+        if name is None or 'type="submit"' in tag:
+            continue
+        if ('type="checkbox"' in tag) and "checked" not in tag:
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        form[name.group(1)] = value.group(1) if value else ""
+    for select, body in re.findall(r'<select[^>]*name="([^"]+)"[^>]*>(.*?)</select>', page, flags=re.S):
+        chosen = re.findall(r'<option value="([^"]*)"[^>]*selected', body)
+        if chosen:
+            form[select] = chosen[0]
+    return form
