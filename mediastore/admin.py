@@ -38,7 +38,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     actions = ["revoke"]
 
     def has_add_permission(self, request) -> bool:
-        return False  # tokens are issued by POST /api/login and POST /api/tokens
+        return False  # tokens are issued by POST /api/login, POST /api/tokens and manage.py create_token
 
     @admin.display(description="age", ordering="created")
     def age(self, row: ApiToken) -> str:

@@ -1,5 +1,5 @@
-"""Scoped, expiring API tokens that a user makes for themselves (``/api/tokens``): the rules for
-scopes and expiry, and the row edits.
+"""Scoped, expiring API tokens that a user makes for themselves (``/api/tokens``, ``manage.py
+create_token``): the rules for scopes and expiry, and the row edits.
 
 Which operations a scope allows is ``mediastore.permissions``'s business; here a token may only be
 given scopes that give it something within its account's permissions, and a bounded lifetime.
@@ -7,6 +7,7 @@ given scopes that give it something within its account's permissions, and a boun
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from django.utils import timezone
@@ -18,6 +19,8 @@ from mediastore.permissions import ADMIN, SCOPE_PERMISSIONS, SCOPES
 # Long enough for an instrument deployed for years, short enough that a forgotten token still ends.
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
 NAME_MAX_LENGTH = ApiToken._meta.get_field("name").max_length
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+)([smhd]?)")
 
 
 def checked_scopes(user, scopes: list[str]) -> list[str]:
@@ -50,6 +53,18 @@ def checked_expiry(expires_in: int | None, now: datetime) -> datetime | None:
             f"token that never expires; got {expires_in!r}"
         )
     return (now + timedelta(seconds=expires_in)).replace(microsecond=0)
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds of ``90d``, ``12h``, ``30m``, ``45s`` or ``3600`` (seconds); None for ``never``.
+    RuleViolation for anything else (the bounds are ``checked_expiry``'s)."""
+    text = text.strip().lower()
+    if text == "never":
+        return None
+    match = _DURATION.fullmatch(text)
+    if match is None:
+        raise RuleViolation(f"expiry {text!r} is not a duration: use e.g. 90d, 12h, 30m, 3600s or never")
+    return int(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
 
 
 def token_create(*, user, name: str, scopes: list[str], expires_in: int | None) -> tuple[ApiToken, str]:

@@ -1,5 +1,5 @@
-"""Tokens: scoped, expiring tokens a user makes for themselves (POST/GET/DELETE /api/tokens);
-expired tokens say so; purge_tokens deletes expired tokens; the admin lists
+"""Tokens: scoped, expiring tokens a user makes for themselves (POST/GET/DELETE /api/tokens,
+manage.py create_token); expired tokens say so; purge_tokens deletes expired tokens; the admin lists
 tokens (per user too) with name, scopes, age, last use and expiry, never the token."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from mediastore.models import ApiToken
@@ -269,6 +269,55 @@ def test_an_expired_token_of_an_inactive_user_is_just_unauthorized(user, token):
     user.is_active = False
     user.save()
     assert ApiClient(token).get("/api/identifier/list").json() == {"detail": "Unauthorized"}
+
+
+# -- manage.py create_token ----------------------------------------------------------------------
+
+
+def create_token(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("create_token", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    "expires_in,seconds", [("90d", 90 * 86400), ("12h", 12 * 3600), ("30m", 1800), ("45s", 45), ("600", 600)]
+)
+def test_create_token_prints_a_working_token_once(user, expires_in, seconds):
+    before = timezone.now()
+    out, err = create_token("--user", "alice", "--scopes", "read,write", "--expires-in", expires_in)
+    clear = out.strip()
+    row = ApiToken.objects.get(prefix=clear[:8])
+    assert row.scope_list == ["read", "write"] and row.user == user
+    assert timedelta(seconds=seconds - 2) < row.expires - before <= timedelta(seconds=seconds)
+    assert clear not in err and f"Token {row.pk}" in err
+    assert ApiClient(clear).get("/api/identifier/list").status_code == 200
+    assert ApiClient(clear).delete("/api/identifier/x").status_code == 403
+
+
+def test_create_token_never_expires_by_default_or_with_never(user):
+    for extra in ([], ["--expires-in", "never"]):
+        out, _ = create_token("--user", "alice", "--scopes", "admin", "--name", "instrument", *extra)
+        row = ApiToken.objects.get(prefix=out.strip()[:8])
+        assert row.expires is None and row.name == "instrument"
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--user", "ghost", "--scopes", "read"], "no user named 'ghost'"),
+        (["--user", "rita", "--scopes", "read,write"], "scope 'write' refused"),
+        (["--user", "rita", "--scopes", "read,sudo"], "unknown scope 'sudo'"),
+        (["--user", "rita", "--scopes", "read", "--expires-in", "soon"], "is not a duration"),
+        (["--user", "rita", "--scopes", "read", "--expires-in", "0d"], "expires_in must be"),
+        (["--user", "rita", "--scopes", "read", "--expires-in", "4000d"], "expires_in must be"),
+    ],
+)
+def test_create_token_refuses_clearly(reader, args, message):
+    with pytest.raises(CommandError, match=message) as refused:
+        create_token(*args)
+    assert refused.value.returncode == 1  # manage.py exits with it
+    assert ApiToken.objects.filter(name="made with manage.py create_token").count() == 0
 
 
 # -- the admin -----------------------------------------------------------------------------------
