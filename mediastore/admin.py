@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -23,18 +25,20 @@ class ExpiredFilter(admin.SimpleListFilter):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are listed by owner and prefix (the token itself is never stored) with their age, last
-    use and expiry; delete to revoke. ``manage.py purge_tokens`` deletes the expired ones."""
+    """Tokens are listed by owner, name and prefix (the token itself is never stored) with their
+    scopes, age, last use and expiry; delete to revoke. ``manage.py purge_tokens`` deletes the
+    expired ones. Scopes cannot be changed here: widening them would skip the check that the
+    account has them (``mediastore.tokens``); revoke and make a new token instead."""
 
-    list_display = ["prefix", "user", "age", "last_use", "expires", "expired"]
-    list_filter = [ExpiredFilter, "user"]
-    search_fields = ["user__username", "prefix"]
-    readonly_fields = ["user", "prefix", "created", "last_used"]
-    fields = ["user", "prefix", "created", "last_used", "expires"]
+    list_display = ["prefix", "name", "user", "scopes", "age", "last_use", "expires", "expired"]
+    list_filter = [ExpiredFilter, "scopes", "user"]
+    search_fields = ["user__username", "prefix", "name"]
+    readonly_fields = ["user", "prefix", "scopes", "created", "last_used"]
+    fields = ["user", "name", "prefix", "scopes", "created", "last_used", "expires"]
     actions = ["revoke"]
 
     def has_add_permission(self, request) -> bool:
-        return False  # tokens are issued by POST /api/login
+        return False  # tokens are issued by POST /api/login, POST /api/tokens and manage.py create_token
 
     @admin.display(description="age", ordering="created")
     def age(self, row: ApiToken) -> str:
@@ -53,3 +57,28 @@ class ApiTokenAdmin(admin.ModelAdmin):
         count = queryset.count()
         queryset.delete()
         self.message_user(request, f"Revoked {count} token(s).")
+
+
+class ApiTokenInline(admin.TabularInline):
+    """A user's tokens on the user's page; tick **Delete** and save to revoke one."""
+
+    model = ApiToken
+    extra = 0
+    fields = ["name", "prefix", "scopes", "created", "expires", "last_used"]
+    readonly_fields = fields
+    ordering = ["-created"]
+    verbose_name_plural = "API tokens (revoke by deleting)"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserWithTokensAdmin(UserAdmin):
+    """Django's user admin with the user's API tokens listed (and revocable) on the user's page."""
+
+    inlines = [*UserAdmin.inlines, ApiTokenInline]

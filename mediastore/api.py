@@ -38,7 +38,9 @@ cannot be reached 503 with `Retry-After` (reads are tried once more first). Ever
 the permission it needs; a logged-in user without it gets 403. Permissions come from the groups
 `readers` (view everything), `writers` (readers + create, change and delete media and their
 bytes) and `admins` (writers + identifier types, S3 configurations, store configurations),
-managed in the admin.
+managed in the admin. A token made with `POST /api/tokens` also has scopes (`read`, `write`,
+`delete`, `admin`) and may do only what both its account and its scopes allow (each operation
+names its scopes; login tokens have `admin`, every right of the account).
 
 JSON bodies need `Content-Type: application/json`; another type, or none, is 415. They also need
 a `Content-Length`: one sent chunked is 411. A key repeated in one object, a number beyond a

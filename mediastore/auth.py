@@ -1,8 +1,9 @@
-"""Bearer-token authentication and the login/logout endpoints."""
+"""Bearer-token authentication, the login/logout endpoints and the caller's own tokens
+(``/api/tokens``)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.contrib.auth import authenticate
@@ -11,11 +12,19 @@ from django.utils import timezone
 from ninja import Router, Schema, Status
 from ninja.security import HttpBearer
 
-from mediastore import bodies
-from mediastore.errors import Forbidden
+from mediastore import bodies, tokens
+from mediastore.errors import Forbidden, ScopeForbidden, TokenExpired
 from mediastore.models import ApiToken, hash_token
-from mediastore.permissions import missing_permission, permissions_column
+from mediastore.permissions import (
+    missing_permission,
+    missing_scope,
+    permissions_column,
+    scope_allows,
+    scopes_allowing,
+    what_needs,
+)
 from mediastore.rowfetch import RowFetcher
+from mediastore.schemas import ApiTokenCreatedOut, ApiTokenIn, ApiTokenOut
 from mediastore.throttle import reserve_login_attempt
 
 # Writing last_used on every request would turn each read into a write; a minute's precision is enough.
@@ -29,7 +38,8 @@ class BearerToken(HttpBearer):
     """``Authorization: Bearer <token>``; the scheme word is case-insensitive.
 
     A valid token whose user lacks the operation's permission (``mediastore.permissions``) is
-    refused with 403 naming the permission.
+    refused with 403 naming the permission; one whose scopes do not allow it, with 403 naming the
+    scope. An expired token is 401 naming when it expired.
     """
 
     def authenticate(self, request: HttpRequest, token: str):
@@ -42,19 +52,28 @@ class BearerToken(HttpBearer):
         missing = missing_permission(request, row.user)
         if missing is not None:
             raise Forbidden(missing)
+        missing = missing_scope(request, row.scope_list)
+        if missing is not None:
+            raise ScopeForbidden(scopes_allowing(missing)[0], what_needs(missing), row.scope_list)
         return row.user
 
 
 def token_row(token: str) -> ApiToken | None:
     """The live token row (with its user) for a clear bearer token, or None when the token is
-    unknown, expired or its user inactive; notes when it was last used (to the minute)."""
+    unknown (or revoked) or its user inactive; TokenExpired when it has expired. Notes when it was
+    last used (to the minute).
+
+    Nothing is cached between requests: a revoked token fails at the next request on every worker
+    (docs/performance.md)."""
     token = token.strip()
     if not token:
         return None
     row = TOKEN_WITH_USER.first(hash_token(token))
     now = timezone.now()
-    if row is None or not row.user.is_active or row.is_expired(now):
+    if row is None or not row.user.is_active:
         return None
+    if row.is_expired(now):
+        raise TokenExpired(row.expires.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
     if row.last_used is None or now - row.last_used > LAST_USED_PRECISION:
         ApiToken.objects.filter(pk=row.pk).update(last_used=now)
     if not row.user.is_superuser:  # what ModelBackend caches, here from the same statement
@@ -118,7 +137,7 @@ def login(request: HttpRequest, payload: LoginIn):
     if user is None or not user.is_active:
         return Status(401, {"error": "Invalid credentials"})
     attempt.succeeded()
-    row, clear = ApiToken.objects.issue(user)
+    row, clear = ApiToken.objects.issue(user, name="login")
     if settings.MEDIASTORE_TOKEN_TTL_HOURS:
         row.expires = row.created + timedelta(hours=settings.MEDIASTORE_TOKEN_TTL_HOURS)
         row.save(update_fields=["expires"])
@@ -128,7 +147,8 @@ def login(request: HttpRequest, payload: LoginIn):
 @router.post("/logout", response={204: None}, summary="Revoke the token this request presents")
 def logout(request: HttpRequest):
     """Revoke the bearer token sent with this request; it stops working at once. Other tokens of
-    the same user stay valid (revoke those in the admin)."""
+    the same user stay valid (revoke those with `DELETE /api/tokens/{id}` or in the admin). Any
+    token may revoke itself, whatever its scopes."""
     ApiToken.objects.filter(pk=request.api_token.pk).delete()
     return Status(204, None)
 
@@ -137,3 +157,50 @@ def logout(request: HttpRequest):
 def hello(request: HttpRequest):
     """A public liveness greeting: `{"msg": "Hello, world!"}`."""
     return {"msg": "Hello, world!"}
+
+
+def token_allows(row: ApiToken, permission: str) -> bool:
+    """Whether a live token may do what needs ``permission``: its account has it and its scopes
+    allow it (for checks outside the API's operations, such as /metrics)."""
+    return row.user.has_perm(permission) and scope_allows(row.scope_list, permission)
+
+
+@router.post(
+    "/tokens",
+    response={201: ApiTokenCreatedOut},
+    tags=["tokens"],
+    summary="Make a scoped, expiring token for yourself",
+)
+def token_create(request: HttpRequest, payload: ApiTokenIn):
+    """Make a new token of your account with the scopes it needs, e.g. a `read`+`write` token for an
+    instrument that uploads, so the instrument does not hold your password or a login token with
+    every right of your account. The token may do what both your account's permissions and its
+    scopes allow; it can be given only scopes of which your account has some permission (422
+    naming the scope otherwise; `admin` is always possible: it is everything your account may do).
+    Unknown scopes and an `expires_in` outside 1 s .. 10 years are 422.
+
+    The answer is the only time the token is shown: only a hash of it is stored. Making tokens needs
+    a login token or one with the scope `admin` (a `read` token cannot make a `write` token).
+    """
+    row, clear = tokens.token_create(
+        user=request.auth, name=payload.name, scopes=payload.scopes, expires_in=payload.expires_in
+    )
+    body = {"id": row.pk, "token": clear, "name": row.name, "scopes": row.scope_list, "expires": row.expires}
+    return Status(201, body)
+
+
+@router.get("/tokens", response=list[ApiTokenOut], tags=["tokens"], summary="List your tokens")
+def token_list(request: HttpRequest):
+    """Your own tokens, newest first, login tokens and expired ones included (expired tokens are
+    deleted by the server's daily `purge_tokens`): name, scopes, when made, when they expire and
+    when last used. Never the tokens themselves: they are shown only when made."""
+    return tokens.token_list(user=request.auth)
+
+
+@router.delete("/tokens/{id}", response={204: None}, tags=["tokens"], summary="Revoke one of your tokens")
+def token_revoke(request: HttpRequest, id: int):
+    """Revoke one of your tokens: from the next request on it is refused (401) by every server
+    process. 404 for an unknown id or another user's token. Revoking the token this request
+    presents works too (as `POST /api/logout` does)."""
+    tokens.token_revoke(user=request.auth, token_id=id)
+    return Status(204, None)

@@ -99,6 +99,33 @@ class Forbidden(TextError):
         self.permission = permission
 
 
+class ScopeForbidden(TextError):
+    """The token's account may do it, but the token's scopes do not allow it: 403 ``{"detail": "..."}``
+    naming the scope needed and what it covers."""
+
+    status_code = 403
+    kind = "Forbidden"
+
+    def __init__(self, scope: str, needs: str, held: list[str]) -> None:
+        super().__init__(
+            f"token scope too narrow: this operation needs the scope {scope!r} ({needs}); this token has "
+            f"{', '.join(held) or 'no scope'}. Create a token with that scope (POST /api/tokens with a login "
+            "token) to do this"
+        )
+        self.scope = scope
+
+
+class TokenExpired(TextError):
+    """The bearer token is known but past its expiry: 401 ``{"detail": "token expired at <time>"}``,
+    so a script can tell "make a new token" from "wrong token"."""
+
+    status_code = 401
+    kind = "Unauthorized"
+
+    def __init__(self, expires: str) -> None:
+        super().__init__(f"token expired at {expires}")
+
+
 class PayloadTooLarge(MediastoreError):
     """Something in the request is over a configured size limit: 413 ``{"detail": [{"error": "..."}]}``
     (the rule-violation shape, so a bulk create can name the item). In a BulkResult it counts as a

@@ -38,8 +38,9 @@ from prometheus_client import (
     multiprocess,
 )
 
+from mediastore.errors import TokenExpired
 from mediastore.forwarded import parse_address
-from mediastore.permissions import operation_of
+from mediastore.permissions import VIEW_METRICS, operation_of
 from mediastore.throttle import client_address
 
 PREFIX = "mediastore"
@@ -140,18 +141,21 @@ KNOWN_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 def allowed(request: HttpRequest) -> bool:
     """Whether the request may read /metrics: it comes from an address in
     MEDIASTORE_METRICS_ALLOW (the client address as ``client_address`` finds it: REMOTE_ADDR, or
-    X-Forwarded-For only when the peer is a trusted proxy), or carries a bearer token of a user
-    with the permission ``mediastore.view_metrics``."""
+    X-Forwarded-For only when the peer is a trusted proxy), or carries a live bearer token of a user
+    with the permission ``mediastore.view_metrics``, of the scope ``read`` or ``admin``."""
     address = parse_address(client_address(request))
     if address is not None and any(address in network for network in settings.MEDIASTORE_METRICS_ALLOW):
         return True
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return False
-    from mediastore.auth import token_row  # auth imports the API machinery; only needed here
+    from mediastore.auth import token_allows, token_row  # auth imports the API machinery; only needed here
 
-    row = token_row(token)
-    return row is not None and row.user.has_perm("mediastore.view_metrics")
+    try:
+        row = token_row(token)
+    except TokenExpired:
+        return False
+    return row is not None and token_allows(row, VIEW_METRICS)
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

@@ -32,7 +32,11 @@ ANSWERS: dict[int, tuple[str, dict | None]] = {
         "before its Content-Length or last chunk; nothing changed.",
         TEXT,
     ),
-    401: ("No valid bearer token.", TEXT),
+    401: (
+        "No valid bearer token (missing, unknown, revoked, or its user inactive): "
+        '`{"detail": "Unauthorized"}`; or an expired one: `{"detail": "token expired at <time>"}`.',
+        TEXT,
+    ),
     404: ("The named object does not exist.", TEXT),
     408: (
         "The body stopped arriving (no byte for MEDIASTORE_BODY_TIMEOUT_S), or one sent without a valid "

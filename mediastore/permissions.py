@@ -1,20 +1,29 @@
 """Who may call which API operation: one table from operation to Django model permission.
 
 Every operation of the API is listed here with the model permission it requires (``None``: any
-logged-in user; ``PUBLIC``: no token at all). The table is checked after the bearer token is
-accepted (``mediastore.auth``), and an operation missing from it is refused, so a new endpoint is
-closed until someone decides who may call it; a test walks the OpenAPI document and fails for an
-operation without an entry. Permissions are Django's own (``app.codename``), granted through groups:
-``ROLES`` is what the data migration gives the groups ``readers``, ``writers`` and ``admins``.
+logged-in user; ``PUBLIC``: no token at all; ``ACCOUNT``: any logged-in user managing their own
+tokens). The table is checked after the bearer token is accepted (``mediastore.auth``), and an
+operation missing from it is refused, so a new endpoint is closed until someone decides who may call
+it; a test walks the OpenAPI document and fails for an operation without an entry. Permissions are
+Django's own (``app.codename``), granted through groups: ``ROLES`` is what the data migration gives
+the groups ``readers``, ``writers`` and ``admins``.
+
+A token also has scopes (``SCOPES``), and may do what both its account's permissions and its scopes
+allow. Which permissions a scope allows is derived from this same table (``SCOPE_PERMISSIONS``), so
+a new operation gets its scope from the permission it is given here.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from django.http import HttpRequest
 
 PUBLIC = "public"
+# Creating, listing and revoking one's own tokens: any logged-in user, but only with a token of the
+# scope ``admin`` (login tokens are), so a token cannot mint one with more rights than itself.
+ACCOUNT = "account"
 
 VIEW_MEDIA, ADD_MEDIA, CHANGE_MEDIA, DELETE_MEDIA = (
     "media.view_media",
@@ -40,12 +49,18 @@ VIEW_IDTYPE, ADD_IDTYPE, CHANGE_IDTYPE, DELETE_IDTYPE = (
     "identifiers.delete_identifiertype",
 )
 
+# Not a model permission: who may scrape /metrics with a token (mediastore.models.ApiToken.Meta).
+VIEW_METRICS = "mediastore.view_metrics"
+
 # (method, OpenAPI path) -> permission. Reading bytes is viewing the media, writing them changing it.
 OPERATIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/api/login"): PUBLIC,
     ("GET", "/api/hello"): PUBLIC,
     ("GET", "/api/health"): PUBLIC,
-    ("POST", "/api/logout"): None,
+    ("POST", "/api/logout"): None,  # with any token: a scoped token can always revoke itself
+    ("POST", "/api/tokens"): ACCOUNT,
+    ("GET", "/api/tokens"): ACCOUNT,
+    ("DELETE", "/api/tokens/{id}"): ACCOUNT,
     # identifier types
     ("GET", "/api/identifier/list"): VIEW_IDTYPE,
     ("GET", "/api/identifier/{name}"): VIEW_IDTYPE,
@@ -97,6 +112,8 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/api/events"): VIEW_MEDIA,
     # operators' figures (the status page's, as JSON)
     ("GET", "/api/stats"): VIEW_MEDIA,
+    # served outside the NinjaAPI by mediastore.metrics, which checks this entry with the token's scopes
+    ("GET", "/metrics"): VIEW_METRICS,
 }
 
 _READ = [VIEW_MEDIA, VIEW_STORE, VIEW_S3, VIEW_IDTYPE]
@@ -114,6 +131,36 @@ _ADMIN = [
 ]
 # What the groups are given when they are created (migration mediastore 0002 holds a frozen copy).
 ROLES: dict[str, list[str]] = {"readers": _READ, "writers": _WRITE, "admins": _ADMIN}
+
+READ, WRITE, DELETE, ADMIN = "read", "write", "delete", "admin"
+# Narrowest first: a refusal names the first scope that would allow the operation.
+SCOPES: tuple[str, ...] = (READ, WRITE, DELETE, ADMIN)
+
+
+def permission_parts(permission: str) -> tuple[str, str]:
+    """``("media", "change")`` for ``media.change_media``: the app and the action of a permission."""
+    app_label, codename = permission.split(".", 1)
+    return app_label, codename.partition("_")[0]
+
+
+def derive_scope_permissions() -> dict[str, frozenset[str]]:
+    """Each scope's permissions, from those OPERATIONS names: ``read`` every ``view`` permission
+    (media, bytes, history, events, stats, stores, S3 configurations, identifier types, metrics);
+    ``write`` adding and changing media (their records and bytes); ``delete`` deleting media;
+    ``admin`` every permission and ``ACCOUNT`` (managing tokens)."""
+    named = {p for p in OPERATIONS.values() if p not in (None, PUBLIC, ACCOUNT)}
+    parts = {p: permission_parts(p) for p in named}
+    return {
+        READ: frozenset(p for p, (_, action) in parts.items() if action == "view"),
+        WRITE: frozenset(
+            p for p, (app, action) in parts.items() if app == "media" and action in ("add", "change")
+        ),
+        DELETE: frozenset(p for p, (app, action) in parts.items() if app == "media" and action == "delete"),
+        ADMIN: frozenset({*named, ACCOUNT}),
+    }
+
+
+SCOPE_PERMISSIONS: dict[str, frozenset[str]] = derive_scope_permissions()
 
 _CONVERTER = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
 
@@ -133,11 +180,40 @@ def missing_permission(request: HttpRequest, user) -> str | None:
     if key not in OPERATIONS:
         return f"an entry for {key[0]} {key[1]} in mediastore/permissions.py (none is defined)"
     needed = OPERATIONS[key]
-    if needed in (None, PUBLIC):
+    if needed in (None, PUBLIC, ACCOUNT):
         return None
     if not user.is_superuser and not hasattr(user, "_perm_cache"):
         user._perm_cache = load_permissions(user)  # what ModelBackend caches, in one query not two
     return None if user.has_perm(needed) else needed
+
+
+def scopes_allowing(permission: str | None) -> list[str]:
+    """The scopes that allow an operation needing ``permission`` (an OPERATIONS value), narrowest
+    first; every scope for one any logged-in user may call."""
+    if permission in (None, PUBLIC):
+        return list(SCOPES)
+    return [scope for scope in SCOPES if permission in SCOPE_PERMISSIONS[scope]]
+
+
+def scope_allows(scopes: Iterable[str], permission: str | None) -> bool:
+    """Whether a token of these scopes may do what needs ``permission`` (its account permitting)."""
+    return permission in (None, PUBLIC) or any(
+        permission in SCOPE_PERMISSIONS.get(scope, ()) for scope in scopes
+    )
+
+
+def missing_scope(request: HttpRequest, scopes: Iterable[str]) -> str | None:
+    """The permission of this request's operation that a token of ``scopes`` does not allow, or None.
+
+    Checked after ``missing_permission``, so an operation missing from OPERATIONS never gets here.
+    """
+    needed = OPERATIONS[operation_of(request)]
+    return None if scope_allows(scopes, needed) else needed
+
+
+def what_needs(permission: str) -> str:
+    """How a refusal names what an operation needs (``ACCOUNT`` is no Django permission)."""
+    return "managing your own API tokens" if permission == ACCOUNT else f"the permission {permission}"
 
 
 def permissions_column(vendor: str, user_alias: str = "t1") -> str:
@@ -212,9 +288,11 @@ def _permissions_sql() -> str:
 
 
 def document(schema: dict) -> dict:
-    """Name each operation's permission in its Swagger description and document its 403."""
+    """Name each operation's permission and token scopes in its Swagger description and document its
+    403."""
     forbidden = {
-        "description": "Forbidden: the caller's groups lack the permission named in the description.",
+        "description": "Forbidden: the caller's groups lack the permission, or the token lacks the scope, "
+        "named in the description.",
         "content": {
             "application/json": {
                 "schema": {
@@ -230,8 +308,16 @@ def document(schema: dict) -> dict:
             needed = OPERATIONS.get((method.upper(), path), "an entry in mediastore/permissions.py")
             if needed == PUBLIC:
                 continue
-            who = "any logged-in user" if needed is None else f"`{needed}`"
-            operation["description"] = f"{operation.get('description', '')}\n\n**Permission:** {who}".strip()
+            if needed is None:
+                who, scopes = "any logged-in user", "any"
+            elif needed == ACCOUNT:
+                who, scopes = "any logged-in user, for their own tokens", "`admin` (login tokens have it)"
+            else:
+                who = f"`{needed}`"
+                scopes = " or ".join(f"`{scope}`" for scope in scopes_allowing(needed))
+            operation["description"] = (
+                f"{operation.get('description', '')}\n\n**Permission:** {who}\n\n**Token scope:** {scopes}"
+            ).strip()
             responses = operation.setdefault("responses", {})
             if needed is not None and 403 not in responses and "403" not in responses:
                 responses[403] = forbidden  # ninja keys responses by int; a str too would duplicate

@@ -16,14 +16,14 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 
 from mediastore.api import api as ninja_api
-from mediastore.permissions import OPERATIONS, PUBLIC
+from mediastore.permissions import ACCOUNT, OPERATIONS, PUBLIC
 from tests.conftest import PASSWORD, ApiClient
 from tests.permissions_support import role as role_group
 
 pytestmark = pytest.mark.django_db
 
 ROLES = ["nobody", "readers", "writers", "admins"]
-PARAMS = {"pid": "no-such-pid", "name": "no-such-type", "pk": "999999"}
+PARAMS = {"pid": "no-such-pid", "name": "no-such-type", "pk": "999999", "id": "999999"}
 
 
 def operations() -> list[tuple[str, str]]:
@@ -36,7 +36,7 @@ def concrete(path: str) -> str:
 
 
 def expected_allowed(role: str, permission: str | None) -> bool:
-    if permission in (None, PUBLIC):
+    if permission in (None, PUBLIC, ACCOUNT):  # ACCOUNT: any account, with a login token
         return True
     if role == "nobody":
         return False

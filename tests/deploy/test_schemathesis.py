@@ -12,7 +12,9 @@ fixed seed, so the run takes about two minutes and fails the same way every time
 schema.
 
 Every generated call carries the service user's bearer token, except ``POST /api/logout``, which
-revokes the token it presents: each of its calls gets a token of its own.
+revokes the token it presents: each of its calls gets a token of its own; and ``DELETE
+/api/tokens/{id}``, which could revoke the service user's token by its id: its calls carry a token
+of another account, whose own tokens are the ids steered to (the service user's are 404 for it).
 
 All traffic stays on 127.0.0.1: S3 configurations point at the moto server of the suite, and a
 generated S3 url the server would accept is rewritten to a closed port of 127.0.0.1 before it is
@@ -44,6 +46,8 @@ REQUEST_TIMEOUT = 60
 LOGOUT = ("POST", "/api/logout")
 S3_URL_WRITES = {("POST", "/api/s3cfg"), ("PUT", "/api/s3cfg/{pk}")}
 LOGOUT_TOKENS = 200
+REVOKE = ("DELETE", "/api/tokens/{id}")
+TOKEN_OWNER = "schemathesis-token-owner"
 
 CONFIG = {
     "seed": SEED,
@@ -113,11 +117,28 @@ class Live:
         )
         self.spare_tokens = server.manage("shell", "--verbosity", "0", "-c", code).split()
         assert len(self.spare_tokens) == LOGOUT_TOKENS
+        code = (
+            "from django.contrib.auth import get_user_model; from mediastore.models import ApiToken; "
+            f"owner = get_user_model().objects.get_or_create(username={TOKEN_OWNER!r})[0]; "
+            f"made = [ApiToken.objects.issue(owner) for _ in range({LOGOUT_TOKENS})]; "
+            "print(*(f'{row.pk}:{clear}' for row, clear in made))"
+        )
+        pairs = [
+            pair.split(":", 1) for pair in server.manage("shell", "--verbosity", "0", "-c", code).split()
+        ]
+        self.owner_token_ids = [int(pk) for pk, _ in pairs]
+        self.owner_tokens = [clear for _, clear in pairs]
 
     def spare_token(self) -> str:
         if not self.spare_tokens:
             pytest.fail(f"POST /api/logout was called more than {LOGOUT_TOKENS} times: raise LOGOUT_TOKENS")
         return self.spare_tokens.pop()
+
+    def owner_token(self) -> str:
+        """A token of the other account, one per ``DELETE /api/tokens/{id}`` (it may revoke itself)."""
+        if not self.owner_tokens:
+            pytest.fail(f"DELETE /api/tokens/{{id}} was called more than {LOGOUT_TOKENS} times")
+        return self.owner_tokens.pop()
 
     def call(self, method: str, path: str, *codes: int, **kwargs):
         response = self.server.session.request(method, f"{self.base}{path}", timeout=60, **kwargs)
@@ -161,6 +182,8 @@ class Live:
             return list(IDENTIFIER_TYPES)
         if name == "pk":
             return [self.s3_pk] if operation_path.startswith("/api/s3cfg") else list(self.store_pks)
+        if name == "id":
+            return list(self.owner_token_ids)
         return []
 
 
@@ -279,6 +302,7 @@ def test_every_operation_answers_as_documented(case, live):
     if case.operation.label != live.operation:  # each operation starts from the seeded objects
         live.operation = case.operation.label
         live.restore()
-    token = live.spare_token() if (case.method.upper(), case.path) == LOGOUT else live.token
+    operation = (case.method.upper(), case.path)
+    token = {LOGOUT: live.spare_token, REVOKE: live.owner_token}.get(operation, lambda: live.token)()
     keep_on_loopback(case, live)
     case.call_and_validate(session=live.http, headers={"Authorization": f"Bearer {token}"})

@@ -116,3 +116,25 @@ def test_token_with_the_metrics_permission_is_allowed_from_anywhere(db, django_u
     refused = Client().get("/metrics", headers={"Authorization": f"Bearer {token('other')}"}, **outside)
     assert refused.status_code == 403
     assert Client().get("/metrics", headers={"Authorization": "Bearer wrong"}, **outside).status_code == 403
+
+
+def test_a_token_scrapes_only_with_the_scope_read_or_admin_and_while_it_lives(db, django_user_model):
+    """The token's scopes apply to /metrics as to the API; an expired token is refused, not a 500."""
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Permission
+    from django.utils import timezone
+
+    from mediastore.models import ApiToken
+
+    monitor = django_user_model.objects.create_user(username="monitor", password=PASSWORD)
+    monitor.user_permissions.add(Permission.objects.get(codename="view_metrics"))
+    outside = {"REMOTE_ADDR": "203.0.113.5"}
+
+    def status(scopes: list[str], expires=None) -> int:
+        _, clear = ApiToken.objects.issue(monitor, name="scrape", scopes=scopes, expires=expires)
+        return Client().get("/metrics", headers={"Authorization": f"Bearer {clear}"}, **outside).status_code
+
+    assert status(["read"]) == 200 and status(["admin"]) == 200
+    assert status(["write", "delete"]) == 403
+    assert status(["read"], expires=timezone.now() - timedelta(seconds=1)) == 403
