@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+import requests
 
 from tests.support.servers import Server
 from tests.support.servers import sha256_label as sha
@@ -311,3 +312,53 @@ def test_a_lost_database_connection_answers_json_and_leaves_no_orphans(server, s
             assert (media["size"], media["checksum"]) == (len(stored), sha(stored))
             assert server.verify(pid)["ok"] is True
     assert ": 0 orphans" in orphans_line(server, name)
+
+
+def test_a_presigned_url_cannot_change_the_bytes_after_completion(server, s3_server, s3_bucket):
+    """Regression: the URL kept working after completion and overwrote the READY bytes in place
+    (the media kept its first checksum, downloads returned other bytes, verify failed)."""
+    store = store_of("BucketStore", "final", s3_server, s3_bucket)
+    body = {"mediadata": {"pid": "final-1", "pid_type": "pidtype", "store_config": store}}
+    url = server.session.post(f"{server.base}/api/upload", json=body, timeout=30).json()["presigned_put"]
+    with requests.Session() as s3:
+        s3.trust_env = False
+        assert s3.put(url, data=ORIGINAL, timeout=60).status_code == 200
+        assert server.session.post(f"{server.base}/api/upload/final-1/complete", timeout=60).ok
+        assert s3.put(url, data=b"written after completion", timeout=60).status_code == 200
+    assert_unchanged(server, "final-1")
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_keys_null_means_keys_empty_on_every_metadata_update(server, s3_server, s3_bucket, method):
+    store = store_of("FilesystemStore", "keys-null", s3_server, s3_bucket)
+    metadata = {"a": {"b": 1}, "c": 2}
+    results = []
+    for keys in ("null", "[]", "absent"):
+        pid = f"keys-{method}-{keys}"
+        server.create(pid, store, metadata=metadata)
+        item = {"pid": pid, "data": {"new": True}}
+        if keys != "absent":
+            item["keys"] = None if keys == "null" else []
+        response = getattr(server.session, method)(
+            f"{server.base}/api/media/update/metadata", json=[item], timeout=30
+        )
+        assert response.status_code == 200 and response.json()["successes"] == [pid], response.text
+        results.append(server.media(pid)["metadata"])
+    assert results[0] == results[1] == results[2], results
+
+
+def test_pids_differing_only_by_unicode_normalisation_are_one_media(server, s3_server, s3_bucket):
+    store = store_of("FilesystemStore", "unicode", s3_server, s3_bucket)
+
+    def create(pid: str):
+        body = {"pid": pid, "pid_type": "pidtype", "store_config": store}
+        return server.session.post(f"{server.base}/api/media", json=body, timeout=30)
+
+    nfc, nfd = "caf\u00e9-1", "cafe\u0301-1"
+    assert create(nfc).status_code == 200
+    again = create(nfd)
+    assert again.status_code == 409, again.text
+    assert server.media(nfd)["pid"] == nfc
+    for bad, name in (("evil\u202e-1", "U+202E"), ("zero\u200b-1", "U+200B")):
+        refused = create(bad)
+        assert refused.status_code == 422 and name in refused.text, refused.text

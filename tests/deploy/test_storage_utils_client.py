@@ -2,7 +2,7 @@
 
 Regression: its ``put`` first posts the mediadata without base64 "to see whether it gets a
 presigned URL" and then posts again with base64 for the same pid; on any store but a BucketStore
-the first post was 422 and ``put`` failed. The client runs as the pipeline runs it (a token,
+the first post was 422 and ``put`` failed. The client runs as the pipeline runs it (a scoped token,
 ``put`` of bytes, ``get``, ``exists``, ``delete``, ``keys``), from a pinned commit of its
 repository's snapshot, imported in a subprocess from an extracted tree (never copied into this
 repository), against gunicorn with 4 workers on the suite's database.
@@ -113,7 +113,14 @@ def test_storage_utils_media_store_works_on_every_store(server, s3_server, s3_bu
     script.write_text(CLIENT_RUN)
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}  # loopback only
     env.update(PYTHONPATH=str(server.client_src), NO_PROXY="127.0.0.1,localhost")
-    token = server.session.headers["Authorization"].removeprefix("Bearer ")
+    # The pipeline's own token: read, write and delete, nothing else, expiring in an hour.
+    made = server.session.post(
+        f"{server.base}/api/tokens",
+        json={"name": f"pipeline-{store_type}", "scopes": ["read", "write", "delete"], "expires_in": 3600},
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    token = made.json()["token"]
     prefix = f"pipeline-{store_type.lower()}"
     args = [sys.executable, str(script), server.base, token, json.dumps(store), prefix]
     result = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
