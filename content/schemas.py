@@ -5,10 +5,10 @@ from __future__ import annotations
 from ninja import Field, Schema
 
 from media.schemas import MediaIn, MediaOut
-from mediastore.schema_utils import null_means_default
+from mediastore.schema_utils import RequestSchema, null_means_default
 
 
-class UploadIn(Schema):
+class UploadIn(RequestSchema):
     """A new media and, optionally, its bytes as standard base64."""
 
     mediadata: MediaIn

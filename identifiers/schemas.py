@@ -1,7 +1,9 @@
-from ninja import Field, Schema
+from ninja import Field
+
+from mediastore.schema_utils import RequestSchema
 
 
-class IdentifierTypeSchema(Schema):
+class IdentifierTypeSchema(RequestSchema):
     """A kind of identifier. `pattern` is a regular expression every pid and identifier value of this
     type must fully match; empty means any value. Patterns run on RE2, which matches in linear time:
     backreferences, lookaround and possessive quantifiers are refused (422), and `\\d`, `\\w`, `\\s`

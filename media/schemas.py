@@ -12,11 +12,11 @@ from pydantic import ConfigDict, StrictInt, StrictStr, ValidationError, field_va
 
 from mediastore.errors import RuleViolation
 from mediastore.limits import MAX_IN_VALUES, MAX_OFFSET, MAX_PAGE, MAX_PATH_KEYS
-from mediastore.schema_utils import null_means_default
+from mediastore.schema_utils import RequestSchema, null_means_default
 from stores.schemas import StoreConfigIn, StoreConfigOut
 
 
-class MediaIn(Schema):
+class MediaIn(RequestSchema):
     """A new media. `pid_type` and every identifier key must name an existing identifier type, and
     each value must fully match its type's pattern."""
 
@@ -100,7 +100,7 @@ def media_out_dict(media) -> dict[str, Any]:
     }
 
 
-class MediaPatch(Schema):
+class MediaPatch(RequestSchema):
     """Changes to one media; absent fields stay as they are."""
 
     pid: str | None = Field(None, description="Ignored on PATCH /api/media/{pid}: the path names the media.")
@@ -111,12 +111,12 @@ class MediaPatch(Schema):
     )
 
 
-class MediaBulkPatch(Schema):
+class MediaBulkPatch(RequestSchema):
     pids: list[str] = Field(..., description="The media to change; `medias[i]` applies to `pids[i]`.")
     medias: list[MediaPatch]
 
 
-class UpdateTags(Schema):
+class UpdateTags(RequestSchema):
     pid: str
     tags: list[str] = Field(
         ...,
@@ -125,17 +125,17 @@ class UpdateTags(Schema):
     )
 
 
-class UpdateStorekey(Schema):
+class UpdateStorekey(RequestSchema):
     pid: str
     store_key: str
 
 
-class UpdateIdentifiers(Schema):
+class UpdateIdentifiers(RequestSchema):
     pid: str
     identifiers: dict[str, str]
 
 
-class UpdateMetadata(Schema):
+class UpdateMetadata(RequestSchema):
     pid: str
     # Nullable in the document because the published schemas declare `keys` Optional (default []),
     # so their clients send null; the validator below makes it [] before any code sees it.
@@ -252,7 +252,7 @@ class HistoryEntry(Schema):
     changes: list[Change]
 
 
-class RevertIn(Schema):
+class RevertIn(RequestSchema):
     version: int = Field(
         ...,
         ge=1,
@@ -290,7 +290,7 @@ def _check_containable(value: Any, depth: int = 0) -> None:
         raise ValueError("'contains' numbers must be finite and integers within 64 bits")
 
 
-class MetadataCondition(Schema):
+class MetadataCondition(RequestSchema):
     """One condition on the metadata value at `path`.
 
     `path` is `"a.b.c"` (object keys) or `["a", "b", 0]` (strings are object keys, integers index
@@ -302,8 +302,6 @@ class MetadataCondition(Schema):
     objects compared the same way), `exists` (`value` true, the default, or false), `wildcard`
     (a string pattern the string at path must match).
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     path: str | list[StrictStr | StrictInt] = Field(
         ..., description='`"a.b.c"` or `["a", "b", 0]`; at most 32 keys.'

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest
@@ -42,7 +44,10 @@ managed in the admin. A token made with `POST /api/tokens` also has scopes (`rea
 `delete`, `admin`) and may do only what both its account and its scopes allow (each operation
 names its scopes; login tokens have `admin`, every right of the account).
 
-JSON bodies need `Content-Type: application/json`; another type, or none, is 415. They also need
+JSON bodies need `Content-Type: application/json`; another type, or none, is 415. A body (or an
+object in it) with a field its schema does not list is 422 naming the field in `loc` and `msg`
+(search: `unknown search filter '<name>'`), so a misspelt field never passes for success; the one
+exception is a store description's `pk`, which is ignored (see `StoreConfigIn`). They also need
 a `Content-Length`: one sent chunked is 411. A key repeated in one object, a number beyond a
 64-bit float (`1e400`) or nesting too deep to parse is 422.
 Metadata may nest at most `MEDIASTORE_MAX_METADATA_DEPTH` levels (422) and be at most
@@ -51,12 +56,29 @@ distinct tags (1000 by default): a write that would leave it with more is 422 an
 """
 
 
+# How pydantic names a validator in an error's location: ``function-wrap[_run_root_validator()]``.
+VALIDATOR_TAG = re.compile(r"function-(?:wrap|after|before|plain)\[.*\]")
+
+
 class MediastoreAPI(NinjaAPI):
     """NinjaAPI whose OpenAPI document names the permission and the error answers of every
     operation."""
 
     def get_openapi_schema(self, **kwargs):
         return document_errors(document_permissions(super().get_openapi_schema(**kwargs)))
+
+    def validation_error_from_error_contexts(self, error_contexts):
+        """ninja's 422 ``{"detail": [{"type", "loc", "msg"}]}`` for a body that does not fit its
+        schema, where an unknown field's ``msg`` names the field (pydantic's own, "Extra inputs are
+        not permitted", leaves that to ``loc``, which clients printing ``msg`` do not show) and
+        ``loc`` names no validator (pydantic puts ``function-wrap[...]`` into the path of a union
+        member such as the store description of ``MediaPatch.store_config``)."""
+        error = super().validation_error_from_error_contexts(error_contexts)
+        for item in error.errors:
+            item["loc"] = tuple(part for part in item["loc"] if not VALIDATOR_TAG.fullmatch(str(part)))
+            if item.get("type") == "extra_forbidden":
+                item["msg"] = f"Unknown field '{item['loc'][-1]}': this object has no such field"
+        return error
 
 
 api = MediastoreAPI(

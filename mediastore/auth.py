@@ -24,6 +24,7 @@ from mediastore.permissions import (
     what_needs,
 )
 from mediastore.rowfetch import RowFetcher
+from mediastore.schema_utils import RequestSchema
 from mediastore.schemas import ApiTokenCreatedOut, ApiTokenIn, ApiTokenOut
 from mediastore.throttle import reserve_login_attempt
 
@@ -84,7 +85,7 @@ def token_row(token: str) -> ApiToken | None:
 router = Router(tags=["auth"])
 
 
-class LoginIn(Schema):
+class LoginIn(RequestSchema):
     username: str
     password: str
 

@@ -2,7 +2,40 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationInfo, field_validator
+from typing import Any
+
+from ninja import Schema
+from pydantic import ConfigDict, ValidationInfo, field_validator, model_validator
+
+# Fields that known clients send although no request schema has them: accepted and dropped before
+# validation, so that these clients keep working while any other unknown field is a 422 naming it.
+# Keyed by the request schema's class name; each entry says which client sends it. The schema's
+# Swagger description and the README ("The API in brief") list them too (tests/test_unknown_fields.py).
+CLIENT_SENT_FIELDS: dict[str, dict[str, str]] = {
+    "StoreConfigIn": {
+        # amplify-storage-utils' MediaStore (storage/mediastore.py) sends an entry of GET /api/stores
+        # back unchanged as `mediadata.store_config` of POST /api/upload, with that entry's pk.
+        "pk": "amplify-storage-utils' MediaStore sends an entry of GET /api/stores back unchanged",
+    },
+}
+
+
+class RequestSchema(Schema):
+    """A JSON request body (or an object inside one) that refuses fields it does not declare.
+
+    A misspelt or misplaced field (`metadata` for `data`, `tags` in `PATCH /api/media/{pid}`) would
+    otherwise be dropped without a word, and the update answer success having changed nothing. The
+    fields of ``CLIENT_SENT_FIELDS`` are the exception: dropped, never refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_client_sent_fields(cls, data: Any) -> Any:
+        ignored = CLIENT_SENT_FIELDS.get(cls.__name__)
+        if ignored and isinstance(data, dict) and not ignored.keys().isdisjoint(data):
+            return {key: value for key, value in data.items() if key not in ignored}
+        return data
 
 
 def null_means_default(*fields: str):

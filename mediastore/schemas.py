@@ -7,6 +7,8 @@ from datetime import datetime
 from ninja import Field, Schema
 from pydantic import StrictInt
 
+from mediastore.schema_utils import RequestSchema
+
 SCOPES_TEXT = (
     "What the token may do, within what its account may do: `read` (view media, their bytes and "
     "history, stores, identifier types, events, stats), `write` (create and change media and their "
@@ -15,7 +17,7 @@ SCOPES_TEXT = (
 )
 
 
-class ApiTokenIn(Schema):
+class ApiTokenIn(RequestSchema):
     """A token to make for yourself, e.g. for an instrument or a script. It can have only scopes of
     which your account has some permission (a user in `readers` cannot ask for `write`)."""
 

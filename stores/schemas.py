@@ -1,9 +1,9 @@
 from ninja import Field, Schema
 
-from mediastore.schema_utils import null_means_default
+from mediastore.schema_utils import RequestSchema, null_means_default
 
 
-class S3ConfigIn(Schema):
+class S3ConfigIn(RequestSchema):
     """An S3 endpoint and its credentials. The keys are stored for signing requests (the secret key
     encrypted) and are never returned by any endpoint."""
 
@@ -26,7 +26,7 @@ class S3ConfigOut(Schema):
         return obj.public_url
 
 
-class StoreConfigIn(Schema):
+class StoreConfigIn(RequestSchema):
     """Where bytes live. `type` is one of BucketStore, FilesystemStore, HashdirStore, ZipStore,
     SqliteStore, DictStore.
 
@@ -35,6 +35,10 @@ class StoreConfigIn(Schema):
     to the server's storage root, a leading `/` is ignored, nothing may point outside it, and no
     two local stores may overlap: one inside another is refused);
     DictStore, a namespace in server memory for ephemeral products.
+
+    `pk` is accepted and ignored, so that a store as `GET /api/stores` lists it can be sent back
+    unchanged (amplify-storage-utils' MediaStore does); the store is found by `type`, `bucket` and
+    `s3_url`. Any other field not listed here is a 422 naming it.
     """
 
     type: str = Field(..., description="Store type, e.g. `FilesystemStore` or `BucketStore`.")
