@@ -36,7 +36,8 @@ more typed identifiers, JSON metadata, tags, and a store configuration saying wh
 Errors: rule violations are 422 `{"detail": [{"error": "..."}]}`, missing objects 404,
 conflicts 409, storage failures 502 (507 when the store's disk is full), a database that
 cannot be reached 503 with `Retry-After` (reads are tried once more first). Every 5xx is JSON
-`{"detail": "..."}`. Each operation names
+`{"detail": "..."}`, and so is a path under `/api/` that no operation has (404) or a method its
+path does not take (405, with `Allow`). Each operation names
 the permission it needs; a logged-in user without it gets 403. Permissions come from the groups
 `readers` (view everything), `writers` (readers + create, change and delete media and their
 bytes) and `admins` (writers + identifier types, S3 configurations, store configurations),

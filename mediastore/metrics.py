@@ -69,6 +69,8 @@ VERIFY_MEDIA = Counter(f"{PREFIX}_verify_media", "Media checked by manage.py ver
 VERIFY_BYTES = Counter(f"{PREFIX}_verify_bytes", "Bytes read by manage.py verify.")
 
 UNMATCHED = "(unmatched)"
+# URL name of the pattern that answers /api/ paths no operation matches (mediastore.urls).
+API_NOT_FOUND = "api-not-found"
 
 ScrapeFunction = Callable[[], Iterable[Metric]]
 _scrape_functions: list[ScrapeFunction] = []
@@ -102,7 +104,8 @@ def counted(chunks: Iterator[bytes], counter: Counter) -> Iterator[bytes]:
 def route_of(request: HttpRequest) -> str:
     """The route pattern a request was resolved to (``/api/media/{pid}``), never the raw path, so
     that the label takes as many values as there are routes."""
-    if getattr(request, "resolver_match", None) is None:
+    match = getattr(request, "resolver_match", None)
+    if match is None or match.url_name == API_NOT_FOUND:
         return UNMATCHED
     return operation_of(request)[1]
 

@@ -44,6 +44,29 @@ class RejectNulMiddleware:
         )
 
 
+class MethodNotAllowedJsonMiddleware:
+    """Answer a method that an API path does not take (``POST /api/media/{pid}``) with a JSON 405
+    like every other API error, keeping its ``Allow`` header: ninja's own 405 is the plain text
+    "Method not allowed", which clients that parse every API answer as JSON cannot read."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        response = self.get_response(request)
+        if (
+            response.status_code == 405
+            and request.path.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            allowed = response.get("Allow", "")
+            detail = f"{request.method[:20]} is not allowed on '{request.path[:200]}'; it takes {allowed}"
+            answer = JsonResponse({"detail": detail}, status=405)
+            answer["Allow"] = allowed
+            return answer
+        return response
+
+
 class JsonBodyLimitMiddleware:
     """Answer 413 to a JSON API body declared larger than ``MEDIASTORE_MAX_UPLOAD_MB``, without
     reading it, and 411 to one sent chunked (no Content-Length: Django would read it as empty).

@@ -156,6 +156,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "mediastore.middleware.JsonBodyLimitMiddleware",
     "mediastore.middleware.RejectNulMiddleware",
+    "mediastore.middleware.MethodNotAllowedJsonMiddleware",
     "mediastore.middleware.BodyTimeoutMiddleware",  # before the CSRF check reads form bodies
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -1,28 +1,42 @@
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
-from django.urls import path
+from django.urls import path, re_path
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import TemplateView
 
 from mediastore.api import api
-from mediastore.metrics import metrics_view
+from mediastore.metrics import API_NOT_FOUND, metrics_view
 from status.views import status_page
+
+
+@csrf_exempt  # answers every method; like the API's own views, it reads no cookie
+def api_not_found(request: HttpRequest, exception: Exception | None = None):
+    """A URL under /api/ that no operation matches (an unknown path, or a pid no route can carry,
+    such as one with a line break) answers JSON like every other API 404, not Django's HTML page.
+
+    Routed as the last /api/ pattern, so that it answers with DEBUG on too (Django then shows its
+    technical 404 page instead of calling ``handler404``)."""
+    detail = f"no API operation at '{request.path[:200]}'"
+    return JsonResponse({"detail": detail}, status=404, content_type="application/json; charset=utf-8")
+
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("admin/", admin.site.urls),
+    # /api/ itself: ninja's root view (there to reverse the API's prefix) only raises Http404.
+    re_path(r"^api/$", api_not_found, name=API_NOT_FOUND),
     path("api/", api.urls),
+    re_path(r"^api/", api_not_found, name=API_NOT_FOUND),  # after the API: what no operation takes
     path("status/", status_page, name="status"),
     path("metrics", metrics_view, name="metrics"),
 ]
 
 
 def not_found(request: HttpRequest, exception: Exception):
-    """A URL under /api/ that no operation matches (an unknown path, or a pid no route can carry,
-    such as one with a line break) answers JSON like every other API 404, not Django's HTML page."""
+    """An Http404 no view answered: JSON under /api/ (``api_not_found``), elsewhere Django's page."""
     if request.path.startswith("/api/"):
-        detail = f"no API operation at '{request.path[:200]}'"
-        return JsonResponse({"detail": detail}, status=404, content_type="application/json; charset=utf-8")
+        return api_not_found(request, exception)
     return defaults.page_not_found(request, exception)
 
 
