@@ -161,7 +161,9 @@ def switch_bytes(
 
     ``media`` is the row as it was when the write started. Under a row lock the current row must
     still exist and use the same store (else Conflict: the write is not acknowledged), with
-    ``same_key`` also the same key (completions), and ``conditions`` must hold. Concurrent writers
+    ``same_key`` also the same key (completions), and ``conditions`` must hold. ``content_type``
+    None or empty keeps the type the media has (one declared at a presigned upload), and a media
+    that has none gets DEFAULT_CONTENT_TYPE, as a base64 upload does. Concurrent writers
     of new bytes are ordered by their switches: the last switch wins, as with S3 PUTs. After the
     commit the superseded object is removed. The caller removes ``key`` when this raises.
     """
@@ -184,8 +186,7 @@ def switch_bytes(
         current.store_status = StoreStatus.READY
         current.size, current.checksum, current.etag = size, checksum, etag
         current.verified_at, current.verify_ok, current.verify_error = None, None, ""  # new bytes: unchecked
-        if content_type is not None:
-            current.content_type = content_type or DEFAULT_CONTENT_TYPE
+        current.content_type = content_type or current.content_type or DEFAULT_CONTENT_TYPE
         current._history_user = user
         current.save()
         changed = [name for name in BYTE_FIELDS if getattr(current, name) != before[name]]

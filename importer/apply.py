@@ -19,12 +19,13 @@ from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.utils import timezone
 
+from content.services import DEFAULT_CONTENT_TYPE
 from identifiers.models import IdentifierType
 from importer.content import check_bytes
 from importer.plan import IMPORT_REASON, Plan, Target
 from importer.source import OldHistory, OldMedia, Snapshot
 from media.history import history_row
-from media.models import EventType, Media, next_marks
+from media.models import EventType, Media, StoreStatus, next_marks
 from media.outbox import event_for, record
 from media.tags import sync_tags
 from mediastore.errors import MediastoreError
@@ -227,6 +228,8 @@ class Importer:
                     tag_list=old.tags,
                     size=result.size,
                     checksum=result.checksum,
+                    # The earlier server kept no media type; READY bytes get the one an upload gets.
+                    content_type=DEFAULT_CONTENT_TYPE if result.status == StoreStatus.READY else "",
                 )
                 history_rows.append((obj, self._old_rows(rows, old.tags, marks)))
                 obj.mark, obj.version = next(marks), len([r for r in rows if r.type != "-"]) + 1

@@ -59,7 +59,13 @@ class MediaOut(Schema):
         "upload, the size declared for it (if any).",
     )
     checksum: str = Field("", description="Checksum of the stored content, e.g. `sha256:<hex>`.")
-    content_type: str = Field("", description="Media type of the stored content.")
+    content_type: str = Field(
+        "",
+        description="Media type of the stored content: as declared (`content_type` of `POST /api/upload`, "
+        "the `Content-Type` of `PUT /api/media/{pid}/content`), guessed from the file name by "
+        "`manage.py ingest`, and `application/octet-stream` when none was declared, whichever way the "
+        "bytes came (base64, presigned upload, import). While PENDING: the declared type, or empty.",
+    )
     created: datetime
     updated: datetime
 

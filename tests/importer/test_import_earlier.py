@@ -76,6 +76,7 @@ def test_imported_site_works_through_the_api(earlier_site):
     assert ifcb["store_config"]["type"] == "FilesystemStore"
     assert ifcb["store_config"]["bucket"] == "legacy/files"
     assert ifcb["store_status"] == "READY"
+    assert ifcb["content_type"] == "application/octet-stream"  # as a base64 upload records it (was "")
     assert ifcb["version"] == "4"  # three earlier revisions and the import
     expected = earlier_site.bytes["D20240301T100000_IFCB001"]
     assert (
@@ -88,7 +89,8 @@ def test_imported_site_works_through_the_api(earlier_site):
     assert content(api, "on-s3") == earlier_site.bytes["on-s3"]
     assert S3Config.objects.get().secret_key == "old-secret"
     assert S3Config.objects.get().secret_key_encrypted.startswith("fernet:")
-    assert api.get("/api/media/fs-missing").json()["store_status"] == "PENDING"
+    missing = api.get("/api/media/fs-missing").json()
+    assert missing["store_status"] == "PENDING" and missing["content_type"] == ""
     assert api.get("/api/media/in-ram").json()["store_status"] == "PENDING"
     assert api.get("/api/media/lost-store").status_code == 404  # its store has no --map-path
 
