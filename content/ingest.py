@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 TEMPLATE_FIELDS = ("relpath", "name", "stem", "suffix", "parent", "root", "sha256")
 PID_SHORTHANDS = {"relpath": "{relpath}", "name": "{name}", "sha256": "{sha256}"}
+INGEST_REASON = "ingest: "  # + the file's path: the change reason of the history rows ingest makes
+REASON_LENGTH = 100  # of the history's change reason column (history_change_reason)
 
 
 class Outcome(StrEnum):
@@ -309,11 +311,19 @@ class FileWork:
                 size=source.size,
                 user=plan.user,
                 conditions=conditions,
+                reason=self.reason(),
             )
         return Result(source, outcome, pid, written=stored.size or 0)
 
     def content_type(self) -> str:
         return mimetypes.guess_type(self.source.relpath)[0] or DEFAULT_CONTENT_TYPE
+
+    def reason(self) -> str:
+        """The change reason of the history rows this file makes: ``ingest: <path>``, the path cut
+        at the front when it does not fit the column (its end says the most)."""
+        path = str(self.source.path)
+        room = REASON_LENGTH - len(INGEST_REASON)
+        return INGEST_REASON + (path if len(path) <= room else "…" + path[-(room - 1) :])
 
     def create(self, pid: str, identifiers: dict[str, str], key: str | None) -> Result:
         item = self.plan.item(pid, identifiers)
@@ -327,11 +337,17 @@ class FileWork:
             media.content_type = self.content_type()
             if self.plan.backend.size(key) != self.source.size:
                 raise RuleViolation(f"'{self.source.relpath}' changed while it was read; try again")
-            media_insert([media], user=self.plan.user)  # never discards: the file is the object
+            # never discards: the file is the object
+            media_insert([media], user=self.plan.user, reason=self.reason())
             return Result(self.source, Outcome.STORED, pid)
         with self.open() as reader:
             media = upload_stream(
-                item, reader, content_type=self.content_type(), size=self.source.size, user=self.plan.user
+                item,
+                reader,
+                content_type=self.content_type(),
+                size=self.source.size,
+                user=self.plan.user,
+                reason=self.reason(),
             )
         return Result(self.source, Outcome.STORED, pid, written=media.size or 0)
 
@@ -347,6 +363,7 @@ class FileWork:
             content_type=None,
             user=self.plan.user,
             conditions=conditions,
+            reason=self.reason(),
         )
 
     def check_new(self, pid: str, identifiers: dict[str, str]) -> Result:

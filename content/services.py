@@ -156,6 +156,7 @@ def switch_bytes(
     user,
     conditions: Preconditions = NO_CONDITIONS,
     same_key: bool = False,
+    reason: str = "",
 ) -> Media:
     """Point the media at the object just written under ``key`` and mark it READY, atomically.
 
@@ -163,7 +164,8 @@ def switch_bytes(
     still exist and use the same store (else Conflict: the write is not acknowledged), with
     ``same_key`` also the same key (completions), and ``conditions`` must hold. ``content_type``
     None or empty keeps the type the media has (one declared at a presigned upload), and a media
-    that has none gets DEFAULT_CONTENT_TYPE, as a base64 upload does. Concurrent writers
+    that has none gets DEFAULT_CONTENT_TYPE, as a base64 upload does. ``reason`` is the history
+    row's change reason (e.g. "ingest: <path>"). Concurrent writers
     of new bytes are ordered by their switches: the last switch wins, as with S3 PUTs. After the
     commit the superseded object is removed. The caller removes ``key`` when this raises.
     """
@@ -188,6 +190,8 @@ def switch_bytes(
         current.verified_at, current.verify_ok, current.verify_error = None, None, ""  # new bytes: unchecked
         current.content_type = content_type or current.content_type or DEFAULT_CONTENT_TYPE
         current._history_user = user
+        if reason:
+            current._change_reason = reason  # django-simple-history's way, as _history_user
         current.save()
         changed = [name for name in BYTE_FIELDS if getattr(current, name) != before[name]]
         record([event_for(current, EventType.BYTES_STORED, user=user, changed=changed)])
@@ -218,23 +222,29 @@ def upload_base64(item: MediaIn, data: bytes, *, content_type: str, size: int | 
 
 
 def upload_stream(
-    item: MediaIn, stream: BinaryIO, *, content_type: str, size: int | None = None, user
+    item: MediaIn, stream: BinaryIO, *, content_type: str, size: int | None = None, user, reason: str = ""
 ) -> Media:
     """Create a media together with the bytes ``stream.read(n)`` yields (constant memory): both
     are stored, or neither. ``size`` is a hint for the backend. An error raised by the stream
     propagates after the backend removed what it had written (``Backend.put_stream``), so a caller
-    may abort a transfer by making its stream raise."""
+    may abort a transfer by making its stream raise. ``reason``: the history row's change reason."""
     [media] = media_prepare_many([item], user=user, name_items=False)
     backend = media.store_config.backend()
     reader = HashingReader(stream)
     backend.put_stream(media.store_key, reader, size)
     return insert_ready(
-        media, backend, size=reader.size, checksum=reader.checksum, content_type=content_type, user=user
+        media,
+        backend,
+        size=reader.size,
+        checksum=reader.checksum,
+        content_type=content_type,
+        user=user,
+        reason=reason,
     )
 
 
 def insert_ready(
-    media: Media, backend: Backend, *, size: int, checksum: str, content_type: str, user
+    media: Media, backend: Backend, *, size: int, checksum: str, content_type: str, user, reason: str = ""
 ) -> Media:
     """Insert a prepared (unsaved) media as READY with the bytes already stored under its key;
     when the insert fails the bytes are removed and the error raised (no row claims them)."""
@@ -243,7 +253,7 @@ def insert_ready(
     media.etag = backend.etag(media.store_key) or ""
     media.content_type = content_type or DEFAULT_CONTENT_TYPE
     try:
-        media_insert([media], user=user)
+        media_insert([media], user=user, reason=reason)
     except Exception as exc:
         discard_after(exc, media, backend, media.store_key)
         raise
@@ -287,10 +297,12 @@ def put_content(
     size: int | None,
     user,
     conditions: Preconditions = NO_CONDITIONS,
+    reason: str = "",
 ) -> Media:
     """Stream a request body into a fresh object of the media's store and switch the media to it
     (replacing bytes it had). ``size`` is the body's length when the request declared one.
-    ``conditions`` are checked before the body is read and again at the switch (412)."""
+    ``conditions`` are checked before the body is read and again at the switch (412). ``reason``:
+    the history row's change reason."""
     media = media_get(pid)
     conditions.check(media)
     backend = media.store_config.backend()
@@ -308,6 +320,7 @@ def put_content(
             content_type=content_type,
             user=user,
             conditions=conditions,
+            reason=reason,
         )
     except Exception as exc:
         discard_after(exc, media, backend, key)

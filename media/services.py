@@ -102,8 +102,9 @@ def media_prepare_many(items: list[MediaIn], *, user, name_items: bool = True) -
 
 
 @transaction.atomic
-def media_insert(objs: list[Media], *, user) -> list[Media]:
-    """Insert prepared media with their history and tags, all or none."""
+def media_insert(objs: list[Media], *, user, reason: str = "") -> list[Media]:
+    """Insert prepared media with their history (``reason`` as its change reason) and tags, all or
+    none."""
     if not objs:
         return []
     now = timezone.now()
@@ -116,7 +117,7 @@ def media_insert(objs: list[Media], *, user) -> list[Media]:
         raise Conflict(
             "a media with one of these pids was created concurrently; nothing was created"
         ) from None
-    Media.history.bulk_history_create(objs, default_user=user, default_date=now)
+    Media.history.bulk_history_create(objs, default_user=user, default_date=now, default_change_reason=reason)
     sync_tags(objs, fresh=True)
     record([event_for(obj, EventType.CREATED, user=user, now=now) for obj in objs])
     return objs
