@@ -45,12 +45,12 @@ managed in the admin. A token made with `POST /api/tokens` also has scopes (`rea
 `delete`, `admin`) and may do only what both its account and its scopes allow (each operation
 names its scopes; login tokens have `admin`, every right of the account).
 
-JSON bodies need `Content-Type: application/json`; another type, or none, is 415. A body (or an
-object in it) with a field its schema does not list is 422 naming the field in `loc` and `msg`
-(search: `unknown search filter '<name>'`), so a misspelt field never passes for success; the one
-exception is a store description's `pk`, which is ignored (see `StoreConfigIn`). They also need
+JSON bodies need `Content-Type: application/json`; another type, or none, is 415. They also need
 a `Content-Length`: one sent chunked is 411. A key repeated in one object, a number beyond a
-64-bit float (`1e400`) or nesting too deep to parse is 422.
+64-bit float (`1e400`) or nesting too deep to parse is 422. A body (or an object in it) with a
+field its schema does not list is 422 naming the field in `loc` and `msg` (search: `unknown search
+filter '<name>'`), so a misspelt field never passes for success; the one exception is a store
+description's `pk`, which is ignored (see `StoreConfigIn`).
 Metadata may nest at most `MEDIASTORE_MAX_METADATA_DEPTH` levels (422) and be at most
 `MEDIASTORE_MAX_METADATA_KB` as compact JSON (413). A media carries at most `MEDIASTORE_MAX_TAGS`
 distinct tags (1000 by default): a write that would leave it with more is 422 and changes nothing.

@@ -9,13 +9,13 @@ from pydantic import ConfigDict, ValidationInfo, field_validator, model_validato
 
 # Fields that known clients send although no request schema has them: accepted and dropped before
 # validation, so that these clients keep working while any other unknown field is a 422 naming it.
-# Keyed by the request schema's class name; each entry says which client sends it. The schema's
+# Keyed by the request schema's class name: {field: the client that sends it}. The schema's
 # Swagger description and the README ("The API in brief") list them too (tests/test_unknown_fields.py).
 CLIENT_SENT_FIELDS: dict[str, dict[str, str]] = {
     "StoreConfigIn": {
         # amplify-storage-utils' MediaStore (storage/mediastore.py) sends an entry of GET /api/stores
         # back unchanged as `mediadata.store_config` of POST /api/upload, with that entry's pk.
-        "pk": "amplify-storage-utils' MediaStore sends an entry of GET /api/stores back unchanged",
+        "pk": "amplify-storage-utils' MediaStore",
     },
 }
 
