@@ -44,7 +44,7 @@ names its scopes; login tokens have `admin`, every right of the account).
 
 JSON bodies need `Content-Type: application/json`; another type, or none, is 415. They also need
 a `Content-Length`: one sent chunked is 411. A key repeated in one object, a number beyond a
-64-bit float (`1e400`) or nesting too deep to parse is 422.
+64-bit float (`1e400`) or nesting deeper than 512 levels is 422.
 Metadata may nest at most `MEDIASTORE_MAX_METADATA_DEPTH` levels (422) and be at most
 `MEDIASTORE_MAX_METADATA_KB` as compact JSON (413). A media carries at most `MEDIASTORE_MAX_TAGS`
 distinct tags (1000 by default): a write that would leave it with more is 422 and changes nothing.
