@@ -21,6 +21,7 @@ from mediastore.health import router as health_router
 from mediastore.openapi import document_errors
 from mediastore.parser import JsonParser
 from mediastore.permissions import document as document_permissions
+from mediastore.swagger import docs
 from status.api import router as status_router
 from stores.api import router as stores_router
 
@@ -68,6 +69,7 @@ api = MediastoreAPI(
     description=DESCRIPTION,
     auth=BearerToken(),
     parser=JsonParser(),
+    docs=docs,
     urls_namespace="api",
 )
 
