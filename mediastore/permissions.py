@@ -311,7 +311,11 @@ def document(schema: dict) -> dict:
                     "type": "object",
                     "properties": {"detail": {"type": "string"}},
                     "required": ["detail"],
-                }
+                },
+                "example": {
+                    "detail": "permission denied: this operation needs media.change_media; an administrator "
+                    "can grant it by adding your account to a group that has it (readers, writers or admins)"
+                },
             }
         },
     }
