@@ -124,6 +124,12 @@ ANSWERS: dict[int, tuple[str, dict | None, dict]] = {
             )
         },
     ),
+    414: (
+        "URI too long: the request line is over the HTTP server's limit (gunicorn: 4094 bytes), answered by "
+        "the server itself (not JSON). Send long searches as POST /api/media/search.",
+        None,
+        {},
+    ),
     415: (
         "The body is not JSON (send Content-Type: application/json).",
         EITHER,
@@ -209,7 +215,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
 
 def errors_of(method: str, path: str, operation: dict) -> set[int]:
     """The error statuses of one operation: 401 and 503 (the database) unless public, 404 for a
-    named object, 422 for any input, 400/408/411/413/415 for a JSON body, plus its entry in EXTRA."""
+    named object, 414 and 422 for any input, 400/408/411/413/415 for a JSON body, plus its entry in EXTRA."""
     codes = set(EXTRA.get((method, path), set()))
     if operation.get("security"):
         codes |= {401, 503}
@@ -219,7 +225,7 @@ def errors_of(method: str, path: str, operation: dict) -> set[int]:
     if has_json:
         codes |= {400, 408, 411, 413, 415}
     if has_json or operation.get("parameters") or "{" in path:
-        codes.add(422)
+        codes |= {414, 422}
     return codes
 
 
