@@ -27,7 +27,7 @@ from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
 from media.schemas import MediaIn
 from media.selectors import media_get, media_locked
-from media.services import media_insert, media_prepare_many
+from media.services import media_insert, prepared_media
 from mediastore import failpoints, metrics
 from mediastore.errors import Conflict, PreconditionFailed, RuleViolation, StorageError
 from stores.backends import Backend, ObjectNotFound
@@ -211,14 +211,14 @@ def upload_base64(item: MediaIn, data: bytes, *, content_type: str, size: int | 
     declared one, must be the length of ``data`` (RuleViolation otherwise)."""
     if size is not None and size != len(data):
         raise RuleViolation(f"base64 decodes to {len(data)} bytes, but size says {size}; nothing was stored")
-    [media] = media_prepare_many([item], user=user, name_items=False)
-    backend = media.store_config.backend()
-    backend.put(media.store_key, data)
-    metrics.BYTES_UPLOADED.inc(len(data))
-    checksum = checksum_label(hashlib.sha256(data))
-    return insert_ready(
-        media, backend, size=len(data), checksum=checksum, content_type=content_type, user=user
-    )
+    with prepared_media([item], user=user, name_items=False) as [media]:
+        backend = media.store_config.backend()
+        backend.put(media.store_key, data)
+        metrics.BYTES_UPLOADED.inc(len(data))
+        checksum = checksum_label(hashlib.sha256(data))
+        return insert_ready(
+            media, backend, size=len(data), checksum=checksum, content_type=content_type, user=user
+        )
 
 
 def upload_stream(
@@ -228,19 +228,19 @@ def upload_stream(
     are stored, or neither. ``size`` is a hint for the backend. An error raised by the stream
     propagates after the backend removed what it had written (``Backend.put_stream``), so a caller
     may abort a transfer by making its stream raise. ``reason``: the history row's change reason."""
-    [media] = media_prepare_many([item], user=user, name_items=False)
-    backend = media.store_config.backend()
-    reader = HashingReader(stream)
-    backend.put_stream(media.store_key, reader, size)
-    return insert_ready(
-        media,
-        backend,
-        size=reader.size,
-        checksum=reader.checksum,
-        content_type=content_type,
-        user=user,
-        reason=reason,
-    )
+    with prepared_media([item], user=user, name_items=False) as [media]:
+        backend = media.store_config.backend()
+        reader = HashingReader(stream)
+        backend.put_stream(media.store_key, reader, size)
+        return insert_ready(
+            media,
+            backend,
+            size=reader.size,
+            checksum=reader.checksum,
+            content_type=content_type,
+            user=user,
+            reason=reason,
+        )
 
 
 def insert_ready(
@@ -269,13 +269,13 @@ def upload_pending(
 
     ``size`` is what the client declared it will upload: it is signed into the URL and kept as the
     PENDING media's size, which the completion then holds the bytes to. A missing bucket is a
-    StorageError before anything is created."""
-    [media] = media_prepare_many([item], user=user, name_items=False)
-    media.content_type = content_type
-    media.size = size
-    url = presign_put(media, content_type)
-    media_insert([media], user=user)
-    return media, url
+    StorageError before anything is created (a store configuration made for it included)."""
+    with prepared_media([item], user=user, name_items=False) as [media]:
+        media.content_type = content_type
+        media.size = size
+        url = presign_put(media, content_type)
+        media_insert([media], user=user)
+        return media, url
 
 
 def presign_put(media: Media, content_type: str) -> str | None:

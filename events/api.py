@@ -25,6 +25,7 @@ def events_list(
     and out of order (events are numbered in commit order). `types` keeps only those event types
     (repeat it or separate by commas). `wait` (0 to 30 seconds) holds the answer open until an
     event arrives or the time is up (then `items` is empty). 410 when events after `after` were
-    pruned (`MEDIASTORE_EVENTS_RETENTION_DAYS`); start again without `after`."""
+    pruned (`MEDIASTORE_EVENTS_RETENTION_DAYS`); start again without `after`. A cursor beyond the
+    newest event (one the feed never gave) is 422."""
     page = selectors.events_feed(after, limit=limit, types=types, wait=wait)
     return {"items": [selectors.event_out(event) for event in page.items], "next": str(page.next)}

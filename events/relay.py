@@ -67,6 +67,35 @@ class RelayBusy(Exception):
     """Another relay already runs on this SQLite database (its lock file is held)."""
 
 
+# The broker says no to who the relay is or what it may do: an error of configuration that no
+# retry mends, unlike a broker that is down or a connection that dropped.
+REFUSED = (
+    pika.exceptions.AuthenticationError,
+    pika.exceptions.ProbableAuthenticationError,
+    pika.exceptions.ProbableAccessDeniedError,
+)
+ACCESS_REFUSED = 403
+
+
+class RelayRefused(Exception):
+    """The broker refused the relay's credentials or permissions (``manage.py relay_events`` exits 1)."""
+
+
+def refused(exc: Exception, where: str, exchange: str) -> RelayRefused | None:
+    """The RelayRefused that ``exc`` amounts to, or None for an error worth retrying."""
+    if isinstance(exc, REFUSED):
+        return RelayRefused(
+            f"RabbitMQ at {where} refused the relay ({type(exc).__name__}: {exc}); check the user, "
+            "password and virtual host in MEDIASTORE_AMQP_URL: retrying cannot help"
+        )
+    if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code == ACCESS_REFUSED:
+        return RelayRefused(
+            f"RabbitMQ at {where} refused the relay access to exchange {exchange!r} ({exc.reply_text}); "
+            "give its user permissions there (rabbitmqctl set_permissions)"
+        )
+    return None
+
+
 def message_body(event: MediaEvent) -> bytes:
     """The event as the feed answers it: the same schema, rendered by the same JSON encoder."""
     item = EventOut.model_validate(event_out(event)).model_dump()
@@ -185,6 +214,9 @@ class Relay:
                         return
                     self.sleep(self.poll_seconds, amqp)
             except (pika.exceptions.AMQPError, DatabaseError) as exc:
+                refusal = refused(exc, where, self.exchange)
+                if refusal is not None:
+                    raise refusal from None
                 failures += 1
                 wait = backoff_seconds(failures)
                 self.log(f"{type(exc).__name__}: {str(exc) or 'no connection'}; retrying in {wait:g} s")

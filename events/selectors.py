@@ -59,6 +59,13 @@ def events_after(after: int | None, *, limit: int, types: set[str]) -> Page:
     Raises Gone when events after ``after`` were pruned."""
     start = first_kept() - 1 if after is None else after
     newest = MediaEvent.objects.aggregate(top=Max("seq"))["top"]
+    if after is not None:
+        last = newest if newest is not None else first_kept() - 1  # all pruned: the last number given
+        if after > last:
+            raise RuleViolation(
+                f"cursor {after} is beyond the newest event ({last}): pass back a `cursor` or `next` the "
+                "feed gave, or start without `after`"
+            )
     if newest is None or newest <= start:
         items = []
     else:

@@ -4,19 +4,23 @@ the writes that apply them are in ``media.services``."""
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from identifiers.models import IdentifierType
 from identifiers.rules import check_value, clean_text
 from mediastore.errors import RuleViolation
 from mediastore.limits import MAX_PID_LENGTH, MAX_TAG_LENGTH
 from stores.models import StoreConfig
-from stores.services import store_get, store_get_or_create
+from stores.services import store_forget, store_get, store_get_or_create_telling
+
+log = logging.getLogger(__name__)
 
 # pids that would be routed to another endpoint than /api/media/{pid}
 RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search", "urls"}
@@ -106,6 +110,7 @@ class StoreResolver:
     def __init__(self, *, user) -> None:
         self._cache: dict[Any, StoreConfig] = {}
         self.user = user
+        self.created: list[StoreConfig] = []  # made by this resolver: forget() takes them back
 
     def resolve(self, spec: Any) -> StoreConfig:
         key = spec if isinstance(spec, int) else (spec.type, spec.bucket, spec.s3_url)
@@ -113,10 +118,23 @@ class StoreResolver:
             if isinstance(spec, int):
                 self._cache[key] = store_get(spec)
             else:
-                self._cache[key] = store_get_or_create(
+                store, created = store_get_or_create_telling(
                     type=spec.type, bucket=spec.bucket, s3_url=spec.s3_url, user=self.user
                 )
+                if created:
+                    self.created.append(store)
+                self._cache[key] = store
         return self._cache[key]
+
+    def forget(self) -> None:
+        """Delete the stores this resolver created that no media uses: the operation that needed
+        them failed, and it leaves nothing behind."""
+        created, self.created = self.created, []
+        for store in created:
+            try:
+                store_forget(store, user=self.user)
+            except DatabaseError as exc:  # the failure being handled is the one to report
+                log.warning("store configuration %s made for a failed operation stays: %s", store.pk, exc)
 
 
 def new_store_key() -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -72,10 +74,37 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
     )
 
 
-def media_prepare_many(items: list[MediaIn], *, user, name_items: bool = True) -> list[Media]:
+def media_prepare_many(
+    items: list[MediaIn], *, user, name_items: bool = True, stores: StoreResolver | None = None
+) -> list[Media]:
     """Validate new media and build their rows, unsaved: the first invalid item raises, naming its
-    index and pid when ``name_items``. Store configurations they name are got or created (by ``user``)."""
-    rules, stores = IdentifierRules(), StoreResolver(user=user)
+    index and pid when ``name_items``. Store configurations they name are got or created (by
+    ``user``, through ``stores`` when given); when this raises, those it created are deleted again."""
+    stores = stores or StoreResolver(user=user)
+    try:
+        return _prepare(items, IdentifierRules(), stores, name_items)
+    except BaseException:
+        stores.forget()
+        raise
+
+
+@contextmanager
+def prepared_media(items: list[MediaIn], *, user, name_items: bool = True) -> Iterator[list[Media]]:
+    """``media_prepare_many`` for a block that goes on to store bytes and insert the rows: when the
+    block raises, the store configurations made for these media are deleted again (nothing is left
+    behind by a failed upload)."""
+    stores = StoreResolver(user=user)
+    objs = media_prepare_many(items, user=user, name_items=name_items, stores=stores)
+    try:
+        yield objs
+    except BaseException:
+        stores.forget()
+        raise
+
+
+def _prepare(
+    items: list[MediaIn], rules: IdentifierRules, stores: StoreResolver, name_items: bool
+) -> list[Media]:
     objs: list[Media] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
@@ -124,8 +153,9 @@ def media_insert(objs: list[Media], *, user, reason: str = "") -> list[Media]:
 
 
 def media_create_many(items: list[MediaIn], *, user, name_items: bool = True) -> list[Media]:
-    """Create all the media or none (store_status PENDING)."""
-    return media_insert(media_prepare_many(items, user=user, name_items=name_items), user=user)
+    """Create all the media or none (store_status PENDING), and no store configuration for none."""
+    with prepared_media(items, user=user, name_items=name_items) as objs:
+        return media_insert(objs, user=user)
 
 
 def media_create(item: MediaIn, *, user) -> Media:

@@ -18,10 +18,12 @@ from mediastore.auth import BearerToken
 from mediastore.auth import router as auth_router
 from mediastore.dbretry import database_unavailable
 from mediastore.errors import MediastoreError
+from mediastore.examples import document_examples
 from mediastore.health import router as health_router
 from mediastore.openapi import document_errors
 from mediastore.parser import JsonParser
 from mediastore.permissions import document as document_permissions
+from mediastore.swagger import docs
 from status.api import router as status_router
 from stores.api import router as stores_router
 
@@ -31,7 +33,9 @@ more typed identifiers, JSON metadata, tags, and a store configuration saying wh
 
 **Start here:** `POST /api/login` with your username and password, copy the token, press
 **Authorize** and paste it. Nothing can be created until identifier types exist
-(`POST /api/identifier`).
+(`POST /api/identifier`). The examples that "Try it out" fills in work in turn on a new server
+after the README's first steps (identifier types `doi` and `filename`, store 1 `products`, media
+`10.1234/demo.1`).
 
 Errors: rule violations are 422 `{"detail": [{"error": "..."}]}`, missing objects 404,
 conflicts 409, storage failures 502 (507 when the store's disk is full), a database that
@@ -47,7 +51,7 @@ names its scopes; login tokens have `admin`, every right of the account).
 
 JSON bodies need `Content-Type: application/json`; another type, or none, is 415. They also need
 a `Content-Length`: one sent chunked is 411. A key repeated in one object, a number beyond a
-64-bit float (`1e400`) or nesting too deep to parse is 422. A body (or an object in it) with a
+64-bit float (`1e400`) or nesting deeper than 512 levels is 422. A body (or an object in it) with a
 field its schema does not list is 422 naming the field in `loc` and `msg` (search: `unknown search
 filter '<name>'`), so a misspelt field never passes for success; the one exception is a store
 description's `pk`, which is ignored (see `StoreConfigIn`).
@@ -63,10 +67,10 @@ VALIDATOR_TAG = re.compile(r"function-(?:wrap|after|before|plain)\[.*\]")
 
 class MediastoreAPI(NinjaAPI):
     """NinjaAPI whose OpenAPI document names the permission and the error answers of every
-    operation."""
+    operation, and has example requests."""
 
     def get_openapi_schema(self, **kwargs):
-        return document_errors(document_permissions(super().get_openapi_schema(**kwargs)))
+        return document_examples(document_errors(document_permissions(super().get_openapi_schema(**kwargs))))
 
     def validation_error_from_error_contexts(self, error_contexts):
         """ninja's 422 ``{"detail": [{"type", "loc", "msg"}]}`` for a body that does not fit its
@@ -88,6 +92,7 @@ api = MediastoreAPI(
     description=DESCRIPTION,
     auth=BearerToken(),
     parser=JsonParser(),
+    docs=docs,
     urls_namespace="api",
 )
 

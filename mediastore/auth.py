@@ -16,6 +16,7 @@ from mediastore import bodies, tokens
 from mediastore.errors import Forbidden, ScopeForbidden, TokenExpired
 from mediastore.models import ApiToken, hash_token
 from mediastore.permissions import (
+    groups_granting,
     missing_permission,
     missing_scope,
     permissions_column,
@@ -52,7 +53,8 @@ class BearerToken(HttpBearer):
         bodies.trust(request)  # its body has only the progress deadline now
         missing = missing_permission(request, row.user)
         if missing is not None:
-            raise Forbidden(missing)
+            member_of = list(row.user.groups.order_by("name").values_list("name", flat=True))
+            raise Forbidden(missing, groups_granting(missing), member_of)
         missing = missing_scope(request, row.scope_list)
         if missing is not None:
             raise ScopeForbidden(scopes_allowing(missing)[0], what_needs(missing), row.scope_list)

@@ -168,19 +168,62 @@ def declared_length(environ: dict) -> int | None:
         return 0
 
 
-def close_after_answer(start_response, sock: socket.socket) -> None:
-    """Answer with ``Connection: close`` and shut the connection's read side.
+# After an answer that left its body unread: how long the rest of the body is read and dropped.
+# A proxy that buffered the body (nginx) sends it at once; without the drain the close would reset
+# the connection with the body unread, and nginx answered 502 instead of the 413 it had been sent.
+DRAIN_SECONDS = 1.0
+DRAIN_STEP = 1 << 16
 
-    An answer given before its body was read (401, 413, 408, ...) would otherwise keep the
-    connection alive: gunicorn then drains the rest of the body in the worker thread (up to 5 s
-    and 64 KiB in gunicorn 27), and closing drains again on the worker's main thread (2 s), which
-    a slow client stretches to the full time for every connection. With the read side shut, both
-    see the end of the stream at once; the answer itself is still sent in full."""
+
+class _AnswerThenClose:
+    """The application's answer; once the server has sent it (``close``), the rest of the request
+    body is read and dropped for at most DRAIN_SECONDS, then the connection's read side is shut."""
+
+    def __init__(self, result, body: DeadlineInput, sock: socket.socket) -> None:
+        self.result = result
+        self.body = body
+        self.sock = sock
+
+    def __iter__(self):
+        return iter(self.result)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.result, "close", None)
+            if callable(close):
+                close()
+        finally:
+            drain(self.sock, self.body)
+
+
+def drain(sock: socket.socket, body: DeadlineInput) -> None:
+    """Read and drop what the client still sends of its body, for at most DRAIN_SECONDS (all of it
+    when its length is known and it arrives in time), then shut the read side: gunicorn neither
+    drains on (in the worker thread, up to 5 s, and again on closing) nor resets a connection
+    whose peer is still reading the answer."""
+    left = None if body.length is None else max(body.length - body.consumed, 0)
+    deadline = time.monotonic() + DRAIN_SECONDS
+    with contextlib.suppress(OSError):
+        while left is None or left > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock.settimeout(remaining)
+            data = sock.recv(DRAIN_STEP if left is None else min(DRAIN_STEP, left))
+            if not data:
+                break
+            if left is not None:
+                left -= len(data)
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
+
+
+def close_after_answer(start_response) -> None:
+    """Answer with ``Connection: close``: an answer given before its body was read (401, 413,
+    408, ...) ends its connection, whose rest ``drain`` drops once the answer is out."""
     force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
     if callable(force_close):
         force_close()
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RD)
 
 
 def with_body_deadlines(application):
@@ -200,8 +243,9 @@ def with_body_deadlines(application):
         )
         environ["wsgi.input"] = environ[ENVIRON_KEY] = body
         result = application(environ, start_response)
-        if not body.finished:
-            close_after_answer(start_response, sock)
-        return result
+        if body.finished:
+            return result
+        close_after_answer(start_response)
+        return _AnswerThenClose(result, body, sock)
 
     return guarded

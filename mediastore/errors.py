@@ -91,11 +91,20 @@ class Forbidden(TextError):
     status_code = 403
     kind = "Forbidden"
 
-    def __init__(self, permission: str) -> None:
-        super().__init__(
-            f"permission denied: this operation needs {permission}; an administrator can grant it "
-            "by adding your account to a group that has it (readers, writers or admins)"
-        )
+    def __init__(
+        self, permission: str, granting: list[str] | None = None, member_of: list[str] | None = None
+    ) -> None:
+        """``granting``: the groups that have the permission; ``member_of``: the caller's groups."""
+        where = f"your account is in {', '.join(member_of)}" if member_of else "your account is in no group"
+        if granting:
+            how = (
+                f"the group{'s' if len(granting) > 1 else ''} {' or '.join(granting)} "
+                f"{'have' if len(granting) > 1 else 'has'} it ({where}); an administrator can add your "
+                "account to one of them in the admin (/admin/auth/user/)"
+            )
+        else:
+            how = f"no group has it ({where}); an administrator can grant it to your account in the admin"
+        super().__init__(f"permission denied: this operation needs {permission}: {how}")
         self.permission = permission
 
 

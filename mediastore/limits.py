@@ -18,3 +18,7 @@ MAX_BUCKET_LENGTH = 1024  # a store configuration's bucket (StoreConfig.bucket)
 # Search conditions.
 MAX_PATH_KEYS = 32  # keys of one metadata path: 10,000 built a query too deep to compile (a 500)
 MAX_IN_VALUES = 1000  # values of one "in" condition
+
+# JSON bodies: nesting deeper than this is refused before parsing (422), whatever the call stack's
+# depth (the parser's recursion otherwise ran out at a depth that moved with the code around it).
+MAX_JSON_DEPTH = 512

@@ -3,7 +3,8 @@
 Routers declare their success answers; the errors an operation can give come from the
 cross-cutting layers (token check, permissions, JSON parsing, rules, stores), so they are listed
 here in one table and added to the document, each with its body schema, so generated clients and
-schemathesis know them. ``tests/deploy/test_schemathesis.py`` checks against a live server that
+schemathesis know them, and an example body in that shape (without one Swagger UI showed
+`{"detail": [{}]}`). ``tests/deploy/test_schemathesis.py`` checks against a live server that
 every answer given is listed, and ``tests/test_api_answers.py`` pins the cases it found.
 """
 
@@ -25,43 +26,161 @@ EITHER = {
     "required": ["detail"],
 }
 
-# status -> (description, body schema or None for no body)
-ANSWERS: dict[int, tuple[str, dict | None]] = {
+
+def text(sentence: str) -> dict:
+    return {"detail": sentence}
+
+
+def items(sentence: str) -> dict:
+    return {"detail": [{"error": sentence}]}
+
+
+# Two shapes share 422 (and 413): a rule's sentence, or pydantic's account of a body that does not fit
+# the schema; Swagger UI offers a menu of the two.
+RULE_OR_SCHEMA = {
+    "examples": {
+        "rule": {
+            "summary": "A rule refused the input",
+            "value": items("bad pid_type: isbn"),
+        },
+        "schema": {
+            "summary": "The body does not fit the schema",
+            "value": {
+                "detail": [
+                    {
+                        "type": "string_type",
+                        "loc": ["body", "payload", "name"],
+                        "msg": "Input should be a valid string",
+                    }
+                ]
+            },
+        },
+    }
+}
+
+# status -> (description, body schema or None for no body, what Swagger UI shows as the example body:
+# a media type object's ``example`` or ``examples``). The sentences are ones the server gives.
+ANSWERS: dict[int, tuple[str, dict | None, dict]] = {
     400: (
         "The body is not valid JSON (a syntax error, or NaN/Infinity), or a streamed body ended "
         "before its Content-Length or last chunk; nothing changed.",
         TEXT,
+        {"example": text("Cannot parse request body")},
     ),
     401: (
         "No valid bearer token (missing, unknown, revoked, or its user inactive): "
         '`{"detail": "Unauthorized"}`; or an expired one: `{"detail": "token expired at <time>"}`.',
         TEXT,
+        {"example": text("Unauthorized")},
     ),
-    404: ("The named object does not exist.", TEXT),
+    404: ("The named object does not exist.", TEXT, {"example": text("Media '10.1234/demo.9' not found")}),
     408: (
         "The body stopped arriving (no byte for MEDIASTORE_BODY_TIMEOUT_S), or one sent without a valid "
         "token did not arrive whole within MEDIASTORE_ANON_BODY_TIMEOUT_S; nothing was kept.",
         TEXT,
+        {
+            "example": text(
+                "the request body stopped arriving: no byte for 30 seconds (MEDIASTORE_BODY_TIMEOUT_S)"
+            )
+        },
     ),
-    409: ("Conflict: duplicate, still referenced, no bytes stored, or changed concurrently.", ITEMS),
-    410: ("Gone: the events after this cursor were pruned; start again without `after`.", TEXT),
+    409: (
+        "Conflict: duplicate, still referenced, no bytes stored, or changed concurrently.",
+        ITEMS,
+        {"example": items("still referenced by other objects; delete those first")},
+    ),
+    410: (
+        "Gone: the events after this cursor were pruned; start again without `after`.",
+        TEXT,
+        {
+            "example": text(
+                "events after cursor 12 were pruned (kept: from 40); start again without `after` "
+                "(and resynchronise from GET /api/media/dump)"
+            )
+        },
+    ),
     411: (
         "Length unknown: no Content-Length and no chunked framing, or a JSON body sent chunked.",
         TEXT,
+        {
+            "example": text(
+                "a JSON body needs a Content-Length; this one was sent chunked (Transfer-Encoding: chunked). "
+                "Only PUT /api/media/{pid}/content takes chunked bodies"
+            )
+        },
     ),
-    412: ("If-Match / If-None-Match does not hold; nothing changed.", TEXT),
-    413: ("The JSON body (MEDIASTORE_MAX_UPLOAD_MB) or its metadata is too large.", EITHER),
-    415: ("The body is not JSON (send Content-Type: application/json).", EITHER),
-    422: ("The input breaks a rule or does not match the schema; nothing changed.", ITEMS),
-    429: ("Too many failed logins; retry after the Retry-After header's seconds.", TEXT),
-    502: ("The storage backend failed or is unreachable; nothing changed.", TEXT),
-    501: ("A Transfer-Encoding other than chunked (gzip, deflate); nothing was read or stored.", TEXT),
+    412: (
+        "If-Match / If-None-Match does not hold; nothing changed.",
+        TEXT,
+        {"example": text("media '10.1234/demo.1' already has bytes with ETag \"b94d27b9…\" (If-None-Match)")},
+    ),
+    413: (
+        "The JSON body (MEDIASTORE_MAX_UPLOAD_MB) or its metadata is too large.",
+        EITHER,
+        {
+            "example": text(
+                "request body of 120.0 MB is over the limit of 100 MB; raise MEDIASTORE_MAX_UPLOAD_MB to "
+                "accept it, or stream the bytes with PUT /api/media/{pid}/content"
+            )
+        },
+    ),
+    414: (
+        "URI too long: the request line is over the HTTP server's limit (gunicorn: 4094 bytes), answered by "
+        "the server itself (not JSON). Send long searches as POST /api/media/search.",
+        None,
+        {},
+    ),
+    415: (
+        "The body is not JSON (send Content-Type: application/json).",
+        EITHER,
+        {
+            "example": text(
+                "this endpoint reads JSON, not application/x-www-form-urlencoded: send the body with "
+                "'Content-Type: application/json' (curl: -H 'Content-Type: application/json', or --json)"
+            )
+        },
+    ),
+    422: ("The input breaks a rule or does not match the schema; nothing changed.", ITEMS, RULE_OR_SCHEMA),
+    429: (
+        "Too many failed logins; retry after the Retry-After header's seconds.",
+        TEXT,
+        {
+            "example": text(
+                "too many failed logins for this username or from this address; try again in 42 seconds"
+            )
+        },
+    ),
+    502: (
+        "The storage backend failed or is unreachable; nothing changed.",
+        TEXT,
+        {"example": text("S3 bucket 'products' does not exist at https://s3.example.org")},
+    ),
+    501: (
+        "A Transfer-Encoding other than chunked (gzip, deflate); nothing was read or stored.",
+        TEXT,
+        {
+            "example": text(
+                "Transfer-Encoding gzip is not supported; send the bytes as they are (with Content-Length "
+                "or Transfer-Encoding: chunked). Nothing was stored."
+            )
+        },
+    ),
     503: (
         "A service it needs (the database, or the failed-login counters) is unreachable for now; "
         "retry after the Retry-After header's seconds. Reads were already tried a second time.",
         TEXT,
+        {"example": text("the database could not be reached (OperationalError); try again shortly")},
     ),
-    507: ("The store is full; nothing changed.", TEXT),
+    507: (
+        "The store is full; nothing changed.",
+        TEXT,
+        {
+            "example": text(
+                "FilesystemStore 'products' could not write object 'a1b2…': No space left on device; "
+                "the server's storage is full"
+            )
+        },
+    ),
 }
 
 STORAGE_READ = {502}
@@ -96,7 +215,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
 
 def errors_of(method: str, path: str, operation: dict) -> set[int]:
     """The error statuses of one operation: 401 and 503 (the database) unless public, 404 for a
-    named object, 422 for any input, 400/408/411/413/415 for a JSON body, plus its entry in EXTRA."""
+    named object, 414 and 422 for any input, 400/408/411/413/415 for a JSON body, plus its entry in EXTRA."""
     codes = set(EXTRA.get((method, path), set()))
     if operation.get("security"):
         codes |= {401, 503}
@@ -106,7 +225,7 @@ def errors_of(method: str, path: str, operation: dict) -> set[int]:
     if has_json:
         codes |= {400, 408, 411, 413, 415}
     if has_json or operation.get("parameters") or "{" in path:
-        codes.add(422)
+        codes |= {414, 422}
     return codes
 
 
@@ -119,8 +238,8 @@ def document_errors(schema: dict) -> dict:
             for code in sorted(errors_of(method.upper(), path, operation)):
                 if code in responses or str(code) in responses:
                     continue
-                description, body = ANSWERS[code]
+                description, body, example = ANSWERS[code]
                 responses[code] = {"description": description}
                 if body is not None:
-                    responses[code]["content"] = {"application/json": {"schema": body}}
+                    responses[code]["content"] = {"application/json": {"schema": body, **example}}
     return schema

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import array
 import io
+import itertools
 import json
 import math
 import re
 import secrets
+import sys
 from collections.abc import Callable
 
 from django.http import HttpRequest
 from ninja.parser import Parser
 
 from mediastore.errors import RuleViolation, UnsupportedMediaType
+from mediastore.limits import MAX_JSON_DEPTH
 
 # Bodies above this size are parsed without keeping Django's copy of the raw bytes.
 LARGE_BODY = 1 << 20
@@ -97,12 +101,60 @@ def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
     return obj
 
 
+# Nesting depth: every byte but brackets, quotes and backslashes dropped, escapes dropped, the
+# strings (every other piece between quotes) dropped, then the running count of open brackets.
+_NOT_SYNTAX = bytes(b for b in range(256) if b not in b'[]{}"\\')
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
+
+
+def nesting_over(raw: bytes, limit: int) -> bool:
+    """Whether the JSON text ``raw`` nests arrays and objects more than ``limit`` levels deep.
+
+    Counted here, before parsing, so that the answer is the same at any depth of the call stack
+    (json's C parser recurses, and its RecursionError came at whatever depth Python had left). A
+    body with no more brackets than ``limit`` cannot be deeper; others are counted in C-speed
+    passes (bytes.translate, split, itertools.accumulate). Malformed text is the parser's to
+    refuse."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    syntax = raw.translate(None, _NOT_SYNTAX)
+    if b"\\" in syntax:  # backslashes only occur in strings, each escaping the next character
+        syntax = _ESCAPE.sub(b"", syntax)
+    brackets = b"".join(syntax.split(b'"')[::2])
+    return max(itertools.accumulate(array.array("b", brackets.translate(_STEPS))), default=0) > limit
+
+
+def _openers(text: str | bytes) -> int:
+    if isinstance(text, bytes):
+        return text.count(b"[") + text.count(b"{")
+    return text.count("[") + text.count("{")
+
+
+def _make_headroom(levels: int) -> None:
+    """Let json's parser, which recurses once per level, go ``levels`` deep from this point of the
+    call stack: the recursion limit is raised (never lowered) when what is left would not do, so a
+    body within MAX_JSON_DEPTH parses wherever the parser is called from."""
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    needed = depth + levels + 64
+    if sys.getrecursionlimit() < needed:
+        sys.setrecursionlimit(needed)
+
+
 def loads(text: str | bytes):
     """Strict JSON. ``NaN`` and ``Infinity``, which Python's json accepts but JSON does not, are
     syntax errors (ValueError, ninja's 400 like any malformed body). Valid JSON that we cannot hold
     is a RuleViolation (422) saying what: numbers that overflow to infinity (``1e400``; neither
     PostgreSQL's jsonb nor SQLite's JSON check takes them), duplicate keys in one object (which one
-    would win is a guess), and nesting too deep to parse (Python's recursion limit, about 1000)."""
+    would win is a guess), and nesting deeper than ``MAX_JSON_DEPTH`` levels."""
+    if isinstance(text, bytes) and nesting_over(text, MAX_JSON_DEPTH):
+        raise RuleViolation(f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep")
+    openers = _openers(text)
+    if openers > 100:  # a body this shallow parses at any depth a request reaches
+        _make_headroom(min(openers, MAX_JSON_DEPTH))
     overflowed = []
 
     def parse_float(text: str) -> float:
@@ -115,8 +167,8 @@ def loads(text: str | bytes):
         data = json.loads(
             text, parse_constant=_reject_constant, parse_float=parse_float, object_pairs_hook=_unique_keys
         )
-    except RecursionError:
-        raise RuleViolation("JSON body is nested too deeply to be read") from None
+    except RecursionError:  # only with a call stack nearly used up before parsing began
+        raise RuleViolation(f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep") from None
     if overflowed:
         raise RuleViolation(
             f"number {overflowed[0][:40]} at '{_infinite_at(data)}' is too large "
@@ -241,6 +293,8 @@ class JsonParser(Parser):
             request._stream = io.BytesIO()
             data = _take_large_member(request, raw)
             if data is None:
+                if nesting_over(raw, MAX_JSON_DEPTH):
+                    raise RuleViolation(f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep")
                 text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads(bytes) does
                 del raw
                 data = loads(text)

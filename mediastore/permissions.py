@@ -187,6 +187,18 @@ def missing_permission(request: HttpRequest, user) -> str | None:
     return None if user.has_perm(needed) else needed
 
 
+def groups_granting(permission: str) -> list[str]:
+    """The names of the groups that have ``permission`` (``app.codename``), for a 403 that says
+    who can give it (read only when a request is refused)."""
+    from django.contrib.auth.models import Group
+
+    app_label, codename = permission.split(".", 1)
+    found = Group.objects.filter(
+        permissions__content_type__app_label=app_label, permissions__codename=codename
+    )
+    return list(found.order_by("name").values_list("name", flat=True))
+
+
 def scopes_allowing(permission: str | None) -> list[str]:
     """The scopes that allow an operation needing ``permission`` (an OPERATIONS value), narrowest
     first; every scope for one any logged-in user may call."""
@@ -299,7 +311,11 @@ def document(schema: dict) -> dict:
                     "type": "object",
                     "properties": {"detail": {"type": "string"}},
                     "required": ["detail"],
-                }
+                },
+                "example": {
+                    "detail": "permission denied: this operation needs media.change_media; an administrator "
+                    "can grant it by adding your account to a group that has it (readers, writers or admins)"
+                },
             }
         },
     }

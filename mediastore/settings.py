@@ -150,7 +150,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "mediastore.staticfiles.StaticFilesMiddleware",  # WhiteNoise
     "mediastore.metrics.MetricsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -287,10 +287,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env.get_str("DJANGO_STATIC_ROOT", str(MEDIASTORE_DATA_DIR / "static"))).resolve()
 # WhiteNoise serves the collected files from gunicorn itself, so Swagger UI and the admin are styled
 # with or without nginx in front. collectstatic (bin/start) gives each file a content-hashed name
-# (cached for a year by browsers) and gzip and brotli variants.
+# (cached for a year by browsers) and gzip and brotli variants. Started without it (gunicorn alone),
+# pages name the files unhashed and they are served from the apps (mediastore/staticfiles.py).
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "mediastore.staticfiles.HashedStaticFilesStorage"},
 }
 
 # Base64 bodies may be large; the limit users set is MEDIASTORE_MAX_UPLOAD_MB (checked in the API

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import ProtectedError, RestrictedError
 
 from mediastore.errors import Conflict, NotFound, RuleViolation
 from stores.backends import LOCAL_STORE_TYPES, S3_STORE_TYPES, backend_class, build_backend
@@ -127,20 +128,40 @@ def store_get_or_create(*, type: str, bucket: str, s3_url: str = "", user: User 
     A new local store (a directory or file below the storage root) must not share its place with
     another one: RuleViolation naming the other store when it would (see ``claim_local_place``).
     """
+    return store_get_or_create_telling(type=type, bucket=bucket, s3_url=s3_url, user=user)[0]
+
+
+def store_get_or_create_telling(
+    *, type: str, bucket: str, s3_url: str = "", user: User | None
+) -> tuple[StoreConfig, bool]:
+    """``store_get_or_create``, and whether this call created the store (so that an operation
+    that then fails can take it back with ``store_forget``)."""
     store_type, bucket, s3cfg = normalize_store(type, bucket, s3_url)
     lookup = {"type": store_type, "bucket": bucket, "s3cfg": s3cfg}
     store = StoreConfig.objects.select_related("s3cfg").filter(**lookup).first()
     if store is not None:
-        return store
+        return store, False
     if is_local_store(store_type):
         with transaction.atomic():
             same = claim_local_place(store_type, bucket)
-            return same or _store_create(lookup, user)
+            return (same, False) if same else (_store_create(lookup, user), True)
     try:
         with transaction.atomic():
-            return _store_create(lookup, user)
+            return _store_create(lookup, user), True
     except IntegrityError:  # created concurrently by another request
-        return StoreConfig.objects.select_related("s3cfg").get(**lookup)
+        return StoreConfig.objects.select_related("s3cfg").get(**lookup), False
+
+
+def store_forget(store: StoreConfig, *, user: User | None) -> None:
+    """Delete a store configuration that an operation created on the fly and then failed, unless
+    something uses it meanwhile (a concurrent request's media: the delete is refused and the store
+    stays). A failed upload used to leave its store behind, shown red on /status/."""
+    store._history_user = user
+    try:
+        with transaction.atomic():
+            store.delete()
+    except (ProtectedError, RestrictedError):
+        pass
 
 
 def _store_create(fields: dict, user: User | None) -> StoreConfig:

@@ -63,3 +63,30 @@ def test_raw_content_download_documents_binary_answers(anon):
     for status in ("200", "206"):
         body = answers[status]["content"]["application/octet-stream"]["schema"]
         assert body == {"type": "string", "format": "binary"}
+
+
+def test_error_answers_show_examples_in_their_documented_shape(anon):
+    """Issue 33: Swagger UI showed `{"detail": [{}]}` as the body of every 409 and 422 (built from a
+    schema that only says "a list of objects"). Each error answer mediastore/openapi.py lists has
+    an example body now, valid for its schema, and 409/422 show the items scripts read."""
+    import jsonschema
+
+    from mediastore.openapi import ANSWERS
+
+    schema = anon.get("/api/openapi.json").json()
+    seen = set()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            for code, answer in operation["responses"].items():
+                content = answer.get("content", {}).get("application/json")
+                if int(code) not in ANSWERS or content is None or content["schema"] != ANSWERS[int(code)][1]:
+                    continue  # an answer the operation declares itself, with a schema of named fields
+                examples = [content["example"]] if "example" in content else []
+                examples += [named["value"] for named in content.get("examples", {}).values()]
+                assert examples, f"{method.upper()} {path} {code}: no example"
+                for example in examples:
+                    jsonschema.validate(example, content["schema"])
+                    if code in ("409", "422"):
+                        assert example["detail"][0].keys() & {"error", "msg"}, example
+                seen.add(code)
+    assert {"409", "422", "401", "404"} <= seen

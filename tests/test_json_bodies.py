@@ -110,6 +110,42 @@ def test_very_deep_json_is_a_4xx(api, id_types, path, body):
     assert "nested too deeply" in error or "NUL" in error or "levels deep" in error, error
 
 
+@pytest.mark.parametrize("frames", [0, 300, 700])
+def test_the_depth_limit_is_the_same_at_any_stack_depth(frames):
+    """Regression: the limit was wherever Python's recursion limit ran out, so a body 900 levels
+    deep parsed in one place and was refused in another (one test passed alone and failed once the
+    code around the parser grew)."""
+    from mediastore.errors import RuleViolation
+    from mediastore.limits import MAX_JSON_DEPTH
+    from mediastore.parser import loads
+
+    def at_depth(n: int, body: bytes):
+        return at_depth(n - 1, body) if n else loads(body)
+
+    deepest = b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH
+    value = at_depth(frames, deepest)
+    for _ in range(MAX_JSON_DEPTH - 1):
+        value = value[0]
+    assert value == []
+    too_deep = b'{"a": "]]]", "b": ' + b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH + b"}"
+    with pytest.raises(RuleViolation, match=f"nested more than {MAX_JSON_DEPTH} levels deep"):
+        at_depth(frames, too_deep)
+
+
+def test_brackets_in_strings_do_not_count():
+    import json
+
+    from mediastore.limits import MAX_JSON_DEPTH
+    from mediastore.parser import loads, nesting_over
+
+    strings = ["[" * 2000 + "\\", '\\"' + "{" * 2000 + '"', "]" * 2000]
+    text = json.dumps([strings, [[["x"]]]]).encode()
+    assert loads(text) == [strings, [[["x"]]]]
+    assert not nesting_over(text, MAX_JSON_DEPTH)
+    hidden = json.dumps(["]" * 600]).encode()[:-1] + b", " + b"[" * 600 + b"]" * 600 + b"]"
+    assert nesting_over(hidden, MAX_JSON_DEPTH)  # closers in a string cannot hide real depth
+
+
 # --- content types ----------------------------------------------------------------------------
 
 

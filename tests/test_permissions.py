@@ -121,6 +121,24 @@ def test_a_reader_reads_but_cannot_write(clients, api, id_types):
     assert api.get("/api/media/r1").status_code == 200  # nothing was deleted
 
 
+def test_a_refusal_names_the_groups_that_give_the_permission(clients, id_types):
+    """Regression: a user already in readers was told to join "readers, writers or admins" to get
+    media.add_media."""
+    body = {"pid": "g1", "pid_type": "local", "store_config": {"type": "DictStore", "bucket": "t"}}
+    detail = clients["readers"].post("/api/media", body).json()["detail"]
+    assert detail == (
+        "permission denied: this operation needs media.add_media: the groups admins or writers have it "
+        "(your account is in readers); an administrator can add your account to one of them in the admin "
+        "(/admin/auth/user/)"
+    )
+    detail = clients["writers"].post("/api/identifier", {"name": "x", "pattern": ""}).json()["detail"]
+    assert (
+        "needs identifiers.add_identifiertype: the group admins has it (your account is in writers)" in detail
+    )
+    detail = clients["nobody"].get("/api/media/g1").json()["detail"]
+    assert "your account is in no group" in detail and "admins or readers or writers" in detail
+
+
 def test_a_writer_writes_media_but_cannot_configure(clients, id_types):
     writer = clients["writers"]
     body = {"pid": "w1", "pid_type": "local", "store_config": {"type": "DictStore", "bucket": "new-store"}}

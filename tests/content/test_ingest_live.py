@@ -20,6 +20,8 @@ from tests.content.ingest_tree import make_tree
 from tests.support.processes import REPO, Process
 from tests.support.servers import ADMIN_USER, ThrowAwayDatabase, make_workdir, migrated_site, remove_workdir
 
+pytestmark = pytest.mark.e2e
+
 STATE = """
 import json
 from content.reads import verify

@@ -122,6 +122,20 @@ def test_store_option_limits_the_audit(api, id_types, fs_store):
     assert Media.objects.get(pid="in-ram").verified_at is None
 
 
+def test_a_pid_that_does_not_exist_is_an_error_naming_it(api, id_types, fs_store):
+    """Regression: `verify --pid` with a typo verified 0 media and exited 0."""
+    upload(api, "real", fs_store, b"bytes")
+    out, error = verify("--pid", "real", "--pid", "typo")
+    assert error is not None and error.returncode == 1
+    assert "no media with pid 'typo'" in str(error) and "'real'" not in str(error)
+    assert Media.objects.get(pid="real").verified_at is None  # nothing verified
+    assert api.post("/api/media", media_body("pending", store_config=fs_store)).status_code == 200
+    out, error = verify("--pid", "pending")
+    assert error is not None and "'pending' have no stored bytes yet" in str(error)
+    out, error = verify("--pid", "real")
+    assert error is None and "verified 1 media" in out
+
+
 def test_bad_options_are_refused(db):
     assert "not an age" in str(verify("--older-than", "30 days")[1])
     assert "no store configuration" in str(verify("--store", "FilesystemStore:nowhere")[1])

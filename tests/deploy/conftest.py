@@ -12,14 +12,6 @@ from tests.support.processes import http_ok
 from tests.support.servers import ThrowAwayDatabase, make_workdir, remove_workdir, server_env, start_app
 
 
-def pytest_configure(config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "e2e: starts real servers (gunicorn, nginx) against PostgreSQL/Redis; slow. "
-        "Skips when tools are missing unless MEDIASTORE_REQUIRE_E2E is set.",
-    )
-
-
 @pytest.fixture(scope="session")
 def bare_gunicorn():
     """bin/start (migrate, accounts, collectstatic with the production storage) and gunicorn with

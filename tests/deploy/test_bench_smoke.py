@@ -10,7 +10,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.processes import REPO
+
+pytestmark = pytest.mark.e2e
 
 RATIO_LINES = [
     "GET /api/media/{pid} p50 / hello p50",

@@ -222,15 +222,15 @@ def test_swagger_ui_renders_every_operation_without_errors(bare_gunicorn, browse
     assert browser.severe_console_messages() == []
 
 
-def test_login_authorize_and_call_the_api_from_swagger_ui(bare_gunicorn, browser):
-    """The flow the README tells a user: POST /api/login, Authorize with the token, call away."""
-    base = bare_gunicorn["base"]
+def _open_docs_logged_out(browser: Browser, base: str) -> None:
+    """Swagger UI with no token kept from an earlier test (it keeps the token across reloads)."""
+    browser.open(f"{base}/api/docs", None)
+    browser.js("localStorage.clear()")
     browser.open(f"{base}/api/docs", None)
 
-    stores = _operation(browser, "get", "/api/stores")
-    status, _ = _execute(browser, stores, "swagger-stores-before-authorize")
-    assert status == "401"  # not authorized yet: the token below is what makes it work
 
+def _log_in_and_authorize(browser: Browser, prefix: str) -> str:
+    """POST /api/login from its operation, then Authorize with the token; the token."""
     block = _operation(browser, "post", "/api/login")
     from selenium.webdriver.common.keys import Keys
 
@@ -238,7 +238,7 @@ def test_login_authorize_and_call_the_api_from_swagger_ui(bare_gunicorn, browser
     body.send_keys(Keys.CONTROL, "a")
     body.send_keys(Keys.DELETE)
     body.send_keys(json.dumps({"username": SERVICE_USER, "password": PASSWORD}))
-    status, answer = _execute(browser, block, "swagger-login-answer")
+    status, answer = _execute(browser, block, f"{prefix}-login-answer")
     assert status == "200", answer
     token = json.loads(answer)["token"]
     assert token
@@ -248,15 +248,89 @@ def test_login_authorize_and_call_the_api_from_swagger_ui(bare_gunicorn, browser
     browser.one("input[type=text], input[type=password]", dialog).send_keys(token)
     browser.one(".auth-btn-wrapper .btn.authorize, .auth-btn-wrapper button.auth", dialog).click()
     browser.wait(lambda d: "Authorized" in dialog.text)
-    browser.shot("swagger-authorized")
+    browser.shot(f"{prefix}-authorized")
     browser.one(".auth-btn-wrapper .btn-done, .close-modal", dialog).click()
     browser.wait(lambda d: not browser.css(".modal-ux"))
+    return token
+
+
+def test_login_authorize_and_call_the_api_from_swagger_ui(bare_gunicorn, browser):
+    """The flow the README tells a user: POST /api/login, Authorize with the token, call away."""
+    base = bare_gunicorn["base"]
+    _open_docs_logged_out(browser, base)
+
+    stores = _operation(browser, "get", "/api/stores")
+    status, _ = _execute(browser, stores, "swagger-stores-before-authorize")
+    assert status == "401"  # not authorized yet: the token below is what makes it work
+
+    token = _log_in_and_authorize(browser, "swagger")
 
     status, answer = _execute(browser, stores, "swagger-stores-answer")
     assert status == "200", answer
     assert isinstance(json.loads(answer), list)
     curl = browser.one(".curl-command", stores).text  # the request Swagger UI sent, as curl
     assert f"Authorization: Bearer {token}" in curl and "/api/stores" in curl, curl
+
+
+def test_authorization_survives_a_reload(bare_gunicorn, browser):
+    """Issue 33: Swagger UI forgot the token at every reload, so a user pasted it again after each
+    one. It is kept in the browser's storage now (``persistAuthorization``): after a reload the
+    lock is closed and a call answers 200 with the same token."""
+    base = bare_gunicorn["base"]
+    _open_docs_logged_out(browser, base)
+    token = _log_in_and_authorize(browser, "reload")
+
+    browser.open(f"{base}/api/docs", None)
+    browser.one(".opblock")
+    browser.shot("reload-after-reload")
+    assert browser.css(".auth-wrapper .btn.authorize.locked"), "the Authorize button shows no token"
+    stores = _operation(browser, "get", "/api/stores")
+    status, answer = _execute(browser, stores, "reload-stores-answer")
+    assert status == "200", answer
+    curl = browser.one(".curl-command", stores).text
+    assert f"Authorization: Bearer {token}" in curl, curl
+
+
+# Opened in Swagger UI (window 1366 px wide), the tallest operation may be this tall and half of
+# them at most MEDIAN_OPERATION_HEIGHT: they were 2,900 px (median) and 4,100 px (tallest), mostly
+# a dozen error answers with four lines of chrome each (issue 33); 1,800 and 2,450 px since
+# mediastore/static/mediastore/swagger.css.
+MAX_OPERATION_HEIGHT = 2600
+MEDIAN_OPERATION_HEIGHT = 2000
+
+
+def test_an_opened_operation_is_compact(bare_gunicorn, browser):
+    """Issue 33: an opened operation was several screens tall. Every one is opened and measured; the
+    heights are written to ``operation-heights.json`` with the screenshots."""
+    base = bare_gunicorn["base"]
+    expected = _operation_count(fetch(f"{base}/api/openapi.json", timeout=30).json())
+    browser.open(f"{base}/api/docs", None)
+    browser.wait(lambda d: len(browser.css(".opblock")) >= expected)
+    assert not browser.css(".opblock.is-open"), "operations start closed"
+    browser.js(
+        "document.querySelectorAll('.opblock:not(.is-open) .opblock-summary-control').forEach(b => b.click())"
+    )
+    # Rendering all of them takes Chromium up to a minute on a busy 2-core machine.
+    browser.wait(
+        lambda d: len(browser.css(".opblock.is-open .opblock-body .responses-table")) >= expected, 4 * WAIT
+    )
+    heights = browser.js(
+        """return Array.from(document.querySelectorAll('.opblock')).map(block => [
+            block.querySelector('.opblock-summary-method').textContent + ' '
+                + block.querySelector('.opblock-summary-path').dataset.path,
+            Math.round(block.getBoundingClientRect().height)])"""
+    )
+    heights = dict(sorted(heights, key=lambda item: -item[1]))
+    (browser.artifacts / "operation-heights.json").write_text(json.dumps(heights, indent=1))
+    tallest, height = next(iter(heights.items()))
+    browser.shot(
+        "tallest-operation", show=browser.one(f'.opblock-summary-path[data-path="{tallest.split()[1]}"]')
+    )
+    figures = sorted(heights.values())
+    median = figures[len(figures) // 2]
+    print(f"\nopened operations: median {median} px, tallest {tallest} {height} px")
+    assert height <= MAX_OPERATION_HEIGHT, f"{tallest} is {height} px tall; all: {heights}"
+    assert median <= MEDIAN_OPERATION_HEIGHT, f"median {median} px; all: {heights}"
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 
 import pytest
@@ -31,7 +32,7 @@ from tests.deploy.broker import (
     wait_for,
 )
 from tests.deploy.readme import readme_example, run_example
-from tests.support.processes import Process
+from tests.support.processes import REPO, Process
 from tests.support.servers import MIRROR, Server, extract
 
 pytestmark = pytest.mark.e2e
@@ -307,3 +308,23 @@ def test_the_amplify_amqp_utils_subscribers_read_the_relayed_events(server, tmp_
         events = json.loads(subscriber.log().split("EVENTS=", 1)[1])
         first = int(items[0]["cursor"])
         assert [event for event in events if int(event["cursor"]) >= first] == items, mode
+
+
+@pytest.mark.parametrize("url", ["wrong-password", "unknown-vhost"])
+def test_the_relay_exits_1_when_the_broker_refuses_its_credentials(server, url, tmp_path):
+    """Regression: relay_events retried wrong credentials forever ("retrying in 30 s")."""
+    refused = {
+        "wrong-password": broker_url().replace("guest:guest@", "guest:not-the-password@"),
+        "unknown-vhost": broker_url().replace("/%2F?", "/no-such-vhost?"),
+    }[url]
+    done = subprocess.run(
+        [sys.executable, "manage.py", "relay_events", "--max-seconds", "60"],
+        cwd=REPO,
+        env={**server.env, "MEDIASTORE_AMQP_URL": refused},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "refused the relay" in done.stderr and "MEDIASTORE_AMQP_URL" in done.stderr
+    assert "not-the-password" not in done.stdout + done.stderr

@@ -82,3 +82,47 @@ def test_unhashed_names_are_served_but_not_cached_for_long(bare_gunicorn):
 
 def test_a_missing_static_file_is_404(bare_gunicorn):
     assert fetch(f"{bare_gunicorn['base']}/static/ninja/no-such-file.js", timeout=30).status_code == 404
+
+
+def test_gunicorn_without_collectstatic_serves_the_pages_with_their_files():
+    """Issue 33: ``gunicorn mediastore.wsgi`` right after ``pip install`` (no bin/start, so no
+    collectstatic) answered a bare 500 "Missing staticfiles manifest entry" for every admin page and
+    /api/docs. Now the pages name their files unhashed, gunicorn serves them from the installed apps,
+    and the log says once per worker to run collectstatic."""
+    import os
+
+    from tests.support.processes import http_ok
+    from tests.support.servers import (
+        ThrowAwayDatabase,
+        make_workdir,
+        migrated_site,
+        remove_workdir,
+        start_app,
+    )
+
+    workdir = make_workdir("mediastore-nocollect-")
+    database = ThrowAwayDatabase() if os.environ.get("POSTGRES_DB") else None
+    try:
+        env = migrated_site(workdir, database)
+        base = f"http://{env['GUNICORN_BIND']}"
+        assert not (workdir / "static").exists() or not any((workdir / "static").iterdir())
+        app = start_app(workdir, env, via_start_script=False)
+        try:
+            app.wait_until(lambda: http_ok(f"{base}/api/health"))
+            for page in ("/api/docs", "/admin/login/"):
+                urls = _static_urls(base, page)
+                assert any(url.endswith(".css") for url in urls), urls
+                for url in urls:
+                    response = fetch(f"{base}{url}", timeout=30)
+                    assert response.status_code == 200, url
+                    suffix = url[url.rindex(".") :]
+                    assert response.headers["Content-Type"].split(";")[0] == TYPES[suffix], url
+        finally:
+            app.stop()
+        log = app.log()
+    finally:
+        remove_workdir(workdir)
+        if database is not None:
+            database.drop()
+    assert "Missing staticfiles manifest entry" not in log, log
+    assert "manage.py collectstatic" in log, log

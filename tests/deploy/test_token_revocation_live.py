@@ -61,6 +61,24 @@ def workers_of(server: Server, marker: str, status: int) -> set[str]:
         time.sleep(0.1)
 
 
+ROUNDS = 8  # at most, until two workers answered (the kernel chooses the worker of a connection)
+
+
+def rounds_until_two_workers(
+    server: Server, token: str, status: int, among: set[str] | None = None
+) -> set[str]:
+    """Rounds of requests until at least two workers (of ``among``, if given) answered ``status``;
+    the workers that did. A loaded machine may hand one worker many connections in a row."""
+    seen: set[str] = set()
+    for _ in range(ROUNDS):
+        marker = f"{status}-{secrets.token_hex(4)}"
+        assert round_of_requests(server.base, token, marker) == [status] * REQUESTS
+        seen |= workers_of(server, marker, status)
+        if len(seen & among if among is not None else seen) >= 2:
+            break
+    return seen
+
+
 def test_a_revoked_token_is_refused_by_every_worker_at_the_next_request(server):
     made = server.session.post(
         f"{server.base}/api/tokens",
@@ -70,16 +88,12 @@ def test_a_revoked_token_is_refused_by_every_worker_at_the_next_request(server):
     assert made.status_code == 201, made.text
     token, token_id = made.json()["token"], made.json()["id"]
 
-    before = f"before-{secrets.token_hex(4)}"
-    assert round_of_requests(server.base, token, before) == [200] * REQUESTS
-    accepted_by = workers_of(server, before, 200)
+    accepted_by = rounds_until_two_workers(server, token, 200)
     assert len(accepted_by) >= 2, f"workers {accepted_by} served the token: proves nothing"
 
     revoked = server.session.delete(f"{server.base}/api/tokens/{token_id}", timeout=30)
     assert revoked.status_code == 204, revoked.text
 
-    after = f"after-{secrets.token_hex(4)}"
-    assert round_of_requests(server.base, token, after) == [401] * REQUESTS
-    refused_by = workers_of(server, after, 401)
+    refused_by = rounds_until_two_workers(server, token, 401, among=accepted_by)
     assert len(accepted_by & refused_by) >= 2, (accepted_by, refused_by)
     assert server.session.get(f"{server.base}/api/identifier/list", timeout=30).status_code == 200

@@ -201,6 +201,17 @@ def test_bad_parameters_are_422(api, query):
     assert response.status_code == 422, response.content
 
 
+def test_a_cursor_beyond_the_newest_event_is_422(api, id_types):
+    """Regression: a cursor the feed never gave was accepted, and the client waited for events
+    numbered past it, missing the ones before."""
+    assert api.post("/api/media", media_body("b1")).status_code == 200
+    newest = feed(api)["next"]
+    assert api.get(f"/api/events?after={newest}").status_code == 200
+    response = api.get(f"/api/events?after={int(newest) + 1}&wait=5")
+    assert response.status_code == 422
+    assert f"beyond the newest event ({newest})" in response.json()["detail"][0]["error"]
+
+
 def test_pruned_events_make_an_older_cursor_410(api, id_types):
     for i in range(4):
         assert api.post("/api/media", media_body(f"r{i}")).status_code == 200

@@ -72,7 +72,7 @@ def test_lists_count_as_levels(api, id_types):
     [
         ("PUT", {"data": nested(64)}, True),
         ("PUT", {"data": nested(65)}, False),
-        ("PUT", {"data": nested(900)}, False),
+        ("PUT", {"data": nested(500)}, False),
         ("PUT", {"keys": ["k"] * 10, "data": nested(54)}, True),
         ("PUT", {"keys": ["k"] * 10, "data": nested(55)}, False),
         ("PUT", {"keys": ["k"] * 10_000, "data": 1}, False),

@@ -16,6 +16,8 @@ from rich.progress import (
 )
 
 from content import fixity
+from media.models import StoreStatus
+from media.selectors import media_read_many
 from mediastore.errors import RuleViolation
 
 
@@ -53,6 +55,8 @@ class Command(BaseCommand):
             age = fixity.parse_age(older_than) if older_than else None
         except RuleViolation as exc:
             raise CommandError(exc.message) from None
+        if pid:
+            pid = self.named_media(pid)
         media = fixity.candidates(stores=stores, older_than=age, pids=pid)
         totals = media.aggregate(count=Count("pk"), size=Sum("size"))
         count, size = totals["count"], totals["size"] or 0
@@ -96,3 +100,18 @@ class Command(BaseCommand):
             )
         if audit.failures:
             raise CommandError(f"{len(audit.failures)} media failed verification", returncode=1)
+
+    def named_media(self, pids: list[str]) -> list[str]:
+        """The stored pids of the media named with --pid; CommandError (exit 1) naming those that do
+        not exist or have no bytes to verify, so that a typo is not a run that verified nothing."""
+        found = {pid: media for pid in pids for media in media_read_many([pid])}
+        missing = [pid for pid in pids if pid not in found]
+        if missing:
+            raise CommandError(f"no media with pid {', '.join(map(repr, missing))}; nothing was verified")
+        pending = [pid for pid, media in found.items() if media.store_status != StoreStatus.READY]
+        if pending:
+            raise CommandError(
+                f"media {', '.join(map(repr, pending))} have no stored bytes yet (PENDING); "
+                "nothing was verified"
+            )
+        return [media.pid for media in found.values()]

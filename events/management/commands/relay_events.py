@@ -7,14 +7,15 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from events.relay import Relay, RelayBusy
+from events.relay import Relay, RelayBusy, RelayRefused
 
 
 class Command(BaseCommand):
     help = (
         "Publish every change event, in order, to the RabbitMQ at MEDIASTORE_AMQP_URL (topic exchange "
         "MEDIASTORE_AMQP_EXCHANGE, routing key = event type), marking each published once the broker "
-        "confirmed it. Runs until SIGTERM/SIGINT; reconnects by itself."
+        "confirmed it. Runs until SIGTERM/SIGINT; reconnects by itself while the broker is unreachable, and "
+        "exits 1 when it refuses the credentials or permissions."
     )
 
     def add_arguments(self, parser) -> None:
@@ -46,7 +47,7 @@ class Command(BaseCommand):
             signal.signal(sig, lambda *_: relay.stop())
         try:
             relay.run(max_seconds=max_seconds, exit_when_idle=exit_when_idle)
-        except RelayBusy as exc:
+        except (RelayBusy, RelayRefused) as exc:
             raise CommandError(str(exc)) from None
 
     def say(self, line: str) -> None:
