@@ -44,8 +44,9 @@ def find_orphans(store: StoreConfig, *, older_than: float, now: float) -> StoreO
         return result
     # Loaded after listing: a switch that committed meanwhile makes its new key referenced here.
     referenced = set(Media.objects.filter(store_config=store).values_list("store_key", flat=True))
+    others = nested_prefixes(store)
     for obj in listed:
-        if obj.key in referenced:
+        if obj.key in referenced or obj.key.startswith(others):
             continue
         if obj.modified is None and older_than > 0:
             result.unknown_age += 1
@@ -54,6 +55,24 @@ def find_orphans(store: StoreConfig, *, older_than: float, now: float) -> StoreO
         else:
             result.orphans.append(obj)
     return result
+
+
+def nested_prefixes(store: StoreConfig) -> tuple[str, ...]:
+    """Key prefixes, relative to ``store``, under which other store configurations keep their
+    objects: BucketStores of the same bucket and S3 configuration with a longer prefix (``bucket``
+    and ``bucket/2024``, or ``bucket/a`` and ``bucket/a/b``). Listing ``store`` lists their objects
+    too; they are theirs to judge, never ``store``'s orphans (``--delete`` removed the bytes of
+    READY media of ``bucket/2024`` as orphans of ``bucket``)."""
+    if store.s3cfg_id is None:
+        return ()
+    outer = store.bucket.strip("/") + "/"
+    inner = (
+        StoreConfig.objects.filter(s3cfg_id=store.s3cfg_id, bucket__startswith=outer)
+        .exclude(pk=store.pk)
+        .values_list("bucket", flat=True)
+    )
+    # startswith is case-insensitive on SQLite (LIKE); prefixes are not.
+    return tuple(f"{bucket[len(outer) :].strip('/')}/" for bucket in inner if bucket.startswith(outer))
 
 
 def remove_orphans(found: StoreOrphans) -> tuple[int, int]:

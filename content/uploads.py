@@ -29,6 +29,7 @@ from content.services import (
     upload_pending,
 )
 from media.models import Media, StoreStatus
+from media.pids import pick, pid_forms
 from media.rules import IdentifierRules, clean_tags
 from media.schemas import MediaIn
 from mediastore import metrics
@@ -61,9 +62,13 @@ def upload(
 
 
 def _existing(item: MediaIn) -> Media | None:
+    """The media an upload of ``item`` repeats: its pid as given, or in NFC or NFD form
+    (``media.pids``), as every lookup finds it; new pids are stored in NFC, so a repeat that
+    writes the pid in NFD (as macOS file names are) names the media the first upload made."""
     if item.pid is None:
         return None
-    return Media.objects.select_related("store_config__s3cfg").filter(pid=item.pid).first()
+    rows = Media.objects.select_related("store_config__s3cfg").filter(pid__in=pid_forms(item.pid))
+    return pick({media.pid: media for media in rows}, item.pid)
 
 
 def upload_again(
@@ -135,6 +140,19 @@ def _same_bytes(media: Media, data: bytes) -> bool:
     )
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two decoded JSON values are the same JSON: Python's ``==`` takes ``true`` for ``1``
+    and ``false`` for ``0`` (bool is an int), which JSON does not; numbers compare by value (``1``
+    and ``1.0`` are one JSON number)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
 def mediadata_differences(media: Media, item: MediaIn) -> list[str]:
     """The fields of ``item`` (as the API names them) that differ from what ``media`` has."""
     differing = []
@@ -149,7 +167,7 @@ def mediadata_differences(media: Media, item: MediaIn) -> list[str]:
         wanted: dict[str, Any] = IdentifierRules().identifiers(media.pid, item.pid_type, item.identifiers)
         if wanted != media.identifiers:
             differing.append("identifiers")
-    if item.metadata != media.metadata:
+    if not same_json(item.metadata, media.metadata):
         differing.append("metadata")
     if sorted(clean_tags(item.tags)) != sorted(media.tag_list):
         differing.append("tags")

@@ -6,6 +6,7 @@ The concurrency and crash cases run against real gunicorn workers in
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 
@@ -148,6 +149,27 @@ def test_collect_orphans_finds_and_removes_only_unreferenced_objects(api, media_
     assert "removed 1 orphaned objects" in run_collect("--older-than", "0", "--delete")
     assert not backend.exists("left-by-a-crash")
     assert content(api, "o1") == b"referenced" and backend.exists(key)
+
+
+def test_a_bucket_store_s_orphans_exclude_the_objects_of_a_store_under_its_prefix(api, id_types, store_for):
+    # Regression: BucketStores "bucket" and "bucket/prefix" share a bucket; listing the first lists
+    # the second's objects, which collect_orphans took for orphans and --delete removed (READY
+    # media lost their bytes).
+    outer, inner = store_for("BucketStore", "outer"), store_for("BucketStore", "outer/inner")
+    for pid, store in [("outer-1", outer), ("inner-1", inner)]:
+        body = {
+            "mediadata": media_body(pid, store_config=store),
+            "base64": base64.b64encode(b"live").decode(),
+        }
+        assert api.post("/api/upload", body).status_code == 200
+    inner_backend, _ = backend_of("inner-1")
+    inner_backend.put("left-by-a-crash", b"123456789")
+    report = run_collect("--older-than", "0", "--list")
+    assert "1 orphaned objects, 9 bytes" in report and "left-by-a-crash  9" in report  # the inner store's
+    assert "inner/" not in report
+    run_collect("--older-than", "0", "--delete")
+    assert content(api, "inner-1") == b"live" and content(api, "outer-1") == b"live"
+    assert not inner_backend.exists("left-by-a-crash")
 
 
 def test_a_raw_stream_labelled_json_is_bytes_not_a_json_body(api, media_in, settings):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import unicodedata
 
 import pytest
 import requests
@@ -147,3 +148,35 @@ def test_a_declared_size_holds_for_the_second_post(api, id_types, store_for):
     assert other.status_code == 409 and other.json()["detail"][0]["fields"] == ["size"]
     assert post(api, mediadata, PAYLOAD).json()["status"] == "READY"
     assert api.get("/api/media/sized").json()["checksum"] == "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def test_a_repeat_that_writes_the_pid_in_nfd_is_a_repeat(api, id_types, store_for):
+    # Regression: the pid is stored in NFC, but the repeat was looked up as written, so
+    # MediaStore.put of an NFD pid (macOS file names) got 409 "already exists" from its second
+    # post on every store but a BucketStore, and a retried put got it on a BucketStore too.
+    nfc = "caf\u00e9.roi"
+    nfd = unicodedata.normalize("NFD", nfc)
+    mediadata = media_body(nfd, store_config=store_for("FilesystemStore"))
+    first = post(api, mediadata)
+    assert first.status_code == 200 and first.json()["status"] == "PENDING"
+    second = post(api, mediadata, PAYLOAD)
+    assert second.status_code == 200, second.content
+    assert second.json() == {"status": "READY", "presigned_put": None, "pid": nfc}
+    again = post(api, mediadata, PAYLOAD)
+    assert again.status_code == 200 and again.json()["status"] == "READY"
+    assert post(api, mediadata, PAYLOAD + b"!").status_code == 409
+    assert [m.pid for m in Media.objects.filter(pid__in=[nfc, nfd])] == [nfc]
+
+
+@pytest.mark.parametrize(
+    "created, repeated", [(1, True), (0, False), ([1], [True]), ({"a": False}, {"a": 0})]
+)
+def test_true_is_not_1_in_repeated_metadata(api, id_types, store_for, created, repeated):
+    # Regression: Python's == takes True for 1, so a repeat with other metadata was answered 200.
+    mediadata = media_body("bool-meta", store_config=store_for("FilesystemStore"), metadata={"k": created})
+    assert post(api, mediadata, PAYLOAD).status_code == 200
+    response = post(api, {**mediadata, "metadata": {"k": repeated}}, PAYLOAD)
+    assert response.status_code == 409, response.content
+    assert response.json()["detail"][0]["fields"] == ["metadata"]
+    # The same number written another way is the same JSON.
+    assert post(api, {**mediadata, "metadata": {"k": created}}, PAYLOAD).status_code == 200
