@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import Body, Router
 from ninja.responses import NinjaJSONEncoder
 
@@ -22,6 +22,7 @@ from media.models import StoreStatus
 from media.schemas import MediaError, MediaOut, media_out_dict
 from media.selectors import media_get, media_read_many
 from mediastore.errors import LengthRequired, MediastoreError, NotFound, NotImplementedCoding
+from mediastore.openapi import TEXT
 from mediastore.pagination import json_response
 from mediastore.parser import large_member
 
@@ -146,9 +147,11 @@ def content_put(request: HttpRequest, pid: str):
     If the store fails the answer is 502 (507 when it is full) and the media is unchanged; 409 if
     the media was moved or deleted meanwhile. The bytes count only when the whole body arrived: a
     body that ends before its `Content-Length`, or a chunked body cut off before its last chunk, is
-    400 and nothing changes (the media keeps its bytes). Transfer codings other than `chunked`
-    (`gzip`, `deflate`) are 501. Conditional writes: `If-Match: "<etag>"` (the ETag
-    of `GET .../content`) stores only if the current bytes still have that ETag,
+    400 and nothing changes (the media keeps its bytes). A transfer coding before `chunked`
+    (`gzip, chunked`) is 501; framing the HTTP server itself refuses (a coding without `chunked`,
+    `Content-Length` together with `Transfer-Encoding`, two lengths) is its 400. Conditional
+    writes: `If-Match: "<etag>"` (the ETag of `GET .../content`) stores only if the current bytes
+    still have that ETag,
     `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
     stream, size = _body_stream(request)
@@ -208,7 +211,8 @@ def _body_stream(request: HttpRequest) -> tuple[FramedBody, int | None]:
             304: {"description": "Not modified: If-None-Match matched the ETag"},
             416: {
                 "description": "The range starts past the end, or a position has more than 20 digits "
-                "(Content-Range: bytes */size)"
+                "(Content-Range: bytes */size).",
+                "content": {"application/json": {"schema": TEXT}},
             },
         }
     },
@@ -230,7 +234,12 @@ def content_get(request: HttpRequest, pid: str):
         try:
             wanted = parse_range(request.headers.get("Range", ""), size)
         except Unsatisfiable:
-            return HttpResponse(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+            wanted_range = request.headers.get("Range", "")[:100]
+            return JsonResponse(
+                {"detail": f"the range {wanted_range!r} is outside the {size} bytes"},
+                status=416,
+                headers={**headers, "Content-Range": f"bytes */{size}"},
+            )
         first, last = wanted if wanted else (0, size - 1)
         length = max(last - first + 1, 0)
         response = StreamingHttpResponse(
