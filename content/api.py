@@ -10,6 +10,7 @@ import itertools
 import json
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.http import parse_etags
 from ninja import Body, Router
 from ninja.responses import NinjaJSONEncoder
 
@@ -229,7 +230,9 @@ def content_get(request: HttpRequest, pid: str):
         headers = {"Accept-Ranges": "bytes"}
         if etag:
             headers["ETag"] = f'"{etag}"'
-            if request.headers.get("If-None-Match") == headers["ETag"]:
+            # A list of tags, weak ones (W/"...") and * compare as RFC 9110 says for If-None-Match.
+            wanted = parse_etags(request.headers.get("If-None-Match", ""))
+            if "*" in wanted or any(tag.removeprefix("W/") == headers["ETag"] for tag in wanted):
                 return HttpResponse(status=304, headers=headers)
         try:
             wanted = parse_range(request.headers.get("Range", ""), size)

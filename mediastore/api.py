@@ -126,10 +126,25 @@ def _http_error(request: HttpRequest, exc: HttpError):
 
 @api.exception_handler(ProtectedError)
 @api.exception_handler(RestrictedError)
-def _still_referenced(request: HttpRequest, exc: Exception):
-    return api.create_response(
-        request, {"detail": [{"error": "still referenced by other objects; delete those first"}]}, status=409
-    )
+def _still_referenced(request: HttpRequest, exc: ProtectedError | RestrictedError):
+    return api.create_response(request, {"detail": [{"error": blockers_message(exc)}]}, status=409)
+
+
+def blockers_message(exc: ProtectedError | RestrictedError, shown: int = 5) -> str:
+    """A protected delete's 409 names what blocks it: how many of each kind, and a few of them."""
+    blockers = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+    by_kind: dict[str, list[str]] = {}
+    for obj in blockers:
+        by_kind.setdefault(obj._meta.verbose_name_plural, []).append(str(obj))
+    if not by_kind:
+        return "still referenced by other objects; delete those first"
+    parts = []
+    for kind, names in sorted(by_kind.items()):
+        listed = ", ".join(sorted(names)[:shown]) + (
+            f" and {len(names) - shown} more" if len(names) > shown else ""
+        )
+        parts.append(f"{len(names)} {kind} ({listed})")
+    return f"still used by {'; '.join(parts)}: delete or change those first"
 
 
 @api.exception_handler(OperationalError)
@@ -142,7 +157,19 @@ def _database_unavailable(request: HttpRequest, exc: Exception):
 
 @api.exception_handler(IntegrityError)
 def _integrity(request: HttpRequest, exc: IntegrityError):
-    # Services check uniqueness first; this answers the race where two requests pass the check at once.
+    # Services check uniqueness first; this answers the race where two requests pass the check at
+    # once. Any other integrity error (NOT NULL, a foreign key, a check) is a bug: it stays a 500.
+    if not is_unique_violation(exc):
+        raise exc
     return api.create_response(
         request, {"detail": [{"error": "conflicts with an existing object (uniqueness)"}]}, status=409
     )
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a duplicate: PostgreSQL's SQLSTATE 23505 (psycopg's
+    UniqueViolation, which Django chains as the cause), or SQLite's "UNIQUE constraint failed"."""
+    cause = exc.__cause__
+    if getattr(cause, "sqlstate", None) == "23505":
+        return True
+    return str(exc).startswith("UNIQUE constraint failed")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
 
 # As gunicorn.conf.py: WEB_CONCURRENCY workers, 2 when unset.
 DEFAULT_WORKERS = 2
@@ -54,3 +54,19 @@ def sqlite_in_production(app_configs=None, **kwargs) -> list[Warning]:
             )
         )
     return problems
+
+
+@register(deploy=True)
+def failpoints_in_production(app_configs=None, **kwargs) -> list[Error]:
+    """``MEDIASTORE_FAILPOINTS`` makes a server crash or fail on purpose (the fault tests): never
+    in a deployment that ``manage.py check --deploy`` vets."""
+    if not settings.MEDIASTORE_FAILPOINTS:
+        return []
+    return [
+        Error(
+            f"MEDIASTORE_FAILPOINTS is set ({', '.join(sorted(settings.MEDIASTORE_FAILPOINTS))}): these make "
+            "the server crash or fail on purpose, for the fault tests only.",
+            hint="Remove MEDIASTORE_FAILPOINTS from the environment and .env.",
+            id="mediastore.E001",
+        )
+    ]

@@ -78,3 +78,48 @@ def test_other_503s_are_not_retried(transactional_db):
     get_response, calls = downstream([HttpResponse(status=503), HttpResponse("never")])
     assert RetryReadsMiddleware(get_response)(request).status_code == 503
     assert calls == ["GET"]
+
+
+def test_only_a_unique_violation_is_a_409():
+    """Regression: every IntegrityError was answered 409 "uniqueness", so a coding bug (a NOT NULL
+    or foreign key violation) looked like a client's conflict; it stays a 500 now."""
+    import psycopg.errors
+    import pytest
+    from django.db import IntegrityError
+
+    from mediastore.api import _integrity
+
+    request = RequestFactory().post("/api/media")
+    for duplicate in (IntegrityError("UNIQUE constraint failed: media_media.pid"), IntegrityError("dup")):
+        if str(duplicate) == "dup":  # PostgreSQL: psycopg's error is the cause Django chains
+            duplicate.__cause__ = psycopg.errors.UniqueViolation("duplicate key value")
+        assert _integrity(request, duplicate).status_code == 409
+    for bug in (IntegrityError("NOT NULL constraint failed: media_media.pid"), IntegrityError("fk")):
+        if str(bug) == "fk":
+            bug.__cause__ = psycopg.errors.ForeignKeyViolation("violates foreign key constraint")
+        with pytest.raises(IntegrityError):
+            _integrity(request, bug)
+
+
+def test_a_protected_delete_names_what_blocks_it(db):
+    from django.contrib.auth.models import Group
+    from django.db.models import ProtectedError
+
+    from mediastore.api import blockers_message
+
+    groups = [Group.objects.create(name=f"blocker-{i}") for i in range(7)]
+    message = blockers_message(ProtectedError("protected", set(groups)))
+    assert message == (
+        "still used by 7 groups (blocker-0, blocker-1, blocker-2, blocker-3, blocker-4 and 2 more): "
+        "delete or change those first"
+    )
+
+
+def test_failpoints_are_an_error_of_check_deploy(settings):
+    from mediastore.checks import failpoints_in_production
+
+    settings.MEDIASTORE_FAILPOINTS = {}
+    assert failpoints_in_production() == []
+    settings.MEDIASTORE_FAILPOINTS = {"content.before_switch": "crash"}
+    [error] = failpoints_in_production()
+    assert error.id == "mediastore.E001" and "content.before_switch" in error.msg

@@ -185,6 +185,19 @@ def test_if_none_match_is_304(api, id_types, store_for):
     assert api.get("/api/media/e1/content", headers={"If-None-Match": etag}).status_code == 304
 
 
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [('"other", {etag}', 304), ("W/{etag}", 304), ("*", 304), ('"other"', 200), ('W/"other", "x"', 200)],
+)
+def test_if_none_match_takes_lists_weak_tags_and_star(api, id_types, store_for, header, status):
+    """Regression: the header was compared with the ETag as one string, so a list of tags or a weak
+    tag never matched."""
+    upload(api, "e2", store_for("FilesystemStore"))
+    etag = api.get("/api/media/e2/content")["ETag"]
+    response = api.get("/api/media/e2/content", headers={"If-None-Match": header.format(etag=etag)})
+    assert response.status_code == status
+
+
 @pytest.mark.parametrize("bad", ["abc", "ab!c", "YWJj\n", "YWJj====", "  YWJj", "é"])
 def test_invalid_base64_is_422_and_creates_nothing(api, id_types, store_for, bad):
     body = {"mediadata": media_body("b1", store_config=store_for("FilesystemStore")), "base64": bad}
