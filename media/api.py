@@ -222,7 +222,9 @@ def media_patch(request: HttpRequest, pid: str, payload: MediaPatch):
 
 @router.delete("/media/{path:pid}", response={204: None}, summary="Delete one media")
 def media_delete(request: HttpRequest, pid: str):
-    """Delete the media and, when READY, its stored bytes (first; if the storage fails the media
-    stays and the answer is 502). 404 if there is none."""
+    """Delete the media, then its stored bytes: the record goes first (204), and if the store
+    cannot remove the bytes now the media is deleted all the same and the object is left for
+    `manage.py collect_orphans`. 404 only when there was no such media (a move or update running
+    at the same time does not make it look missing)."""
     deletes.media_delete(pid, user=request.auth)
     return Status(204, None)
