@@ -184,3 +184,31 @@ def test_a_raw_stream_labelled_json_is_bytes_not_a_json_body(api, media_in, sett
     )
     assert response.status_code == 200, response.content[:300]
     assert content(api, "j1") == body
+
+
+def test_a_delete_the_store_cannot_finish_is_204_and_leaves_an_orphan(api, id_types, store_for, s3_server):
+    """What DELETE /api/media/{pid} promises: the record goes first; bytes the store cannot remove
+    now stay behind as an object no media references."""
+    from stores.models import S3Config
+    from tests.support.ports import free_port
+
+    store = store_for("BucketStore", "delete-later")
+    assert (
+        api.post(
+            "/api/upload",
+            {
+                "mediadata": media_body("gone-later", store_config=store),
+                "base64": base64.b64encode(b"bytes").decode(),
+            },
+        ).status_code
+        == 200
+    )
+    media = Media.objects.select_related("store_config").get(pid="gone-later")
+    bucket, _, prefix = media.store_config.bucket.partition("/")
+    S3Config.objects.filter(url=s3_server.url).update(
+        url=f"http://127.0.0.1:{free_port()}"
+    )  # unreachable now
+    assert api.delete("/api/media/gone-later").status_code == 204
+    assert not Media.objects.filter(pid="gone-later").exists()
+    left = s3_server.client().list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/")["Contents"]
+    assert f"{prefix}/{media.store_key}" in {item["Key"] for item in left}
