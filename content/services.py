@@ -29,7 +29,7 @@ from media.schemas import MediaIn
 from media.selectors import media_get, media_locked
 from media.services import media_insert, prepared_media
 from mediastore import failpoints, metrics
-from mediastore.errors import Conflict, PreconditionFailed, RuleViolation, StorageError
+from mediastore.errors import Conflict, PreconditionFailed, StorageError
 from stores.backends import Backend, ObjectNotFound
 from stores.paths import MAX_KEY_LENGTH
 
@@ -205,12 +205,10 @@ def switch_bytes(
 # Upload
 
 
-def upload_base64(item: MediaIn, data: bytes, *, content_type: str, size: int | None = None, user) -> Media:
+def upload_base64(item: MediaIn, data: bytes, *, content_type: str, user) -> Media:
     """Create a media together with its bytes: both are stored, or neither. The new media's key
-    is a fresh UUID, so the bytes can be written before the row exists. ``size``, when the client
-    declared one, must be the length of ``data`` (RuleViolation otherwise)."""
-    if size is not None and size != len(data):
-        raise RuleViolation(f"base64 decodes to {len(data)} bytes, but size says {size}; nothing was stored")
+    is a fresh UUID, so the bytes can be written before the row exists. (A size the client
+    declared is held to ``data`` by ``content.uploads.upload``, for new and existing media alike.)"""
     with prepared_media([item], user=user, name_items=False) as [media]:
         backend = media.store_config.backend()
         backend.put(media.store_key, data)

@@ -29,9 +29,9 @@ from content.services import (
     upload_pending,
 )
 from media.models import Media, StoreStatus
-from media.pids import pick, pid_forms
 from media.rules import IdentifierRules, clean_tags
 from media.schemas import MediaIn
+from media.selectors import media_find
 from mediastore import metrics
 from mediastore.errors import Conflict, PreconditionFailed, RuleViolation
 from stores.services import normalize_store
@@ -52,7 +52,7 @@ def upload(
     if existing is None:
         try:
             if data is not None:
-                return upload_base64(item, data, content_type=content_type, size=size, user=user), None
+                return upload_base64(item, data, content_type=content_type, user=user), None
             return upload_pending(item, content_type=content_type, size=size, user=user)
         except Conflict:
             existing = _existing(item)  # created by a concurrent upload since: a repeat of that
@@ -62,13 +62,10 @@ def upload(
 
 
 def _existing(item: MediaIn) -> Media | None:
-    """The media an upload of ``item`` repeats: its pid as given, or in NFC or NFD form
-    (``media.pids``), as every lookup finds it; new pids are stored in NFC, so a repeat that
-    writes the pid in NFD (as macOS file names are) names the media the first upload made."""
-    if item.pid is None:
-        return None
-    rows = Media.objects.select_related("store_config__s3cfg").filter(pid__in=pid_forms(item.pid))
-    return pick({media.pid: media for media in rows}, item.pid)
+    """The media an upload of ``item`` repeats: its pid in any Unicode form (``media_find``); new
+    pids are stored in NFC, so a repeat that writes the pid in NFD (as macOS file names are) names
+    the media the first upload made."""
+    return None if item.pid is None else media_find(item.pid)
 
 
 def upload_again(

@@ -108,15 +108,15 @@ _ESCAPE = re.compile(rb"\\.", re.DOTALL)
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
 
 
-def nesting_over(raw: bytes, limit: int) -> bool:
+def nesting_over(raw: bytes, limit: int, openers: int | None = None) -> bool:
     """Whether the JSON text ``raw`` nests arrays and objects more than ``limit`` levels deep.
 
     Counted here, before parsing, so that the answer is the same at any depth of the call stack
     (json's C parser recurses, and its RecursionError came at whatever depth Python had left). A
     body with no more brackets than ``limit`` cannot be deeper; others are counted in C-speed
-    passes (bytes.translate, split, itertools.accumulate). Malformed text is the parser's to
-    refuse."""
-    if raw.count(b"[") + raw.count(b"{") <= limit:
+    passes (bytes.translate, split, itertools.accumulate). ``openers``: the brackets' count, when
+    the caller has it already. Malformed text is the parser's to refuse."""
+    if (_openers(raw) if openers is None else openers) <= limit:
         return False
     syntax = raw.translate(None, _NOT_SYNTAX)
     if b"\\" in syntax:  # backslashes only occur in strings, each escaping the next character
@@ -150,9 +150,9 @@ def loads(text: str | bytes):
     is a RuleViolation (422) saying what: numbers that overflow to infinity (``1e400``; neither
     PostgreSQL's jsonb nor SQLite's JSON check takes them), duplicate keys in one object (which one
     would win is a guess), and nesting deeper than ``MAX_JSON_DEPTH`` levels."""
-    if isinstance(text, bytes) and nesting_over(text, MAX_JSON_DEPTH):
-        raise RuleViolation(f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep")
     openers = _openers(text)
+    if isinstance(text, bytes) and nesting_over(text, MAX_JSON_DEPTH, openers):
+        raise RuleViolation(f"JSON body is nested more than {MAX_JSON_DEPTH} levels deep")
     if openers > 100:  # a body this shallow parses at any depth a request reaches
         _make_headroom(min(openers, MAX_JSON_DEPTH))
     overflowed = []

@@ -17,7 +17,7 @@ from rich.progress import (
 
 from content import fixity
 from media.models import StoreStatus
-from media.selectors import media_read_many
+from media.selectors import media_find
 from mediastore.errors import RuleViolation
 
 
@@ -104,7 +104,7 @@ class Command(BaseCommand):
     def named_media(self, pids: list[str]) -> list[str]:
         """The stored pids of the media named with --pid; CommandError (exit 1) naming those that do
         not exist or have no bytes to verify, so that a typo is not a run that verified nothing."""
-        found = {pid: media for pid in pids for media in media_read_many([pid])}
+        found = {pid: media for pid in pids if (media := media_find(pid)) is not None}
         missing = [pid for pid in pids if pid not in found]
         if missing:
             raise CommandError(f"no media with pid {', '.join(map(repr, missing))}; nothing was verified")
