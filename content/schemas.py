@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ninja import Field, Schema
 
 from media.schemas import MediaIn, MediaOut
 from mediastore.schema_utils import RequestSchema, null_means_default
+from stores.schemas import StoreConfigIn, StoreConfigOut
 
 
 class UploadIn(RequestSchema):
@@ -53,3 +56,32 @@ class VerifyOut(Schema):
     checksum: str
     expected_size: int | None
     expected_checksum: str
+
+
+class ReplicaIn(RequestSchema):
+    """Where to keep one more copy of a media's bytes."""
+
+    store_config: int | StoreConfigIn = Field(
+        ...,
+        description="The store: a store pk, or a store description as in media create (got or created).",
+    )
+
+
+class ReplicaOut(Schema):
+    """One copy of a media's bytes: its primary copy or a replica."""
+
+    store_config: StoreConfigOut
+    store_key: str = Field(..., description="The object's key in that store (empty while none was written).")
+    state: str = Field(
+        ...,
+        description="COPYING (asked for, not yet written and checked), GOOD (holds exactly the media's "
+        "current bytes, read back and checksummed), STALE (held older bytes; being rewritten), BAD (a check "
+        "read other bytes), MISSING (a check or read found no object). Only GOOD copies are served.",
+    )
+    size: int | None = Field(None, description="Bytes of this copy, when written.")
+    checksum: str = Field("", description="SHA-256 of this copy (`sha256:<hex>`), when written.")
+    verified_at: datetime | None = Field(None, description="When this copy was last read back and checked.")
+    error: str = Field(
+        "", description="The last failure to write or check this copy (kept until it succeeds)."
+    )
+    primary: bool = Field(..., description="Whether this is the media's primary copy (always listed first).")

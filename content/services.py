@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
 from content.hashing import HashingReader, checksum_label
+from content.models import Replica
 from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
 from media.schemas import MediaIn
@@ -167,7 +168,8 @@ def switch_bytes(
     that has none gets DEFAULT_CONTENT_TYPE, as a base64 upload does. ``reason`` is the history
     row's change reason (e.g. "ingest: <path>"). Concurrent writers
     of new bytes are ordered by their switches: the last switch wins, as with S3 PUTs. After the
-    commit the superseded object is removed. The caller removes ``key`` when this raises.
+    commit the superseded object is removed. Every replica of the media becomes STALE in the same
+    transaction (the replication worker rewrites them). The caller removes ``key`` when this raises.
     """
     failpoints.hit("content.before_switch")
     with transaction.atomic():
@@ -194,6 +196,7 @@ def switch_bytes(
             current._change_reason = reason  # django-simple-history's way, as _history_user
         current.save()
         changed = [name for name in BYTE_FIELDS if getattr(current, name) != before[name]]
+        Replica.objects.mark_stale(current.pk)  # no copy of the old bytes stays GOOD
         record([event_for(current, EventType.BYTES_STORED, user=user, changed=changed)])
     failpoints.hit("content.after_switch")
     if old_key != key:

@@ -16,7 +16,10 @@ class EventOut(Schema):
         ...,
         description="media.created, media.updated, media.tags_changed, media.bytes_stored, media.moved, "
         "media.reverted, media.deleted, or media.verify_failed (a fixity check by `manage.py verify` found "
-        "the bytes changed or missing; `media.verify` says why; mark and version are unchanged).",
+        "the bytes changed or missing; `media.verify` says why; mark and version are unchanged); for the "
+        "copies of a media's bytes replica.created, replica.good, replica.failed, replica.repaired and "
+        "replica.deleted (`media.replica` is the copy, as `GET /api/media/{pid}/replicas` lists it; mark and "
+        "version are unchanged).",
     )
     pid: str = Field(..., description="The media's pid after the change (before it, for a delete).")
     mark: int = Field(..., description="The media's `mark` after the change.")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from django.db.models import Max
 
+from content.models import ReplicaEvent
 from media.models import EventType, MediaEvent
 from media.outbox import first_kept
 from mediastore.errors import Gone, RuleViolation
@@ -27,7 +28,7 @@ from mediastore.limits import MAX_EVENTS_PAGE
 DEFAULT_LIMIT = 100
 MAX_WAIT_SECONDS = 30
 POLL_SECONDS = 0.25
-TYPES = [choice.value for choice in EventType]
+TYPES = [choice.value for choice in EventType] + [choice.value for choice in ReplicaEvent]
 
 
 @dataclass

@@ -16,6 +16,7 @@ from media.outbox import event_for, record
 from media.pids import lookup_set, pick
 from media.schemas import media_out_dict
 from media.selectors import media_locked
+from media.signals import media_deleting
 from mediastore.errors import MediastoreError, NotFound
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ def media_delete(pid: str, *, user) -> None:
             raise NotFound("Media", pid)
         backend, key = media.store_config.backend(), media.store_key
         as_it_was = media_out_dict(media)
+        media_deleting.send(Media, media_pks=[media.pk])
         media._history_user = user
         media.delete()
         record([event_for(media, EventType.DELETED, user=user, as_it_was=as_it_was)])
@@ -93,6 +95,7 @@ def _delete_rows(gone: list[Media], *, user) -> None:
         [history_row(media, history_date=now, history_type="-", history_user_id=user_id) for media in gone]
     )
     pks = [media.pk for media in gone]
+    media_deleting.send(Media, media_pks=pks)
     Media.tags.through.objects.filter(content_object_id__in=pks).delete()
     Media.objects.filter(pk__in=pks)._raw_delete(Media.objects.db)  # no signals: history is written above
     record(

@@ -67,6 +67,13 @@ INGEST_BYTES = Counter(f"{PREFIX}_ingest_bytes", "Bytes stored by manage.py inge
 # manage.py verify (content.fixity): result ok or failed.
 VERIFY_MEDIA = Counter(f"{PREFIX}_verify_media", "Media checked by manage.py verify, by result.", ["result"])
 VERIFY_BYTES = Counter(f"{PREFIX}_verify_bytes", "Bytes read by manage.py verify.")
+# The replication worker and verify --repair (content.replication): result good, repaired, failed.
+REPLICA_COPIES = Counter(
+    f"{PREFIX}_replica_copies",
+    "Copies of media bytes written by replication and repairs, by result.",
+    ["result"],
+)
+REPLICA_BYTES = Counter(f"{PREFIX}_replica_bytes", "Bytes copied by replication and repairs.")
 
 UNMATCHED = "(unmatched)"
 # URL name of the pattern that answers /api/ paths no operation matches (mediastore.urls).

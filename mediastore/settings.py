@@ -57,6 +57,10 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"MEDIASTORE_FIELD_KEYS: {exc}") from None
 MEDIASTORE_TOKEN_TTL_HOURS = env.get_int("MEDIASTORE_TOKEN_TTL_HOURS", None, minimum=1)
 MEDIASTORE_PRESIGN_SECONDS = env.get_int("MEDIASTORE_PRESIGN_SECONDS", 3600, minimum=1)
+# Replicas (content.replication): whether the worker rewrites BAD and MISSING copies from a GOOD one,
+# and how long a worker's claim on a copy lasts without renewal (a killed worker's is taken over then).
+MEDIASTORE_AUTO_REPAIR = env.get_bool("MEDIASTORE_AUTO_REPAIR", True)
+MEDIASTORE_REPLICA_LEASE_SECONDS = env.get_int("MEDIASTORE_REPLICA_LEASE_SECONDS", 300, minimum=2)
 # manage.py prune_events deletes change events older than this.
 MEDIASTORE_EVENTS_RETENTION_DAYS = env.get_int("MEDIASTORE_EVENTS_RETENTION_DAYS", 30, minimum=0)
 # manage.py relay_events publishes the change events to this RabbitMQ (unset: no relay; then

@@ -1,0 +1,211 @@
+"""Replicas of a media's bytes through the API, and the replication worker (``manage.py replicate
+--once``) run in the test process: copies become GOOD only with the media's bytes, new bytes make
+them STALE, deletes and promotes keep every copy accounted for."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from content.models import Replica, ReplicaState
+from media.models import Media, MediaEvent
+from tests.conftest import error_message, media_body
+
+pytestmark = pytest.mark.django_db
+
+PRIMARY = {"type": "FilesystemStore", "bucket": "ship"}
+SHORE = {"type": "FilesystemStore", "bucket": "shore"}
+OTHER = {"type": "FilesystemStore", "bucket": "other"}
+
+
+@pytest.fixture
+def stores(settings, storage_root):
+    return storage_root
+
+
+def upload(api, pid: str, data: bytes, store: dict = PRIMARY) -> dict:
+    body = {"mediadata": media_body(pid, store_config=store), "base64": base64.b64encode(data).decode()}
+    response = api.post("/api/upload", body)
+    assert response.status_code == 200, response.content
+    return api.get(f"/api/media/{pid}").json()
+
+
+def replicate() -> tuple[str, CommandError | None]:
+    out = io.StringIO()
+    try:
+        call_command("replicate", "--once", stdout=out)
+    except CommandError as exc:
+        return out.getvalue(), exc
+    return out.getvalue(), None
+
+
+def object_path(store_pk: int, key: str) -> Path:
+    from stores.models import StoreConfig
+
+    [directory] = StoreConfig.objects.get(pk=store_pk).backend().local_paths()
+    return directory / key
+
+
+def copies(api, pid: str) -> list[dict]:
+    response = api.get(f"/api/media/{pid}/replicas")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def events(pid: str) -> list[str]:
+    return list(MediaEvent.objects.filter(pid=pid).order_by("seq").values_list("type", flat=True))
+
+
+def test_a_replica_is_copied_checked_and_listed_after_the_primary(api, id_types, stores):
+    media = upload(api, "m1", b"ship data")
+
+    response = api.post("/api/media/m1/replicas", {"store_config": SHORE})
+
+    assert response.status_code == 202, response.content
+    asked = response.json()
+    assert asked["state"] == "COPYING" and asked["primary"] is False and asked["store_key"] == ""
+    assert asked["store_config"]["bucket"] == "shore"
+    out, error = replicate()
+    assert error is None, out
+    primary, replica = copies(api, "m1")
+    assert primary == {
+        "store_config": media["store_config"],
+        "store_key": Media.objects.get(pid="m1").store_key,
+        "state": "GOOD",
+        "size": 9,
+        "checksum": media["checksum"],
+        "verified_at": None,
+        "error": "",
+        "primary": True,
+    }
+    assert replica["state"] == "GOOD" and replica["checksum"] == media["checksum"] and replica["size"] == 9
+    assert replica["verified_at"] is not None and replica["error"] == ""
+    assert object_path(replica["store_config"]["pk"], replica["store_key"]).read_bytes() == b"ship data"
+    assert events("m1")[-2:] == ["replica.created", "replica.good"]
+    feed = api.get("/api/events?types=replica.good").json()["items"]
+    assert [item["media"]["replica"]["state"] for item in feed] == ["GOOD"]
+
+
+def test_new_bytes_make_the_replica_stale_and_the_worker_rewrites_it_to_a_fresh_key(api, id_types, stores):
+    upload(api, "m1", b"old bytes")
+    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    replicate()
+    old = copies(api, "m1")[1]
+
+    assert api.put_content("m1", b"new bytes!").status_code == 200
+
+    stale = copies(api, "m1")[1]
+    assert stale["state"] == "STALE" and stale["checksum"] == old["checksum"]
+    # A STALE copy is never served: the primary serves the new bytes.
+    assert b"".join(api.get("/api/media/m1/content").streaming_content) == b"new bytes!"
+    replicate()
+    primary, good = copies(api, "m1")
+    assert good["state"] == "GOOD" and good["checksum"] == primary["checksum"] != old["checksum"]
+    assert good["store_key"] != old["store_key"]
+    assert object_path(good["store_config"]["pk"], good["store_key"]).read_bytes() == b"new bytes!"
+    assert not object_path(old["store_config"]["pk"], old["store_key"]).exists()
+
+
+def test_refusals(api, id_types, stores):
+    upload(api, "m1", b"data")
+    assert api.post("/api/media", media_body("pending", store_config=PRIMARY)).status_code == 200
+
+    assert "PENDING" in error_message(api.post("/api/media/pending/replicas", {"store_config": SHORE}), 409)
+    assert "primary" in error_message(api.post("/api/media/m1/replicas", {"store_config": PRIMARY}), 409)
+    assert api.post("/api/media/m1/replicas", {"store_config": SHORE}).status_code == 202
+    assert "already" in error_message(api.post("/api/media/m1/replicas", {"store_config": SHORE}), 409)
+    assert api.get("/api/media/nope/replicas").status_code == 404
+    assert api.post("/api/media/m1/replicas", {"store_config": 999}).status_code == 404
+    bad = api.post("/api/media/m1/replicas", {"store_config": {"type": "Nope", "bucket": "x"}})
+    assert "not supported" in error_message(bad, 422)
+    assert api.post("/api/media/m1/replicas", {"store_config": SHORE, "extra": 1}).status_code == 422
+    primary_pk = copies(api, "m1")[0]["store_config"]["pk"]
+    assert "primary" in error_message(api.delete(f"/api/media/m1/replicas/{primary_pk}"), 409)
+    assert api.delete("/api/media/m1/replicas/999").status_code == 404
+    shore_pk = copies(api, "m1")[1]["store_config"]["pk"]
+    promote = api.post(f"/api/media/m1/replicas/{shore_pk}/promote")
+    assert "COPYING" in error_message(promote, 409)
+
+
+def test_deleting_a_replica_removes_its_bytes_but_never_the_last_good_copy(api, id_types, stores):
+    upload(api, "m1", b"data")
+    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    replicate()
+    replica = copies(api, "m1")[1]
+    path = object_path(replica["store_config"]["pk"], replica["store_key"])
+    assert path.exists()
+    # The primary fails a check: the replica is now the last GOOD copy.
+    Media.objects.filter(pid="m1").update(verify_ok=False, verify_error="missing: no object")
+
+    assert "last GOOD copy" in error_message(
+        api.delete(f"/api/media/m1/replicas/{replica['store_config']['pk']}"), 409
+    )
+
+    Media.objects.filter(pid="m1").update(verify_ok=True, verify_error="")
+    response = api.delete(f"/api/media/m1/replicas/{replica['store_config']['pk']}")
+    assert response.status_code == 204 and response.content == b""
+    assert not path.exists()
+    assert len(copies(api, "m1")) == 1
+    assert events("m1")[-1] == "replica.deleted"
+
+
+def test_promote_swaps_primary_and_replica_without_copying(api, id_types, stores):
+    media = upload(api, "m1", b"promoted bytes")
+    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    replicate()
+    before = copies(api, "m1")
+    shore_pk = before[1]["store_config"]["pk"]
+
+    response = api.post(f"/api/media/m1/replicas/{shore_pk}/promote")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["primary"] is True and response.json()["store_config"]["pk"] == shore_pk
+    after = api.get("/api/media/m1").json()
+    assert after["store_config"]["pk"] == shore_pk and int(after["version"]) == int(media["version"]) + 1
+    primary, replica = copies(api, "m1")
+    assert primary["store_key"] == before[1]["store_key"] and replica["store_key"] == before[0]["store_key"]
+    assert replica["state"] == "GOOD" and replica["store_config"] == before[0]["store_config"]
+    assert b"".join(api.get("/api/media/m1/content").streaming_content) == b"promoted bytes"
+    assert events("m1")[-1] == "media.moved"
+
+
+def test_deleting_media_removes_every_replicas_bytes(
+    api, id_types, stores, django_capture_on_commit_callbacks
+):
+    upload(api, "m1", b"one")
+    upload(api, "m2", b"two")
+    for pid in ("m1", "m2"):
+        api.post(f"/api/media/{pid}/replicas", {"store_config": SHORE})
+        api.post(f"/api/media/{pid}/replicas", {"store_config": OTHER})
+    replicate()
+    paths = [object_path(r.store_config_id, r.store_key) for r in Replica.objects.all()]
+    assert len(paths) == 4 and all(p.exists() for p in paths)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete("/api/media/m1").status_code == 204
+        assert api.post("/api/media/delete", ["m2"]).json()["successes"] == ["m2"]
+
+    assert not Replica.objects.exists()
+    assert not any(p.exists() for p in paths)
+
+
+def test_a_copy_that_fails_stays_copying_with_its_error_and_is_retried_later(api, id_types, stores, settings):
+    upload(api, "m1", b"data")
+    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    Media.objects.filter(pid="m1").update(checksum="sha256:" + "0" * 64)  # no copy can match it
+
+    out, error = replicate()
+
+    assert error is not None and error.returncode == 1, out
+    replica = Replica.objects.get()
+    assert replica.state == ReplicaState.COPYING and "gave other bytes" in replica.error
+    assert replica.attempts == 1 and replica.lease_owner == ""
+    assert copies(api, "m1")[1]["error"] == replica.error
+    assert events("m1")[-1] == "replica.failed"
+    # Not due again before its backoff: a second pass does nothing.
+    out, error = replicate()
+    assert error is None and Replica.objects.get().attempts == 1
