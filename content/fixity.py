@@ -23,13 +23,16 @@ from django.db import connections, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from content import reads
+from content import reads, replication
+from content.models import Replica, ReplicaEvent, ReplicaState
+from content.replicas import replica_dict, replica_event
+from content.services import hash_object
 from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
 from media.schemas import media_out_dict
 from mediastore import metrics
 from mediastore.errors import Conflict, NotFound, RuleViolation, StorageError
-from stores.backends import backend_class
+from stores.backends import ObjectNotFound, backend_class
 from stores.models import StoreConfig, StoreType
 
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -129,6 +132,73 @@ def record_outcome(media: Media, outcome: Outcome, now: datetime) -> None:
             record([event_for(current, EventType.VERIFY_FAILED, user=None, now=now, as_it_was=body)])
 
 
+def check_replicas(media: Media, *, now: datetime | None = None) -> list[Outcome]:
+    """Verify the media's replicas that claim to hold its bytes (GOOD) or failed a check before
+    (BAD, MISSING): each is read whole and compared with the media's size and checksum, and its
+    state, ``verified_at`` and ``error`` recorded (with a ``replica.failed`` event when it turns
+    BAD or MISSING). COPYING and STALE ones are the worker's. The outcomes of those checked, each
+    named ``<pid> (replica in store <pk>)``."""
+    now = now or timezone.now()
+    checked = [ReplicaState.GOOD, ReplicaState.BAD, ReplicaState.MISSING]
+    outcomes = []
+    for replica in Replica.objects.select_related("store_config__s3cfg").filter(
+        media=media, state__in=checked
+    ):
+        name = f"{media.pid} (replica in store {replica.store_config_id})"
+        state, error, size = ReplicaState.GOOD, "", 0
+        try:
+            if not replica.store_key:
+                raise ObjectNotFound("")
+            size, checksum = hash_object(replica.store_config.backend(), replica.store_key)
+            if (size, checksum) != (media.size, media.checksum):
+                state = ReplicaState.BAD
+                error = f"checksum {checksum} (size {size}) differs from the media's {media.checksum}"
+        except ObjectNotFound:
+            state, error = ReplicaState.MISSING, "missing: no object is stored under the replica's key"
+        except StorageError as exc:
+            state, error = ReplicaState.BAD, f"storage error: {exc.message}"[:500]
+        with transaction.atomic():
+            # Only a row still as it was read: a copy or a byte write meanwhile decides instead.
+            updated = Replica.objects.filter(
+                pk=replica.pk, state=replica.state, store_key=replica.store_key
+            ).update(state=state, error=error, verified_at=now, updated=now)
+            if updated and state != ReplicaState.GOOD and replica.state == ReplicaState.GOOD:
+                replica.state, replica.error, replica.verified_at = state, error, now
+                record([replica_event(media, ReplicaEvent.FAILED, replica_dict(replica), now=now)])
+        if updated:
+            outcomes.append(Outcome(name, state == ReplicaState.GOOD, size, error))
+            metrics.VERIFY_MEDIA.labels("ok" if state == ReplicaState.GOOD else "failed").inc()
+            metrics.VERIFY_BYTES.inc(size)
+    return outcomes
+
+
+def repair(media: Media) -> list[Outcome]:
+    """Rewrite the media's BAD and MISSING copies from a GOOD one (``content.replication``): its
+    primary when its last check failed, then its replicas. The outcomes (``ok`` true: repaired),
+    named as the checks name them; a copy that cannot be repaired (no GOOD copy left) is reported
+    and nothing changes."""
+    outcomes = []
+    current = Media.objects.select_related("store_config__s3cfg").filter(pk=media.pk).first()
+    if current is None or current.store_status != StoreStatus.READY:
+        return outcomes
+    if current.verify_ok is False:
+        result = replication.repair_primary(current)
+        outcomes.append(Outcome(current.pid, result.outcome in ("repaired", "good"), 0, result.error))
+    broken = list(
+        Replica.objects.filter(media=current, state__in=[ReplicaState.BAD, ReplicaState.MISSING]).values_list(
+            "pk", "store_config_id"
+        )
+    )
+    if broken:
+        owner = f"verify:{replication.worker_name()}"
+        stores = dict(broken)
+        for pk in replication.claim(owner, pks=list(stores), repair=True, limit=len(stores)):
+            result = replication.copy_replica(pk, owner)
+            name = f"{current.pid} (replica in store {stores[pk]})"
+            outcomes.append(Outcome(name, result.outcome == "repaired", 0, result.error))
+    return outcomes
+
+
 @dataclass
 class Audit:
     media: int = 0
@@ -138,6 +208,9 @@ class Audit:
     failures: list[Outcome] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    replicas: int = 0  # replicas checked
+    repaired: list[Outcome] = field(default_factory=list)
+    unrepaired: list[Outcome] = field(default_factory=list)
 
 
 def run(
@@ -145,28 +218,36 @@ def run(
     *,
     workers: int = 1,
     progress: Callable[[Outcome, int], None] | None = None,
+    repairs: bool = False,
 ) -> Audit:
     """Check every media of ``media``, in this thread (``workers`` 1) or in ``workers`` threads,
     each with its own database connection; ``progress(outcome, expected_size)`` is called after
     each check (from the thread that ran it). Returns the totals and the failures in the order
     they were found; after Ctrl-C (KeyboardInterrupt) it waits for the checks under way and returns
     what was done, marked ``interrupted``. An unexpected error in a worker stops the audit and is
-    raised here."""
+    raised here. Each media's replicas are checked after it (``check_replicas``); with ``repairs``
+    its failed copies are then rewritten from a GOOD one (``repair``)."""
     audit = Audit()
     started = time.monotonic()
     lock = threading.Lock()
 
     def tally(item: Media) -> None:
         outcome = check(item)
+        copies = check_replicas(item) if outcome.ok is not None else []
+        fixed = repair(item) if repairs and (outcome.ok is False or any(not c.ok for c in copies)) else []
         with lock:
             audit.media += 1
-            audit.bytes += outcome.size
+            audit.bytes += outcome.size + sum(c.size for c in copies)
+            audit.replicas += len(copies)
             if outcome.ok is None:
                 audit.skipped += 1
             elif outcome.ok:
                 audit.ok += 1
             else:
                 audit.failures.append(outcome)
+            audit.failures.extend(c for c in copies if not c.ok)
+            audit.repaired.extend(f for f in fixed if f.ok)
+            audit.unrepaired.extend(f for f in fixed if not f.ok)
         if progress is not None:
             progress(outcome, item.size or 0)
 

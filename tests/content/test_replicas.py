@@ -209,3 +209,76 @@ def test_a_copy_that_fails_stays_copying_with_its_error_and_is_retried_later(api
     # Not due again before its backoff: a second pass does nothing.
     out, error = replicate()
     assert error is None and Replica.objects.get().attempts == 1
+
+
+def verify(*args: str) -> tuple[str, CommandError | None]:
+    out = io.StringIO()
+    try:
+        call_command("verify", "--no-progress", *args, stdout=out)
+    except CommandError as exc:
+        return out.getvalue(), exc
+    return out.getvalue(), None
+
+
+def primary_path(pid: str) -> Path:
+    media = Media.objects.get(pid=pid)
+    return object_path(media.store_config_id, media.store_key)
+
+
+def test_verify_checks_replicas_and_repair_restores_primaries_and_replicas(api, id_types, stores):
+    data = {"rot": b"rotting primary", "gone": b"deleted primary", "copy": b"rotting replica"}
+    for pid, content in data.items():
+        upload(api, pid, content)
+        api.post(f"/api/media/{pid}/replicas", {"store_config": SHORE})
+    replicate()
+    primary_path("rot").write_bytes(b"X" + data["rot"][1:])
+    primary_path("gone").unlink()
+    replica = Replica.objects.get(media__pid="copy")
+    object_path(replica.store_config_id, replica.store_key).write_bytes(b"bit rot")
+
+    out, error = verify()
+
+    assert error is not None and error.returncode == 1, out
+    assert "checked 3 replicas" in out
+    assert "FAILED rot: checksum" in out and "FAILED gone: missing" in out
+    assert f"FAILED copy (replica in store {replica.store_config_id}): checksum" in out
+    assert [c["state"] for c in copies(api, "rot")] == ["BAD", "GOOD"]
+    assert [c["state"] for c in copies(api, "gone")] == ["MISSING", "GOOD"]
+    assert [c["state"] for c in copies(api, "copy")] == ["GOOD", "BAD"]
+    assert events("copy")[-1] == "replica.failed"
+
+    out, error = verify("--repair")
+
+    assert error is None, out
+    assert {line for line in out.splitlines() if line.startswith("REPAIRED")} == {
+        "REPAIRED rot",
+        "REPAIRED gone",
+        f"REPAIRED copy (replica in store {replica.store_config_id})",
+    }
+    for pid, content in data.items():
+        assert primary_path(pid).read_bytes() == content
+        assert [c["state"] for c in copies(api, pid)] == ["GOOD", "GOOD"]
+        again = Replica.objects.get(media__pid=pid)
+        assert object_path(again.store_config_id, again.store_key).read_bytes() == content
+        assert b"".join(api.get(f"/api/media/{pid}/content").streaming_content) == content
+        assert events(pid)[-1] == "replica.repaired"
+    out, error = verify()
+    assert error is None and "3 ok, 0 failed" in out
+
+
+def test_a_media_without_a_good_copy_is_reported_and_left_alone(api, id_types, stores):
+    upload(api, "alone", b"only copy")
+    primary_path("alone").write_bytes(b"changed")
+    before = Media.objects.get(pid="alone")
+
+    out, error = verify("--repair")
+
+    assert error is not None and error.returncode == 1
+    assert "NOT REPAIRED alone: no GOOD copy" in out
+    after = Media.objects.get(pid="alone")
+    assert (after.store_key, after.checksum, after.version) == (
+        before.store_key,
+        before.checksum,
+        before.version,
+    )
+    assert primary_path("alone").read_bytes() == b"changed"

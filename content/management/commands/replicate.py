@@ -14,9 +14,9 @@ from content import replication
 class Command(BaseCommand):
     help = (
         "Copy the bytes of media replicas that are COPYING or STALE (and, with MEDIASTORE_AUTO_REPAIR, "
-        "rewrite BAD and MISSING copies from a GOOD one), checking every copy against the media's SHA-256 before it "
-        "is marked GOOD. Several workers may run at once. Runs until SIGTERM/SIGINT; --once does what is due "
-        "and exits (exit status 1 when a copy failed)."
+        "rewrite BAD and MISSING copies from a GOOD one), checking every copy against the media's SHA-256 "
+        "before it is marked GOOD. Several workers may run at once. Runs until SIGTERM/SIGINT; --once does "
+        "what is due and exits (exit status 1 when a copy failed)."
     )
 
     def add_arguments(self, parser) -> None:

@@ -26,7 +26,8 @@ class Command(BaseCommand):
         "Re-read the stored bytes of READY media and compare them with their recorded size and SHA-256 "
         "checksum; record on each media when it was verified and the result. Failures are listed, sent "
         "as media.verify_failed events and shown on /status/; the exit status is 1 when any failed "
-        "(130 after Ctrl-C)."
+        "(130 after Ctrl-C). Replicas are checked too; with --repair failed copies are rewritten from a "
+        "GOOD one, and the exit status is 1 only when one could not be."
     )
 
     def add_arguments(self, parser):
@@ -46,8 +47,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-progress", action="store_true", help="no progress bar (as when not on a terminal)"
         )
+        parser.add_argument(
+            "--repair",
+            action="store_true",
+            help="rewrite a failed copy (primary or replica) from a GOOD replica or primary, to a fresh key, "
+            "and check it again; a media with no GOOD copy left is reported and left as it is",
+        )
 
-    def handle(self, *args, store, older_than, pid, workers, no_progress, verbosity, **options):
+    def handle(self, *args, store, older_than, pid, workers, no_progress, repair, verbosity, **options):
         if workers < 1:
             raise CommandError("--workers must be at least 1")
         try:
@@ -82,7 +89,7 @@ class Command(BaseCommand):
                 if show and outcome.ok is False:
                     bar.console.print(f"[red]FAILED[/red] {outcome.pid}: {outcome.error}", markup=True)
 
-            audit = fixity.run(media, workers=workers, progress=advance)
+            audit = fixity.run(media, workers=workers, progress=advance, repairs=repair)
 
         if verbosity > 0:
             self.stdout.write(
@@ -90,16 +97,22 @@ class Command(BaseCommand):
                 f"{audit.ok} ok, {len(audit.failures)} failed, {audit.skipped} skipped "
                 "(deleted or no longer READY meanwhile)"
             )
+            if audit.replicas:
+                self.stdout.write(f"checked {audit.replicas} replicas of them")
             for failure in audit.failures:
                 self.stdout.write(f"FAILED {failure.pid}: {failure.error}")
+            for fixed in audit.repaired:
+                self.stdout.write(f"REPAIRED {fixed.pid}")
+            for broken in audit.unrepaired:
+                self.stdout.write(f"NOT REPAIRED {broken.pid}: {broken.error}")
         if audit.interrupted:
             raise CommandError(
                 f"interrupted after {audit.media} of {count} media; their results are recorded, and "
                 "a rerun with --older-than skips them",
                 returncode=130,
             )
-        if audit.failures:
-            raise CommandError(f"{len(audit.failures)} media failed verification", returncode=1)
+        if audit.unrepaired or (audit.failures and not repair):
+            raise CommandError(f"{len(audit.failures)} copies failed verification", returncode=1)
 
     def named_media(self, pids: list[str]) -> list[str]:
         """The stored pids of the media named with --pid; CommandError (exit 1) naming those that do
