@@ -14,7 +14,7 @@ from django.utils.http import parse_etags
 from ninja import Body, Router
 from ninja.responses import NinjaJSONEncoder
 
-from content import base64io, reads, uploads
+from content import base64io, fallback, reads, uploads
 from content import services as transfer
 from content.framing import FramedBody
 from content.ranges import Unsatisfiable, parse_range
@@ -79,11 +79,15 @@ def upload_complete(request: HttpRequest, pid: str):
 @router.get("/download/url/{path:pid}", response=DownloadOut, summary="Presigned download URL")
 def download_url(request: HttpRequest, pid: str):
     """A URL to GET the bytes straight from S3 (BucketStore only; 422 for other stores), valid for
-    `MEDIASTORE_PRESIGN_SECONDS`. 409 when the bytes were never stored."""
-    media, url = reads.presigned_get(media_get(pid), user=request.auth)
-    return json_response(
+    `MEDIASTORE_PRESIGN_SECONDS`. 409 when the bytes were never stored. A media with a GOOD replica
+    in a BucketStore gets a URL of that replica when its own store cannot presign or its primary
+    copy failed (`X-Mediastore-Copy` names the copy)."""
+    media, url, copy = fallback.presigned_any_copy(media_get(pid), user=request.auth)
+    response = json_response(
         {"mediadata": media_out_dict(media), "presigned_get": url}
     )  # DownloadOut, unvalidated
+    response[fallback.COPY_HEADER] = copy
+    return response
 
 
 @router.post(
@@ -99,7 +103,7 @@ def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
         try:
             if pid not in found:
                 raise NotFound("Media", pid)
-            media, url = reads.presigned_get(found[pid], user=request.auth)
+            media, url, _ = fallback.presigned_any_copy(found[pid], user=request.auth)
             results.append({"mediadata": media, "presigned_get": url})
         except MediastoreError as exc:
             results.append({"pid": pid, "error": exc.kind, "msg": exc.message})
@@ -109,8 +113,10 @@ def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
 @router.get("/download/{path:pid}", response=DownloadOut, summary="Download bytes as base64")
 def download(request: HttpRequest, pid: str):
     """The media and its bytes as base64. 409 when the bytes were never stored; a PENDING media
-    whose upload has arrived is completed first. For large files use `GET /api/media/{pid}/content`."""
-    return reads.read_current(pid, user=request.auth, read=base64_response)
+    whose upload has arrived is completed first. For large files use `GET /api/media/{pid}/content`.
+    When the primary copy cannot be read, a GOOD replica serves the bytes (`X-Mediastore-Copy`
+    names the copy that did; see `GET /api/media/{pid}/content`)."""
+    return fallback.read_any_copy(pid, user=request.auth, read=base64_response)
 
 
 def base64_response(media) -> StreamingHttpResponse:
@@ -222,7 +228,13 @@ def content_get(request: HttpRequest, pid: str):
     """Stream the stored bytes with Content-Length, Content-Type and an ETag (the SHA-256).
     Supports a single `Range: bytes=first-last` (206; a `last` past the end is clipped to the end;
     416 when `first` is past the end or a position has more than 20 digits) and `If-None-Match`
-    (304). 409 when the bytes were never stored."""
+    (304). 409 when the bytes were never stored.
+
+    When the primary copy cannot be read before the first byte is sent (its store unreachable, the
+    object missing, a read error), a GOOD replica serves the bytes instead and the primary is
+    recorded as failed (MISSING or BAD in `GET /api/media/{pid}/replicas`, a `media.verify_failed`
+    event); the header `X-Mediastore-Copy` says which copy served the answer (`primary; store=3` or
+    `replica; store=5`). A STALE replica is never served. 502 when no copy answers."""
 
     def respond(media) -> HttpResponse:
         size = reads.stored_size(media)
@@ -256,7 +268,7 @@ def content_get(request: HttpRequest, pid: str):
             response["Content-Range"] = f"bytes {first}-{last}/{size}"
         return response
 
-    return reads.read_current(pid, user=request.auth, read=respond)
+    return fallback.read_any_copy(pid, user=request.auth, read=respond)
 
 
 @router.get("/media/{path:pid}/verify", response=VerifyOut, summary="Check the stored bytes")

@@ -70,6 +70,15 @@ EXAMPLES: dict[tuple[str, str], dict] = {
     ("PUT", "/api/media/{pid}/content"): {"path": {"pid": DEMO}, "body": "hello world"},
     ("GET", "/api/media/{pid}/content"): {"path": {"pid": DEMO}},
     ("GET", "/api/media/{pid}/verify"): {"path": {"pid": DEMO}},
+    # Replicas: demo.1 gets a copy in a new store 3 (`products-copy`), which is listed and removed
+    # (promoting it needs the replication worker to have copied it first).
+    ("GET", "/api/media/{pid}/replicas"): {"path": {"pid": DEMO}},
+    ("POST", "/api/media/{pid}/replicas"): {
+        "path": {"pid": DEMO},
+        "body": {"store_config": {"type": "FilesystemStore", "bucket": "products-copy"}},
+    },
+    ("DELETE", "/api/media/{pid}/replicas/{store_pk}"): {"path": {"pid": DEMO, "store_pk": 3}},
+    ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): {"path": {"pid": DEMO, "store_pk": 3}},
     # Media: demo.2 is made (no bytes), renamed to demo.2a and deleted; demo.3 and demo.4 are made
     # together and deleted together; demo.1 is changed and reverted.
     ("POST", "/api/media"): {"body": media("10.1234/demo.2", "demo2.txt")},

@@ -23,7 +23,7 @@ from tests.permissions_support import role as role_group
 pytestmark = pytest.mark.django_db
 
 ROLES = ["nobody", "readers", "writers", "admins"]
-PARAMS = {"pid": "no-such-pid", "name": "no-such-type", "pk": "999999", "id": "999999"}
+PARAMS = {"pid": "no-such-pid", "name": "no-such-type", "pk": "999999", "id": "999999", "store_pk": "999999"}
 
 
 def operations() -> list[tuple[str, str]]:

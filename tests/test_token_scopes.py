@@ -73,7 +73,7 @@ def world(api, id_types, django_user_model):
 
 
 def concrete(path: str, world: dict, spare_token_id: int) -> str:
-    values = {"pid": world["pid"], "name": world["name"], "id": str(spare_token_id)}
+    values = {"pid": world["pid"], "name": world["name"], "id": str(spare_token_id), "store_pk": "999999"}
     values["pk"] = str(world["s3"] if path.startswith("/api/s3cfg/") else world["store"])
     return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 

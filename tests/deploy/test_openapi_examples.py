@@ -48,6 +48,9 @@ ORDER = [
     "PUT /api/media/{pid}/content",
     "GET /api/media/{pid}/content",
     "GET /api/media/{pid}/verify",
+    "POST /api/media/{pid}/replicas",
+    "GET /api/media/{pid}/replicas",
+    "DELETE /api/media/{pid}/replicas/{store_pk}",
     "POST /api/media",
     "POST /api/media/create",
     "POST /api/media/read",
@@ -76,6 +79,9 @@ EXCLUDED = {
     # A presigned GET needs a BucketStore, i.e. an S3 endpoint, which the first steps do not make;
     # tests/content covers it against moto.
     "GET /api/download/url/{pid}": "BucketStore only",
+    # Only a GOOD replica can become the primary: the replication worker must have copied it first
+    # (tests/content/test_replicas.py covers it).
+    "POST /api/media/{pid}/replicas/{store_pk}/promote": "needs the replication worker",
 }
 
 
