@@ -10,7 +10,7 @@ import requests
 
 from content.models import Replica
 from media.models import Media
-from tests.content.test_replicas import PRIMARY, SHORE, copies, events, primary_path, replicate, upload
+from tests.content.test_replicas import SHORE, copies, events, primary_path, replicate, upload
 
 pytestmark = pytest.mark.django_db
 
