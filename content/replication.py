@@ -390,6 +390,11 @@ class Pass:
         return sum(1 for r in self.results if r.outcome == outcome)
 
 
+# media pk -> (failed repairs, next try) of primaries this process could not repair: a looping
+# worker backs off from them as from failed replica copies (a new process tries them again at once).
+_primary_retries: dict[int, tuple[int, datetime]] = {}
+
+
 def run_pass(
     owner: str, *, say: Callable[[str], None] = lambda line: None, deadline: datetime | None = None
 ) -> Pass:
@@ -407,12 +412,17 @@ def run_pass(
             done.results.append(result)
             say(f"{result.outcome} {result.pid} (replica {pk}){': ' + result.error if result.error else ''}")
     if settings.MEDIASTORE_AUTO_REPAIR:
-        seen: set[int] = set()
+        now = timezone.now()
         for media in bad_primaries():
-            if media.pk in seen:
+            retry = _primary_retries.get(media.pk)
+            if retry is not None and retry[1] > now:
                 continue
-            seen.add(media.pk)
             result = repair_primary(media)
+            if result.outcome == "failed":
+                failures = (retry[0] if retry else 0) + 1
+                _primary_retries[media.pk] = (failures, now + backoff(failures))
+            else:
+                _primary_retries.pop(media.pk, None)
             done.results.append(result)
             say(f"primary {result.outcome} {result.pid}{': ' + result.error if result.error else ''}")
     return done
