@@ -11,6 +11,7 @@ from typing import TypeVar
 from django.conf import settings
 
 from content.hashing import HashingReader
+from content.models import Replica
 from content.services import complete, discard, fresh_key, hash_object
 from media.models import Media, StoreStatus
 from media.selectors import media_get
@@ -143,8 +144,15 @@ def copy_to_store(media: Media, store: StoreConfig) -> str:
 
     Returns the key of the copy. On any failure the copy is removed and the error raised
     (Conflict for a checksum mismatch or bytes replaced meanwhile, StorageError otherwise); the
-    media and its original bytes are untouched.
+    media and its original bytes are untouched. A store that holds a replica of the media is a
+    Conflict naming the promote that does the move without a copy.
     """
+    replica = Replica.objects.filter(media_id=media.pk, store_config_id=store.pk).first()
+    if replica is not None:
+        raise Conflict(
+            f"media '{media.pid}' has a replica ({replica.state}) in store {store.pk}: make it the primary "
+            f"with POST /api/media/{{pid}}/replicas/{store.pk}/promote (no copy), or delete it first"
+        )
     source, target = media.store_config.backend(), store.backend()
     key = fresh_key(media.store_key)
     try:

@@ -282,3 +282,20 @@ def test_a_media_without_a_good_copy_is_reported_and_left_alone(api, id_types, s
         before.version,
     )
     assert primary_path("alone").read_bytes() == b"changed"
+
+
+def test_a_move_to_a_store_holding_a_replica_is_refused_naming_the_promote(api, id_types, stores):
+    upload(api, "m1", b"data")
+    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    replicate()
+    shore_pk = copies(api, "m1")[1]["store_config"]["pk"]
+
+    response = api.patch("/api/media/m1", {"store_config": shore_pk})
+
+    assert f"/replicas/{shore_pk}/promote" in error_message(response, 409)
+    assert api.get("/api/media/m1").json()["store_config"]["bucket"] == "ship"
+    # A move to a third store keeps the replica, which still holds the same bytes.
+    assert api.patch("/api/media/m1", {"store_config": OTHER}).status_code == 204
+    primary, replica = copies(api, "m1")
+    assert primary["store_config"]["bucket"] == "other" and replica["state"] == "GOOD"
+    assert b"".join(api.get("/api/media/m1/content").streaming_content) == b"data"
