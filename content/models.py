@@ -116,3 +116,31 @@ class Repair(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pid} in {self.store_config_id} at {self.time:%Y-%m-%d %H:%M}"
+
+
+class ReplicationRule(models.Model):
+    """Rucio-like: every READY media that matches (any of ``pid_types``, all of ``tags``, its primary
+    in ``store``; an empty list or no store matches any) must have a GOOD copy in each of ``copies``.
+    The replication worker asks for the missing copies (``content.rules``), for media made later,
+    media that start to match, and those that matched when the rule was made."""
+
+    name = models.CharField(max_length=100, unique=True)
+    pid_types = models.JSONField(default=list, blank=True, help_text="Pid types that match; empty: any.")
+    tags = models.JSONField(default=list, blank=True, help_text="Tags a media must all carry; empty: any.")
+    store = models.ForeignKey(
+        "stores.StoreConfig",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The primary store that matches; empty: any.",
+    )
+    copies = models.ManyToManyField("stores.StoreConfig", related_name="replication_rules")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "replication rule"
+
+    def __str__(self) -> str:
+        return self.name

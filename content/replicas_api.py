@@ -1,4 +1,5 @@
-"""/api/media/{pid}/replicas...: the copies of a media's bytes (``content.replicas``).
+"""/api/media/{pid}/replicas...: the copies of a media's bytes (``content.replicas``), and
+/api/rules: the replication rules that ask for them (``content.rules``).
 
 Registered before the media router, as ``content.api`` is: ``/media/{path:pid}`` would otherwise
 take ``/media/<pid>/replicas`` as a pid.
@@ -9,8 +10,8 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from content import replicas
-from content.schemas import ReplicaIn, ReplicaOut
+from content import replicas, rules
+from content.schemas import ReplicaIn, ReplicaOut, RuleIn, RuleOut
 
 router = Router(tags=["replicas"])
 
@@ -52,3 +53,34 @@ def replica_promote(request: HttpRequest, pid: str, store_pk: int):
     and the primary a replica; no bytes are copied. One `media.moved` event. 409 unless the
     replica is GOOD. Answers the new primary copy."""
     return replicas.replica_promote(pid, store_pk, user=request.auth)
+
+
+@router.get("/rules", response=list[RuleOut], summary="Replication rules")
+def rule_list(request: HttpRequest):
+    """Every replication rule, by name."""
+    return rules.rule_list()
+
+
+@router.post("/rules", response=RuleOut, summary="Make a replication rule")
+def rule_create(request: HttpRequest, payload: RuleIn):
+    """Every READY media matching `match` (any of its pid types, all of its tags, its primary copy
+    in its store; an omitted condition matches any) must have a GOOD copy in each store of `copies`.
+    The replication worker asks for the missing copies at each pass: for the media matching now,
+    media made later and media that start to match (tags added). 422 naming an unknown pid type or
+    store; 409 when the name is taken."""
+    return rules.rule_create(
+        name=payload.name,
+        pid_types=payload.match.pid_type,
+        tags=payload.match.tags,
+        store=payload.match.store,
+        copies=payload.copies,
+        user=request.auth,
+    )
+
+
+@router.delete("/rules/{name}", response={204: None}, summary="Delete a replication rule")
+def rule_delete(request: HttpRequest, name: str):
+    """Forget the rule; the copies it asked for stay (remove them with
+    `DELETE /api/media/{pid}/replicas/{store_pk}`). 404 for an unknown name."""
+    rules.rule_delete(name)
+    return Status(204, None)

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from content import rules
 from content.hashing import HashingReader
 from content.models import Repair, Replica, ReplicaEvent, ReplicaState
 from content.replicas import copy_is_good, primary_dict, replica_dict, replica_event
@@ -401,6 +402,9 @@ def run_pass(
     """Copy everything due now (claiming BATCH at a time), then repair bad primaries when
     ``MEDIASTORE_AUTO_REPAIR``; returns what was done."""
     done = Pass()
+    asked = rules.missing_copies()
+    if asked:
+        say(f"asked for {asked} copies the replication rules want")
     tried: set[int] = set()
     while deadline is None or timezone.now() < deadline:
         pks = claim(owner, exclude=tried)

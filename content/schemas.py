@@ -85,3 +85,34 @@ class ReplicaOut(Schema):
         "", description="The last failure to write or check this copy (kept until it succeeds)."
     )
     primary: bool = Field(..., description="Whether this is the media's primary copy (always listed first).")
+
+
+class RuleMatch(RequestSchema):
+    """Which media a rule covers; every condition given must hold, an omitted one matches any."""
+
+    pid_type: list[str] = Field([], description="Pid types (a media of any of them matches); empty: any.")
+    tags: list[str] = Field([], description="Tags a media must all carry; empty: any.")
+    store: int | None = Field(None, description="The store pk a media's primary copy must be in; null: any.")
+
+
+class RuleIn(RequestSchema):
+    """A replication rule: every READY media matching `match` must have a GOOD copy in each store of
+    `copies`."""
+
+    name: str = Field(..., max_length=100, description="A unique name.")
+    match: RuleMatch = Field(default_factory=RuleMatch)
+    copies: list[int | StoreConfigIn] = Field(
+        ..., description="The stores (pks, or store descriptions as in media create, got or created)."
+    )
+
+
+class RuleMatchOut(Schema):
+    pid_type: list[str]
+    tags: list[str]
+    store: int | None
+
+
+class RuleOut(Schema):
+    name: str
+    match: RuleMatchOut
+    copies: list[StoreConfigOut]

@@ -79,6 +79,15 @@ EXAMPLES: dict[tuple[str, str], dict] = {
     },
     ("DELETE", "/api/media/{pid}/replicas/{store_pk}"): {"path": {"pid": DEMO, "store_pk": 3}},
     ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): {"path": {"pid": DEMO, "store_pk": 3}},
+    # A replication rule: every `doi` media tagged `demo` in store 1 gets a copy in `products-copy`.
+    ("POST", "/api/rules"): {
+        "body": {
+            "name": "demo copies",
+            "match": {"pid_type": ["doi"], "tags": ["demo"], "store": 1},
+            "copies": [{"type": "FilesystemStore", "bucket": "products-copy"}],
+        }
+    },
+    ("DELETE", "/api/rules/{name}"): {"path": {"name": "demo copies"}},
     # Media: demo.2 is made (no bytes), renamed to demo.2a and deleted; demo.3 and demo.4 are made
     # together and deleted together; demo.1 is changed and reverted.
     ("POST", "/api/media"): {"body": media("10.1234/demo.2", "demo2.txt")},

@@ -49,6 +49,12 @@ VIEW_IDTYPE, ADD_IDTYPE, CHANGE_IDTYPE, DELETE_IDTYPE = (
     "identifiers.delete_identifiertype",
 )
 
+VIEW_RULE, ADD_RULE, DELETE_RULE = (
+    "content.view_replicationrule",
+    "content.add_replicationrule",
+    "content.delete_replicationrule",
+)
+
 # Not a model permission: who may scrape /metrics with a token (mediastore.models.ApiToken.Meta).
 VIEW_METRICS = "mediastore.view_metrics"
 
@@ -92,6 +98,10 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/api/media/{pid}/replicas"): CHANGE_MEDIA,
     ("DELETE", "/api/media/{pid}/replicas/{store_pk}"): CHANGE_MEDIA,
     ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): CHANGE_MEDIA,
+    # replication rules: admins manage them
+    ("GET", "/api/rules"): VIEW_RULE,
+    ("POST", "/api/rules"): ADD_RULE,
+    ("DELETE", "/api/rules/{name}"): DELETE_RULE,
     # media records
     ("POST", "/api/media"): ADD_MEDIA,
     ("POST", "/api/media/create"): ADD_MEDIA,
@@ -121,7 +131,7 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/metrics"): VIEW_METRICS,
 }
 
-_READ = [VIEW_MEDIA, VIEW_STORE, VIEW_S3, VIEW_IDTYPE]
+_READ = [VIEW_MEDIA, VIEW_STORE, VIEW_S3, VIEW_IDTYPE, VIEW_RULE]
 _WRITE = [*_READ, ADD_MEDIA, CHANGE_MEDIA, DELETE_MEDIA, ADD_STORE]
 _ADMIN = [
     *_WRITE,
@@ -133,8 +143,12 @@ _ADMIN = [
     ADD_IDTYPE,
     CHANGE_IDTYPE,
     DELETE_IDTYPE,
+    ADD_RULE,
+    "content.change_replicationrule",
+    DELETE_RULE,
 ]
-# What the groups are given when they are created (migration mediastore 0002 holds a frozen copy).
+# What the groups are given when they are created (migration mediastore 0002 holds a frozen copy;
+# content 0002 gives them the replication rules' permissions).
 ROLES: dict[str, list[str]] = {"readers": _READ, "writers": _WRITE, "admins": _ADMIN}
 
 READ, WRITE, DELETE, ADMIN = "read", "write", "delete", "admin"

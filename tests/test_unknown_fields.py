@@ -50,6 +50,12 @@ BODIES: dict[str, object] = {
     "POST /api/media/search": {"tags": ["t"], "metadata": [{"path": "keep", "op": "exists"}]},
     "POST /api/media/{pid}/revert": {"version": 1},
     "PATCH /api/media/{pid}": {"new_pid": "m9", "store_config": DICT_STORE},
+    "POST /api/media/{pid}/replicas": {"store_config": {"type": "DictStore", "bucket": "copies"}},
+    "POST /api/rules": {
+        "name": "r",
+        "match": {"tags": ["t"]},
+        "copies": [{"type": "DictStore", "bucket": "c"}],
+    },
 }
 # Bodies that are lists of pids: no object to put a field into.
 PID_LISTS = {"POST /api/media/read", "POST /api/media/delete", "POST /api/download/urls"}
@@ -64,8 +70,10 @@ def document(anon) -> dict:
 
 @pytest.fixture
 def world(api, id_types) -> dict[str, str]:
-    """A media `m1` (tagged, with metadata), a store and an S3 configuration; the path parameters."""
+    """A media `m1` (tagged, with metadata and bytes), a store and an S3 configuration; the path
+    parameters."""
     create_media(api, "m1", tags=["t"], metadata={"keep": 1})
+    assert api.put_content("m1", b"bytes").status_code == 200  # a replica needs them
     s3cfg = api.post("/api/s3cfg", {"url": "https://s3.example.org", "access_key": "a", "secret_key": "s"})
     assert s3cfg.status_code == 200, s3cfg.content
     return {"pid": "m1", "pk": str(s3cfg.json()["pk"])}

@@ -299,3 +299,62 @@ def test_a_move_to_a_store_holding_a_replica_is_refused_naming_the_promote(api, 
     primary, replica = copies(api, "m1")
     assert primary["store_config"]["bucket"] == "other" and replica["state"] == "GOOD"
     assert b"".join(api.get("/api/media/m1/content").streaming_content) == b"data"
+
+
+def test_a_rule_asks_for_copies_of_matching_media_existing_new_and_newly_tagged(api, id_types, stores):
+    upload(api, "old", b"old", PRIMARY)
+    body = {"mediadata": media_body("tagged-later", store_config=PRIMARY), "base64": "eHl6"}
+    assert api.post("/api/upload", body).status_code == 200
+    body = {"mediadata": media_body("elsewhere", store_config=OTHER, tags=["ship"]), "base64": "eHl6"}
+    assert api.post("/api/upload", body).status_code == 200
+    api.put("/api/media/update/tags", [{"pid": "old", "tags": ["ship"]}])
+    primary_pk = api.get("/api/media/old").json()["store_config"]["pk"]
+    rule = {"name": "to shore", "match": {"tags": ["ship"], "store": primary_pk}, "copies": [SHORE]}
+
+    response = api.post("/api/rules", rule)
+
+    assert response.status_code == 200, response.content
+    made = response.json()
+    assert made["name"] == "to shore" and made["match"] == {
+        "pid_type": [],
+        "tags": ["ship"],
+        "store": primary_pk,
+    }
+    assert [c["bucket"] for c in made["copies"]] == ["shore"]
+    assert api.get("/api/rules").json() == [made]
+    replicate()
+    assert [c["state"] for c in copies(api, "old")] == ["GOOD", "GOOD"]
+    assert len(copies(api, "tagged-later")) == 1 and len(copies(api, "elsewhere")) == 1
+    # A media made later, and one that starts to match, get their copies at the next pass.
+    body = {"mediadata": media_body("new", store_config=PRIMARY, tags=["ship", "x"]), "base64": "bmV3"}
+    assert api.post("/api/upload", body).status_code == 200
+    api.patch("/api/media/update/tags", [{"pid": "tagged-later", "tags": ["ship"]}])
+    out, error = replicate()
+    assert error is None and "asked for 2 copies" in out
+    for pid in ("new", "tagged-later"):
+        assert [c["state"] for c in copies(api, pid)] == ["GOOD", "GOOD"]
+    assert len(copies(api, "elsewhere")) == 1
+    # A lost copy is asked for again.
+    shore_pk = copies(api, "new")[1]["store_config"]["pk"]
+    assert api.delete(f"/api/media/new/replicas/{shore_pk}").status_code == 204
+    replicate()
+    assert [c["state"] for c in copies(api, "new")] == ["GOOD", "GOOD"]
+
+    assert api.delete("/api/rules/to shore").status_code == 204
+    assert api.get("/api/rules").json() == []
+    assert api.delete("/api/rules/to shore").status_code == 404
+
+
+def test_rules_refuse_unknown_pid_types_and_stores(api, id_types, stores):
+    def refused(rule: dict) -> str:
+        return error_message(api.post("/api/rules", {"name": "r", "copies": [SHORE], **rule}), 422)
+
+    assert refused({"match": {"pid_type": ["local", "nope"]}}) == "bad pid_type: nope"
+    assert "unknown store: 999" in refused({"match": {"store": 999}})
+    assert "unknown store: 998" in refused({"copies": [998]})
+    assert "at least one store" in refused({"copies": []})
+    assert "not supported" in refused({"copies": [{"type": "Nope", "bucket": "x"}]})
+    assert api.post("/api/rules", {"name": "r", "copies": [SHORE], "match": {"x": 1}}).status_code == 422
+    assert api.get("/api/stores").json() == []  # nothing was left behind by the refused rules
+    assert api.post("/api/rules", {"name": "r", "copies": [SHORE]}).status_code == 200
+    assert "exists" in error_message(api.post("/api/rules", {"name": "r", "copies": [OTHER]}), 409)
