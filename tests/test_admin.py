@@ -11,6 +11,9 @@ from tests.conftest import DICT_STORE, media_body
 
 pytestmark = pytest.mark.django_db
 
+# The management form of the read-only replicas inline (content.admin) that a browser sends along.
+REPLICAS_FORM = {"replicas-TOTAL_FORMS": "0", "replicas-INITIAL_FORMS": "0"}
+
 
 @pytest.fixture
 def admin_client_logged(client, django_user_model):
@@ -31,6 +34,10 @@ def admin_client_logged(client, django_user_model):
         "/admin/stores/s3config/",
         "/admin/mediastore/apitoken/",
         "/admin/taggit/tag/",
+        "/admin/content/replica/",
+        "/admin/content/replica/?state__exact=GOOD",
+        "/admin/content/replicationrule/",
+        "/admin/content/replicationrule/add/",
     ],
 )
 def test_admin_pages_answer(admin_client_logged, api, id_types, url):
@@ -96,6 +103,7 @@ def test_admin_edit_of_tags_is_recorded_in_tag_list_and_history(admin_client_log
             "metadata": "{}",
             "content_type": "",
             "tags": "a, b",
+            **REPLICAS_FORM,
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
@@ -116,6 +124,7 @@ def test_admin_edit_applies_pid_rules(admin_client_logged, api, id_types):
             "metadata": "{}",
             "content_type": "",
             "tags": "",
+            **REPLICAS_FORM,
         },
     )
     assert response.status_code == 200  # form shown again with the error
@@ -177,7 +186,9 @@ def test_admin_tag_edit_is_one_history_row_checked_by_the_api_rules(admin_client
     api.post("/api/media", media_body("m1", tags=["x"]))
     media = Media.objects.get(pid="m1")
     form = {"pid": "m1", "pid_type": "local", "identifiers": "{}", "metadata": "{}", "content_type": ""}
-    form.update({"initial-identifiers": "{}", "initial-metadata": "{}"})  # hidden inputs a browser sends
+    form.update(
+        {"initial-identifiers": "{}", "initial-metadata": "{}", **REPLICAS_FORM}
+    )  # hidden inputs a browser sends
     url = f"/admin/media/media/{media.pk}/change/"
     response = admin_client_logged.post(url, {**form, "tags": "t" * 101})
     assert response.status_code == 200 and "longer than 100 characters" in response.content.decode()
@@ -258,3 +269,19 @@ def test_admin_revert_refused_by_the_rules_changes_nothing(admin_client_logged, 
     )
     assert "Not reverted: media with pid &#x27;m1&#x27; already exists" in response.content.decode()
     assert Media.objects.get(pk=media.pk).version == 2
+
+
+def test_media_page_lists_its_replicas(admin_client_logged, api, id_types, settings, tmp_path):
+    from django.core.management import call_command
+
+    settings.MEDIASTORE_STORAGE_ROOT = str(tmp_path)
+    body = {"mediadata": media_body("m1"), "base64": base64.b64encode(b"bytes").decode()}
+    assert api.post("/api/upload", body).status_code == 200
+    store = {"type": "FilesystemStore", "bucket": "copies"}
+    assert api.post("/api/media/m1/replicas", {"store_config": store}).status_code == 202
+    call_command("replicate", "--once", verbosity=0)
+    media = Media.objects.get(pid="m1")
+
+    page = admin_client_logged.get(f"/admin/media/media/{media.pk}/change/").content.decode()
+
+    assert "FilesystemStore:copies" in page and "GOOD" in page

@@ -1,0 +1,76 @@
+"""Replicas in the admin: read-only on each media's page (changes go through the API and the
+worker, which check and copy the bytes), a list of all copies by state, and editable rules."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from content.models import Replica, ReplicationRule
+from media.models import Media
+
+SHOWN = [
+    "store_config",
+    "state",
+    "store_key",
+    "size",
+    "checksum",
+    "verified_at",
+    "error",
+    "attempts",
+    "due_at",
+]
+
+
+class ReplicaInline(admin.TabularInline):
+    """The media's replicas, read only: a replica is asked for, removed or promoted through the API
+    (``/api/media/{pid}/replicas``), so that its bytes are copied, checked and removed with it."""
+
+    model = Replica
+    fields = readonly_fields = SHOWN
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Replica)
+class ReplicaAdmin(admin.ModelAdmin):
+    list_display = ["media", "store_config", "state", "size", "verified_at", "attempts", "error"]
+    list_filter = ["state", "store_config"]
+    search_fields = ["media__pid", "store_key"]
+    list_select_related = ["media", "store_config"]
+    fields = readonly_fields = ["media", *SHOWN]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ReplicationRule)
+class ReplicationRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "pid_types", "tags", "store", "copy_stores"]
+    filter_horizontal = ["copies"]
+
+    @admin.display(description="copies")
+    def copy_stores(self, rule: ReplicationRule) -> str:
+        return ", ".join(str(store) for store in rule.copies.all())
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("copies")
+
+
+def add_replicas_to_media_admin() -> None:
+    """Show the replicas on each media's admin page (``media.admin`` cannot import this app)."""
+    media_admin = admin.site.get_model_admin(Media)
+    if ReplicaInline not in media_admin.inlines:
+        media_admin.inlines = [*media_admin.inlines, ReplicaInline]
+
+
+add_replicas_to_media_admin()
