@@ -25,6 +25,8 @@ class StoreStatsOut(Schema):
     media: int = Field(..., description="Media records of this store (any status).")
     objects: int = Field(..., description="READY media, each with one stored object.")
     bytes: int = Field(..., description="Sum of the recorded sizes of the READY media.")
+    replicas: int = Field(0, description="Replicas (copies of other stores' media) in this store, any state.")
+    replica_bytes: int = Field(0, description="Sum of the sizes of the GOOD replicas in this store.")
     health: StoreHealthOut | None = Field(None, description="The probe's result; null with `health=false`.")
 
 
@@ -40,6 +42,14 @@ class VerifyFailureOut(Schema):
     error: str
 
 
+class ReplicaErrorOut(Schema):
+    pid: str
+    store: int = Field(..., description="pk of the replica's store configuration.")
+    state: str
+    error: str
+    time: datetime = Field(..., description="When the replica last changed.")
+
+
 class StatsOut(Schema):
     """Counts and bytes of the media by status, pid type and store, as `/status/` draws them."""
 
@@ -52,3 +62,15 @@ class StatsOut(Schema):
     created_per_day: list[DayOut] = Field(..., description="Media created on each of the last 30 days (UTC).")
     verify_failed: int = Field(..., description="Media whose last fixity check (`manage.py verify`) failed.")
     verify_failures: list[VerifyFailureOut] = Field(..., description="The 10 most recent of those.")
+    replicas: dict[str, int] = Field(
+        {},
+        description="Replicas per state (COPYING, GOOD, STALE, BAD, MISSING; "
+        "see `GET /api/media/{pid}/replicas`).",
+    )
+    replicas_behind: int = Field(
+        0, description="Replicas not GOOD yet: what the replication worker has to do."
+    )
+    replica_errors: list[ReplicaErrorOut] = Field(
+        [], description="The 10 most recently changed replicas that are not GOOD and have an error."
+    )
+    repairs_30d: int = Field(0, description="Copies rewritten from a GOOD one in the last 30 days.")

@@ -21,6 +21,7 @@ from django.utils import timezone
 from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
+from content.models import Repair, Replica, ReplicaState
 from media.models import Media, StoreStatus
 from status.health import probe_all
 from status.models import MediaTally
@@ -130,6 +131,44 @@ def verify_failures(limit: int = FAILURES) -> tuple[int, list[dict]]:
     ]
 
 
+REPAIR_DAYS = 30
+
+
+def replica_figures(now: datetime) -> dict:
+    """Replicas per state and per store (one grouped query), the copies not GOOD yet with their
+    last errors, and the repairs of the last REPAIR_DAYS days."""
+    by_state = {state: 0 for state in ReplicaState.values}
+    per_store: dict[int, dict[str, int]] = defaultdict(lambda: {"replicas": 0, "replica_bytes": 0})
+    rows = Replica.objects.values("state", "store_config_id").annotate(count=Count("pk"), bytes=Sum("size"))
+    for row in rows.order_by():
+        by_state[row["state"]] += row["count"]
+        per_store[row["store_config_id"]]["replicas"] += row["count"]
+        if row["state"] == ReplicaState.GOOD:
+            per_store[row["store_config_id"]]["replica_bytes"] += row["bytes"] or 0
+    errors = (
+        Replica.objects.exclude(state=ReplicaState.GOOD)
+        .exclude(error="")
+        .order_by("-updated")
+        .values("media__pid", "store_config_id", "state", "error", "updated")[:FAILURES]
+    )
+    return {
+        "by_state": by_state,
+        "per_store": per_store,
+        "behind": sum(count for state, count in by_state.items() if state != ReplicaState.GOOD),
+        "errors": [
+            {
+                "pid": r["media__pid"],
+                "store": r["store_config_id"],
+                "state": r["state"],
+                "error": r["error"],
+                "time": r["updated"],
+            }
+            for r in errors
+        ],
+        "repairs": Repair.objects.filter(time__gte=now - timedelta(days=REPAIR_DAYS)).count(),
+    }
+
+
 def store_label(store: StoreConfig) -> str:
     return f"{store.pk} {store.type}:{store.bucket}"
 
@@ -157,6 +196,7 @@ def stats(now: datetime | None = None, *, health: bool = False) -> dict:
     stores = list(StoreConfig.objects.select_related("s3cfg").order_by("pk"))
     probes = probe_all(stores) if health else {}
     failed, failures = verify_failures()
+    copies = replica_figures(now)
     return {
         "generated": now,
         "media": total,
@@ -171,6 +211,8 @@ def stats(now: datetime | None = None, *, health: bool = False) -> dict:
                 "s3_url": s.s3_url,
                 "label": store_label(s),
                 **per_store[s.pk],
+                "replicas": copies["per_store"][s.pk]["replicas"],
+                "replica_bytes": copies["per_store"][s.pk]["replica_bytes"],
                 "health": probes.get(s.pk),
             }
             for s in stores
@@ -178,6 +220,10 @@ def stats(now: datetime | None = None, *, health: bool = False) -> dict:
         "created_per_day": per_day(now),
         "verify_failed": failed,
         "verify_failures": failures,
+        "replicas": copies["by_state"],
+        "replicas_behind": copies["behind"],
+        "replica_errors": copies["errors"],
+        "repairs_30d": copies["repairs"],
     }
 
 
@@ -195,4 +241,16 @@ def scrape_figures() -> Iterator[Metric]:
         "mediastore_media_verify_failed",
         "Media whose last fixity check (manage.py verify) failed.",
         value=Media.objects.filter(verify_ok=False).count(),
+    )
+    replicas = GaugeMetricFamily(
+        "mediastore_replicas", "Replicas of media bytes by state (content.replicas).", labels=["state"]
+    )
+    counts = dict(Replica.objects.values_list("state").annotate(count=Count("pk")).order_by())
+    for state in ReplicaState.values:
+        replicas.add_metric([state], counts.get(state, 0))
+    yield replicas
+    yield GaugeMetricFamily(
+        "mediastore_replicas_behind",
+        "Replicas not GOOD yet (COPYING, STALE, BAD, MISSING): the replication lag in copies.",
+        value=sum(count for state, count in counts.items() if state != ReplicaState.GOOD),
     )

@@ -358,3 +358,28 @@ def test_rules_refuse_unknown_pid_types_and_stores(api, id_types, stores):
     assert api.get("/api/stores").json() == []  # nothing was left behind by the refused rules
     assert api.post("/api/rules", {"name": "r", "copies": [SHORE]}).status_code == 200
     assert "exists" in error_message(api.post("/api/rules", {"name": "r", "copies": [OTHER]}), 409)
+
+
+def test_status_shows_copies_per_store_replicas_behind_and_repairs(
+    api, id_types, stores, client, django_user_model
+):
+    upload(api, "m1", b"data")
+    upload(api, "m2", b"more")
+    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    replicate()
+    api.post("/api/media/m2/replicas", {"store_config": SHORE})
+    primary_path("m1").unlink()
+    verify("--repair")
+
+    stats = api.get("/api/stats").json()
+
+    assert stats["replicas"] == {"COPYING": 1, "GOOD": 1, "STALE": 0, "BAD": 0, "MISSING": 0}
+    assert stats["replicas_behind"] == 1 and stats["repairs_30d"] == 1
+    shore = next(s for s in stats["stores"] if s["bucket"] == "shore")
+    assert shore["replicas"] == 2 and shore["replica_bytes"] == 4
+    django_user_model.objects.create_superuser("root", "root@example.org", "pw")
+    client.login(username="root", password="pw")
+    page = client.get("/status/").content.decode()
+    assert "1 behind" in page and "1 repair in the last 30 days" in page
+    metrics = client.get("/metrics").content.decode()
+    assert 'mediastore_replicas{state="GOOD"} 1.0' in metrics and "mediastore_replicas_behind 1.0" in metrics
