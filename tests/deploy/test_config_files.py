@@ -237,6 +237,8 @@ def test_prod_compose_runs_everything_with_restart_policies_and_healthchecks():
         assert service.get("restart") in {"always", "unless-stopped"}, name
         assert name == "api" or "healthcheck" in service, f"{name} has no healthcheck"  # api: the image's
     assert "ports" not in services["api"], "only nginx should be reachable from outside"
+    assert services["replicate"]["command"] == ["python", "manage.py", "replicate"]
+    assert "data:/data" in services["replicate"]["volumes"] and "data:/data" in services["api"]["volumes"]
     assert services["api"]["environment"]["MEDIASTORE_REDIS_URL"].startswith(
         "${MEDIASTORE_REDIS_URL:-redis://"
     )

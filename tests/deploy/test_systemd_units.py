@@ -80,7 +80,7 @@ def hardening(options: dict[str, str]) -> dict[str, str]:
 
 def test_the_units_expected_are_there():
     names = {p.name for p in unit_files()}
-    assert {"mediastore.service", "mediastore-relay.service"} <= names
+    assert {"mediastore.service", "mediastore-relay.service", "mediastore-replicate.service"} <= names
     for job in JOBS:
         assert {f"mediastore-{job}.service", f"mediastore-{job}.timer"} <= names
 
@@ -145,3 +145,9 @@ def test_systemd_analyze_verify_passes(tmp_path):
     )
     output = (done.stdout + done.stderr).strip()
     assert done.returncode == 0 and not output, output
+
+
+def test_replicate_unit_runs_the_replication_worker_and_restarts():
+    options = service(UNITS / "mediastore-replicate.service")
+    assert options["ExecStart"] == f"{INSTALLED}/.venv/bin/python {INSTALLED}/manage.py replicate"
+    assert options["Restart"] == "on-failure"
