@@ -142,7 +142,7 @@ def replica_delete(pid: str, store_pk: int, *, user) -> None:
                 "or delete the media"
             )
         replica = (
-            Replica.objects.select_for_update()
+            Replica.objects.select_for_update(of=("self",))
             .select_related("store_config__s3cfg")
             .filter(media=media, store_config_id=store_pk)
             .first()
@@ -177,7 +177,11 @@ def replica_promote(pid: str, store_pk: int, *, user) -> dict[str, Any]:
     etag = replica.store_config.backend().etag(replica.store_key) if replica.store_key else None
     with transaction.atomic():
         current = locked_media(pid)
-        replica = Replica.objects.select_for_update().select_related("store_config__s3cfg").get(pk=replica.pk)
+        replica = (
+            Replica.objects.select_for_update(of=("self",))
+            .select_related("store_config__s3cfg")
+            .get(pk=replica.pk)
+        )
         if replica.state != ReplicaState.GOOD or replica.checksum != current.checksum:
             raise Conflict(
                 f"the replica of media '{current.pid}' in store {store_pk} is {replica.state}, not a GOOD "
