@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from content.models import Replica
 from content.services import discard
 from media.models import Media
 from mediastore.errors import StorageError
@@ -33,9 +34,9 @@ class StoreOrphans:
 
 
 def find_orphans(store: StoreConfig, *, older_than: float, now: float) -> StoreOrphans:
-    """Objects of ``store`` that no media references and that were written more than
-    ``older_than`` seconds before ``now``. Objects without a write time count as orphans only
-    when ``older_than`` is 0."""
+    """Objects of ``store`` that no media references (as its primary copy or a replica) and that
+    were written more than ``older_than`` seconds before ``now``. Objects without a write time
+    count as orphans only when ``older_than`` is 0."""
     result = StoreOrphans(store)
     try:
         listed = list(store.backend().list_objects())
@@ -44,6 +45,7 @@ def find_orphans(store: StoreConfig, *, older_than: float, now: float) -> StoreO
         return result
     # Loaded after listing: a switch that committed meanwhile makes its new key referenced here.
     referenced = set(Media.objects.filter(store_config=store).values_list("store_key", flat=True))
+    referenced |= set(Replica.objects.filter(store_config=store).values_list("store_key", flat=True))
     others = nested_prefixes(store)
     for obj in listed:
         if obj.key in referenced or obj.key.startswith(others):
@@ -75,13 +77,21 @@ def nested_prefixes(store: StoreConfig) -> tuple[str, ...]:
     return tuple(f"{bucket[len(outer) :].strip('/')}/" for bucket in inner if bucket.startswith(outer))
 
 
+def referenced(store: StoreConfig, key: str) -> bool:
+    """Whether a media's primary copy or a replica is the object under ``key`` of ``store``."""
+    return (
+        Media.objects.filter(store_config=store, store_key=key).exists()
+        or Replica.objects.filter(store_config=store, store_key=key).exists()
+    )
+
+
 def remove_orphans(found: StoreOrphans) -> tuple[int, int]:
     """Delete the orphans found, each re-checked just before (a media may point at it now).
     Returns (objects removed, bytes freed)."""
     backend = found.store.backend()
     removed = freed = 0
     for obj in found.orphans:
-        if Media.objects.filter(store_config=found.store, store_key=obj.key).exists():
+        if referenced(found.store, obj.key):
             continue
         discard(backend, obj.key)
         removed += 1

@@ -404,7 +404,7 @@ def run_pass(
     done = Pass()
     asked = rules.missing_copies()
     if asked:
-        say(f"asked for {asked} copies the replication rules want")
+        say(f"asked for {asked} {'copy' if asked == 1 else 'copies'} the replication rules want")
     tried: set[int] = set()
     while deadline is None or timezone.now() < deadline:
         pks = claim(owner, exclude=tried)

@@ -330,7 +330,7 @@ def test_a_rule_asks_for_copies_of_matching_media_existing_new_and_newly_tagged(
     assert api.post("/api/upload", body).status_code == 200
     api.patch("/api/media/update/tags", [{"pid": "tagged-later", "tags": ["ship"]}])
     out, error = replicate()
-    assert error is None and "asked for 2 copies" in out
+    assert error is None and "asked for 2 copies the replication rules want" in out
     for pid in ("new", "tagged-later"):
         assert [c["state"] for c in copies(api, pid)] == ["GOOD", "GOOD"]
     assert len(copies(api, "elsewhere")) == 1
@@ -383,3 +383,20 @@ def test_status_shows_copies_per_store_replicas_behind_and_repairs(
     assert "1 behind" in page and "1 repair in the last 30 days" in page
     metrics = client.get("/metrics").content.decode()
     assert 'mediastore_replicas{state="GOOD"} 1.0' in metrics and "mediastore_replicas_behind 1.0" in metrics
+
+
+def test_collect_orphans_keeps_the_replicas_objects(api, id_types, stores):
+    """Regression: replica objects are referenced by no media row; collect_orphans --delete must
+    not take them for orphans."""
+    upload(api, "m1", b"kept")
+    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    replicate()
+    replica = copies(api, "m1")[1]
+    path = object_path(replica["store_config"]["pk"], replica["store_key"])
+    stray = path.parent / "stray-object"
+    stray.write_bytes(b"nobody's")
+
+    out = io.StringIO()
+    call_command("collect_orphans", "--delete", "--older-than", "0", stdout=out)
+
+    assert path.read_bytes() == b"kept" and not stray.exists(), out.getvalue()
