@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from content.hashing import checksum_label
+from content.models import Replica
 from content.services import (
     DEFAULT_CONTENT_TYPE,
     Preconditions,
@@ -331,6 +332,13 @@ class FileWork:
             taken = Media.objects.filter(store_config=self.plan.store, store_key=key).first()
             if taken is not None:
                 return self.failed(pid, f"the file is already registered as media '{taken.pid}'")
+            copy = (
+                Replica.objects.filter(store_config=self.plan.store, store_key=key)
+                .select_related("media")
+                .first()
+            )
+            if copy is not None:
+                return self.failed(pid, f"the file is a replica of media '{copy.media.pid}'")
             [media] = media_prepare_many([item], user=self.plan.user, name_items=False)
             media.store_key, media.store_status = key, StoreStatus.READY
             media.size, media.checksum = self.source.size, self.checksum()

@@ -400,3 +400,33 @@ def test_collect_orphans_keeps_the_replicas_objects(api, id_types, stores):
     call_command("collect_orphans", "--delete", "--older-than", "0", stdout=out)
 
     assert path.read_bytes() == b"kept" and not stray.exists(), out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)  # ingest works in threads of its own
+def test_ingest_in_place_refuses_a_replicas_file(api, id_types, stores):
+    """A replica's object is no free file to register: a media on it would share its bytes."""
+    upload(api, "m1", b"kept")
+    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    replicate()
+    replica = copies(api, "m1")[1]
+    path = object_path(replica["store_config"]["pk"], replica["store_key"])
+    out = io.StringIO()
+
+    with pytest.raises(CommandError):
+        call_command(
+            "ingest",
+            str(path),
+            "--store",
+            "FilesystemStore:shore",
+            "--pid-type",
+            "local",
+            "--in-place",
+            "--user",
+            "alice",
+            "--no-progress",
+            stdout=out,
+            stderr=io.StringIO(),
+        )
+
+    assert "is a replica of media 'm1'" in out.getvalue()
+    assert list(Media.objects.values_list("pid", flat=True)) == ["m1"]
