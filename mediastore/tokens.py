@@ -67,9 +67,13 @@ def parse_duration(text: str) -> int | None:
     return int(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
 
 
-def token_create(*, user, name: str, scopes: list[str], expires_in: int | None) -> tuple[ApiToken, str]:
+def token_create(
+    *, user, name: str, scopes: list[str], expires_in: int | None, not_after: datetime | None = None
+) -> tuple[ApiToken, str]:
     """A new token of ``user`` (the row and the clear token, which is not stored and cannot be
-    shown again). RuleViolation (422) for an empty or overlong name, bad scopes or expiry."""
+    shown again). RuleViolation (422) for an empty or overlong name, bad scopes or expiry, or an
+    expiry after ``not_after`` (the expiry of the token making this one: a token cannot outlive
+    the token that made it, or an expiring token could make itself a lasting one)."""
     name = name.strip()
     if not name or len(name) > NAME_MAX_LENGTH:
         raise RuleViolation(f"name must be 1 to {NAME_MAX_LENGTH} characters")
@@ -77,6 +81,12 @@ def token_create(*, user, name: str, scopes: list[str], expires_in: int | None) 
         raise RuleViolation(f"user {user.get_username()!r} is inactive: its tokens would not work")
     wanted = checked_scopes(user, scopes)
     expires = checked_expiry(expires_in, timezone.now())
+    if not_after is not None and (expires is None or expires > not_after):
+        raise RuleViolation(
+            f"expires_in must not outlast the token making this one, which expires at "
+            f"{not_after.isoformat()}: at most {max(int((not_after - timezone.now()).total_seconds()), 0)} "
+            "seconds (a longer-lived token needs a login token or manage.py create_token)"
+        )
     return ApiToken.objects.issue(user, name=name, scopes=wanted, expires=expires)
 
 
