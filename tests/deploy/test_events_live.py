@@ -133,10 +133,10 @@ def test_the_readme_consumer_example_follows_the_feed(server, monkeypatch):
 
     names = {
         "TOKEN": server.session.headers["Authorization"].removeprefix("Bearer "),
-        "BASE": server.base,
+        "MS": server.base,
         "print": collect,
     }
-    code = doc_example("docs/events.md", 0, ["BASE", "TOKEN"])  # as written there
+    code = doc_example("docs/events.md", 0, ["MS", "TOKEN"])  # as written there
     outcome = run_example(code, names, Delivered, 120)
     assert outcome.get("delivered"), outcome
     mine = [line for line in printed if line[2] in pids]
