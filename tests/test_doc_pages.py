@@ -70,7 +70,8 @@ def test_the_readme_links_every_docs_page_and_keeps_the_set_up_commands():
         assert f"](docs/{page.name})" in readme, f"the README does not link docs/{page.name}"
     quick_start = readme.split("\n## Quick start", 1)[1].split("\n## ", 1)[0]
     block = quick_start.split("```sh\n", 1)[1].split("```", 1)[0]
-    assert [line.split()[0] for line in block.splitlines()] == ["bin/dev", "bin/test"]  # what CI runs
+    commands = {line.split()[0] for line in block.splitlines() if line.strip()}
+    assert {"bin/dev", "bin/test"} <= commands, block  # the server's set-up and the test command CI runs
 
 
 @pytest.mark.parametrize("page", RECIPE_PAGES, ids=lambda p: p.name)
