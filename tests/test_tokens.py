@@ -185,8 +185,15 @@ def test_a_token_cannot_outlive_the_expiring_token_that_makes_it(api, user):
     assert ApiToken.objects.count() == 2  # the login token and the day token, nothing more
     shorter = make(maker, scopes=["read"], expires_in=3600)
     assert shorter.status_code == 201
-    # a login token (never expiring) still makes tokens of any lifetime
+    # a login token still makes tokens of any lifetime, even when logins expire
+    ApiToken.objects.filter(name="login").update(expires=timezone.now() + timedelta(hours=12))
     assert make(api, expires_in=None).status_code == 201
+
+
+def test_the_login_tokens_name_is_reserved(api, user):
+    """Otherwise an expiring scoped token could make a token named 'login' and pass for one."""
+    for name in ("login", " Login "):
+        assert "reserved" in error_message(make(api, name=name))
 
 
 @pytest.mark.parametrize(
