@@ -219,8 +219,10 @@ def media_get(request: HttpRequest, pid: str):
 @router.patch("/media/{path:pid}", response={204: None}, summary="Rename, retype or re-store one media")
 def media_patch(request: HttpRequest, pid: str, payload: MediaPatch):
     """`new_pid` renames, `pid_type` retypes (checked against the type's pattern), `store_config` (a
-    store pk or description) moves a media that has no stored bytes yet. The pid in the path wins
-    over one in the body; `{}` changes nothing."""
+    store pk or description) moves the media to that store: a READY media's bytes are copied there
+    and checked against its checksum first, then the media switches and the old copy is removed; if
+    the copy fails the media is unchanged. The pid in the path wins over one in the body; `{}`
+    changes nothing."""
     moves.media_patch(pid, payload, user=request.auth)
     return Status(204, None)
 
