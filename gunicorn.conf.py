@@ -5,7 +5,7 @@ Read from the environment, or from the same ``.env`` file the Django settings re
 GUNICORN_TIMEOUT seconds (default 300, room for large uploads and downloads),
 GUNICORN_WORKER_CLASS (default gthread) with GUNICORN_THREADS threads per worker (default 8).
 
-Thread budget (README, "Slow clients"): WEB_CONCURRENCY x GUNICORN_THREADS requests are served at
+Thread budget (docs/production.md, "Slow clients"): WEB_CONCURRENCY x GUNICORN_THREADS requests are served at
 once (16 by default); a request holds its thread while its body arrives. Behind nginx every body
 but the raw content stream arrives whole first. Sent straight here, a body read before the request
 is authenticated (login) holds a thread at most MEDIASTORE_ANON_BODY_TIMEOUT_S (default 10 s), any

@@ -33,7 +33,6 @@ BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", 
 
 
 # url_name: mediastore.parser decodes a large body's base64 for the view "api:upload" (content/apps.py)
-# url_name: mediastore.parser decodes a large body's base64 for the view "api:upload" (content/apps.py)
 @router.post("/upload", response=UploadOut, summary="Create a media with its bytes", url_name="upload")
 def upload(request: HttpRequest, payload: UploadIn):
     """Create a media and store its bytes in one step.

@@ -1,6 +1,6 @@
 """Reading a media's bytes: presigned and direct downloads that retry when the bytes were replaced
-meanwhile, ranged reads, verification against the recorded checksum, and the copy phase of a move
-to another store. Writes (the atomic switch of a media's bytes) are in ``content.services``."""
+meanwhile, ranged reads, and verification against the recorded checksum. Writes (the atomic switch
+of a media's bytes) are in ``content.services``, moves to another store in ``content.moves``."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ from typing import TypeVar
 
 from django.conf import settings
 
-from content.hashing import HashingReader
-from content.models import Replica
-from content.services import complete, discard, fresh_key, hash_object
+from content.services import complete, hash_object
 from media.models import Media, StoreStatus
 from media.selectors import media_get
 from mediastore import failpoints, metrics
-from mediastore.errors import Conflict, MediastoreError, NotFound, RuleViolation, StorageError
+from mediastore.errors import Conflict, NotFound, RuleViolation, StorageError
 from stores.backends import ObjectNotFound
-from stores.backends.base import DEFAULT_CHUNK_SIZE, ChunkReader
-from stores.models import StoreConfig
+from stores.backends.base import DEFAULT_CHUNK_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +27,8 @@ T = TypeVar("T")
 # Download
 
 
-def _missing(media: Media) -> StorageError:
+def missing_bytes(media: Media) -> StorageError:
+    """The error for a READY media whose bytes are not in its store."""
     return StorageError(f"the stored bytes of media '{media.pid}' are missing from its store")
 
 
@@ -93,7 +91,7 @@ def open_content(
         chunks = media.store_config.backend().iter_bytes(media.store_key, start, length, chunk_size)
         return metrics.counted(chunks, metrics.BYTES_DOWNLOADED)
     except ObjectNotFound:
-        raise _missing(media) from None
+        raise missing_bytes(media) from None
 
 
 def stored_size(media: Media) -> int:
@@ -102,7 +100,7 @@ def stored_size(media: Media) -> int:
     try:
         return media.store_config.backend().size(media.store_key)
     except ObjectNotFound:
-        raise _missing(media) from None
+        raise missing_bytes(media) from None
 
 
 def verify(media: Media, *, attempts: int = READ_ATTEMPTS) -> dict:
@@ -132,54 +130,3 @@ def verify(media: Media, *, attempts: int = READ_ATTEMPTS) -> dict:
         and (not media.checksum or result["checksum"] == media.checksum)
     )
     return result
-
-
-# ---------------------------------------------------------------------------------------------
-# Moving a READY media to another store
-
-
-def copy_to_store(media: Media, store: StoreConfig) -> str:
-    """Copy the media's bytes into a fresh key of ``store`` and verify the copy against the
-    recorded checksum (phase one of a move; the row switches in ``media.services``).
-
-    Returns the key of the copy. On any failure the copy is removed and the error raised
-    (Conflict for a checksum mismatch or bytes replaced meanwhile, StorageError otherwise); the
-    media and its original bytes are untouched. A store that holds a replica of the media is a
-    Conflict naming the promote that does the move without a copy.
-    """
-    replica = Replica.objects.filter(media_id=media.pk, store_config_id=store.pk).first()
-    if replica is not None:
-        raise Conflict(
-            f"media '{media.pid}' has a replica ({replica.state}) in store {store.pk}: make it the primary "
-            f"with POST /api/media/{{pid}}/replicas/{store.pk}/promote (no copy), or delete it first"
-        )
-    source, target = media.store_config.backend(), store.backend()
-    key = fresh_key(media.store_key)
-    try:
-        chunks = source.iter_bytes(media.store_key)
-    except ObjectNotFound:
-        if Media.objects.filter(pk=media.pk, store_key=media.store_key).exists():
-            raise _missing(media) from None
-        raise Conflict(f"the bytes of media '{media.pid}' were replaced while it moved; try again") from None
-    reader = HashingReader(ChunkReader(chunks))
-    try:
-        target.put_stream(key, reader, media.size)
-        expected = media.checksum or reader.checksum
-        if reader.checksum != expected:
-            raise Conflict(f"the stored bytes of media '{media.pid}' no longer match its checksum; not moved")
-        try:
-            copied = hash_object(target, key)[1]
-        except ObjectNotFound:
-            raise StorageError(
-                f"the copy of media '{media.pid}' vanished from the new store; not moved"
-            ) from None
-        if copied != expected:
-            raise Conflict(f"the copy of media '{media.pid}' in the new store did not verify; not moved")
-    except MediastoreError:
-        discard(target, key)
-        raise
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-    return key

@@ -23,6 +23,7 @@ from media.rules import StoreResolver
 from media.schemas import media_out_dict
 from media.selectors import media_get, media_locked
 from mediastore.errors import Conflict, NotFound
+from stores.backends import Backend
 from stores.models import StoreConfig
 
 log = logging.getLogger(__name__)
@@ -204,17 +205,11 @@ def replica_promote(pid: str, store_pk: int, *, user) -> dict[str, Any]:
     return primary_dict(current)
 
 
-def forget_media_replicas(media_pks: list[int]) -> None:
-    """Delete the replica rows of media being deleted (in the caller's transaction) and remove
-    their bytes after the commit (``media.signals.media_deleting``). One statement when none has
-    replicas."""
+def forget_media_replicas(media_pks: list[int]) -> list[tuple[Backend, str]]:
+    """Delete the replica rows of media being deleted (in the caller's transaction); the objects
+    to remove once it committed, as (backend, key). One statement when none has replicas."""
     doomed = list(Replica.objects.select_related("store_config__s3cfg").filter(media_id__in=media_pks))
     if not doomed:
-        return
+        return []
     Replica.objects.filter(pk__in=[r.pk for r in doomed]).delete()
-    objects = [(r.store_config.backend(), r.store_key) for r in doomed if r.store_key]
-    transaction.on_commit(lambda: [discard(backend, key) for backend, key in objects])
-
-
-def on_media_deleting(sender, media_pks: list[int], **kwargs) -> None:
-    forget_media_replicas(media_pks)
+    return [(r.store_config.backend(), r.store_key) for r in doomed if r.store_key]

@@ -1,6 +1,6 @@
 """Moving bytes between clients, media rows and storage backends.
 
-The rules every path here keeps (the README's "Consistency" section states them for clients):
+The rules every path here keeps (docs/bytes.md, "Consistency", states them for clients):
 - bytes are never overwritten in place: every write of a media's bytes goes to a fresh key, then
   one short transaction locks the media row, re-checks it and switches key, size, checksum and
   status together (``switch_bytes``); the superseded object is removed after the commit;

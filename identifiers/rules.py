@@ -22,7 +22,13 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 # Characters that change how a value is shown without being seen: bidirectional controls
 # (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) make a pid read in another order than it
 # is stored, zero-width ones (U+200B-U+200D, U+2060, U+FEFF) make two different pids look alike.
-INVISIBLE_RE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+# Other characters that draw nothing (soft hyphen, combining grapheme joiner, Hangul fillers,
+# Mongolian free variation selectors and vowel separator, invisible operators, the tag block) make
+# two different pids look alike just as well.
+INVISIBLE_RE = re.compile(
+    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    "\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\U000e0000-\U000e007f]"
+)
 MAX_PATTERN_LENGTH = 4096
 
 _RE2_OPTIONS = re2.Options()
@@ -72,7 +78,7 @@ def compile_pattern(pattern: str) -> Any:
 def clean_text(value: str, what: str) -> str:
     """``value`` as stored: in Unicode NFC, so that values differing only in normalisation (an
     ``é`` as one code point or as ``e`` and a combining accent) are one value. RuleViolation naming
-    the first bidirectional control or zero-width character (``U+XXXX``). ASCII values, all the
+    the first bidirectional control or invisible (zero-width) character (``U+XXXX``). ASCII values, all the
     usual ones, return at once."""
     if value.isascii():
         return value
@@ -81,7 +87,7 @@ def clean_text(value: str, what: str) -> str:
         char = found.group()
         raise RuleViolation(
             f"{what} {value!r} contains U+{ord(char):04X} ({unicodedata.name(char, 'a format character')}): "
-            "bidirectional controls and zero-width characters are not allowed"
+            "bidirectional controls and invisible characters are not allowed"
         )
     return unicodedata.normalize("NFC", value)
 

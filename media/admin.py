@@ -18,9 +18,9 @@ from simple_history.admin import SimpleHistoryAdmin
 from taggit.models import Tag
 from taggit.utils import edit_string_for_tags, parse_tags
 
+from content.deletes import media_delete_many
 from media import metadata as meta_ops
 from media import outbox
-from media.deletes import media_delete
 from media.history import history_entries
 from media.models import Media, SearchIndex
 from media.rules import IdentifierRules, clean_tags
@@ -332,11 +332,10 @@ class MediaAdmin(SimpleHistoryAdmin):
         self.delete_queryset(request, [obj])
 
     def delete_queryset(self, request, queryset) -> None:
-        for media in queryset:
-            try:
-                media_delete(media.pid, user=request.user)
-            except MediastoreError as exc:
-                self.message_user(request, f"{media.pid}: not deleted: {exc.message}", level=messages.ERROR)
+        """Delete through ``content.deletes``, the service behind the API's deletes (bytes included)."""
+        outcome = media_delete_many([media.pid for media in queryset], user=request.user)
+        for pid, exc in outcome.failures:
+            self.message_user(request, f"{pid}: not deleted: {exc.message}", level=messages.ERROR)
 
 
 @admin.register(SearchIndex)

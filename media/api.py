@@ -1,5 +1,9 @@
 """/api/media... endpoints.
 
+The routes that touch bytes (a delete, a move to another store) call ``content.deletes`` and
+``content.moves``: ``content`` stands above ``media``, and this router, like ``mediastore.api``, is
+a roof over the floors (declared in the import-linter contract of ``pyproject.toml``).
+
 Fixed paths are declared before the ``{path:pid}`` ones: pids may contain ``/`` (DOIs), so the
 generic routes would otherwise swallow ``/media/dump`` and friends.
 """
@@ -9,7 +13,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Body, Query, Router, Status
 
-from media import deletes, search, selectors, services
+from content import deletes, moves
+from media import search, selectors, services
 from media.history import media_history
 from media.schemas import (
     BulkResult,
@@ -82,7 +87,7 @@ def media_update_many(request: HttpRequest, payload: MediaBulkPatch):
         raise RuleViolation(
             f"pids and medias must have the same length (got {len(payload.pids)} and {len(payload.medias)})"
         )
-    return services.media_patch_many(
+    return moves.media_patch_many(
         list(zip(payload.pids, payload.medias, strict=True)), user=request.auth
     ).as_dict()
 
@@ -214,9 +219,11 @@ def media_get(request: HttpRequest, pid: str):
 @router.patch("/media/{path:pid}", response={204: None}, summary="Rename, retype or re-store one media")
 def media_patch(request: HttpRequest, pid: str, payload: MediaPatch):
     """`new_pid` renames, `pid_type` retypes (checked against the type's pattern), `store_config` (a
-    store pk or description) moves a media that has no stored bytes yet. The pid in the path wins
-    over one in the body; `{}` changes nothing."""
-    services.media_patch(pid, payload, user=request.auth)
+    store pk or description) moves the media to that store: a READY media's bytes are copied there
+    and checked against its checksum first, then the media switches and the old copy is removed; if
+    the copy fails the media is unchanged. The pid in the path wins over one in the body; `{}`
+    changes nothing."""
+    moves.media_patch(pid, payload, user=request.auth)
     return Status(204, None)
 
 

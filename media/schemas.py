@@ -23,7 +23,7 @@ class MediaIn(RequestSchema):
     pid: str | None = Field(
         None,
         description="Primary ID; minted (a UUID) when absent. Stored in Unicode NFC (as are identifier "
-        "values); bidirectional controls and zero-width characters are refused (422 naming them).",
+        "values); bidirectional controls and invisible characters are refused (422 naming them).",
     )
     pid_type: str = Field(..., description="Identifier type of the pid.")
     store_config: StoreConfigIn = Field(..., description="Where the bytes will live; got or created.")

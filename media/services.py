@@ -4,27 +4,27 @@ Every write goes through here so that change marks, versions, tags and the audit
 consistent. Bulk writes validate every item in Python first, then write the valid ones with a
 constant number of queries (bulk_create/bulk_update plus bulk history rows), so their cost does
 not grow in queries with the number of media. The rules live in ``media.rules``, the update
-engine in ``media.bulk`` (``bulk_apply(items, change)`` with the change functions below), byte
-moves between stores in ``media.moves``, deletes in ``media.deletes``.
+engine in ``media.bulk`` (``bulk_apply(items, change)`` with the change functions below). What
+touches bytes stands above, in ``content``: moves between stores (``content.moves``, which
+switches the rows through ``media_patch_apply``) and deletes (``content.deletes``).
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from identifiers.rules import matches
 from media import metadata as meta_ops
 from media.bulk import BulkOutcome, bulk_apply, raise_first_failure
 from media.models import EventType, Media, StoreStatus, next_marks
-from media.moves import PreparedMove, finish_moves, prepare_moves
 from media.outbox import event_for, record
 from media.pids import lookup_set, nfc
 from media.rules import IdentifierRules, StoreResolver, check_tag_count, clean_tags, new_store_key
@@ -38,9 +38,8 @@ from media.schemas import (
 )
 from media.tags import sync_tags
 from mediastore.errors import Conflict, MediastoreError, NotFound, RuleViolation
+from stores.models import StoreConfig
 from stores.paths import validate_store_key
-
-log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------
 # Create
@@ -216,6 +215,20 @@ def metadata_change(media: Media, item: UpdateMetadata, *, op: str) -> dict[str,
     return {"metadata": result}
 
 
+@dataclass
+class PreparedMove:
+    """Bytes of a READY media already copied (and verified) into the store it moves to."""
+
+    store: StoreConfig
+    key: str
+    old_store: StoreConfig
+    old_key: str
+
+
+# By pid: the prepared copy of a READY media that changes store, or the error that stopped it.
+Moves = dict[str, PreparedMove | MediastoreError]
+
+
 def patch_change(
     media: Media,
     patch: MediaPatch,
@@ -223,10 +236,10 @@ def patch_change(
     rules: IdentifierRules,
     stores: StoreResolver,
     taken: dict[str, str],
-    moves: dict[str, PreparedMove | MediastoreError],
+    moves: Moves,
 ) -> dict[str, Any]:
     """Rename, retype, re-store; ``taken``: pids in use, NFC form -> pid as stored (kept current),
-    ``moves``: byte copies made beforehand (``prepare_moves``)."""
+    ``moves``: byte copies made beforehand (``content.moves.prepare_moves``)."""
     updates: dict[str, Any] = {}
     pid = nfc(patch.new_pid) if patch.new_pid is not None else media.pid
     pid_type = patch.pid_type if patch.pid_type is not None else media.pid_type_id
@@ -280,36 +293,19 @@ def revert_change(media: Media, version: int, *, rules: IdentifierRules) -> dict
 # Update services
 
 
-def media_patch_many(pairs: list[tuple[str, MediaPatch]], *, user) -> BulkOutcome:
-    """Rename, retype or re-store media; ``pairs`` is [(pid, patch)].
+def media_patch_apply(
+    pairs: list[tuple[str, MediaPatch]], *, user, stores: StoreResolver, moves: Moves
+) -> BulkOutcome:
+    """Rename, retype or re-store the rows of media; ``pairs`` is [(pid, patch)].
 
-    A READY media changes store only after its bytes were copied to the new store and verified;
-    the old copy is removed once the row points at the new one.
+    A READY media changes store only to the verified copy of its bytes in ``moves``
+    (``content.moves.media_patch_many`` makes them first); without one that item is a Conflict.
     """
-    rules, stores = IdentifierRules(), StoreResolver(user=user)
     new_pids = {nfc(patch.new_pid) for _, patch in pairs if patch.new_pid is not None}
     stored = Media.objects.filter(pid__in=lookup_set(new_pids)).values_list("pid", flat=True)
     taken = {nfc(pid): pid for pid in stored}
-    moves = prepare_moves(pairs, stores)
-    change = partial(patch_change, rules=rules, stores=stores, taken=taken, moves=moves)
-    try:
-        outcome = bulk_apply(pairs, change, user=user)
-    except (OperationalError, InterfaceError):
-        # The database connection broke: the switch may have committed although no answer came
-        # back, so which copy the rows point at is unknown. Both stay (orphans that
-        # collect_orphans finds) rather than risk removing the bytes a committed row points at.
-        if moves:
-            log.warning("store moves of %s ended with a lost database connection; copies kept", list(moves))
-        raise
-    except BaseException:
-        finish_moves(moves, BulkOutcome())  # nothing was written: every copy made is unused
-        raise
-    finish_moves(moves, outcome)
-    return outcome
-
-
-def media_patch(pid: str, patch: MediaPatch, *, user) -> None:
-    raise_first_failure(media_patch_many([(pid, patch)], user=user))
+    change = partial(patch_change, rules=IdentifierRules(), stores=stores, taken=taken, moves=moves)
+    return bulk_apply(pairs, change, user=user)
 
 
 def media_tags_update(items: list[UpdateTags], *, user, replace: bool) -> BulkOutcome:

@@ -140,7 +140,7 @@ def login(request: HttpRequest, payload: LoginIn):
     if user is None or not user.is_active:
         return Status(401, {"error": "Invalid credentials"})
     attempt.succeeded()
-    row, clear = ApiToken.objects.issue(user, name="login")
+    row, clear = ApiToken.objects.issue(user, name=tokens.LOGIN_TOKEN_NAME)
     if settings.MEDIASTORE_TOKEN_TTL_HOURS:
         row.expires = row.created + timedelta(hours=settings.MEDIASTORE_TOKEN_TTL_HOURS)
         row.save(update_fields=["expires"])
@@ -180,13 +180,19 @@ def token_create(request: HttpRequest, payload: ApiTokenIn):
     every right of your account. The token may do what both your account's permissions and its
     scopes allow; it can be given only scopes of which your account has some permission (422
     naming the scope otherwise; `admin` is always possible: it is everything your account may do).
-    Unknown scopes and an `expires_in` outside 1 s .. 10 years are 422.
+    Unknown scopes and an `expires_in` outside 1 s .. 10 years are 422; so is an `expires_in` (or
+    `null`) that would outlast the expiring token this request presents, unless that is a login token:
+    a token cannot outlive the token that made it. The name `login` is reserved for login tokens.
 
     The answer is the only time the token is shown: only a hash of it is stored. Making tokens needs
     a login token or one with the scope `admin` (a `read` token cannot make a `write` token).
     """
     row, clear = tokens.token_create(
-        user=request.auth, name=payload.name, scopes=payload.scopes, expires_in=payload.expires_in
+        user=request.auth,
+        name=payload.name,
+        scopes=payload.scopes,
+        expires_in=payload.expires_in,
+        not_after=tokens.lifetime_bound(getattr(request, "api_token", None)),
     )
     body = {"id": row.pk, "token": clear, "name": row.name, "scopes": row.scope_list, "expires": row.expires}
     return Status(201, body)

@@ -10,7 +10,7 @@ nothing it carried is kept, and the connection is closed after the answer.
 
 Before, 40 unauthenticated logins sending a byte every 2 seconds held all 32 threads of 4 workers
 and ``/api/health`` timed out. The thread budget that follows from these deadlines is in
-gunicorn.conf.py and the README ("Slow clients").
+gunicorn.conf.py and docs/production.md ("Slow clients").
 
 This is the one module that knows gunicorn's side of the WSGI interface (the documented
 ``gunicorn.socket`` environ key and the ``force_close`` of the object whose ``start_response`` the

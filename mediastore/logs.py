@@ -114,6 +114,18 @@ class AccessJsonFormatter(JsonLineFormatter):
                 log_data[field] = atoms[atom]
 
 
+class ScannerNoise(logging.Filter):
+    """A request with a Host header this server does not serve (internet scanners send them all the
+    time) is one warning line, without the traceback Django logs it with at ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        return True
+
+
 def django_logging(level: str) -> dict:
     """``settings.LOGGING``: everything to standard error, as text or JSON lines."""
     formatter = "json" if log_format() == "json" else "text"
@@ -126,6 +138,7 @@ def django_logging(level: str) -> dict:
             "text": {"()": TextFormatter},
             "json": {"()": JsonLineFormatter},
         },
+        "filters": {"scanner_noise": {"()": ScannerNoise}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": formatter}},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
@@ -134,6 +147,7 @@ def django_logging(level: str) -> dict:
             "urllib3": {"level": "WARNING"},
             # pika narrates every connection at INFO; the relay logs its own connects and retries.
             "pika": {"level": "WARNING"},
+            "django.security.DisallowedHost": {"filters": ["scanner_noise"]},
         },
     }
 

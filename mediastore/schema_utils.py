@@ -10,7 +10,7 @@ from pydantic import ConfigDict, ValidationInfo, field_validator, model_validato
 # Fields that known clients send although no request schema has them: accepted and dropped before
 # validation, so that these clients keep working while any other unknown field is a 422 naming it.
 # Keyed by the request schema's class name: {field: the client that sends it}. The schema's
-# Swagger description and the README ("The API in brief") list them too (tests/test_unknown_fields.py).
+# Swagger description and docs/api.md ("JSON bodies and limits") list them too (tests/test_unknown_fields.py).
 CLIENT_SENT_FIELDS: dict[str, dict[str, str]] = {
     "StoreConfigIn": {
         # amplify-storage-utils' MediaStore (storage/mediastore.py) sends an entry of GET /api/stores

@@ -132,6 +132,10 @@ MEDIASTORE_PROXIES = {
     if value
 }
 
+# The project's own apps, each a top-level package: the one list of them (tests/test_settings.py
+# holds it to the packages on disk and to the import-linter contract in pyproject.toml).
+PROJECT_APPS = ["mediastore", "identifiers", "stores", "media", "content", "events", "importer", "status"]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -142,14 +146,7 @@ INSTALLED_APPS = [
     "ninja",
     "simple_history",
     "taggit",
-    "mediastore",
-    "identifiers",
-    "stores",
-    "media",
-    "content",
-    "events",
-    "importer",
-    "status",
+    *PROJECT_APPS,
 ]
 
 MIDDLEWARE = [

@@ -18,6 +18,7 @@ from mediastore.permissions import ADMIN, SCOPE_PERMISSIONS, SCOPES
 
 # Long enough for an instrument deployed for years, short enough that a forgotten token still ends.
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
+LOGIN_TOKEN_NAME = "login"  # what POST /api/login names its tokens; no other token may be named so
 NAME_MAX_LENGTH = ApiToken._meta.get_field("name").max_length
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+)([smhd]?)")
@@ -67,17 +68,38 @@ def parse_duration(text: str) -> int | None:
     return int(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
 
 
-def token_create(*, user, name: str, scopes: list[str], expires_in: int | None) -> tuple[ApiToken, str]:
+def token_create(
+    *, user, name: str, scopes: list[str], expires_in: int | None, not_after: datetime | None = None
+) -> tuple[ApiToken, str]:
     """A new token of ``user`` (the row and the clear token, which is not stored and cannot be
-    shown again). RuleViolation (422) for an empty or overlong name, bad scopes or expiry."""
+    shown again). RuleViolation (422) for an empty, overlong or reserved name, bad scopes or
+    expiry, or an expiry after ``not_after`` (see ``lifetime_bound``)."""
     name = name.strip()
     if not name or len(name) > NAME_MAX_LENGTH:
         raise RuleViolation(f"name must be 1 to {NAME_MAX_LENGTH} characters")
+    if name.lower() == LOGIN_TOKEN_NAME:
+        raise RuleViolation(f"name {name!r} is reserved for the tokens POST /api/login makes")
     if not user.is_active:
         raise RuleViolation(f"user {user.get_username()!r} is inactive: its tokens would not work")
     wanted = checked_scopes(user, scopes)
     expires = checked_expiry(expires_in, timezone.now())
+    if not_after is not None and (expires is None or expires > not_after):
+        raise RuleViolation(
+            f"expires_in must not outlast the token making this one, which expires at "
+            f"{not_after.isoformat()}: at most {max(int((not_after - timezone.now()).total_seconds()), 0)} "
+            "seconds (a longer-lived token needs a login token or manage.py create_token)"
+        )
     return ApiToken.objects.issue(user, name=name, scopes=wanted, expires=expires)
+
+
+def lifetime_bound(maker: ApiToken | None) -> datetime | None:
+    """The latest expiry a token made with the token ``maker`` may have: a token made with
+    ``POST /api/tokens`` cannot outlive it, or an expiring token could make itself a lasting one.
+    A login token (made with the account's password) and a session have no bound: they are how a
+    person makes an instrument's long-lived token."""
+    if maker is None or maker.name == LOGIN_TOKEN_NAME:
+        return None
+    return maker.expires
 
 
 def token_list(*, user) -> list[ApiToken]:

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, JsonResponse
 from django.urls import path, re_path
 from django.views import defaults
@@ -53,3 +54,19 @@ def server_error(request: HttpRequest):
 
 
 handler500 = server_error
+
+
+def bad_request(request: HttpRequest, exception: Exception):
+    """A request Django refuses before any view (a ``SuspiciousOperation``: a Host header not in
+    ``DJANGO_ALLOWED_HOSTS``, too many form fields): under /api/ a JSON 400 naming the reason,
+    elsewhere Django's page."""
+    if not request.path.startswith("/api/"):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, DisallowedHost):
+        detail = "the Host header names a host this server does not answer for (DJANGO_ALLOWED_HOSTS)"
+    else:
+        detail = f"bad request ({type(exception).__name__})"
+    return JsonResponse({"detail": detail}, status=400, content_type="application/json; charset=utf-8")
+
+
+handler400 = bad_request

@@ -141,6 +141,26 @@ def test_admin_delete_goes_through_the_service(admin_client_logged, api, id_type
     assert api.get("/api/media/m1/history").json()[0]["action"] == "deleted"
 
 
+def test_admin_delete_selected_removes_the_media_and_their_bytes(admin_client_logged, api, id_types):
+    """The changelist's "delete selected" goes through content.deletes as the API does: the rows,
+    with a "deleted" history row each, then the stored bytes."""
+    for pid in ("s1", "s2", "kept"):
+        body = {"mediadata": media_body(pid), "base64": base64.b64encode(pid.encode()).decode()}
+        assert api.post("/api/upload", body).status_code == 200
+    chosen = Media.objects.select_related("store_config").filter(pid__in=["s1", "s2"])
+    objects = [(media.store_config.backend(), media.store_key) for media in chosen]
+    assert all(backend.exists(key) for backend, key in objects)
+    response = admin_client_logged.post(
+        "/admin/media/media/",
+        {"action": "delete_selected", "_selected_action": [m.pk for m in chosen], "post": "yes"},
+    )
+    assert response.status_code == 302
+    assert list(Media.objects.values_list("pid", flat=True)) == ["kept"]
+    assert not any(backend.exists(key) for backend, key in objects)
+    for pid in ("s1", "s2"):
+        assert api.get(f"/api/media/{pid}/history").json()[0]["action"] == "deleted"
+
+
 # --- the media change page, history page and revert (issue "The first ten minutes") -------------
 
 

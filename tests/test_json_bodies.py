@@ -197,6 +197,6 @@ def test_nul_guard_applies_with_charset_parameter(api):
 def test_swagger_and_readme_say_json_needs_its_content_type(api):
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
     assert "415" in readme and "Content-Type: application/json" in readme
     assert "415" in api.get("/api/openapi.json").json()["info"]["description"]

@@ -123,3 +123,20 @@ def test_failpoints_are_an_error_of_check_deploy(settings):
     settings.MEDIASTORE_FAILPOINTS = {"content.before_switch": "crash"}
     [error] = failpoints_in_production()
     assert error.id == "mediastore.E001" and "content.before_switch" in error.msg
+
+
+def test_a_host_not_served_is_a_json_400_and_one_warning_line(client, settings, caplog):
+    """Regression: a request with a Host header outside DJANGO_ALLOWED_HOSTS (scanners send them
+    all day) got an HTML 400 under /api/ and logged a whole traceback at ERROR."""
+    settings.DEBUG = False
+    settings.ALLOWED_HOSTS = ["data.example.org"]
+    with caplog.at_level("INFO"):
+        response = client.get("/api/hello", HTTP_HOST="scanner.example")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/json")
+    assert "DJANGO_ALLOWED_HOSTS" in json.loads(response.content)["detail"]
+    [record] = [r for r in caplog.records if r.name == "django.security.DisallowedHost"]
+    assert record.levelname == "WARNING" and record.exc_info is None
+    assert "scanner.example" in record.getMessage()
+    page = client.get("/admin/", HTTP_HOST="scanner.example")
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")

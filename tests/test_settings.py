@@ -4,9 +4,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
@@ -70,7 +72,7 @@ HOSTILE_ENV = (
     "DJANGO_DEBUG=true\nDJANGO_SECRET_KEY=from-a-developers-env\nPOSTGRES_DB=hostile\n"
     "WEB_CONCURRENCY=7\nMEDIASTORE_HOSTILE=read\n"
 )
-PROJECT_PARTS = ["mediastore", "identifiers", "media", "stores", "content", "tests", "gunicorn.conf.py"]
+PROJECT_PARTS = [*django_settings.PROJECT_APPS, "tests", "gunicorn.conf.py"]
 
 
 def project_copy_with_hostile_env(tmp_path: Path) -> Path:
@@ -93,6 +95,40 @@ def run_in(copy: Path, code: str, **env: str) -> subprocess.CompletedProcess:
     base.pop("WEB_CONCURRENCY", None)
     base.update(env)
     return subprocess.run([sys.executable, "-c", code], cwd=copy, env=base, capture_output=True, text=True)
+
+
+def test_every_package_of_the_project_is_an_installed_app_in_the_import_contract():
+    """settings.PROJECT_APPS is the one list of the project's apps (Django's INSTALLED_APPS, the
+    copies below, tests/test_layers.py use it): it must name every top-level package of the
+    repository (tests/ aside), and so must pyproject.toml's import-linter contract and package list.
+
+    Regression: this module kept its own list, which lacked ``events``, ``importer`` and ``status``."""
+    on_disk = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests"}
+    assert set(django_settings.PROJECT_APPS) == on_disk
+    assert set(django_settings.PROJECT_APPS) <= set(django_settings.INSTALLED_APPS)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert set(pyproject["tool"]["importlinter"]["root_packages"]) == on_disk
+    for contract in pyproject["tool"]["importlinter"]["contracts"]:
+        named = contract.get("layers", contract.get("ancestors", []))
+        assert {app.strip() for entry in named for app in entry.split("|")} == on_disk, contract["name"]
+    packaged = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert set(packaged) == {f"{app}*" for app in on_disk}
+
+
+def test_a_project_copy_runs_its_own_apps(tmp_path):
+    """The copies the tests below make hold every app: none is imported from the checkout instead
+    (the editable install would find one that is missing, and a test would pass without it)."""
+    copy = project_copy_with_hostile_env(tmp_path)
+    code = (
+        "import django; django.setup(); from django.apps import apps; "
+        "print('\\n'.join(f'{a.name} {a.path}' for a in apps.get_app_configs()))"
+    )
+    result = run_in(copy, code, DJANGO_SETTINGS_MODULE="tests.settings")
+    assert result.returncode == 0, result.stderr
+    paths = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert set(django_settings.PROJECT_APPS) <= paths.keys()
+    for app in django_settings.PROJECT_APPS:
+        assert Path(paths[app]) == copy / app
 
 
 def test_empty_env_file_variable_means_no_file(tmp_path):

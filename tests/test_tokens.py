@@ -176,6 +176,26 @@ def test_the_longest_expiry_is_accepted(api, user):
     assert make(api, expires_in=MAX_EXPIRES_IN).status_code == 201
 
 
+def test_a_token_cannot_outlive_the_expiring_token_that_makes_it(api, user):
+    maker = ApiClient(make(api, name="admin for a day", scopes=["admin"], expires_in=86400).json()["token"])
+    for longer in ({"expires_in": None}, {}, {"expires_in": 2 * 86400}):
+        refused = make(maker, **longer)
+        assert refused.status_code == 422
+        assert "must not outlast the token making this one" in error_message(refused)
+    assert ApiToken.objects.count() == 2  # the login token and the day token, nothing more
+    shorter = make(maker, scopes=["read"], expires_in=3600)
+    assert shorter.status_code == 201
+    # a login token still makes tokens of any lifetime, even when logins expire
+    ApiToken.objects.filter(name="login").update(expires=timezone.now() + timedelta(hours=12))
+    assert make(api, expires_in=None).status_code == 201
+
+
+def test_the_login_tokens_name_is_reserved(api, user):
+    """Otherwise an expiring scoped token could make a token named 'login' and pass for one."""
+    for name in ("login", " Login "):
+        assert "reserved" in error_message(make(api, name=name))
+
+
 @pytest.mark.parametrize(
     "scopes,sentence",
     [

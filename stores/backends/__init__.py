@@ -12,8 +12,8 @@ backend through ``build_backend`` (or ``StoreConfig.backend()``) and never branc
 from __future__ import annotations
 
 from mediastore.errors import RuleViolation
-from stores.backends.base import Backend, ObjectNotFound, PresignNotSupported
-from stores.backends.bucket import BucketStore, S3Params
+from stores.backends.base import Backend, ObjectNotFound, PresignNotSupported, S3Params
+from stores.backends.bucket import BucketStore
 from stores.backends.dictstore import DictStore
 from stores.backends.filesystem import FilesystemStore
 from stores.backends.hashdir import HashdirStore

@@ -10,14 +10,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, ClassVar, NamedTuple, Protocol
+from typing import BinaryIO, ClassVar, NamedTuple, Protocol
 
 from mediastore.errors import RuleViolation
 from stores.paths import validate_store_key
-
-if TYPE_CHECKING:
-    from stores.backends.bucket import S3Params
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 
@@ -36,6 +34,16 @@ class StoredObject(NamedTuple):
     key: str
     size: int
     modified: float | None  # POSIX time of the last write; None where the medium keeps none
+
+
+@dataclass(frozen=True)
+class S3Params:
+    """Where an S3 endpoint is and the credentials to use there (``Backend.from_config`` gets them
+    for the store types that use S3)."""
+
+    url: str
+    access_key: str
+    secret_key: str = field(repr=False)  # kept out of logs and tracebacks
 
 
 class ListingNotSupported(Exception):

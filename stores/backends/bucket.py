@@ -13,7 +13,6 @@ import contextlib
 import re
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -29,7 +28,14 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
 
 from mediastore.errors import RuleViolation, StorageError
-from stores.backends.base import DEFAULT_CHUNK_SIZE, Backend, ChunkIterator, ObjectNotFound, StoredObject
+from stores.backends.base import (
+    DEFAULT_CHUNK_SIZE,
+    Backend,
+    ChunkIterator,
+    ObjectNotFound,
+    S3Params,
+    StoredObject,
+)
 from stores.endpoints import without_userinfo
 
 # Multipart uploads: parts of 8 MiB, at most 2 in memory and 2 in flight per upload (about 16 MiB,
@@ -57,15 +63,6 @@ _CREDENTIAL_CODES = frozenset(
 )
 _PRINTABLE_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
 S3_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
-
-
-@dataclass(frozen=True)
-class S3Params:
-    """Where an S3 endpoint is and the credentials to use there."""
-
-    url: str
-    access_key: str
-    secret_key: str = field(repr=False)  # kept out of logs and tracebacks
 
 
 _CLIENTS: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], BaseClient] = {}

@@ -31,18 +31,15 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from django.conf import settings
 
 from mediastore.errors import RuleViolation
-from stores.backends.base import Backend, ObjectNotFound, name_bucket
+from stores.backends.base import Backend, ObjectNotFound, S3Params, name_bucket
 from stores.backends.filesystem import TEMP_PREFIX
 from stores.backends.hashdir import HashdirStore, encode_filename
 from stores.backends.local import store_failure
-
-if TYPE_CHECKING:
-    from stores.backends.bucket import S3Params
 
 logger = logging.getLogger(__name__)
 

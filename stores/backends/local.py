@@ -11,14 +11,11 @@ import errno
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO, ClassVar
+from typing import IO, BinaryIO, ClassVar
 
 from mediastore.errors import InsufficientStorage, RuleViolation, StorageError
-from stores.backends.base import Backend, read_chunks, write_counted
+from stores.backends.base import Backend, S3Params, read_chunks, write_counted
 from stores.paths import normalize_store_path, resolve_store_path
-
-if TYPE_CHECKING:
-    from stores.backends.bucket import S3Params
 
 
 def store_failure(

@@ -16,18 +16,15 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from django.conf import settings
 
 from mediastore.errors import StorageError
-from stores.backends.base import Backend, ChunkIterator, ObjectNotFound, range_end, read_chunks
+from stores.backends.base import Backend, ChunkIterator, ObjectNotFound, S3Params, range_end, read_chunks
 from stores.paths import validate_store_key
-
-if TYPE_CHECKING:
-    from stores.backends.bucket import S3Params
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from stores.backends import base
-from stores.backends.base import ObjectNotFound, StoredObject
+from stores.backends.base import (
+    ChunkIterator,
+    ObjectNotFound,
+    StoredObject,
+    range_end,
+    ranged_chunks,
+    read_chunks,
+)
 from stores.backends.local import LocalStore, out_of_space
 
 BUSY_TIMEOUT = 30
@@ -139,7 +145,7 @@ class SqliteStore(LocalStore):
                             "SELECT rowid FROM objects WHERE key = ?", (key,)
                         ).fetchone()
                         with connection.blobopen("objects", "data", rowid) as blob:
-                            for chunk in base.read_chunks(spool):
+                            for chunk in read_chunks(spool):
                                 blob.write(chunk)
                 except (sqlite3.Error, OSError):
                     if connection.in_transaction:  # SQLite may have rolled back already (disk full)
@@ -218,12 +224,12 @@ class SqliteStore(LocalStore):
                         connection.close()
         except _NoTable:
             raise ObjectNotFound(key) from None
-        end = base.range_end(start, length, len(blob))
+        end = range_end(start, length, len(blob))
 
         def release() -> None:
             with contextlib.suppress(sqlite3.Error):
                 blob.close()
             connection.close()  # ends the read transaction
 
-        chunks = base.ranged_chunks(blob, start, end, chunk_size, lambda: self._errors("read", key))
-        return base.ChunkIterator(chunks, release)
+        chunks = ranged_chunks(blob, start, end, chunk_size, lambda: self._errors("read", key))
+        return ChunkIterator(chunks, release)

@@ -284,21 +284,36 @@ def test_a_media_without_a_good_copy_is_reported_and_left_alone(api, id_types, s
     assert primary_path("alone").read_bytes() == b"changed"
 
 
-def test_a_move_to_a_store_holding_a_replica_is_refused_naming_the_promote(api, id_types, stores):
+def test_a_move_to_a_store_holding_a_good_replica_is_a_promote(api, id_types, stores):
     upload(api, "m1", b"data")
-    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    upload(api, "m2", b"more")
+    for pid in ("m1", "m2"):
+        api.post(f"/api/media/{pid}/replicas", {"store_config": SHORE})
     replicate()
-    shore_pk = copies(api, "m1")[1]["store_config"]["pk"]
+    api.post("/api/media/m2/replicas", {"store_config": OTHER})  # COPYING: not promotable yet
+    before = copies(api, "m1")
+    shore_pk = before[1]["store_config"]["pk"]
 
-    response = api.patch("/api/media/m1", {"store_config": shore_pk})
+    assert api.patch("/api/media/m1", {"store_config": SHORE, "new_pid": "m1b"}).status_code == 204
 
-    assert f"/replicas/{shore_pk}/promote" in error_message(response, 409)
-    assert api.get("/api/media/m1").json()["store_config"]["bucket"] == "ship"
-    # A move to a third store keeps the replica, which still holds the same bytes.
-    assert api.patch("/api/media/m1", {"store_config": OTHER}).status_code == 204
-    primary, replica = copies(api, "m1")
-    assert primary["store_config"]["bucket"] == "other" and replica["state"] == "GOOD"
-    assert b"".join(api.get("/api/media/m1/content").streaming_content) == b"data"
+    primary, replica = copies(api, "m1b")
+    assert primary["store_config"]["pk"] == shore_pk and primary["store_key"] == before[1]["store_key"]
+    assert replica["store_config"] == before[0]["store_config"] and replica["state"] == "GOOD"
+    assert object_path(replica["store_config"]["pk"], replica["store_key"]).read_bytes() == b"data"
+    assert b"".join(api.get("/api/media/m1b/content").streaming_content) == b"data"
+    assert events("m1")[-1] == "media.moved" and events("m1b") == ["media.updated"]  # promote, then rename
+    other_pk = copies(api, "m2")[2]["store_config"]["pk"]
+    assert "COPYING" in error_message(api.patch("/api/media/m2", {"store_config": other_pk}), 409)
+    # A move to a third store keeps the replicas, which still hold the same bytes.
+    assert (
+        api.patch(
+            "/api/media/m2", {"store_config": {"type": "FilesystemStore", "bucket": "third"}}
+        ).status_code
+        == 204
+    )
+    primary, good, copying = copies(api, "m2")
+    assert primary["store_config"]["bucket"] == "third" and good["state"] == "GOOD"
+    assert b"".join(api.get("/api/media/m2/content").streaming_content) == b"more"
 
 
 def test_a_rule_asks_for_copies_of_matching_media_existing_new_and_newly_tagged(api, id_types, stores):

@@ -1,4 +1,4 @@
-"""A changes-feed consumer for the live tests: follows ``GET /api/events`` the way the README tells
+"""A changes-feed consumer for the live tests: follows ``GET /api/events`` the way docs/events.md tells
 a client to (pass ``next`` back as ``after``, long-poll with ``wait``)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The README's Python examples, as the tests run them: taken from README.md as written, with the
-lines that assign the reader's own settings (server address, token, broker URL, ...) taken out, so
-that a test supplies its own values under the same names."""
+"""The Python examples of the README and docs/, as the tests run them: taken from the page as
+written, with the lines that assign the reader's own settings (server address, token, broker URL,
+...) taken out, so that a test supplies its own values under the same names."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ import threading
 from tests.support.processes import REPO
 
 
-def readme_example(section: str, index: int, settings: list[str]) -> str:
-    """The ``index``-th ``python`` block of the README section whose heading starts with
-    ``section``, without its top-level assignments of ``settings`` (each must be there: an example
-    that stops naming one would otherwise run with the test's value unseen)."""
-    text = (REPO / "README.md").read_text().split(f"## {section}", 1)[1].split("\n## ", 1)[0]
-    code = text.split("```python\n")[index + 1].split("```", 1)[0]
+def doc_example(page: str, index: int, settings: list[str]) -> str:
+    """The ``index``-th ``python`` block of ``page`` (a path below the repository, e.g.
+    ``docs/events.md``), without its top-level assignments of ``settings`` (each must be there: an
+    example that stops naming one would otherwise run with the test's value unseen)."""
+    code = (REPO / page).read_text().split("```python\n")[index + 1].split("```", 1)[0]
     for name in settings:
         assignment = re.compile(rf"^{re.escape(name)} = .*\n", re.MULTILINE)
-        assert assignment.search(code), f"the README example no longer assigns {name}"
+        assert assignment.search(code), f"the example {index} of {page} no longer assigns {name}"
         code = assignment.sub("", code, count=1)
     return code
 

@@ -7,7 +7,7 @@ writer threads against four workers (creates, metadata and tag updates, PUT cont
 same media) while a consumer long-polls from the start; it must end with every change exactly
 once, in order per media. It runs on SQLite; on PostgreSQL, where commits really interleave,
 test_events_e2e_live.py runs the same with 1,000 changes, deletes and an AMQP consumer besides.
-The README's HTTP consumer example runs here on the suite's database kind.
+The HTTP consumer example of docs/events.md runs here on the suite's database kind.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections import defaultdict
 import pytest
 
 from tests.deploy.feed import follow_feed
-from tests.deploy.readme import readme_example, run_example
+from tests.deploy.readme import doc_example, run_example
 from tests.support.servers import Server
 
 pytestmark = pytest.mark.e2e
@@ -116,7 +116,7 @@ def test_a_feed_consumer_gets_every_change_once_in_order_while_workers_commit_co
 
 
 class Delivered(Exception):
-    """Ends the README's endless consumer loop once it printed what the test waits for."""
+    """Ends the docs' endless consumer loop once it printed what the test waits for."""
 
 
 def test_the_readme_consumer_example_follows_the_feed(server, monkeypatch):
@@ -133,10 +133,10 @@ def test_the_readme_consumer_example_follows_the_feed(server, monkeypatch):
 
     names = {
         "TOKEN": server.session.headers["Authorization"].removeprefix("Bearer "),
-        "BASE": server.base,
+        "MS": server.base,
         "print": collect,
     }
-    code = readme_example("Events: a changes feed", 0, ["BASE", "TOKEN"])  # as written there
+    code = doc_example("docs/events.md", 0, ["MS", "TOKEN"])  # as written there
     outcome = run_example(code, names, Delivered, 120)
     assert outcome.get("delivered"), outcome
     mine = [line for line in printed if line[2] in pids]

@@ -97,8 +97,8 @@ def first_steps() -> list[tuple[str, str, str | None]]:
     for args in _commands(block):
         if args[0] != "curl":
             continue
-        url = next(a for a in args if a.startswith("localhost:8000/api/"))
-        path = url.removeprefix("localhost:8000")
+        url = next(a for a in args if a.startswith("$MS/api/"))  # the server's address, one variable
+        path = url.removeprefix("$MS")
         body = args[args.index("-d") + 1] if "-d" in args else None
         method = args[args.index("-X") + 1] if "-X" in args else ("POST" if body else "GET")
         if path != "/api/login":

@@ -6,7 +6,7 @@ queue of its own (deleted afterwards) and compares what arrived with what the fe
 event, in feed order after dropping duplicates by cursor, with the feed's JSON body and the event
 type as routing key, each marked published in the database. Faults are real: a crash right after
 the first confirm, a TCP proxy that cuts the broker connection mid-run, SIGKILL mid-batch, and
-two relays at once on PostgreSQL. The README's AMQP consumer and the original project's AMQP
+two relays at once on PostgreSQL. The AMQP consumer of docs/events.md and the original project's AMQP
 utilities (``subscribe``, ``aio_subscribe``) read the relayed events as they are.
 """
 
@@ -31,7 +31,7 @@ from tests.deploy.broker import (
     unpublished,
     wait_for,
 )
-from tests.deploy.readme import readme_example, run_example
+from tests.deploy.readme import doc_example, run_example
 from tests.support.processes import REPO, Process
 from tests.support.servers import MIRROR, Server, extract
 
@@ -178,7 +178,7 @@ def test_sigterm_stops_the_relay_cleanly_and_sqlite_allows_one_relay(server, rou
 
 
 class Delivered(Exception):
-    """Ends the README's endless consumer once it printed what the test waits for."""
+    """Ends the docs' endless consumer once it printed what the test waits for."""
 
 
 def test_the_readme_amqp_consumer_example_receives_the_events(server, route):
@@ -197,8 +197,8 @@ def test_the_readme_amqp_consumer_example_receives_the_events(server, route):
             channel.queue_bind(queue, route.exchange, routing_key="media.#")
         finish(relay(server, route, "relay-readme", "--exit-when-idle"))
         names = {"AMQP_URL": broker_url(), "EXCHANGE": route.exchange, "QUEUE": queue, "print": collect}
-        code = readme_example("Events: a changes feed", 1, ["AMQP_URL", "EXCHANGE", "QUEUE"])
-        outcome = run_example(code, names, Delivered, 120)  # the README.md example, as written
+        code = doc_example("docs/events.md", 1, ["AMQP_URL", "EXCHANGE", "QUEUE"])
+        outcome = run_example(code, names, Delivered, 120)  # the docs/events.md example, as written
         assert outcome.get("delivered"), outcome
     finally:
         with route.channel() as channel:

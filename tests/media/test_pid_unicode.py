@@ -1,4 +1,4 @@
-"""Pids and identifier values in Unicode NFC; bidirectional controls and zero-width characters
+"""Pids and identifier values in Unicode NFC; bidirectional controls and invisible characters
 refused; pids stored before in another form stay reachable as they are.
 
 Regression: `café` written with a combining accent (NFD, as macOS file names are) and with a single
@@ -26,6 +26,9 @@ assert NFC != NFD
 
 INVISIBLE = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
 INVISIBLE += ["\u200e", "\u200f", "\u061c", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+# characters that draw nothing without being zero-width controls: soft hyphen, grapheme joiner,
+# Mongolian vowel separator, invisible times, Hangul filler, a tag character
+INVISIBLE += ["\u00ad", "\u034f", "\u180e", "\u2062", "\u3164", "\U000e0041"]
 
 
 def url(pid: str, tail: str = "") -> str:

@@ -72,7 +72,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--replace", action="store_true", help="replace the bytes of media whose file has changed"
         )
-        parser.add_argument("--user", help="account the history and events name (default: see README)")
+        parser.add_argument(
+            "--user",
+            help="account the history and events name (default: the service account of "
+            "DJANGO_SERVICEUSER_USERNAME when it exists, else the first superuser)",
+        )
         parser.add_argument(
             "--no-progress", action="store_true", help="no progress bar (none when not a TTY)"
         )

@@ -1,4 +1,4 @@
-"""manage.py import_earlier: move a site over from the earlier mediastore server (see README)."""
+"""manage.py import_earlier: move a site over from the earlier mediastore server (see docs/moving-over.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Follow README "Moving from the earlier server" against the database the earlier server made.
+# Follow docs/moving-over.md ("Moving from the earlier server") against the database the earlier server made.
 HERE=$(cd "$(dirname "$0")" && pwd); REPO=$(cd "$HERE/../../.." && pwd); WORK=${WORK:-/tmp/earlier-run}; export WORK
 set -e
 KIND=$1 SOURCE=$2

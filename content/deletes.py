@@ -1,6 +1,10 @@
-"""Deleting media: the rows go first, in a short transaction (history, tag links, events with
-them), then the bytes; a crash or a store failure afterwards leaves an unreferenced object that
-``manage.py collect_orphans`` finds, never a READY row without bytes."""
+"""Deleting media with their bytes, as ``DELETE /api/media/{pid}`` (one item), ``POST
+/api/media/delete`` and the admin do, all through ``media_delete_many``.
+
+The rows go first, in one short transaction (history, tag links, events with them), then the
+bytes: a crash or a store failure afterwards leaves an unreferenced object that
+``manage.py collect_orphans`` finds, never a READY row without bytes.
+"""
 
 from __future__ import annotations
 
@@ -9,49 +13,28 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from media.bulk import BulkOutcome
+from content.replicas import forget_media_replicas
+from content.services import discard
+from media.bulk import BulkOutcome, raise_first_failure
 from media.history import history_row
 from media.models import EventType, Media
 from media.outbox import event_for, record
 from media.pids import lookup_set, pick
 from media.schemas import media_out_dict
 from media.selectors import media_locked
-from media.signals import media_deleting
 from mediastore.errors import MediastoreError, NotFound
 
 log = logging.getLogger(__name__)
 
 
-def media_delete(pid: str, *, user) -> None:
-    """Delete a media, then its bytes.
-
-    The row goes first, in a short transaction: a crash or a store failure afterwards leaves an
-    unreferenced object (found by ``manage.py collect_orphans``), never a READY row without bytes.
-    A failure to remove the bytes is logged, not raised: the media is deleted either way.
-    """
-    with transaction.atomic():
-        media = pick({m.pid: m for m in media_locked(pid__in=lookup_set([pid]))}, pid)
-        if media is None:
-            raise NotFound("Media", pid)
-        backend, key = media.store_config.backend(), media.store_key
-        as_it_was = media_out_dict(media)
-        media_deleting.send(Media, media_pks=[media.pk])
-        media._history_user = user
-        media.delete()
-        record([event_for(media, EventType.DELETED, user=user, as_it_was=as_it_was)])
-    try:
-        backend.delete(key)
-    except MediastoreError as exc:
-        log.warning("media %r deleted; its object %r could not be removed: %s", pid, key, exc.message)
-
-
 def media_delete_many(pids: list[str], *, user) -> BulkOutcome:
-    """Delete the media of ``pids`` (each succeeds or fails on its own, as deleting them one by
-    one would: a pid given twice is not found the second time), then their bytes.
+    """Delete the media of ``pids``, then their bytes; each pid succeeds or fails on its own (a pid
+    given twice is not found the second time).
 
-    Like ``media_delete``, the rows go first, here in one transaction with a constant number of
-    statements whatever the number of media: the locked read, the history rows, the tag links, the
-    rows, the outbox events. The bytes are removed afterwards, one object at a time.
+    The rows go in one transaction with a constant number of statements whatever the number of
+    media (``_delete_rows``, and the media's replicas with them). The bytes are removed
+    afterwards, one object at a time, the replicas' too; a failure to remove them is logged, not
+    raised: the media are deleted either way.
     """
     outcome = BulkOutcome()
     with transaction.atomic():
@@ -59,15 +42,17 @@ def media_delete_many(pids: list[str], *, user) -> BulkOutcome:
         gone: list[Media] = []
         for pid in pids:
             media = pick(found, pid)
-            if media is not None:
-                del found[media.pid]  # a pid given twice is not found the second time
             if media is None:
                 outcome.failures.append((pid, NotFound("Media", pid)))
-            else:
-                gone.append(media)
-                outcome.successes.append(pid)
+                continue
+            del found[media.pid]  # a pid given twice is not found the second time
+            gone.append(media)
+            outcome.successes.append(pid)
+        copies = forget_media_replicas([media.pk for media in gone]) if gone else []
         if gone:
             _delete_rows(gone, user=user)
+    for backend, key in copies:  # the media's replicas
+        discard(backend, key)
     for media in gone:
         try:
             media.store_config.backend().delete(media.store_key)
@@ -79,6 +64,11 @@ def media_delete_many(pids: list[str], *, user) -> BulkOutcome:
                 exc.message,
             )
     return outcome
+
+
+def media_delete(pid: str, *, user) -> None:
+    """``media_delete_many`` of one media; NotFound when there is none."""
+    raise_first_failure(media_delete_many([pid], user=user))
 
 
 def _delete_rows(gone: list[Media], *, user) -> None:
@@ -95,7 +85,6 @@ def _delete_rows(gone: list[Media], *, user) -> None:
         [history_row(media, history_date=now, history_type="-", history_user_id=user_id) for media in gone]
     )
     pks = [media.pk for media in gone]
-    media_deleting.send(Media, media_pks=pks)
     Media.tags.through.objects.filter(content_object_id__in=pks).delete()
     Media.objects.filter(pk__in=pks)._raw_delete(Media.objects.db)  # no signals: history is written above
     record(
