@@ -17,7 +17,8 @@ from django.db import InterfaceError, OperationalError
 from content.hashing import HashingReader
 from content.models import Replica
 from content.reads import missing_bytes
-from content.replicas import replica_promote
+from content.replicas import good_replicas, replica_promote
+from content.replication import write_copy
 from content.services import discard, fresh_key, hash_object
 from media.bulk import BulkOutcome, raise_first_failure
 from media.models import Media, StoreStatus
@@ -25,7 +26,7 @@ from media.rules import StoreResolver
 from media.schemas import MediaPatch
 from media.services import Moves, PreparedMove, media_patch_apply
 from mediastore.errors import Conflict, MediastoreError, StorageError
-from stores.backends import ObjectNotFound
+from stores.backends import Backend, ObjectNotFound
 from stores.backends.base import ChunkReader
 from stores.models import StoreConfig
 
@@ -127,7 +128,8 @@ def copy_to_store(media: Media, store: StoreConfig) -> str:
     On any failure the copy is removed and the error raised (Conflict for a checksum mismatch or
     bytes replaced meanwhile, StorageError otherwise); the media and its original bytes are
     untouched. A store that holds a replica of the media (one ``promote_replicas`` could not
-    promote) is a Conflict: a media has one copy per store.
+    promote) is a Conflict: a media has one copy per store. When the primary copy cannot be read,
+    a GOOD replica is copied instead (``copy_from_replica``).
     """
     replica = Replica.objects.filter(media_id=media.pk, store_config_id=store.pk).first()
     if replica is not None:
@@ -139,10 +141,16 @@ def copy_to_store(media: Media, store: StoreConfig) -> str:
     key = fresh_key(media.store_key)
     try:
         chunks = source.iter_bytes(media.store_key)
-    except ObjectNotFound:
-        if Media.objects.filter(pk=media.pk, store_key=media.store_key).exists():
-            raise missing_bytes(media) from None
-        raise Conflict(f"the bytes of media '{media.pid}' were replaced while it moved; try again") from None
+    except (ObjectNotFound, StorageError) as exc:
+        if not Media.objects.filter(pk=media.pk, store_key=media.store_key).exists():
+            raise Conflict(
+                f"the bytes of media '{media.pid}' were replaced while it moved; try again"
+            ) from None
+        if copy_from_replica(media, target, key):
+            return key
+        if isinstance(exc, StorageError):
+            raise
+        raise missing_bytes(media) from None
     reader = HashingReader(ChunkReader(chunks))
     try:
         target.put_stream(key, reader, media.size)
@@ -165,3 +173,19 @@ def copy_to_store(media: Media, store: StoreConfig) -> str:
         if close is not None:
             close()
     return key
+
+
+def copy_from_replica(media: Media, target: Backend, key: str) -> bool:
+    """Write the media's bytes from one of its GOOD replicas into ``target`` under ``key`` (checked
+    against the media's checksum, read back); whether one could. The move's source when the
+    primary copy cannot be read."""
+    if not good_replicas(media):
+        return False
+    try:
+        write_copy(media, target, key)
+    except StorageError as exc:
+        log.warning(
+            "media %r: no replica could stand in for its unreadable primary: %s", media.pid, exc.message
+        )
+        return False
+    return True

@@ -88,3 +88,25 @@ def test_presigned_urls_come_from_an_s3_replica_of_a_media_on_disk(api, id_types
     assert requests.get(response.json()["presigned_get"], timeout=30).content == b"to the shore"
     [item] = api.post("/api/download/urls", ["m1"]).json()
     assert requests.get(item["presigned_get"], timeout=30).content == b"to the shore"
+
+
+def test_a_move_of_a_media_whose_primary_is_lost_copies_its_good_replica(api, id_types, stores):
+    upload(api, "m1", b"moved from the copy")
+    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    replicate()
+    primary_path("m1").unlink()
+
+    response = api.patch("/api/media/m1", {"store_config": {"type": "FilesystemStore", "bucket": "third"}})
+
+    assert response.status_code == 204, response.content
+    assert api.get("/api/media/m1").json()["store_config"]["bucket"] == "third"
+    assert primary_path("m1").read_bytes() == b"moved from the copy"
+    assert [c["state"] for c in copies(api, "m1")] == ["GOOD", "GOOD"]
+
+
+def test_a_move_without_any_readable_copy_is_refused_and_changes_nothing(api, id_types, stores):
+    upload(api, "m1", b"lost")
+    primary_path("m1").unlink()
+    response = api.patch("/api/media/m1", {"store_config": {"type": "FilesystemStore", "bucket": "third"}})
+    assert response.status_code == 502, response.content
+    assert api.get("/api/media/m1").json()["store_config"]["bucket"] == "ship"
