@@ -107,7 +107,7 @@ def locked_media(pid: str) -> Media:
 def replica_create(pid: str, store_spec: Any, *, user) -> dict[str, Any]:
     """Ask for a copy of a READY media's bytes in the store ``store_spec`` names (a pk or a store
     description, got or created as elsewhere): a COPYING replica the worker fills. Conflict when
-    the media is not READY or already has a copy in that store."""
+    the media is not READY, has no recorded checksum, or already has a copy in that store."""
     stores = StoreResolver(user=user)
     store = stores.resolve(store_spec)
     try:
@@ -115,6 +115,11 @@ def replica_create(pid: str, store_spec: Any, *, user) -> dict[str, Any]:
             media = locked_media(pid)
             if media.store_status != StoreStatus.READY:
                 raise Conflict(f"media '{media.pid}' has no stored bytes to copy (store_status PENDING)")
+            if not media.checksum:
+                raise Conflict(
+                    f"media '{media.pid}' has no recorded checksum to check a copy against (imported "
+                    "without one); store its bytes again (PUT /api/media/{pid}/content) first"
+                )
             if media.store_config_id == store.pk:
                 raise Conflict(f"store {store.pk} holds the primary copy of media '{media.pid}'")
             if Replica.objects.filter(media=media, store_config=store).exists():

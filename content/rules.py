@@ -85,7 +85,7 @@ def rule_delete(name: str) -> None:
 
 
 def covered(rule: ReplicationRule) -> QuerySet[Media]:
-    media = Media.objects.filter(store_status=StoreStatus.READY)
+    media = Media.objects.filter(store_status=StoreStatus.READY).exclude(checksum="")  # copies are checked
     if rule.pid_types:
         media = media.filter(pid_type_id__in=rule.pid_types)
     for tag in rule.tags:

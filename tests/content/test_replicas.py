@@ -118,6 +118,12 @@ def test_refusals(api, id_types, stores):
     assert "primary" in error_message(api.post("/api/media/m1/replicas", {"store_config": PRIMARY}), 409)
     assert api.post("/api/media/m1/replicas", {"store_config": SHORE}).status_code == 202
     assert "already" in error_message(api.post("/api/media/m1/replicas", {"store_config": SHORE}), 409)
+    checksum = Media.objects.get(pid="m1").checksum
+    Media.objects.filter(pid="m1").update(checksum="")  # as some imported media have
+    assert "no recorded checksum" in error_message(
+        api.post("/api/media/m1/replicas", {"store_config": OTHER}), 409
+    )
+    Media.objects.filter(pid="m1").update(checksum=checksum)
     assert api.get("/api/media/nope/replicas").status_code == 404
     assert api.post("/api/media/m1/replicas", {"store_config": 999}).status_code == 404
     bad = api.post("/api/media/m1/replicas", {"store_config": {"type": "Nope", "bucket": "x"}})
