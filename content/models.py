@@ -90,6 +90,7 @@ class Replica(models.Model):
 
     class Meta:
         ordering = ["pk"]
+        verbose_name = "media replica"
         constraints = [
             models.UniqueConstraint(fields=["media", "store_config"], name="replica_one_per_store"),
             models.UniqueConstraint(

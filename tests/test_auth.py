@@ -126,7 +126,7 @@ def test_every_operation_but_login_and_hello_needs_a_token(user):
         if (method, path) in PUBLIC_OPERATIONS:
             continue
         concrete = path.replace("{pid}", "some/pid").replace("{pk}", "1").replace("{name}", "x")
-        concrete = concrete.replace("{id}", "1")
+        concrete = concrete.replace("{id}", "1").replace("{store_pk}", "1")
         assert "{" not in concrete, f"unhandled path parameter in {path}"
         response = client.request(method.upper(), concrete, {})
         assert response.status_code == 401, f"{method.upper()} {path} answered {response.status_code}"

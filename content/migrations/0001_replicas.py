@@ -47,6 +47,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['pk'],
+                'verbose_name': 'media replica',
                 'indexes': [models.Index(fields=['state', 'due_at'], name='replica_due')],
                 'constraints': [models.UniqueConstraint(fields=('media', 'store_config'), name='replica_one_per_store'), models.UniqueConstraint(condition=models.Q(('store_key', ''), _negated=True), fields=('store_config', 'store_key'), name='replica_store_key_unique')],
             },
