@@ -35,7 +35,7 @@ def replica_create(request: HttpRequest, pid: str, payload: ReplicaIn):
     return Status(202, replicas.replica_create(pid, payload.store_config, user=request.auth))
 
 
-@router.delete("/media/{path:pid}/replicas/{int:store_pk}", response={204: None}, summary="Remove a replica")
+@router.delete("/media/{path:pid}/replicas/{store_pk}", response={204: None}, summary="Remove a replica")
 def replica_delete(request: HttpRequest, pid: str, store_pk: int):
     """Remove the media's replica in store `store_pk`; its bytes are removed after the commit.
     409 for the primary copy (promote another first) and for the last GOOD copy."""
@@ -44,7 +44,7 @@ def replica_delete(request: HttpRequest, pid: str, store_pk: int):
 
 
 @router.post(
-    "/media/{path:pid}/replicas/{int:store_pk}/promote",
+    "/media/{path:pid}/replicas/{store_pk}/promote",
     response=ReplicaOut,
     summary="Make a replica the primary",
 )

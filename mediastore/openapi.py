@@ -210,6 +210,10 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("PATCH", "/api/media/{pid}"): {409, *STORAGE_WRITE},
     ("POST", "/api/media/{pid}/revert"): {409},
     ("GET", "/api/events"): {410},
+    ("POST", "/api/media/{pid}/replicas"): {409},
+    ("DELETE", "/api/media/{pid}/replicas/{store_pk}"): {409},
+    ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): {409, *STORAGE_READ},
+    ("POST", "/api/rules"): {409},
 }
 
 
