@@ -4,7 +4,6 @@
 Sizes are kept small for a slow CI box: 40 media instead of the issue's 200, and an 8 MiB object
 instead of 50 MiB for the copies that are interrupted (the worker's copy is slowed down by the
 ``replica.copy_chunk=slow`` failpoint, 0.5 s per MiB, so the test can act while it runs).
-Replication rules are not built yet: the copies are asked for with ``POST .../replicas``.
 """
 
 from __future__ import annotations
@@ -106,20 +105,28 @@ def bucket(moto, name: str) -> str:
     return name
 
 
-def test_two_workers_copy_40_media_to_s3_and_a_second_filesystem_store(server, moto):
+def test_a_rule_and_two_workers_copy_40_media_to_s3_and_a_second_filesystem_store(server, moto):
     ship = {"type": "FilesystemStore", "bucket": "ship"}
     shore = {"type": "BucketStore", "bucket": f"{bucket(moto, 'shore')}/copies", "s3_url": moto.server.url}
     backup = {"type": "FilesystemStore", "bucket": "backup"}
     data = {f"fleet/{n}": os.urandom(1000 + n * 97) for n in range(40)}
     for pid, content in data.items():
-        server.create(pid, ship)
+        server.create(pid, ship, tags=["fleet"])
         put(server, pid, content)
-        ask(server, pid, shore)
-        ask(server, pid, backup)
+    ship_pk = server.media("fleet/0")["store_config"]["pk"]
+    rule = {
+        "name": "fleet to shore",
+        "match": {"tags": ["fleet"], "store": ship_pk},
+        "copies": [shore, backup],
+    }
+    response = server.session.post(f"{server.base}/api/rules", json=rule, timeout=30)
+    assert response.status_code == 200, response.text
     workers = [worker(server, f"worker-{n}") for n in (1, 2)]
     try:
         wait_for(
-            lambda: all(c["state"] == "GOOD" for pid in data for c in copies(server, pid)),
+            lambda: all(
+                len(cs := copies(server, pid)) == 3 and all(c["state"] == "GOOD" for c in cs) for pid in data
+            ),
             what="every copy GOOD",
         )
     finally:
@@ -131,7 +138,7 @@ def test_two_workers_copy_40_media_to_s3_and_a_second_filesystem_store(server, m
         assert {c["checksum"] for c in (primary, *replicas)} == {sha256_label(content)}
     root = store_root(server)
     for pid in list(data)[:5]:
-        [*_, fs_copy] = copies(server, pid)
+        [fs_copy] = [c for c in copies(server, pid) if c["store_config"]["bucket"] == "backup"]
         assert (root / "backup" / fs_copy["store_key"]).read_bytes() == data[pid]
     logs = [w.log() for w in workers]
     copied = [sum(line.startswith("good ") for line in log.splitlines()) for log in logs]
