@@ -46,8 +46,8 @@ def rule_create(
     copies; Conflict when the name is taken. The copies' stores are got or created as in media
     create (and forgotten again when the rule is refused)."""
     name = name.strip()
-    if not name:
-        raise RuleViolation("a rule needs a name")
+    if not name or "/" in name:
+        raise RuleViolation("a rule needs a name without '/' (it is part of DELETE /api/rules/{name})")
     if not copies:
         raise RuleViolation("a rule needs at least one store in copies")
     known = set(IdentifierType.objects.filter(name__in=pid_types).values_list("name", flat=True))

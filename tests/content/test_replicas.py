@@ -374,6 +374,7 @@ def test_rules_refuse_unknown_pid_types_and_stores(api, id_types, stores):
     assert "unknown store: 999" in refused({"match": {"store": 999}})
     assert "unknown store: 998" in refused({"copies": [998]})
     assert "at least one store" in refused({"copies": []})
+    assert "without '/'" in error_message(api.post("/api/rules", {"name": "a/b", "copies": [SHORE]}), 422)
     assert "not supported" in refused({"copies": [{"type": "Nope", "bucket": "x"}]})
     assert api.post("/api/rules", {"name": "r", "copies": [SHORE], "match": {"x": 1}}).status_code == 422
     assert api.get("/api/stores").json() == []  # nothing was left behind by the refused rules
