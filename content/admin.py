@@ -3,9 +3,11 @@ worker, which check and copy the bytes), a list of all copies by state, and edit
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 
 from content.models import Replica, ReplicationRule
+from identifiers.models import IdentifierType
 from media.models import Media
 
 SHOWN = [
@@ -53,8 +55,50 @@ class ReplicaAdmin(admin.ModelAdmin):
         return False
 
 
+class ReplicationRuleForm(forms.ModelForm):
+    """The rules of ``POST /api/rules`` for the admin's form: known pid types, lists of names, no
+    copy in the matched primary store."""
+
+    class Meta:
+        model = ReplicationRule
+        fields = ["name", "pid_types", "tags", "store", "copies"]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name or "/" in name:
+            raise forms.ValidationError("a rule needs a name without '/'")
+        return name
+
+    def clean_pid_types(self) -> list[str]:
+        pid_types = names(self.cleaned_data["pid_types"], "pid types")
+        known = set(IdentifierType.objects.filter(name__in=pid_types).values_list("name", flat=True))
+        unknown = [name for name in pid_types if name not in known]
+        if unknown:
+            raise forms.ValidationError(f"bad pid_type: {', '.join(unknown)}")
+        return pid_types
+
+    def clean_tags(self) -> list[str]:
+        return names(self.cleaned_data["tags"], "tags")
+
+    def clean(self):
+        cleaned = super().clean()
+        store, copies = cleaned.get("store"), cleaned.get("copies")
+        if store is not None and copies is not None and store in copies:
+            raise forms.ValidationError(
+                f"store {store} is the matched primary store; it cannot also hold a copy"
+            )
+        return cleaned
+
+
+def names(value, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise forms.ValidationError(f'{what}: a JSON list of names, e.g. ["a", "b"]')
+    return sorted({item.strip() for item in value})
+
+
 @admin.register(ReplicationRule)
 class ReplicationRuleAdmin(admin.ModelAdmin):
+    form = ReplicationRuleForm
     list_display = ["name", "pid_types", "tags", "store", "copy_stores"]
     filter_horizontal = ["copies"]
 

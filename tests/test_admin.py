@@ -305,3 +305,19 @@ def test_media_page_lists_its_replicas(admin_client_logged, api, id_types, setti
     page = admin_client_logged.get(f"/admin/media/media/{media.pk}/change/").content.decode()
 
     assert "FilesystemStore:copies" in page and "GOOD" in page
+
+
+def test_replication_rules_are_edited_with_the_api_rules(admin_client_logged, api, id_types):
+    from content.models import ReplicationRule
+
+    store = api.post("/api/store", {"type": "DictStore", "bucket": "copies"}).json()["pk"]
+    form = {"name": "r1", "pid_types": '["local", "nope"]', "tags": '["a"]', "copies": [store]}
+
+    refused = admin_client_logged.post("/admin/content/replicationrule/add/", form)
+
+    assert refused.status_code == 200 and "bad pid_type: nope" in refused.content.decode()
+    made = admin_client_logged.post("/admin/content/replicationrule/add/", {**form, "pid_types": '["local"]'})
+    assert made.status_code == 302
+    rule = ReplicationRule.objects.get(name="r1")
+    assert rule.pid_types == ["local"] and [s.pk for s in rule.copies.all()] == [store]
+    assert api.get("/api/rules").json()[0]["match"] == {"pid_type": ["local"], "tags": ["a"], "store": None}
