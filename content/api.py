@@ -16,13 +16,13 @@ from ninja.responses import NinjaJSONEncoder
 
 from content import base64io, reads, uploads
 from content import services as transfer
-from content.framing import FramedBody
+from content.framing import body_stream
 from content.ranges import Unsatisfiable, parse_range
 from content.schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
 from media.models import StoreStatus
 from media.schemas import MediaError, MediaOut, media_out_dict
 from media.selectors import media_get, media_read_many
-from mediastore.errors import LengthRequired, MediastoreError, NotFound, NotImplementedCoding
+from mediastore.errors import MediastoreError, NotFound
 from mediastore.openapi import TEXT
 from mediastore.pagination import json_response
 from mediastore.parser import large_member
@@ -155,49 +155,13 @@ def content_put(request: HttpRequest, pid: str):
     still have that ETag,
     `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
-    stream, size = _body_stream(request)
+    stream, size = body_stream(request)
     conditions = transfer.Preconditions(
         if_match=request.headers.get("If-Match"), if_none_match=request.headers.get("If-None-Match")
     )
     return transfer.put_content(
         pid, stream, content_type=content_type, size=size, user=request.auth, conditions=conditions
     )
-
-
-def _body_stream(request: HttpRequest) -> tuple[FramedBody, int | None]:
-    """The request body to stream, held to its framing (``content.framing``), and its declared
-    length (None for a chunked body).
-
-    Only a body framed by ``Content-Length`` or ``Transfer-Encoding: chunked`` is read; anything
-    else is 411. ``wsgi.input_terminated`` alone proves nothing: gunicorn sets it on every request,
-    so a PUT with neither header would otherwise store an empty object over the old bytes. A
-    transfer coding other than chunked (``gzip, chunked``) is 501: the server would hand over the
-    compressed bytes, and they would be stored as if they were the content.
-    """
-    encoding = request.META.get("HTTP_TRANSFER_ENCODING", "")
-    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
-    unsupported = [c for c in codings if c not in ("chunked", "identity")]
-    if unsupported:
-        raise NotImplementedCoding(
-            f"Transfer-Encoding {', '.join(unsupported)} is not supported; send the bytes as they are "
-            "(with Content-Length or Transfer-Encoding: chunked). Nothing was stored."
-        )
-    if request.META.get("CONTENT_LENGTH", "") != "" and not codings:
-        try:
-            size = int(request.META["CONTENT_LENGTH"])
-        except ValueError:
-            size = -1
-        if size < 0:
-            raise LengthRequired("Content-Length must be a whole number of bytes")
-        return FramedBody(request, size), size
-    if not codings or codings[-1] != "chunked":
-        raise LengthRequired(
-            "send the body with a Content-Length header or Transfer-Encoding: chunked "
-            "(Content-Length: 0 stores an empty object)"
-        )
-    if not request.META.get("wsgi.input_terminated"):  # the server does not mark where it ends
-        raise LengthRequired("this server cannot read chunked bodies; send a Content-Length header")
-    return FramedBody(request.META["wsgi.input"], None), None
 
 
 @router.get(

@@ -74,6 +74,11 @@ MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=
 # whole within the second.
 MEDIASTORE_BODY_TIMEOUT_S = env.get_int("MEDIASTORE_BODY_TIMEOUT_S", 30, minimum=1)
 MEDIASTORE_ANON_BODY_TIMEOUT_S = env.get_int("MEDIASTORE_ANON_BODY_TIMEOUT_S", 10, minimum=1)
+# Resumable uploads (tus, /api/tus/): where their received bytes wait (shared by every host that
+# serves the API), how long an upload lives after its last PATCH, and the largest one accepted.
+MEDIASTORE_TUS_DIR = Path(env.get_str("MEDIASTORE_TUS_DIR", str(MEDIASTORE_DATA_DIR / "tus"))).resolve()
+MEDIASTORE_TUS_EXPIRY_HOURS = env.get_int("MEDIASTORE_TUS_EXPIRY_HOURS", 24, minimum=1)
+MEDIASTORE_TUS_MAX_SIZE_GB = env.get_int("MEDIASTORE_TUS_MAX_SIZE_GB", 5120, minimum=1)
 # Metadata limits, applied to every write of a media's metadata (422 too deep, 413 too large).
 MEDIASTORE_MAX_METADATA_DEPTH = env.get_int("MEDIASTORE_MAX_METADATA_DEPTH", 64, minimum=1)
 if MEDIASTORE_MAX_METADATA_DEPTH > 500:
@@ -146,6 +151,7 @@ INSTALLED_APPS = [
     "events",
     "importer",
     "status",
+    "tus",
 ]
 
 MIDDLEWARE = [

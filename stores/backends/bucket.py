@@ -167,6 +167,7 @@ class BucketStore(Backend):
     type_name = "BucketStore"
     uses_s3 = True
     supports_presign = True
+    supports_multipart = True
 
     @classmethod
     def normalize_bucket(cls, bucket: str) -> str:
@@ -286,6 +287,41 @@ class BucketStore(Backend):
         with self._s3_errors("write", key):
             client.upload_fileobj(reader, self.bucket, full_key, Config=config)
         return reader.count
+
+    def _multipart_start(self, key: str) -> str:
+        with self._s3_errors("write", key):
+            answer = self._client().create_multipart_upload(Bucket=self.bucket, Key=self._key(key))
+        return answer["UploadId"]
+
+    def _multipart_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, size: int) -> str:
+        # botocore reads the body in pieces (a file object is not read into memory at once).
+        with self._s3_errors("write", key):
+            answer = self._client().upload_part(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=stream,
+                ContentLength=size,
+            )
+        return answer["ETag"]
+
+    def _multipart_complete(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        listed = [{"PartNumber": number, "ETag": etag} for number, etag in parts]
+        with self._s3_errors("write", key):
+            self._client().complete_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, MultipartUpload={"Parts": listed}
+            )
+
+    def _multipart_abort(self, key: str, upload_id: str) -> None:
+        client = self._client()
+        try:
+            client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id)
+        except ClientError as err:
+            if _error_code(err) != "NoSuchUpload":  # aborted or completed before: nothing to drop
+                raise self._translate(err, "delete", key) from None
+        except BotoCoreError as err:
+            raise self._translate(err, "delete", key) from None
 
     def _get(self, key: str) -> bytes:
         full_key = self._key(key)

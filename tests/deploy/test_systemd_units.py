@@ -31,6 +31,7 @@ JOBS = {
     "collect-orphans": "collect_orphans --delete",
     "verify": "verify --older-than 30d",
     "purge-tokens": "purge_tokens",
+    "expire-tus-uploads": "expire_tus_uploads",
 }
 
 
