@@ -231,8 +231,10 @@ def upload_patch(
         if length is not None:
             if upload.length is not None and length != upload.length:
                 raise TusError(400, f"Upload-Length is {upload.length} already; it cannot change")
-            if length < upload.offset or length > max_size():
+            if length < upload.offset:
                 raise TusError(400, f"Upload-Length {length} is less than the bytes already received")
+            if length > max_size():
+                raise TusError(413, f"Upload-Length {length} is more than the {max_size()} bytes allowed")
             if upload.length is None:
                 upload.length = length
                 lease.save(upload, "length")

@@ -162,12 +162,12 @@ def collection(request: HttpRequest, method: str) -> HttpResponse:
 @_protocol
 def resource(request: HttpRequest, method: str, upload_id: str) -> HttpResponse:
     """``HEAD``, ``PATCH`` and ``DELETE /api/tus/{id}``."""
-    if method in ("HEAD", "GET"):
+    if method == "HEAD":
         upload = services.upload_find(upload_id, user=_caller(request, ADD_MEDIA, CHANGE_MEDIA))
         headers = _state(upload)
         if upload.metadata_header:
             headers["Upload-Metadata"] = upload.metadata_header
-        return _answer(200 if method == "HEAD" else 204, headers)
+        return _answer(200, headers)
     if method == "PATCH":
         user = _caller(request, ADD_MEDIA, CHANGE_MEDIA)
         if request.headers.get("Content-Type", "").split(";")[0].strip() != OFFSET_TYPE:

@@ -271,8 +271,9 @@ def test_creation_with_the_whole_upload(tus, api, fs_store):
     assert api.get("/api/media/big.1").json()["store_status"] == "READY"
 
 
-def test_an_empty_upload_is_complete_at_creation(tus, api, fs_store):
-    created = tus.create(0, **new_media(fs_store))
+@pytest.mark.parametrize("store_type", ["FilesystemStore", "BucketStore"])
+def test_an_empty_upload_is_complete_at_creation(tus, api, id_types, store_for, store_type):
+    created = tus.create(0, **new_media(store_for(store_type)))
     assert created.status_code == 201 and created["Media-Location"] == "/api/media/big.1"
     assert api.get("/api/media/big.1").json()["size"] == 0
 
@@ -348,8 +349,9 @@ def test_an_expired_upload_is_404_and_the_command_removes_its_parts(
         assert upload.multipart_id not in [item["UploadId"] for item in listed]
 
 
-def test_replace_switches_the_bytes_with_if_match(tus, api, fs_store):
-    tus.upload(b"old bytes", **new_media(fs_store))
+@pytest.mark.parametrize("store_type", ["FilesystemStore", "BucketStore"])
+def test_replace_switches_the_bytes_with_if_match(tus, api, id_types, store_for, store_type):
+    tus.upload(b"old bytes", **new_media(store_for(store_type)))
     old_etag = hashlib.sha256(b"old bytes").hexdigest()
     wrong = tus.create(len(DATA), pid="big.1", replace="true", etag="0" * 64)
     assert wrong.status_code == 412
@@ -360,3 +362,9 @@ def test_replace_switches_the_bytes_with_if_match(tus, api, fs_store):
     media = Media.objects.get(pid="big.1")
     assert media.store_status == StoreStatus.READY and media.size == len(DATA)
     assert b"".join(api.get("/api/media/big.1/content").streaming_content) == DATA
+
+
+def test_a_get_of_an_upload_is_405(tus, fs_store):
+    url = path_of(tus.create(10, **new_media(fs_store)))
+    answer = tus.client.get(url, headers=tus.headers)
+    assert answer.status_code == 405 and "HEAD" in answer["Allow"]
