@@ -57,6 +57,8 @@ except ValueError as exc:
     raise ImproperlyConfigured(f"MEDIASTORE_FIELD_KEYS: {exc}") from None
 MEDIASTORE_TOKEN_TTL_HOURS = env.get_int("MEDIASTORE_TOKEN_TTL_HOURS", None, minimum=1)
 MEDIASTORE_PRESIGN_SECONDS = env.get_int("MEDIASTORE_PRESIGN_SECONDS", 3600, minimum=1)
+# S3 direct multipart uploads: how many part URLs POST /api/upload lists at once (more on request).
+MEDIASTORE_MULTIPART_URLS = env.get_int("MEDIASTORE_MULTIPART_URLS", 1000, minimum=1)
 # manage.py prune_events deletes change events older than this.
 MEDIASTORE_EVENTS_RETENTION_DAYS = env.get_int("MEDIASTORE_EVENTS_RETENTION_DAYS", 30, minimum=0)
 # manage.py relay_events publishes the change events to this RabbitMQ (unset: no relay; then

@@ -38,6 +38,14 @@ class StoredObject(NamedTuple):
     modified: float | None  # POSIX time of the last write; None where the medium keeps none
 
 
+class MultipartUpload(NamedTuple):
+    """An unfinished multipart upload as a store lists it."""
+
+    key: str
+    upload_id: str
+    initiated: float  # POSIX time
+
+
 class ListingNotSupported(Exception):
     """The backend cannot enumerate its objects (RAM stores)."""
 
@@ -205,7 +213,24 @@ class Backend(abc.ABC):
         self.validate_key(key)
         self._multipart_abort(key, upload_id)
 
+    def multipart_part_url(self, key: str, upload_id: str, number: int, expires: int, size: int) -> str:
+        """A URL a client can PUT part ``number`` (of exactly ``size`` bytes) to for ``expires`` seconds."""
+        self.validate_key(key)
+        return self._multipart_part_url(key, upload_id, number, expires, size)
+
+    def multipart_list(self, key: str | None = None) -> list[MultipartUpload]:
+        """The unfinished multipart uploads of the store (only those of ``key`` when given)."""
+        if key is not None:
+            self.validate_key(key)
+        return self._multipart_list(key)
+
     def _multipart_start(self, key: str) -> str:
+        raise NotImplementedError
+
+    def _multipart_part_url(self, key: str, upload_id: str, number: int, expires: int, size: int) -> str:
+        raise NotImplementedError
+
+    def _multipart_list(self, key: str | None) -> list[MultipartUpload]:
         raise NotImplementedError
 
     def _multipart_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, size: int) -> str:
