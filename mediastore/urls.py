@@ -9,6 +9,7 @@ from mediastore.api import api
 from mediastore.metrics import API_NOT_FOUND, metrics_view
 from status.views import status_page
 from tus import views as tus_views
+from tus.pages import upload_page
 
 
 @csrf_exempt  # answers every method; like the API's own views, it reads no cookie
@@ -33,6 +34,7 @@ urlpatterns = [
     path("api/", api.urls),
     re_path(r"^api/", api_not_found, name=API_NOT_FOUND),  # after the API: what no operation takes
     path("status/", status_page, name="status"),
+    path("upload/", upload_page, name="upload"),
     path("metrics", metrics_view, name="metrics"),
 ]
 

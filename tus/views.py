@@ -2,8 +2,9 @@
 with ``application/offset+octet-stream``, OPTIONS and the status 460 fit no JSON operation).
 
 Authentication is the API's bearer token (``mediastore.auth.token_row``), with the permission and
-token scope of creating media (changing them for a ``replace``); each upload answers only its
-creator (anyone else gets 404). Every answer carries ``Tus-Resumable: 1.0.0`` except OPTIONS'.
+token scope of creating media (changing them for a ``replace``), or, for the upload page
+(``tus.pages``), the admin's session with its CSRF token; each upload answers only its creator
+(anyone else gets 404). Every answer carries ``Tus-Resumable: 1.0.0`` except OPTIONS'.
 Errors are JSON ``{"detail": "..."}``. The README's "Resumable uploads" section is the user's
 documentation.
 """
@@ -14,6 +15,7 @@ import io
 from urllib.parse import quote
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
@@ -72,19 +74,35 @@ def _options() -> HttpResponse:
 def _caller(request: HttpRequest, *permissions: str):
     """The user of the request's bearer token, allowed one of ``permissions`` by account and token
     scope; 401 (``{"detail": "Unauthorized"}``) or 403 naming the first permission otherwise."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    row = token_row(token) if scheme.lower() == "bearer" else None
-    if row is None:
-        raise TusError(401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
+    header = request.headers.get("Authorization", "")
+    if not header and request.user.is_authenticated:  # the upload page: the admin's session
+        _check_csrf(request)
+        user, scopes = request.user, None
+    else:
+        scheme, _, token = header.partition(" ")
+        row = token_row(token) if scheme.lower() == "bearer" else None
+        if row is None:
+            raise TusError(401, "Unauthorized", {"WWW-Authenticate": "Bearer"})
+        user, scopes = row.user, row.scope_list
     bodies.trust(request)
-    held = [p for p in permissions if row.user.has_perm(p)]
+    held = [p for p in permissions if user.has_perm(p)]
     permission = held[0] if held else permissions[0]
     if not held:
-        member_of = list(row.user.groups.order_by("name").values_list("name", flat=True))
+        member_of = list(user.groups.order_by("name").values_list("name", flat=True))
         raise Forbidden(permission, groups_granting(permission), member_of)
-    if not scope_allows(row.scope_list, permission):
-        raise ScopeForbidden(scopes_allowing(permission)[0], what_needs(permission), row.scope_list)
-    return row.user
+    if scopes is not None and not scope_allows(scopes, permission):
+        raise ScopeForbidden(scopes_allowing(permission)[0], what_needs(permission), scopes)
+    return user
+
+
+def _check_csrf(request: HttpRequest) -> None:
+    """A request on the strength of a session cookie must carry the CSRF token (``X-CSRFToken``),
+    as Django checks it for forms: another site could otherwise make a logged-in browser upload."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    refused = CsrfViewMiddleware(lambda request: None).process_view(request, None, (), {})
+    if refused is not None:
+        raise TusError(403, "CSRF check failed: a request with a session cookie needs the header X-CSRFToken")
 
 
 def _state(upload: TusUpload) -> dict[str, str]:
