@@ -11,7 +11,7 @@ import json
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.http import parse_etags
-from ninja import Body, Router
+from ninja import Body, Router, Status
 from ninja.responses import NinjaJSONEncoder
 
 from content import base64io, multipart, reads, uploads
@@ -145,7 +145,7 @@ def upload_abandon(request: HttpRequest, pid: str):
     simply deleted) and delete the media, with its history and a `media.deleted` event. 409 for a
     READY media (delete that with `DELETE /api/media/{pid}`)."""
     multipart.upload_abandon(media_get(pid), user=request.auth)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/download/url/{path:pid}", response=DownloadOut, summary="Presigned download URL")
