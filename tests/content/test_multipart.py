@@ -158,3 +158,14 @@ def test_collect_orphans_aborts_abandoned_multipart_uploads(api, bucket_store, s
     call_command("collect_orphans", "--older-than", "0", "--delete")
     assert kept["upload_id"] in open_ids()
     assert not {gone["upload_id"], stray["UploadId"]} & open_ids()
+
+
+def test_complete_with_a_null_body_keeps_its_old_meaning(api, bucket_store):
+    """Swagger UI's example body of the completion is null: a presigned upload's completion."""
+    answer = api.post("/api/upload", {"mediadata": media_body("pre.1", store_config=bucket_store)}).json()
+    assert requests.put(answer["presigned_put"], data=b"presigned bytes", timeout=60).status_code == 200
+    completed = api.request(
+        "POST", "/api/upload/pre.1/complete", None, data="null", content_type="application/json"
+    )
+    assert completed.status_code == 200, completed.content
+    assert completed.json()["size"] == len(b"presigned bytes")
