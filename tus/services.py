@@ -51,7 +51,7 @@ from content.services import (
 )
 from media.schemas import MediaIn
 from media.selectors import media_get
-from media.services import media_prepare_many, prepared_media
+from media.services import prepared_media
 from mediastore import metrics
 from mediastore.errors import Conflict, InsufficientStorage, MediastoreError, StorageError
 from stores.backends.bucket import part_size_for
@@ -103,36 +103,45 @@ def upload_create(
         raise TusError(
             413, f"Upload-Length {length} is more than the {max_size()} bytes allowed (Tus-Max-Size)"
         )
-    if item is None:
-        media = media_get(pid)
-        Preconditions(if_match=etag or None).check(media)
-        store, key, mediadata = media.store_config, fresh_key(media.store_key), {"pid": media.pid}
-    else:
-        [media] = media_prepare_many([item], user=user, name_items=False)
-        store, key = media.store_config, media.store_key
-        mediadata = item.model_dump(mode="json") | {"pid": media.pid}
-    upload = TusUpload(
-        id=secrets.token_hex(16),
-        user=user,
-        expires=new_expiry(),
-        length=length,
-        metadata_header=metadata_header,
-        mediadata=mediadata,
-        content_type=content_type,
-        replace=item is None,
-        if_match=etag,
-        store_config=store,
-        store_key=key,
-    )
-    backend = store.backend()
-    if backend.supports_multipart:
+    with prepared_media([] if item is None else [item], user=user, name_items=False) as prepared:
+        # A store configuration made for ``item`` is deleted again when anything below fails.
+        if item is None:
+            media = media_get(pid)
+            Preconditions(if_match=etag or None).check(media)
+            store, key, mediadata = media.store_config, fresh_key(media.store_key), {"pid": media.pid}
+        else:
+            [media] = prepared
+            store, key = media.store_config, media.store_key
+            mediadata = item.model_dump(mode="json") | {"pid": media.pid}
+        upload = TusUpload(
+            id=secrets.token_hex(16),
+            user=user,
+            expires=new_expiry(),
+            length=length,
+            metadata_header=metadata_header,
+            mediadata=mediadata,
+            content_type=content_type,
+            replace=item is None,
+            if_match=etag,
+            store_config=store,
+            store_key=key,
+        )
+        backend = store.backend()
+        Path(settings.MEDIASTORE_TUS_DIR).mkdir(parents=True, exist_ok=True)
+        if not backend.supports_multipart:
+            upload.save()
+            return upload
         upload.part_size = part_size_for(length if length is not None else max_size())
         upload.multipart_id = backend.multipart_start(key)
         if digest.available():
             upload.sha256_state = digest.ResumableSha256().state
-    Path(settings.MEDIASTORE_TUS_DIR).mkdir(parents=True, exist_ok=True)
-    upload.save()
-    return upload
+        try:
+            upload.save()
+        except Exception:
+            with contextlib.suppress(StorageError):
+                backend.multipart_abort(key, upload.multipart_id)
+            raise
+        return upload
 
 
 def upload_find(upload_id: str, *, user) -> TusUpload:

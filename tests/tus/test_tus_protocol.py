@@ -368,3 +368,13 @@ def test_a_get_of_an_upload_is_405(tus, fs_store):
     url = path_of(tus.create(10, **new_media(fs_store)))
     answer = tus.client.get(url, headers=tus.headers)
     assert answer.status_code == 405 and "HEAD" in answer["Allow"]
+
+
+def test_a_missing_bucket_is_502_and_leaves_no_store_configuration(tus, api, id_types, s3cfg):
+    """The store configuration the metadata described is made for the upload, and deleted again
+    when the store fails before the upload exists."""
+    store = {"type": "BucketStore", "bucket": "no-such-bucket-for-tus", "s3_url": s3cfg.url}
+    answer = tus.create(len(DATA), **new_media(store))
+    assert answer.status_code == 502 and "no-such-bucket-for-tus" in answer.json()["detail"]
+    assert not TusUpload.objects.exists()
+    assert [s["bucket"] for s in api.get("/api/stores").json()] == []
