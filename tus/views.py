@@ -146,6 +146,7 @@ def collection(request: HttpRequest, method: str) -> HttpResponse:
     if method != "POST":
         problem = f"{method} is not allowed here: POST creates an upload"
         raise TusError(405, problem, {"Allow": "POST, OPTIONS"})
+    _caller(request, ADD_MEDIA, CHANGE_MEDIA)  # 401/403 before anything of the request is looked at
     length = length_header(request.headers.get("Upload-Length"), "Upload-Length")
     defer = request.headers.get("Upload-Defer-Length")
     if length is None and defer != "1":

@@ -133,6 +133,8 @@ def test_without_token_401_and_without_permission_403(tus, fs_store, django_user
     headers = {**TUS, "Upload-Length": "3", "Upload-Metadata": metadata(**new_media(fs_store))}
     answer = Client().post("/api/tus/", headers=headers)
     assert answer.status_code == 401 and answer.json() == {"detail": "Unauthorized"}
+    bad = {**headers, "Upload-Metadata": metadata(pid_type="local", store="12345")}  # an unknown store pk
+    assert Client().post("/api/tus/", headers=bad).status_code == 401  # not 404: nothing is looked up
     reader = django_user_model.objects.create_user(username="rita", password=PASSWORD)
     reader.groups.add(role("readers"))
     token = ApiClient().post("/api/login", {"username": "rita", "password": PASSWORD}).json()["token"]
