@@ -81,6 +81,8 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     # bytes
     ("POST", "/api/upload"): ADD_MEDIA,
     ("POST", "/api/upload/{pid}/complete"): CHANGE_MEDIA,
+    ("POST", "/api/upload/{pid}/parts"): ADD_MEDIA,
+    ("DELETE", "/api/upload/{pid}"): DELETE_MEDIA,
     ("GET", "/api/download/url/{pid}"): VIEW_MEDIA,
     ("POST", "/api/download/urls"): VIEW_MEDIA,
     ("GET", "/api/download/{pid}"): VIEW_MEDIA,

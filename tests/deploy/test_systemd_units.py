@@ -31,6 +31,7 @@ JOBS = {
     "collect-orphans": "collect_orphans --delete",
     "verify": "verify --older-than 30d",
     "purge-tokens": "purge_tokens",
+    "expire-tus-uploads": "expire_tus_uploads",
 }
 
 
@@ -107,7 +108,7 @@ def test_each_job_has_a_timer_and_a_oneshot_service_running_its_command(job, com
     assert options["Type"] == "oneshot"
     assert options["ExecStart"] == f"{INSTALLED}/.venv/bin/python {INSTALLED}/manage.py {command}"
     timer = parse(UNITS / f"mediastore-{job}.timer")
-    assert timer["Timer"]["OnCalendar"] in {"daily", "weekly"}
+    assert timer["Timer"]["OnCalendar"] in {"hourly", "daily", "weekly"}
     assert timer["Timer"]["Persistent"] == "true"
     assert timer["Install"]["WantedBy"] == "timers.target"
 
