@@ -16,6 +16,7 @@ from mediastore import bodies, tokens
 from mediastore.errors import Forbidden, ScopeForbidden, TokenExpired
 from mediastore.models import ApiToken, hash_token
 from mediastore.permissions import (
+    ADMIN,
     groups_granting,
     missing_permission,
     missing_scope,
@@ -59,6 +60,18 @@ class BearerToken(HttpBearer):
         if missing is not None:
             raise ScopeForbidden(scopes_allowing(missing)[0], what_needs(missing), row.scope_list)
         return row.user
+
+
+def require_admin(request: HttpRequest, permission: str) -> None:
+    """For a part of an operation that only administrators may ask for (``?probe=true``): raise
+    Forbidden (403 naming ``permission`` and the groups that have it) unless the caller's account
+    has it, and ScopeForbidden unless the token has the scope ``admin``."""
+    user, row = request.user, request.api_token
+    if not user.has_perm(permission):
+        member_of = list(user.groups.order_by("name").values_list("name", flat=True))
+        raise Forbidden(permission, groups_granting(permission), member_of)
+    if ADMIN not in row.scope_list:
+        raise ScopeForbidden(ADMIN, what_needs(permission), row.scope_list)
 
 
 def token_row(token: str) -> ApiToken | None:

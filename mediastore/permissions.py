@@ -49,6 +49,9 @@ VIEW_IDTYPE, ADD_IDTYPE, CHANGE_IDTYPE, DELETE_IDTYPE = (
     "identifiers.delete_identifiertype",
 )
 
+# Probing the stores now (``?probe=true`` of GET /api/stats and /status/) writes to every store:
+# administrators only (the group admins has it), with a token of the scope ``admin``.
+PROBE_STORES = "stores.change_storeconfig"
 # Not a model permission: who may scrape /metrics with a token (mediastore.models.ApiToken.Meta).
 VIEW_METRICS = "mediastore.view_metrics"
 
