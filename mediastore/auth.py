@@ -17,6 +17,7 @@ from mediastore.errors import Forbidden, ScopeForbidden, TokenExpired
 from mediastore.models import ApiToken, hash_token
 from mediastore.permissions import (
     ADMIN,
+    PERMISSIONS_ATTRIBUTE,
     groups_granting,
     missing_permission,
     missing_scope,
@@ -92,8 +93,9 @@ def token_row(token: str) -> ApiToken | None:
         raise TokenExpired(row.expires.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
     if row.last_used is None or now - row.last_used > LAST_USED_PRECISION:
         ApiToken.objects.filter(pk=row.pk).update(last_used=now)
-    if not row.user.is_superuser:  # what ModelBackend caches, here from the same statement
-        row.user._perm_cache = set(row.fetched_extra.split(",")) if row.fetched_extra else set()
+    if not row.user.is_superuser:  # read by PermissionBackend: no query of its own
+        loaded = set(row.fetched_extra.split(",")) if row.fetched_extra else set()
+        setattr(row.user, PERMISSIONS_ATTRIBUTE, loaded)
     return row
 
 
