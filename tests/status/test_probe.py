@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils.dateparse import parse_datetime
 
 from status.models import StoreProbe
 from tests.conftest import PASSWORD, ApiClient, media_body
@@ -105,7 +106,9 @@ def test_probe_stores_records_what_stats_then_shows(api, watched):
     for store in stats["stores"]:
         health = store["health"]
         assert health["reachable"] and health["writable"] and health["error"] == "", store
-        assert health["age_s"] >= 0 and health["probed_at"] <= stats["generated"]
+        assert health["age_s"] >= 0 and parse_datetime(health["probed_at"]) <= parse_datetime(
+            stats["generated"]
+        )
     assert StoreProbe.objects.count() == 2
 
 
