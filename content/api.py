@@ -11,18 +11,27 @@ import json
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.http import parse_etags
-from ninja import Body, Router
+from ninja import Body, Router, Status
 from ninja.responses import NinjaJSONEncoder
 
-from content import base64io, fallback, reads, uploads
+from content import base64io, fallback, multipart, reads, uploads
 from content import services as transfer
-from content.framing import FramedBody
+from content.framing import body_stream
 from content.ranges import Unsatisfiable, parse_range
-from content.schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
+from content.schemas import (
+    CompleteIn,
+    DownloadOut,
+    MultipartUploadOut,
+    PartsIn,
+    PartsOut,
+    UploadIn,
+    UploadOut,
+    VerifyOut,
+)
 from media.models import StoreStatus
 from media.schemas import MediaError, MediaOut, media_out_dict
 from media.selectors import media_get, media_read_many
-from mediastore.errors import LengthRequired, MediastoreError, NotFound, NotImplementedCoding
+from mediastore.errors import MediastoreError, NotFound, RuleViolation
 from mediastore.openapi import TEXT
 from mediastore.pagination import json_response
 from mediastore.parser import large_member
@@ -33,7 +42,12 @@ BINARY = {"content": {"application/octet-stream": {"schema": {"type": "string", 
 
 
 # url_name: mediastore.parser decodes a large body's base64 for the view "api:upload" (content/apps.py)
-@router.post("/upload", response=UploadOut, summary="Create a media with its bytes", url_name="upload")
+@router.post(
+    "/upload",
+    response=UploadOut | MultipartUploadOut,
+    summary="Create a media with its bytes",
+    url_name="upload",
+)
 def upload(request: HttpRequest, payload: UploadIn):
     """Create a media and store its bytes in one step.
 
@@ -53,7 +67,16 @@ def upload(request: HttpRequest, payload: UploadIn):
     (pid_type, store_config, identifiers, metadata, tags, or a declared size) is 409 naming the
     fields. For large files prefer `POST /api/media` + `PUT /api/media/{pid}/content`, which
     streams. JSON bodies are limited to `MEDIASTORE_MAX_UPLOAD_MB` (413 above it); `mediadata.tags`
-    to `MEDIASTORE_MAX_TAGS` (1000) distinct tags (422, nothing created)."""
+    to `MEDIASTORE_MAX_TAGS` (1000) distinct tags (422, nothing created).
+
+    With `multipart: {"size": N}` (BucketStore only; 422 elsewhere or together with `base64`) the
+    media is created PENDING with an S3 multipart upload and the answer lists a presigned URL per
+    part: `{"status": "PENDING", "pid", "upload_id", "part_size", "parts": [{"part_number", "url"}]}`.
+    PUT each part to its URL (no token: the URL is the permission; S3 answers with the part's
+    `ETag`), then `POST /api/upload/{pid}/complete` with `{"parts": [{"part_number", "etag"}, ...]}`.
+    Repeated with the same mediadata for a PENDING media, it begins a new multipart upload."""
+    if payload.multipart is not None:
+        return _upload_multipart(request, payload)
     data = None
     if payload.base64:
         data = large_member(request, payload.base64)  # already decoded from a large body
@@ -66,13 +89,62 @@ def upload(request: HttpRequest, payload: UploadIn):
     return {"status": status, "presigned_put": url, "pid": media.pid}
 
 
+def _upload_multipart(request: HttpRequest, payload: UploadIn):
+    if payload.base64:
+        raise RuleViolation("send either base64 or multipart, not both")
+    size = payload.multipart.size
+    if payload.size is not None and payload.size != size:
+        raise RuleViolation(f"size says {payload.size} bytes, multipart.size {size}")
+    media, upload_id = uploads.upload_multipart(
+        payload.mediadata, size=size, content_type=payload.content_type, user=request.auth
+    )
+    if upload_id is None:  # a repeat for a READY media
+        return {"status": "READY", "presigned_put": None, "pid": media.pid}
+    part_size, _ = multipart.part_plan(size)
+    return json_response(
+        {
+            "status": "PENDING",
+            "presigned_put": None,
+            "pid": media.pid,
+            "upload_id": upload_id,
+            "part_size": part_size,
+            "parts": multipart.first_urls(media, upload_id),
+        }
+    )
+
+
 @router.post("/upload/{path:pid}/complete", response=MediaOut, summary="Finish a presigned upload")
-def upload_complete(request: HttpRequest, pid: str):
+def upload_complete(request: HttpRequest, pid: str, body: CompleteIn | None = Body(None)):
     """Check that the bytes of a PENDING media are in its store, record their size and SHA-256
     checksum, and mark it READY. 409 if nothing was uploaded yet, or if the object's size is not
     the `size` declared at `POST /api/upload` (the media then stays PENDING); a READY media is
-    returned as is."""
-    return transfer.complete(media_get(pid), user=request.auth)
+    returned as is.
+
+    With a body `{"parts": [{"part_number", "etag"}, ...]}` it first joins the parts of the media's
+    S3 multipart upload (422 when S3 refuses them: a part missing, an ETag that is not S3's, a part
+    below 5 MiB but the last; 409 when no multipart upload is in progress)."""
+    media = media_get(pid)
+    if body is not None:
+        parts = [(part.part_number, part.etag) for part in body.parts]
+        return multipart.multipart_finish(media, parts, user=request.auth)
+    return transfer.complete(media, user=request.auth)
+
+
+@router.post("/upload/{path:pid}/parts", response=PartsOut, summary="More part URLs of a multipart upload")
+def upload_parts(request: HttpRequest, pid: str, body: PartsIn):
+    """Presigned URLs for the parts `parts` of the PENDING media's S3 multipart upload (those past
+    the first `MEDIASTORE_MULTIPART_URLS`, or fresh ones for URLs that expired). 422 for a part
+    number outside 1 to the number of parts, 409 when no multipart upload is in progress."""
+    return {"parts": multipart.multipart_parts(media_get(pid), body.parts)}
+
+
+@router.delete("/upload/{path:pid}", response={204: None}, summary="Abandon an upload")
+def upload_abandon(request: HttpRequest, pid: str):
+    """Abort the PENDING media's S3 multipart uploads (any store: a PENDING media without them is
+    simply deleted) and delete the media, with its history and a `media.deleted` event. 409 for a
+    READY media (delete that with `DELETE /api/media/{pid}`)."""
+    multipart.upload_abandon(media_get(pid), user=request.auth)
+    return Status(204, None)
 
 
 @router.get("/download/url/{path:pid}", response=DownloadOut, summary="Presigned download URL")
@@ -160,49 +232,13 @@ def content_put(request: HttpRequest, pid: str):
     still have that ETag,
     `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
-    stream, size = _body_stream(request)
+    stream, size = body_stream(request)
     conditions = transfer.Preconditions(
         if_match=request.headers.get("If-Match"), if_none_match=request.headers.get("If-None-Match")
     )
     return transfer.put_content(
         pid, stream, content_type=content_type, size=size, user=request.auth, conditions=conditions
     )
-
-
-def _body_stream(request: HttpRequest) -> tuple[FramedBody, int | None]:
-    """The request body to stream, held to its framing (``content.framing``), and its declared
-    length (None for a chunked body).
-
-    Only a body framed by ``Content-Length`` or ``Transfer-Encoding: chunked`` is read; anything
-    else is 411. ``wsgi.input_terminated`` alone proves nothing: gunicorn sets it on every request,
-    so a PUT with neither header would otherwise store an empty object over the old bytes. A
-    transfer coding other than chunked (``gzip, chunked``) is 501: the server would hand over the
-    compressed bytes, and they would be stored as if they were the content.
-    """
-    encoding = request.META.get("HTTP_TRANSFER_ENCODING", "")
-    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
-    unsupported = [c for c in codings if c not in ("chunked", "identity")]
-    if unsupported:
-        raise NotImplementedCoding(
-            f"Transfer-Encoding {', '.join(unsupported)} is not supported; send the bytes as they are "
-            "(with Content-Length or Transfer-Encoding: chunked). Nothing was stored."
-        )
-    if request.META.get("CONTENT_LENGTH", "") != "" and not codings:
-        try:
-            size = int(request.META["CONTENT_LENGTH"])
-        except ValueError:
-            size = -1
-        if size < 0:
-            raise LengthRequired("Content-Length must be a whole number of bytes")
-        return FramedBody(request, size), size
-    if not codings or codings[-1] != "chunked":
-        raise LengthRequired(
-            "send the body with a Content-Length header or Transfer-Encoding: chunked "
-            "(Content-Length: 0 stores an empty object)"
-        )
-    if not request.META.get("wsgi.input_terminated"):  # the server does not mark where it ends
-        raise LengthRequired("this server cannot read chunked bodies; send a Content-Length header")
-    return FramedBody(request.META["wsgi.input"], None), None
 
 
 @router.get(

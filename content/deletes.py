@@ -22,6 +22,7 @@ from media.outbox import event_for, record
 from media.pids import lookup_set, pick
 from media.schemas import media_out_dict
 from media.selectors import media_locked
+from mediastore.compat import raw_delete
 from mediastore.errors import MediastoreError, NotFound
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def _delete_rows(gone: list[Media], *, user) -> None:
     )
     pks = [media.pk for media in gone]
     Media.tags.through.objects.filter(content_object_id__in=pks).delete()
-    Media.objects.filter(pk__in=pks)._raw_delete(Media.objects.db)  # no signals: history is written above
+    raw_delete(Media.objects.filter(pk__in=pks))  # no signals: history is written above
     record(
         [
             event_for(media, EventType.DELETED, user=user, now=now, as_it_was=body)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 from typing import BinaryIO
 
-from mediastore.errors import IncompleteBody, MediastoreError
+from django.http import HttpRequest
+
+from mediastore.errors import IncompleteBody, LengthRequired, MediastoreError, NotImplementedCoding
 
 log = logging.getLogger(__name__)
 
@@ -54,3 +56,39 @@ class FramedBody:
                 "Content-Length declared; nothing was stored: send it again"
             )
         return chunk
+
+
+def body_stream(request: HttpRequest) -> tuple[FramedBody, int | None]:
+    """The request body to stream, held to its framing (``content.framing``), and its declared
+    length (None for a chunked body).
+
+    Only a body framed by ``Content-Length`` or ``Transfer-Encoding: chunked`` is read; anything
+    else is 411. ``wsgi.input_terminated`` alone proves nothing: gunicorn sets it on every request,
+    so a PUT with neither header would otherwise store an empty object over the old bytes. A
+    transfer coding other than chunked (``gzip, chunked``) is 501: the server would hand over the
+    compressed bytes, and they would be stored as if they were the content.
+    """
+    encoding = request.META.get("HTTP_TRANSFER_ENCODING", "")
+    codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
+    unsupported = [c for c in codings if c not in ("chunked", "identity")]
+    if unsupported:
+        raise NotImplementedCoding(
+            f"Transfer-Encoding {', '.join(unsupported)} is not supported; send the bytes as they are "
+            "(with Content-Length or Transfer-Encoding: chunked). Nothing was stored."
+        )
+    if request.META.get("CONTENT_LENGTH", "") != "" and not codings:
+        try:
+            size = int(request.META["CONTENT_LENGTH"])
+        except ValueError:
+            size = -1
+        if size < 0:
+            raise LengthRequired("Content-Length must be a whole number of bytes")
+        return FramedBody(request, size), size
+    if not codings or codings[-1] != "chunked":
+        raise LengthRequired(
+            "send the body with a Content-Length header or Transfer-Encoding: chunked "
+            "(Content-Length: 0 stores an empty object)"
+        )
+    if not request.META.get("wsgi.input_terminated"):  # the server does not mark where it ends
+        raise LengthRequired("this server cannot read chunked bodies; send a Content-Length header")
+    return FramedBody(request.META["wsgi.input"], None), None

@@ -4,18 +4,33 @@ Every byte write goes to a fresh object and switches the media row to it, then r
 object; a crash or a failing store between those steps leaves an object behind that no row
 references. Such orphans claim nothing, but they take space. An object younger than the grace
 period may belong to a write still in progress (written, not yet switched), so it is kept.
+
+Stores that take parts (S3) are also searched for unfinished multipart uploads that nothing claims
+(``ListMultipartUploads``): those of media deleted while PENDING, and boto's own, left by a worker
+killed during a streaming PUT. Their parts take space until they are aborted. A multipart upload is
+claimed by a media whose key it writes (a PENDING media's direct multipart upload) or by an owner
+an app above registered (``register_multipart_owner``: tus uploads, whose media do not exist yet).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from content.models import Replica
 from content.services import discard
 from media.models import Media
 from mediastore.errors import StorageError
-from stores.backends.base import ListingNotSupported, StoredObject
+from stores.backends.base import ListingNotSupported, MultipartUpload, StoredObject
 from stores.models import StoreConfig
+
+# Functions store -> keys of multipart uploads in it that something other than a media row owns.
+MULTIPART_OWNERS: list[Callable[[StoreConfig], set[str]]] = []
+
+
+def register_multipart_owner(owner: Callable[[StoreConfig], set[str]]) -> None:
+    """Let an app above (which content cannot import) claim multipart uploads it is writing."""
+    MULTIPART_OWNERS.append(owner)
 
 
 @dataclass
@@ -27,6 +42,8 @@ class StoreOrphans:
     too_young: int = 0  # unreferenced, but written within the grace period
     unknown_age: int = 0  # unreferenced, in a medium that records no write times
     error: str = ""  # the store could not be listed
+    multipart: list[MultipartUpload] = field(default_factory=list)  # unfinished, claimed by nothing
+    multipart_young: int = 0  # unclaimed, but begun within the grace period
 
     @property
     def size(self) -> int:
@@ -56,7 +73,47 @@ def find_orphans(store: StoreConfig, *, older_than: float, now: float) -> StoreO
             result.too_young += 1
         else:
             result.orphans.append(obj)
+    backend = store.backend()
+    if backend.supports_multipart:
+        try:
+            uploads = backend.multipart_list()
+        except StorageError as exc:
+            result.error = exc.message
+            return result
+        claimed = claimed_keys(store)
+        for upload in uploads:
+            if upload.key in claimed or upload.key.startswith(others):
+                continue
+            if now - upload.initiated < older_than:
+                result.multipart_young += 1
+            else:
+                result.multipart.append(upload)
     return result
+
+
+def claimed_keys(store: StoreConfig) -> set[str]:
+    keys = set(Media.objects.filter(store_config=store).values_list("store_key", flat=True))
+    for owner in MULTIPART_OWNERS:
+        keys |= owner(store)
+    return keys
+
+
+def abort_multipart(found: StoreOrphans) -> int:
+    """Abort the unclaimed multipart uploads found (re-checked first); returns how many."""
+    if not found.multipart:
+        return 0
+    backend = found.store.backend()
+    claimed = claimed_keys(found.store)
+    aborted = 0
+    for upload in found.multipart:
+        if upload.key in claimed:
+            continue
+        try:
+            backend.multipart_abort(upload.key, upload.upload_id)
+        except StorageError:
+            continue
+        aborted += 1
+    return aborted
 
 
 def nested_prefixes(store: StoreConfig) -> tuple[str, ...]:

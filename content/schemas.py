@@ -11,6 +11,17 @@ from mediastore.schema_utils import RequestSchema, null_means_default
 from stores.schemas import StoreConfigIn, StoreConfigOut
 
 
+class MultipartIn(RequestSchema):
+    """An S3 multipart upload of the bytes, part by part, straight to S3 (BucketStore only)."""
+
+    size: int = Field(
+        ...,
+        ge=0,
+        le=5 << 40,
+        description="The number of bytes that will be uploaded; it fixes the part size and the parts.",
+    )
+
+
 class UploadIn(RequestSchema):
     """A new media and, optionally, its bytes as standard base64."""
 
@@ -31,7 +42,56 @@ class UploadIn(RequestSchema):
         "the decoded length (422 otherwise).",
     )
 
+    multipart: MultipartIn | None = Field(
+        None,
+        description="BucketStore only, instead of `base64` or a single presigned PUT: the answer lists a "
+        "presigned URL per part (`parts`); PUT each part there, then `POST /api/upload/{pid}/complete` with "
+        "the parts' ETags. For files of any size (up to 5 TiB), sent in parallel or resumed part by part. "
+        "Repeated for a PENDING media, the earlier multipart upload is aborted and a new one begun.",
+    )
+
     nulls_are_defaults = null_means_default("base64", "content_type")
+
+
+class PartUrl(Schema):
+    part_number: int = Field(..., description="1, 2, ...: the part's place in the object.")
+    url: str = Field(
+        ...,
+        description="Where to PUT the part's bytes (exactly `part_size` bytes; the last part the rest), "
+        "valid for `MEDIASTORE_PRESIGN_SECONDS`. S3 answers with the part's `ETag` header.",
+    )
+
+
+class MultipartUploadOut(Schema):
+    status: str = Field(..., description="PENDING: the parts are to be PUT.")
+    presigned_put: str | None = Field(None, description="Always null for a multipart upload.")
+    pid: str = Field(..., description="The media's pid (minted when none was given).")
+    upload_id: str = Field(..., description="S3's id of the multipart upload.")
+    part_size: int = Field(..., description="Bytes in every part but the last.")
+    parts: list[PartUrl] = Field(
+        ...,
+        description="A URL for each part, up to `MEDIASTORE_MULTIPART_URLS` of them (1000 by default); "
+        "ask for the others with `POST /api/upload/{pid}/parts`.",
+    )
+
+
+class PartsIn(RequestSchema):
+    parts: list[int] = Field(..., description="The part numbers to get URLs for (1 to the number of parts).")
+
+
+class PartsOut(Schema):
+    parts: list[PartUrl]
+
+
+class PartDone(RequestSchema):
+    part_number: int = Field(..., ge=1, le=10_000)
+    etag: str = Field(
+        ..., min_length=1, max_length=200, description="The `ETag` S3 answered the part's PUT with."
+    )
+
+
+class CompleteIn(RequestSchema):
+    parts: list[PartDone] = Field(..., description="Every part of a multipart upload, with its ETag.")
 
 
 class UploadOut(Schema):

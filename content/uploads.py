@@ -18,6 +18,7 @@ import hashlib
 from typing import Any
 
 from content.hashing import checksum_label
+from content.multipart import multipart_again, multipart_begin
 from content.services import (
     Preconditions,
     discard,
@@ -59,6 +60,32 @@ def upload(
             if existing is None:
                 raise
     return upload_again(existing, item, data, content_type=content_type, size=size, user=user)
+
+
+def upload_multipart(item: MediaIn, *, size: int, content_type: str, user) -> tuple[Media, str | None]:
+    """Create the media of ``item`` PENDING with an S3 multipart upload of ``size`` bytes (its
+    id returned), or for a pid that exists with the same mediadata: a READY media as it is (no
+    id), a PENDING one with a new multipart upload."""
+    existing = _existing(item)
+    if existing is None:
+        try:
+            return multipart_begin(item, size=size, content_type=content_type, user=user)
+        except Conflict:
+            existing = _existing(item)
+            if existing is None:
+                raise
+    differing = mediadata_differences(existing, item)
+    if existing.store_status == StoreStatus.PENDING and existing.size != size:
+        differing.append("size")
+    if differing:
+        raise Conflict(
+            f"media '{existing.pid}' already exists with another {', '.join(differing)}; an upload for an "
+            "existing pid must repeat the mediadata it was created with",
+            fields=differing,
+        )
+    if existing.store_status == StoreStatus.READY:
+        return existing, None
+    return existing, multipart_again(existing)
 
 
 def _existing(item: MediaIn) -> Media | None:

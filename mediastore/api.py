@@ -38,6 +38,10 @@ more typed identifiers, JSON metadata, tags, and a store configuration saying wh
 after the README's first steps (identifier types `doi` and `filename`, store 1 `products`, media
 `10.1234/demo.1`).
 
+Big files over links that break: resumable uploads with the tus 1.0 protocol at `/api/tus/`
+(plain HTTP endpoints outside this document: docs/resumable-uploads.md describes them), or
+S3 multipart uploads straight to a BucketStore (`POST /api/upload` with `multipart`).
+
 Errors: rule violations are 422 `{"detail": [{"error": "..."}]}`, missing objects 404,
 conflicts 409, storage failures 502 (507 when the store's disk is full), a database that
 cannot be reached 503 with `Retry-After` (reads are tried once more first). Every 5xx is JSON

@@ -16,6 +16,8 @@ from mediastore import bodies, tokens
 from mediastore.errors import Forbidden, ScopeForbidden, TokenExpired
 from mediastore.models import ApiToken, hash_token
 from mediastore.permissions import (
+    ADMIN,
+    PERMISSIONS_ATTRIBUTE,
     groups_granting,
     missing_permission,
     missing_scope,
@@ -61,6 +63,18 @@ class BearerToken(HttpBearer):
         return row.user
 
 
+def require_admin(request: HttpRequest, permission: str) -> None:
+    """For a part of an operation that only administrators may ask for (``?probe=true``): raise
+    Forbidden (403 naming ``permission`` and the groups that have it) unless the caller's account
+    has it, and ScopeForbidden unless the token has the scope ``admin``."""
+    user, row = request.user, request.api_token
+    if not user.has_perm(permission):
+        member_of = list(user.groups.order_by("name").values_list("name", flat=True))
+        raise Forbidden(permission, groups_granting(permission), member_of)
+    if ADMIN not in row.scope_list:
+        raise ScopeForbidden(ADMIN, what_needs(permission), row.scope_list)
+
+
 def token_row(token: str) -> ApiToken | None:
     """The live token row (with its user) for a clear bearer token, or None when the token is
     unknown (or revoked) or its user inactive; TokenExpired when it has expired. Notes when it was
@@ -79,8 +93,9 @@ def token_row(token: str) -> ApiToken | None:
         raise TokenExpired(row.expires.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"))
     if row.last_used is None or now - row.last_used > LAST_USED_PRECISION:
         ApiToken.objects.filter(pk=row.pk).update(last_used=now)
-    if not row.user.is_superuser:  # what ModelBackend caches, here from the same statement
-        row.user._perm_cache = set(row.fetched_extra.split(",")) if row.fetched_extra else set()
+    if not row.user.is_superuser:  # read by PermissionBackend: no query of its own
+        loaded = set(row.fetched_extra.split(",")) if row.fetched_extra else set()
+        setattr(row.user, PERMISSIONS_ATTRIBUTE, loaded)
     return row
 
 

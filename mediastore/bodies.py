@@ -13,8 +13,9 @@ and ``/api/health`` timed out. The thread budget that follows from these deadlin
 gunicorn.conf.py and docs/production.md ("Slow clients").
 
 This is the one module that knows gunicorn's side of the WSGI interface (the documented
-``gunicorn.socket`` environ key and the ``force_close`` of the object whose ``start_response`` the
-server passes); tests/deploy/test_slow_bodies.py fails when either stops working. Served by
+``gunicorn.socket`` environ key, and, through ``mediastore.compat.close_after_answer``, the
+``force_close`` of the object whose ``start_response`` the server passes);
+tests/deploy/test_slow_bodies.py and tests/test_compat.py fail when either stops working. Served by
 anything else (Django's test client, runserver), bodies are read without deadlines.
 """
 
@@ -31,6 +32,7 @@ import time
 from django.conf import settings
 from django.http import HttpRequest
 
+from mediastore import compat
 from mediastore.errors import RequestTimeout
 
 ENVIRON_KEY = "mediastore.body"
@@ -221,9 +223,7 @@ def drain(sock: socket.socket, body: DeadlineInput) -> None:
 def close_after_answer(start_response) -> None:
     """Answer with ``Connection: close``: an answer given before its body was read (401, 413,
     408, ...) ends its connection, whose rest ``drain`` drops once the answer is out."""
-    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
-    if callable(force_close):
-        force_close()
+    compat.close_after_answer(start_response)
 
 
 def with_body_deadlines(application):

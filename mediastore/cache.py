@@ -24,10 +24,15 @@ LOCK_NAME = "counters.lock"  # not a *.djcache file, so clear() and culling leav
 class FileCache(FileBasedCache):
     """``FileBasedCache`` whose ``add`` and ``incr`` are atomic between processes."""
 
+    def __init__(self, location: str, params: dict) -> None:
+        super().__init__(location, params)
+        self.lock_path = os.path.join(os.path.abspath(location), LOCK_NAME)
+
     @contextmanager
     def exclusive(self) -> Iterator[None]:
-        self._createdir()
-        fd = os.open(os.path.join(self._dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+        # The directory as FileBasedCache makes it (mode 0700), also when a clear() removed it.
+        os.makedirs(os.path.dirname(self.lock_path), mode=0o700, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

@@ -63,7 +63,8 @@ EXAMPLES: dict[tuple[str, str], dict] = {
     ("POST", "/api/upload"): {
         "body": {"mediadata": media("10.1234/demo.5", "demo5.txt"), "base64": "aGVsbG8gd29ybGQ="}
     },
-    ("POST", "/api/upload/{pid}/complete"): {"path": {"pid": DEMO}},
+    # No parts (null): the completion of a presigned upload; an S3 multipart upload sends its parts.
+    ("POST", "/api/upload/{pid}/complete"): {"path": {"pid": DEMO}, "body": None},
     ("GET", "/api/download/url/{pid}"): {"path": {"pid": DEMO}},
     ("POST", "/api/download/urls"): {"body": [DEMO, "10.1234/demo.5"]},
     ("GET", "/api/download/{pid}"): {"path": {"pid": DEMO}},

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import array
-import io
 import itertools
 import json
 import math
@@ -15,6 +14,7 @@ from collections.abc import Callable
 from django.http import HttpRequest
 from ninja.parser import Parser
 
+from mediastore.compat import drop_request_body
 from mediastore.errors import RuleViolation, UnsupportedMediaType
 from mediastore.limits import MAX_JSON_DEPTH
 
@@ -287,10 +287,7 @@ class JsonParser(Parser):
         if len(raw) < LARGE_BODY:
             data = loads(raw)
         else:
-            # Django keeps the bytes as _body and wrapped in _stream (a BytesIO sharing the buffer);
-            # from here on ``raw`` is the only reference.
-            request._body = b""
-            request._stream = io.BytesIO()
+            drop_request_body(request)  # from here on ``raw`` is the only reference
             data = _take_large_member(request, raw)
             if data is None:
                 if nesting_over(raw, MAX_JSON_DEPTH):

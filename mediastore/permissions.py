@@ -21,6 +21,9 @@ from collections.abc import Iterable
 from django.http import HttpRequest
 
 PUBLIC = "public"
+# Where the permissions loaded with the token are kept on its user, for
+# ``mediastore.permission_backend.PermissionBackend`` (an attribute of ours).
+PERMISSIONS_ATTRIBUTE = "mediastore_permissions"
 # Creating, listing and revoking one's own tokens: any logged-in user, but only with a token of the
 # scope ``admin`` (login tokens are), so a token cannot mint one with more rights than itself.
 ACCOUNT = "account"
@@ -55,6 +58,9 @@ VIEW_RULE, ADD_RULE, DELETE_RULE = (
     "content.delete_replicationrule",
 )
 
+# Probing the stores now (``?probe=true`` of GET /api/stats and /status/) writes to every store:
+# administrators only (the group admins has it), with a token of the scope ``admin``.
+PROBE_STORES = "stores.change_storeconfig"
 # Not a model permission: who may scrape /metrics with a token (mediastore.models.ApiToken.Meta).
 VIEW_METRICS = "mediastore.view_metrics"
 
@@ -87,6 +93,8 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     # bytes
     ("POST", "/api/upload"): ADD_MEDIA,
     ("POST", "/api/upload/{pid}/complete"): CHANGE_MEDIA,
+    ("POST", "/api/upload/{pid}/parts"): ADD_MEDIA,
+    ("DELETE", "/api/upload/{pid}"): DELETE_MEDIA,
     ("GET", "/api/download/url/{pid}"): VIEW_MEDIA,
     ("POST", "/api/download/urls"): VIEW_MEDIA,
     ("GET", "/api/download/{pid}"): VIEW_MEDIA,
@@ -201,8 +209,9 @@ def missing_permission(request: HttpRequest, user) -> str | None:
     needed = OPERATIONS[key]
     if needed in (None, PUBLIC, ACCOUNT):
         return None
-    if not user.is_superuser and not hasattr(user, "_perm_cache"):
-        user._perm_cache = load_permissions(user)  # what ModelBackend caches, in one query not two
+    if not user.is_superuser and not hasattr(user, PERMISSIONS_ATTRIBUTE):
+        # read by PermissionBackend: one query, not ModelBackend's two
+        setattr(user, PERMISSIONS_ATTRIBUTE, load_permissions(user))
     return None if user.has_perm(needed) else needed
 
 

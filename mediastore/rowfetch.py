@@ -6,7 +6,10 @@ query again on every call: on the benchmark machine about 0.6 ms per query, agai
 run it (docs/performance.md). ``RowFetcher`` builds the SQL from the models' metadata once per
 process and database vendor, and builds the model instances with ``Model.from_db``, as the ORM
 does, so the objects behave exactly like those of ``select_related`` (related objects cached,
-``_state`` set). It reads only; writes stay on the ORM.
+``_state`` set). It reads only; writes stay on the ORM. The values are converted as the ORM
+converts them, and the statement runs on a server-binding cursor, through the two internals of
+Django it needs (``mediastore.compat.db_converters`` and ``replace_cursor``); everything else is
+public API (``Model._meta``, ``Model.from_db``, assigning the related objects).
 
 On PostgreSQL the statement is also *prepared* (once per connection): planning the token lookup,
 with its permission subquery, took 1.4 ms against 0.2 ms to run it. Django's own cursors bind
@@ -23,6 +26,8 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import connection, models
 from django.db.backends.utils import CursorWrapper
+
+from mediastore.compat import db_converters, raw_connection, replace_cursor
 
 
 class RowFetcher:
@@ -104,7 +109,7 @@ class RowFetcher:
         for (_, link, _), owner, target in zip(self._chain[1:], objects[:-1], objects[1:], strict=True):
             if owner is None:
                 break
-            owner._meta.get_field(link).set_cached_value(owner, target)
+            setattr(owner, link, target)  # as select_related leaves it: cached, no query on access
         if self.extra is not None:
             objects[0].fetched_extra = row[start]
         return objects[0]
@@ -123,11 +128,7 @@ def column_converters(fields: list[models.Field]) -> list[tuple[int, object]]:
     ``from_db_value``; as ``(position, convert(value, connection))`` for the columns that need one."""
     found = []
     for position, field in enumerate(fields):
-        expression = field.get_col(field.model._meta.db_table)
-        chain = [
-            *connection.ops.get_db_converters(expression),
-            *expression.get_db_converters(connection),
-        ]
+        chain, expression = db_converters(field, connection)
         if chain:
             found.append((position, _chained(chain, expression)))
     return found
@@ -146,9 +147,8 @@ def statement_cursor() -> Iterator[CursorWrapper]:
             return
         import psycopg
 
-        raw = connection.connection
-        client_bound, wrapper.cursor = wrapper.cursor, psycopg.Cursor(raw)
-        client_bound.close()
+        raw = raw_connection(connection)
+        replace_cursor(wrapper, psycopg.Cursor(raw))
         previous, raw.prepare_threshold = raw.prepare_threshold, 0
         try:
             yield wrapper

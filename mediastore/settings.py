@@ -61,6 +61,8 @@ MEDIASTORE_PRESIGN_SECONDS = env.get_int("MEDIASTORE_PRESIGN_SECONDS", 3600, min
 # and how long a worker's claim on a copy lasts without renewal (a killed worker's is taken over then).
 MEDIASTORE_AUTO_REPAIR = env.get_bool("MEDIASTORE_AUTO_REPAIR", True)
 MEDIASTORE_REPLICA_LEASE_SECONDS = env.get_int("MEDIASTORE_REPLICA_LEASE_SECONDS", 300, minimum=2)
+# S3 direct multipart uploads: how many part URLs POST /api/upload lists at once (more on request).
+MEDIASTORE_MULTIPART_URLS = env.get_int("MEDIASTORE_MULTIPART_URLS", 1000, minimum=1)
 # manage.py prune_events deletes change events older than this.
 MEDIASTORE_EVENTS_RETENTION_DAYS = env.get_int("MEDIASTORE_EVENTS_RETENTION_DAYS", 30, minimum=0)
 # manage.py relay_events publishes the change events to this RabbitMQ (unset: no relay; then
@@ -78,6 +80,11 @@ MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=
 # whole within the second.
 MEDIASTORE_BODY_TIMEOUT_S = env.get_int("MEDIASTORE_BODY_TIMEOUT_S", 30, minimum=1)
 MEDIASTORE_ANON_BODY_TIMEOUT_S = env.get_int("MEDIASTORE_ANON_BODY_TIMEOUT_S", 10, minimum=1)
+# Resumable uploads (tus, /api/tus/): where their received bytes wait (shared by every host that
+# serves the API), how long an upload lives after its last PATCH, and the largest one accepted.
+MEDIASTORE_TUS_DIR = Path(env.get_str("MEDIASTORE_TUS_DIR", str(MEDIASTORE_DATA_DIR / "tus"))).resolve()
+MEDIASTORE_TUS_EXPIRY_HOURS = env.get_int("MEDIASTORE_TUS_EXPIRY_HOURS", 24, minimum=1)
+MEDIASTORE_TUS_MAX_SIZE_GB = env.get_int("MEDIASTORE_TUS_MAX_SIZE_GB", 5120, minimum=1)
 # Metadata limits, applied to every write of a media's metadata (422 too deep, 413 too large).
 MEDIASTORE_MAX_METADATA_DEPTH = env.get_int("MEDIASTORE_MAX_METADATA_DEPTH", 64, minimum=1)
 if MEDIASTORE_MAX_METADATA_DEPTH > 500:
@@ -134,7 +141,17 @@ MEDIASTORE_PROXIES = {
 
 # The project's own apps, each a top-level package: the one list of them (tests/test_settings.py
 # holds it to the packages on disk and to the import-linter contract in pyproject.toml).
-PROJECT_APPS = ["mediastore", "identifiers", "stores", "media", "content", "events", "importer", "status"]
+PROJECT_APPS = [
+    "mediastore",
+    "identifiers",
+    "stores",
+    "media",
+    "content",
+    "events",
+    "importer",
+    "status",
+    "tus",
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -271,6 +288,9 @@ else:
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# ModelBackend, answering from the permissions read with the bearer token (no query of its own).
+AUTHENTICATION_BACKENDS = ["mediastore.permission_backend.PermissionBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

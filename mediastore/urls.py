@@ -9,6 +9,8 @@ from django.views.generic import TemplateView
 from mediastore.api import api
 from mediastore.metrics import API_NOT_FOUND, metrics_view
 from status.views import status_page
+from tus import views as tus_views
+from tus.pages import upload_page
 
 
 @csrf_exempt  # answers every method; like the API's own views, it reads no cookie
@@ -27,9 +29,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # /api/ itself: ninja's root view (there to reverse the API's prefix) only raises Http404.
     re_path(r"^api/$", api_not_found, name=API_NOT_FOUND),
+    # tus 1.0 resumable uploads: plain views (HEAD, PATCH of raw bytes, OPTIONS; docs/resumable-uploads.md).
+    re_path(r"^api/tus/?$", tus_views.collection, name="tus"),
+    re_path(r"^api/tus/(?P<upload_id>[0-9a-f]{1,32})$", tus_views.resource, name="tus-upload"),
     path("api/", api.urls),
     re_path(r"^api/", api_not_found, name=API_NOT_FOUND),  # after the API: what no operation takes
     path("status/", status_page, name="status"),
+    path("upload/", upload_page, name="upload"),
     path("metrics", metrics_view, name="metrics"),
 ]
 

@@ -85,16 +85,19 @@ def created_per_day(days: list[dict]) -> str:
 
 
 def store_latency(stores: list[dict]) -> str:
-    """Probe latency per store; a store that failed its probe gets a red bar at 0 labelled with why."""
+    """Latency of each store's last probe; a store that failed it gets a red bar at 0 labelled with
+    why, one never probed a grey one."""
     chart = pygal.HorizontalBar(
         **{**COMMON, "height": max(160, 60 + 34 * len(stores)), "show_x_labels": False},
-        title="Store health: probe latency (ms); red = not writable",
+        title="Store health: last probe's latency (ms); red = not writable",
     )
     chart.x_labels = [store["label"] for store in stores]
     values = []
     for store in stores:
-        health = store["health"] or {}
-        if health.get("writable"):
+        health = store["health"]
+        if health is None:
+            values.append({"value": 0, "color": "#999999", "formatter": lambda _v: "not probed yet"})
+        elif health.get("writable"):
             values.append({"value": health["latency_ms"], "color": "#3a9b5c"})
         else:
             why = "unreachable" if not health.get("reachable") else "not writable"

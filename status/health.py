@@ -1,5 +1,10 @@
 """Store health for the status page: is each store reachable and writable, and how fast.
 
+Reading the status page or ``GET /api/stats`` never writes: they show the last recorded probe
+(``StoreProbe``, with its time), which ``manage.py probe_stores`` records (a timer runs it every 5
+minutes) and ``GET /api/stats?probe=true`` or ``/status/?probe=true`` records on an administrator's
+demand.
+
 A probe writes a tiny object under a fresh key through the store's backend, reads it back and
 deletes it. All stores are probed at once in threads, and a store that has not answered within
 PROBE_TIMEOUT seconds is reported as unreachable (its probe thread finishes on its own; a key it
@@ -11,10 +16,13 @@ from __future__ import annotations
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import datetime
 
 from django.db import connections
+from django.utils import timezone
 
 from mediastore.errors import MediastoreError
+from status.models import StoreProbe
 from stores.backends import ObjectNotFound
 from stores.models import StoreConfig
 
@@ -68,3 +76,36 @@ def probe_all(stores: list[StoreConfig], timeout: float = PROBE_TIMEOUT) -> dict
                 "error": f"no answer within {timeout:g} s",
             }
     return results
+
+
+def probe_and_record(stores: list[StoreConfig], timeout: float = PROBE_TIMEOUT) -> dict[int, dict]:
+    """Probe every store now (``probe_all``) and record the results as the last probe of each (the
+    rows of stores that no longer exist are removed); store pk -> result with its ``probed_at``."""
+    probed_at = timezone.now()
+    results = probe_all(stores, timeout)
+    rows = [StoreProbe(store_config_id=pk, probed_at=probed_at, **result) for pk, result in results.items()]
+    StoreProbe.objects.exclude(store_config_id__in=list(results)).delete()
+    if rows:
+        StoreProbe.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["store_config_id"],
+            update_fields=["reachable", "writable", "latency_ms", "error", "probed_at"],
+        )
+    return {pk: {**result, "probed_at": probed_at} for pk, result in results.items()}
+
+
+def last_probes(now: datetime) -> dict[int, dict]:
+    """The last recorded probe of each store (one query; nothing is probed): store pk -> result
+    with ``probed_at`` and ``age_s``, the seconds between the probe and ``now``."""
+    return {
+        row.store_config_id: {
+            "reachable": row.reachable,
+            "writable": row.writable,
+            "latency_ms": row.latency_ms,
+            "error": row.error,
+            "probed_at": row.probed_at,
+            "age_s": round(max((now - row.probed_at).total_seconds(), 0.0), 1),
+        }
+        for row in StoreProbe.objects.all()
+    }

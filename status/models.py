@@ -34,3 +34,21 @@ class MediaTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.store_config_id} {self.store_status} {self.pid_type} {self.day}: {self.count}"
+
+
+class StoreProbe(models.Model):
+    """The last health probe of one store (``manage.py probe_stores``, run by a timer, or
+    ``GET /api/stats?probe=true``): what ``/status/`` and ``/api/stats`` show, so that reading them
+    never writes to a store. In the database, so every worker and host sees the same result. No
+    foreign key: a row of a deleted store is simply not shown, and the next probe removes it."""
+
+    store_config_id = models.BigIntegerField(primary_key=True)
+    reachable = models.BooleanField()
+    writable = models.BooleanField()
+    latency_ms = models.FloatField(null=True)
+    error = models.TextField(blank=True)
+    probed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        state = "writable" if self.writable else "reachable" if self.reachable else "unreachable"
+        return f"store {self.store_config_id} {state} at {self.probed_at:%Y-%m-%d %H:%M:%S}"

@@ -8,12 +8,17 @@ from ninja import Field, Schema
 
 
 class StoreHealthOut(Schema):
+    """The store's last recorded health probe (``manage.py probe_stores``, run every 5 minutes by
+    its timer, or ``probe=true``): a tiny object written, read back and deleted."""
+
     reachable: bool = Field(..., description="The store answered a lookup of a key.")
     writable: bool = Field(..., description="A probe object could be written, read back and deleted.")
     latency_ms: float | None = Field(
         ..., description="Milliseconds the whole probe took; null after a timeout."
     )
     error: str = Field(..., description="Why the probe failed; empty when it did not.")
+    probed_at: datetime = Field(..., description="When this probe was made.")
+    age_s: float = Field(..., description="Seconds between the probe and `generated` (0 with `probe=true`).")
 
 
 class StoreStatsOut(Schema):
@@ -27,7 +32,10 @@ class StoreStatsOut(Schema):
     bytes: int = Field(..., description="Sum of the recorded sizes of the READY media.")
     replicas: int = Field(0, description="Replicas (copies of other stores' media) in this store, any state.")
     replica_bytes: int = Field(0, description="Sum of the sizes of the GOOD replicas in this store.")
-    health: StoreHealthOut | None = Field(None, description="The probe's result; null with `health=false`.")
+    health: StoreHealthOut | None = Field(
+        None,
+        description="The last probe's result; null with `health=false` and for a store never probed yet.",
+    )
 
 
 class DayOut(Schema):

@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from content.models import Repair, Replica, ReplicaState
 from media.models import Media, StoreStatus
-from status.health import probe_all
+from status.health import last_probes, probe_and_record
 from status.models import MediaTally
 from stores.models import StoreConfig
 
@@ -173,9 +173,10 @@ def store_label(store: StoreConfig) -> str:
     return f"{store.pk} {store.type}:{store.bucket}"
 
 
-def stats(now: datetime | None = None, *, health: bool = False) -> dict:
-    """Every figure of the status page, as ``GET /api/stats`` answers it (status.schemas.StatsOut);
-    ``health``: probe each store now (status.health) and add the result to it."""
+def stats(now: datetime | None = None, *, health: bool = False, probe: bool = False) -> dict:
+    """Every figure of the status page, as ``GET /api/stats`` answers it (status.schemas.StatsOut).
+    ``health``: add each store's last recorded probe (status.health; nothing is written);
+    ``probe`` (the caller has checked the caller may): probe each store now and record it."""
     now = now or timezone.now()
     compact_tally()
     by_status: dict[str, int] = {choice: 0 for choice in StoreStatus.values}
@@ -194,7 +195,12 @@ def stats(now: datetime | None = None, *, health: bool = False) -> dict:
             store["bytes"] += size
             total_bytes += size
     stores = list(StoreConfig.objects.select_related("s3cfg").order_by("pk"))
-    probes = probe_all(stores) if health else {}
+    if probe:
+        probes = probe_and_record(stores)
+        for result in probes.values():
+            result["age_s"] = 0.0
+    else:
+        probes = last_probes(now) if health else {}
     failed, failures = verify_failures()
     copies = replica_figures(now)
     return {

@@ -4,8 +4,11 @@ then regenerated only for additions: ``GET /api/stats``, the search ``cursor`` p
 of a JSON body sent chunked, the 503 of an unreachable database, the 408 of a body that stopped
 arriving, the 414 of a request line too long, the JSON message of a 416, the 400/501 of a streamed
 body cut short or in a transfer coding, ``keys`` of the metadata updates declared nullable,
-``/api/tokens``, the replicas of a media (``/api/media/{pid}/replicas...``) and ``/api/rules``; a change that
-removes or renames anything a client sends or reads must fail here).
+``/api/tokens``, the replicas of a media (``/api/media/{pid}/replicas...``) and ``/api/rules``,
+S3 direct multipart uploads (``multipart`` of ``POST /api/upload`` and its
+answer, ``POST /api/upload/{pid}/parts``, the parts of ``.../complete``, ``DELETE /api/upload/{pid}``),
+and the ``probe`` parameter of ``GET /api/stats`` with the probe's ``probed_at`` and ``age_s``; a
+change that removes or renames anything a client sends or reads must fail here).
 
 Component (schema) names may change with a refactoring, so ``$ref``s are followed and only what a
 client sees is compared: for every operation its parameters (where, name, required) and, for the

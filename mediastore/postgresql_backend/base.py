@@ -22,6 +22,8 @@ from django.db.backends.postgresql import base, operations
 from psycopg import errors
 from psycopg.pq import TransactionStatus
 
+from mediastore.compat import raw_connection
+
 #: A connection found usable this recently is trusted when its socket has nothing to read.
 TRUST_SECONDS = 5.0
 
@@ -44,7 +46,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     checked_at = float("-inf")  # monotonic time of the last check that passed
 
     def is_usable(self) -> bool:
-        raw = self.connection
+        raw = raw_connection(self)
         if raw is None or raw.closed or raw.broken:
             return False
         now = time.monotonic()

@@ -46,6 +46,14 @@ class S3Params:
     secret_key: str = field(repr=False)  # kept out of logs and tracebacks
 
 
+class MultipartUpload(NamedTuple):
+    """An unfinished multipart upload as a store lists it."""
+
+    key: str
+    upload_id: str
+    initiated: float  # POSIX time
+
+
 class ListingNotSupported(Exception):
     """The backend cannot enumerate its objects (RAM stores)."""
 
@@ -80,6 +88,9 @@ class Backend(abc.ABC):
     uses_s3: ClassVar[bool] = False  # whether a configuration needs an S3 endpoint and credentials
     in_storage_root: ClassVar[bool] = False  # a directory or file below MEDIASTORE_STORAGE_ROOT
     supports_presign: ClassVar[bool] = False
+    # Whether bytes can be sent in parts that the store joins into one object (S3 multipart
+    # uploads): the ``multipart_*`` methods. Resumable uploads stream into such stores part by part.
+    supports_multipart: ClassVar[bool] = False
 
     # -- bucket rules (class level: no backend exists yet) ----------------------------------------
 
@@ -185,6 +196,59 @@ class Backend(abc.ABC):
             raise PresignNotSupported(f"{type(self).__name__} cannot presign downloads")
         self.validate_key(key)
         return self._presigned_get(key, expires)
+
+    # -- multipart uploads (where ``supports_multipart``) ------------------------------------------
+
+    def multipart_start(self, key: str) -> str:
+        """Begin an object under ``key`` sent in parts; return the upload's id."""
+        self.validate_key(key)
+        return self._multipart_start(key)
+
+    def multipart_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, size: int) -> str:
+        """Store part ``number`` (1, 2, ...) of ``size`` bytes read from ``stream``; return its
+        ETag, which ``multipart_complete`` needs. Every part but the last must have at least the
+        store's minimum size (S3: 5 MiB)."""
+        self.validate_key(key)
+        return self._multipart_part(key, upload_id, number, stream, size)
+
+    def multipart_complete(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Join the ``(number, etag)`` parts into the object under ``key``."""
+        self.validate_key(key)
+        self._multipart_complete(key, upload_id, parts)
+
+    def multipart_abort(self, key: str, upload_id: str) -> None:
+        """Drop the upload and every part stored for it; an upload already gone is no error."""
+        self.validate_key(key)
+        self._multipart_abort(key, upload_id)
+
+    def multipart_part_url(self, key: str, upload_id: str, number: int, expires: int, size: int) -> str:
+        """A URL a client can PUT part ``number`` (of exactly ``size`` bytes) to for ``expires`` seconds."""
+        self.validate_key(key)
+        return self._multipart_part_url(key, upload_id, number, expires, size)
+
+    def multipart_list(self, key: str | None = None) -> list[MultipartUpload]:
+        """The unfinished multipart uploads of the store (only those of ``key`` when given)."""
+        if key is not None:
+            self.validate_key(key)
+        return self._multipart_list(key)
+
+    def _multipart_start(self, key: str) -> str:
+        raise NotImplementedError
+
+    def _multipart_part_url(self, key: str, upload_id: str, number: int, expires: int, size: int) -> str:
+        raise NotImplementedError
+
+    def _multipart_list(self, key: str | None) -> list[MultipartUpload]:
+        raise NotImplementedError
+
+    def _multipart_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, size: int) -> str:
+        raise NotImplementedError
+
+    def _multipart_complete(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        raise NotImplementedError
+
+    def _multipart_abort(self, key: str, upload_id: str) -> None:
+        raise NotImplementedError
 
     def list_objects(self) -> Iterator[StoredObject]:
         """Every object in the store, in no particular order (for audits such as

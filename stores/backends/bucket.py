@@ -32,6 +32,7 @@ from stores.backends.base import (
     DEFAULT_CHUNK_SIZE,
     Backend,
     ChunkIterator,
+    MultipartUpload,
     ObjectNotFound,
     S3Params,
     StoredObject,
@@ -61,6 +62,14 @@ _MISSING_KEY_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
 _CREDENTIAL_CODES = frozenset(
     {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", "403"}
 )
+# S3's refusals of a multipart completion that are the client's mistake, and what they mean.
+_PART_CODES = {
+    "InvalidPart": "a part is missing or its ETag is not the one S3 gave (InvalidPart)",
+    "InvalidPartOrder": "the parts must be listed in ascending part_number order (InvalidPartOrder)",
+    "EntityTooSmall": "every part but the last must have at least 5 MiB (EntityTooSmall)",
+    "NoSuchUpload": "the multipart upload is gone: aborted, completed or expired (NoSuchUpload)",
+    "MalformedXML": "the list of parts is empty or malformed (MalformedXML)",
+}
 _PRINTABLE_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
 S3_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 
@@ -164,6 +173,7 @@ class BucketStore(Backend):
     type_name = "BucketStore"
     uses_s3 = True
     supports_presign = True
+    supports_multipart = True
 
     @classmethod
     def normalize_bucket(cls, bucket: str) -> str:
@@ -283,6 +293,84 @@ class BucketStore(Backend):
         with self._s3_errors("write", key):
             client.upload_fileobj(reader, self.bucket, full_key, Config=config)
         return reader.count
+
+    def _multipart_start(self, key: str) -> str:
+        with self._s3_errors("write", key):
+            answer = self._client().create_multipart_upload(Bucket=self.bucket, Key=self._key(key))
+        return answer["UploadId"]
+
+    def _multipart_part(self, key: str, upload_id: str, number: int, stream: BinaryIO, size: int) -> str:
+        # botocore reads the body in pieces (a file object is not read into memory at once).
+        with self._s3_errors("write", key):
+            answer = self._client().upload_part(
+                Bucket=self.bucket,
+                Key=self._key(key),
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=stream,
+                ContentLength=size,
+            )
+        return answer["ETag"]
+
+    def _multipart_complete(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Parts S3 refuses (an unknown part or ETag, parts out of order, a part below 5 MiB but the
+        last, an upload id that is gone) are the client's mistake: RuleViolation naming S3's code."""
+        listed = [{"PartNumber": number, "ETag": etag} for number, etag in parts]
+        try:
+            self._client().complete_multipart_upload(
+                Bucket=self.bucket, Key=self._key(key), UploadId=upload_id, MultipartUpload={"Parts": listed}
+            )
+        except ClientError as err:
+            code = _error_code(err)
+            if code in _PART_CODES:
+                raise RuleViolation(
+                    f"S3 refused the parts of the multipart upload of '{key}': {_PART_CODES[code]}"
+                ) from None
+            raise self._translate(err, "write", key) from None
+        except BotoCoreError as err:
+            raise self._translate(err, "write", key) from None
+
+    def _multipart_part_url(self, key: str, upload_id: str, number: int, expires: int, size: int) -> str:
+        params = {
+            "Bucket": self.bucket,
+            "Key": self._key(key),
+            "UploadId": upload_id,
+            "PartNumber": number,
+            "ContentLength": size,
+        }
+        with self._s3_errors("presign", key):
+            return self._client().generate_presigned_url("upload_part", Params=params, ExpiresIn=expires)
+
+    def _multipart_list(self, key: str | None) -> list[MultipartUpload]:
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        wanted = self._key(key) if key is not None else prefix
+        found = []
+        with self._s3_errors("list", key or "*"):
+            pages = (
+                self._client()
+                .get_paginator("list_multipart_uploads")
+                .paginate(Bucket=self.bucket, Prefix=wanted)
+            )
+            for page in pages:
+                for item in page.get("Uploads", []):
+                    if key is not None and item["Key"] != wanted:
+                        continue
+                    found.append(
+                        MultipartUpload(
+                            item["Key"][len(prefix) :], item["UploadId"], item["Initiated"].timestamp()
+                        )
+                    )
+        return found
+
+    def _multipart_abort(self, key: str, upload_id: str) -> None:
+        client = self._client()
+        try:
+            client.abort_multipart_upload(Bucket=self.bucket, Key=self._key(key), UploadId=upload_id)
+        except ClientError as err:
+            if _error_code(err) != "NoSuchUpload":  # aborted or completed before: nothing to drop
+                raise self._translate(err, "delete", key) from None
+        except BotoCoreError as err:
+            raise self._translate(err, "delete", key) from None
 
     def _get(self, key: str) -> bytes:
         full_key = self._key(key)

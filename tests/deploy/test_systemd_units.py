@@ -31,7 +31,11 @@ JOBS = {
     "collect-orphans": "collect_orphans --delete",
     "verify": "verify --older-than 30d",
     "purge-tokens": "purge_tokens",
+    "expire-tus-uploads": "expire_tus_uploads",
+    "probe-stores": "probe_stores",
 }
+# Jobs that run every few minutes rather than on a calendar day.
+FREQUENT = {"probe-stores"}
 
 
 def unit_files() -> list[Path]:
@@ -107,8 +111,11 @@ def test_each_job_has_a_timer_and_a_oneshot_service_running_its_command(job, com
     assert options["Type"] == "oneshot"
     assert options["ExecStart"] == f"{INSTALLED}/.venv/bin/python {INSTALLED}/manage.py {command}"
     timer = parse(UNITS / f"mediastore-{job}.timer")
-    assert timer["Timer"]["OnCalendar"] in {"daily", "weekly"}
-    assert timer["Timer"]["Persistent"] == "true"
+    if job in FREQUENT:
+        assert timer["Timer"]["OnUnitActiveSec"] and timer["Timer"]["OnBootSec"]
+    else:
+        assert timer["Timer"]["OnCalendar"] in {"hourly", "daily", "weekly"}
+        assert timer["Timer"]["Persistent"] == "true"
     assert timer["Install"]["WantedBy"] == "timers.target"
 
 

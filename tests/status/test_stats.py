@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import re
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from media.models import Media
 from tests.conftest import PASSWORD, ApiClient, media_body
@@ -51,6 +54,7 @@ def dataset(api, id_types, settings, tmp_path):
 
 
 def test_stats_figures_are_exact(api, dataset):
+    call_command("probe_stores", stdout=StringIO())
     response = api.get("/api/stats")
 
     assert response.status_code == 200, response.content
@@ -69,6 +73,9 @@ def test_stats_figures_are_exact(api, dataset):
     for store in stores.values():
         assert store["health"]["reachable"] and store["health"]["writable"], store
         assert store["health"]["latency_ms"] >= 0 and store["health"]["error"] == ""
+        assert store["health"]["age_s"] >= 0 and parse_datetime(
+            store["health"]["probed_at"]
+        ) <= parse_datetime(stats["generated"])
     days = stats["created_per_day"]
     assert len(days) == 30 and days[-1]["day"] == dataset.date().isoformat()
     assert days[-1]["count"] == 7 and days[-4]["count"] == 1 and sum(d["count"] for d in days) == 8
@@ -89,7 +96,7 @@ def test_unwritable_store_is_reported(api, dataset, settings, tmp_path):
     disk.rmdir()
     disk.write_text("not a directory")
 
-    stores = {s["type"]: s for s in api.get("/api/stats").json()["stores"]}
+    stores = {s["type"]: s for s in api.get("/api/stats?probe=true").json()["stores"]}
 
     assert stores["FilesystemStore"]["health"]["writable"] is False
     assert stores["FilesystemStore"]["health"]["error"]

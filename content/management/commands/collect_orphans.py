@@ -2,7 +2,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from content.orphans import find_orphans, remove_orphans
+from content.orphans import abort_multipart, find_orphans, remove_orphans
 from stores.models import StoreConfig
 
 
@@ -19,7 +19,8 @@ def human(size: int) -> str:
 class Command(BaseCommand):
     help = (
         "List (and with --delete remove) stored objects that no media points at: bytes left by a "
-        "crash or a failing store between writing new bytes and removing old ones. Dry run by default."
+        "crash or a failing store between writing new bytes and removing old ones; and (abort) S3 "
+        "multipart uploads nothing claims. Dry run by default."
     )
 
     def add_arguments(self, parser):
@@ -44,7 +45,7 @@ class Command(BaseCommand):
         if store:
             stores = stores.filter(pk__in=store)
         now = time.time()
-        total = total_size = 0
+        total = total_size = aborted = 0
         for config in stores:
             found = find_orphans(config, older_than=older_than, now=now)
             name = f"store {config.pk} {config.type} '{config.bucket}'"
@@ -56,12 +57,20 @@ class Command(BaseCommand):
                 notes.append(f"{found.too_young} younger than {older_than:g} s kept")
             if found.unknown_age:
                 notes.append(f"{found.unknown_age} of unknown age kept (use --older-than 0)")
+            if found.multipart_young:
+                notes.append(f"{found.multipart_young} multipart uploads younger than {older_than:g} s kept")
             suffix = f" ({'; '.join(notes)})" if notes else ""
             self.stdout.write(f"{name}: {len(found.orphans)} orphans, {human(found.size)}{suffix}")
+            if found.multipart:
+                self.stdout.write(f"{name}: {len(found.multipart)} abandoned multipart uploads")
+                if list:
+                    for upload in found.multipart:
+                        self.stdout.write(f"  {upload.key}  multipart upload {upload.upload_id}")
             if list:
                 for obj in found.orphans:
                     self.stdout.write(f"  {obj.key}  {obj.size}")
             if delete:
+                aborted += abort_multipart(found)
                 removed, freed = remove_orphans(found)
                 total += removed
                 total_size += freed
@@ -70,7 +79,8 @@ class Command(BaseCommand):
                 total_size += found.size
         if delete:
             self.stdout.write(
-                f"removed {total} orphaned objects, freed {human(total_size)} ({total_size} bytes)"
+                f"removed {total} orphaned objects, freed {human(total_size)} ({total_size} bytes); "
+                f"aborted {aborted} abandoned multipart uploads"
             )
         else:
             self.stdout.write(

@@ -1,0 +1,128 @@
+"""Every use of a private or undocumented part of Django, psycopg or gunicorn, each behind one named
+function here (``../shared/STYLE.md``: "Private attributes ... only behind one compatibility
+module").
+
+Django is pinned below 5.3 (pyproject.toml); an upgrade may change any of these without notice.
+``tests/test_compat.py`` has one test per function that fails loudly, naming the internal, when the
+framework changes it; run it first after an upgrade. Each function's docstring says which internal
+it uses, why a public API does not do the job (docs/performance.md, "Private internals", has the
+figures), and what breaks if it changes.
+
+Not here, because they are public: ``Model._meta`` (Django's documented Model _meta API),
+``Model.from_db`` (documented in "Customizing model loading"), django-simple-history's
+``_history_user`` and ``_change_reason`` (its documented way of naming the user and the reason),
+``HttpRequest.current_app``, and attributes of our own that we set on a request. Overriding
+``is_usable`` in ``mediastore.postgresql_backend`` is subclassing a built-in backend, which Django
+documents; that Django calls it before each request's first query (with ``CONN_HEALTH_CHECKS``) is
+what tests/test_compat.py checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
+from django.http import HttpRequest
+
+
+def raw_delete(queryset: models.QuerySet) -> int:
+    """Delete the rows of ``queryset`` in one ``DELETE`` statement, without collecting related
+    objects and without signals; the number of rows deleted.
+
+    Internal: ``QuerySet._raw_delete(using)``, what ``Collector`` itself uses for fast deletes.
+    Why: ``QuerySet.delete()`` on media fetches the rows again and sends ``pre_delete`` /
+    ``post_delete`` per row, and django-simple-history answers each ``post_delete`` with one insert:
+    a bulk delete of n media costs 2n+ statements, and writes the history twice when the caller
+    wrote it already (``content.deletes``). If it changes: bulk deletes of media fail (AttributeError
+    or TypeError), they do not silently do something else.
+    """
+    return queryset._raw_delete(queryset.db)
+
+
+def drop_request_body(request: HttpRequest) -> None:
+    """Make Django let go of the raw bytes of a request body it has read: ``request.body`` and
+    ``request.read()`` give ``b""`` from here on.
+
+    Internal: ``HttpRequest._body`` (the cache behind the ``body`` property) and
+    ``HttpRequest._stream`` (after ``body`` was read, a ``BytesIO`` over the same bytes, which
+    ``read()`` serves). Why: Django keeps ``request.body`` for the whole request, so a base64
+    upload of hundreds of MB would be held twice more than needed (mediastore.parser); there is no
+    public way to release it. If it changes: the raw body stays in memory until the request ends
+    (more memory per large upload, nothing wrong in the answers).
+    """
+    import io
+
+    request._body = b""
+    request._stream = io.BytesIO()
+
+
+def raw_connection(connection: BaseDatabaseWrapper) -> Any:
+    """The DB-API connection (a ``psycopg.Connection`` on PostgreSQL) under Django's wrapper, or
+    None before the first query.
+
+    Internal: ``DatabaseWrapper.connection``, an attribute Django's own backends use but do not
+    document. Why: psycopg's per-connection ``prepare_threshold`` and the socket (``fileno()``) for
+    a health check without a round trip are only there. If it changes: AttributeError at the first
+    prepared read or health check (every request on PostgreSQL fails: loud).
+    """
+    return connection.connection
+
+
+def replace_cursor(wrapper: CursorWrapper, cursor: Any) -> None:
+    """Make Django's ``wrapper`` run its statements on the DB-API ``cursor`` instead of the one
+    Django opened (which is closed); query logging, ``execute_wrappers``, ``CaptureQueriesContext``
+    and the statement budgets still see them, and leaving the ``with`` block closes ``cursor``.
+
+    Internal: ``CursorWrapper.cursor``, the DB-API cursor the wrapper delegates to. Why: the
+    prepared single-row reads (mediastore.rowfetch) need a psycopg cursor that binds parameters on
+    the server; Django's ``OPTIONS={"server_side_binding": True}`` binds every statement of every
+    connection on the server instead (figures in docs/performance.md). If it changes: the reads fail
+    with AttributeError (loud), or, if Django stopped delegating to ``.cursor``, they run unprepared
+    (tests/test_rowfetch.py and tests/test_compat.py fail).
+    """
+    client_bound, wrapper.cursor = wrapper.cursor, cursor
+    client_bound.close()
+
+
+def db_converters(field: models.Field, connection: BaseDatabaseWrapper) -> tuple[list[Callable], Any]:
+    """The functions that turn this field's column value, as the database driver returns it, into
+    the Python value the ORM gives (the backend's, e.g. dates and JSON on SQLite, then the field's
+    ``from_db_value``), each called ``function(value, expression, connection)``; and the
+    expression to pass them, as ``(functions, expression)``.
+
+    Internal: ``Field.get_col``, ``DatabaseOperations.get_db_converters`` and
+    ``Expression.get_db_converters``, what the SQL compiler calls. Why: the compiled single-row
+    reads (mediastore.rowfetch) build model instances from rows they fetched themselves, with
+    ``Model.from_db``, and must convert the values as the ORM would; ``QuerySet.raw()`` converts,
+    but compiles its converters again on every call and cannot follow foreign keys.
+    If it changes: TypeError/AttributeError at the first read of a token (every request: loud); a
+    converter that silently went missing is caught by tests/test_compat.py comparing values with
+    the ORM's.
+    """
+    expression = field.get_col(field.model._meta.db_table)
+    return [
+        *connection.ops.get_db_converters(expression),
+        *expression.get_db_converters(connection),
+    ], expression
+
+
+def close_after_answer(start_response: Callable) -> bool:
+    """Make gunicorn close the connection after this answer (``Connection: close``); False when not
+    served by gunicorn (Django's test client, runserver).
+
+    Internal: gunicorn's ``Response.force_close()``, reached as the object whose bound
+    ``start_response`` gunicorn passes to the application. Why: an answer given before the body
+    was read (401, 413, 408) must end its connection, or the unread rest of the body would be
+    parsed as the next request; WSGI has no way to ask for that, and gunicorn drops a
+    ``Connection`` header an application sets (hop-by-hop). If it changes: such connections
+    stay open and the rest of the body is read as a request (a 400 for the client's next request,
+    never another user's data); tests/test_compat.py and tests/deploy/test_slow_bodies.py fail.
+    """
+    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+    if callable(force_close):
+        force_close()
+        return True
+    return False

@@ -1,0 +1,216 @@
+"""One test per private internal behind ``mediastore.compat`` (and per framework hook we rely on):
+each fails, naming the internal, when Django, psycopg or gunicorn change what we use. Run this first
+after upgrading any of them."""
+
+from __future__ import annotations
+
+import inspect
+import io
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, Permission
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models.signals import post_delete, pre_delete
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+
+from media.models import Media
+from mediastore import compat
+from mediastore.permissions import PERMISSIONS_ATTRIBUTE
+from tests.conftest import create_media
+
+pytestmark = pytest.mark.django_db
+
+
+def test_raw_delete_is_one_statement_without_signals():
+    """QuerySet._raw_delete(using): one DELETE, no pre/post_delete, the count of rows returned."""
+    for name in ("gone-1", "gone-2", "kept"):
+        Group.objects.create(name=name)
+    signalled: list[str] = []
+
+    def receiver(sender, instance, **kwargs):
+        signalled.append(instance.name)
+
+    pre_delete.connect(receiver, sender=Group)
+    post_delete.connect(receiver, sender=Group)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            deleted = compat.raw_delete(Group.objects.filter(name__startswith="gone-"))
+    finally:
+        pre_delete.disconnect(receiver, sender=Group)
+        post_delete.disconnect(receiver, sender=Group)
+
+    assert deleted == 2, "QuerySet._raw_delete no longer returns the number of rows deleted"
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["DELETE"]
+    assert signalled == [], "QuerySet._raw_delete sends delete signals now"
+    left = Group.objects.filter(name__in=["gone-1", "gone-2", "kept"]).values_list("name", flat=True)
+    assert list(left) == ["kept"]
+
+
+def test_drop_request_body_releases_the_bytes_django_kept():
+    """HttpRequest._body (the cache behind .body) and ._stream (what .read() serves once .body was
+    read): after dropping them, neither gives the bytes back."""
+    body = b'{"base64": "QUJD"}'
+    request = RequestFactory().post("/api/upload", data=body, content_type="application/json")
+    assert request.body == body
+    assert request._body is request.body, "HttpRequest.body is no longer cached in _body"
+    assert isinstance(request._stream, io.BytesIO), "HttpRequest._stream is not a BytesIO after .body"
+
+    compat.drop_request_body(request)
+
+    assert request.body == b"", "HttpRequest.body no longer reads _body"
+    assert request.read() == b"", "HttpRequest.read() no longer reads _stream"
+
+
+def test_raw_connection_is_the_db_api_connection():
+    """DatabaseWrapper.connection: the driver's connection, with what we use of it."""
+    connection.ensure_connection()
+    raw = compat.raw_connection(connection)
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        assert isinstance(raw, psycopg.Connection)
+        assert hasattr(raw, "prepare_threshold") and raw.fileno() > 0
+        assert raw.info.transaction_status is not None
+    else:
+        import sqlite3
+
+        assert isinstance(raw, sqlite3.Connection)
+
+
+def test_replace_cursor_runs_django_statements_on_our_cursor():
+    """CursorWrapper.cursor: the wrapper delegates execute/fetch to it, logging still applies, and
+    leaving the block closes it."""
+    with CaptureQueriesContext(connection) as queries, connection.cursor() as wrapper:
+        ours = compat.raw_connection(connection).cursor()
+        compat.replace_cursor(wrapper, ours)
+        wrapper.execute("SELECT 40 + 2")  # no parameters: sqlite3's own cursor takes ? not %s
+        assert wrapper.fetchone()[0] == 42
+        assert wrapper.cursor is ours, "CursorWrapper no longer keeps its DB-API cursor as .cursor"
+    assert len(queries.captured_queries) == 1, "a replaced cursor's statements are not logged"
+    with pytest.raises(Exception):  # noqa: B017,PT011 (psycopg and sqlite3 raise their own kinds)
+        ours.execute("SELECT 1")  # closed with the wrapper
+
+
+def test_db_converters_give_what_the_orm_gives(api, id_types):
+    """Field.get_col, DatabaseOperations.get_db_converters and Expression.get_db_converters turn
+    the driver's values into the ORM's (JSON, datetimes on SQLite)."""
+    create_media(api, "conv", metadata={"a": [1, 2.5, None], "b": "é"}, tags=["t"])
+    media = Media.objects.get(pid="conv")
+    fields = [Media._meta.get_field(name) for name in ("metadata", "created", "store_status", "size")]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {Media._meta.db_table} WHERE id = %s", [media.pk])
+        row = cursor.fetchone()
+    converted = []
+    for field, value in zip(fields, row, strict=True):
+        functions, expression = compat.db_converters(field, connection)
+        for function in functions:
+            value = function(value, expression, connection)
+        converted.append(value)
+    assert converted == [media.metadata, media.created, media.store_status, media.size]
+
+
+def test_django_asks_is_usable_before_a_kept_connections_first_query():
+    """With CONN_HEALTH_CHECKS, Django calls connection.is_usable() before the first query after
+    close_if_unusable_or_obsolete (the start of each request); mediastore.postgresql_backend
+    overrides is_usable and relies on that."""
+    wrapper = connections[DEFAULT_DB_ALIAS]  # the object itself, not the proxy
+    wrapper.ensure_connection()
+    calls: list[bool] = []
+    enabled = wrapper.health_check_enabled
+    wrapper.is_usable = lambda: calls.append(True) or True
+    wrapper.health_check_enabled = True
+    try:
+        # What close_if_unusable_or_obsolete (run by the request_started signal) does first; not
+        # called itself, since inside the test's transaction it would close the connection.
+        wrapper.health_check_done = False
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        del wrapper.is_usable
+        wrapper.health_check_enabled = enabled
+    assert calls == [True], "Django no longer calls is_usable() once before a request's first query"
+    reset = inspect.getsource(type(wrapper).close_if_unusable_or_obsolete)
+    assert "self.health_check_done = False" in reset, "a new request no longer asks for a health check"
+    if wrapper.vendor == "postgresql":
+        from mediastore.postgresql_backend.base import DatabaseWrapper
+
+        assert type(wrapper) is DatabaseWrapper
+
+
+def test_close_after_answer_makes_gunicorn_close_the_connection():
+    """gunicorn's Response.force_close(), reached through the bound start_response its workers pass."""
+    from gunicorn.http.wsgi import Response
+    from gunicorn.workers import gthread, sync
+
+    class Request:
+        version = (1, 1)
+
+        def should_close(self):
+            return False
+
+    response = Response(Request(), None, None)
+    response.response_length = 0
+    assert not response.should_close()
+
+    assert compat.close_after_answer(response.start_response) is True
+    assert response.should_close(), "gunicorn's Response.force_close() no longer closes the connection"
+    for worker in (gthread, sync):
+        assert "resp.start_response" in inspect.getsource(worker), (
+            f"gunicorn's {worker.__name__} no longer passes Response.start_response to the application"
+        )
+    assert compat.close_after_answer(lambda status, headers: None) is False
+
+
+def test_permission_backend_answers_from_the_loaded_permissions(django_user_model):
+    """The public replacement of ModelBackend's private _perm_cache: ``get_all_permissions`` of an
+    authentication backend (documented) reads what the token's statement loaded, with no query."""
+    user = django_user_model.objects.create_user(username="loaded")
+    setattr(user, PERMISSIONS_ATTRIBUTE, {"media.view_media"})
+    with CaptureQueriesContext(connection) as queries:
+        assert user.has_perm("media.view_media")
+        assert not user.has_perm("media.delete_media")
+    assert queries.captured_queries == []
+
+    plain = django_user_model.objects.get(username="loaded")  # a session's user: ModelBackend as usual
+    plain.user_permissions.add(Permission.objects.get(codename="delete_media"))
+    plain = django_user_model.objects.get(username="loaded")
+    assert plain.has_perm("media.delete_media") and not plain.has_perm("media.view_media")
+
+
+# Private internals that must be reached through mediastore.compat only (a regular expression
+# each, matched against the code of every app).
+PRIVATE = {
+    "QuerySet._raw_delete": r"\._raw_delete\(",
+    "ModelBackend's _perm_cache": r"_perm_cache",
+    "HttpRequest._body / _stream": r"request\._(body|stream)\b",
+    "CursorWrapper.cursor swapped": r"\.cursor\s*=[^=]",
+    "DatabaseWrapper.connection": r"connection\.connection\b",
+    "Field.set_cached_value": r"\.set_cached_value\(",
+    "get_db_converters": r"get_db_converters\(",
+    "gunicorn's force_close": r"force_close\(\)",
+    "FileBasedCache internals": r"self\._(dir|createdir)\b",
+}
+
+
+def test_no_private_internal_is_used_outside_compat():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    found = []
+    for app in settings.PROJECT_APPS:
+        for path in sorted((root / app).rglob("*.py")):
+            relative = path.relative_to(root).as_posix()
+            if relative == "mediastore/compat.py" or "/migrations/" in relative:
+                continue
+            code = path.read_text()
+            for name, pattern in PRIVATE.items():
+                for match in re.finditer(pattern, code):
+                    line = code.count("\n", 0, match.start()) + 1
+                    found.append(f"{relative}:{line}: {name}")
+    assert found == [], "use mediastore.compat instead:\n" + "\n".join(found)
