@@ -10,19 +10,21 @@ import itertools
 import json
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils import timezone
 from django.utils.http import parse_etags
-from ninja import Body, Router
+from ninja import Body, Query, Router
 from ninja.responses import NinjaJSONEncoder
 
-from content import base64io, reads, uploads
+from content import archives, base64io, reads, uploads
 from content import services as transfer
 from content.framing import FramedBody
 from content.ranges import Unsatisfiable, parse_range
-from content.schemas import DownloadOut, UploadIn, UploadOut, VerifyOut
+from content.schemas import ArchiveIn, ArchiveQuery, DownloadOut, UploadIn, UploadOut, VerifyOut
 from media.models import StoreStatus
 from media.schemas import MediaError, MediaOut, media_out_dict
+from media.search.params import filters_from_query
 from media.selectors import media_get, media_read_many
-from mediastore.errors import LengthRequired, MediastoreError, NotFound, NotImplementedCoding
+from mediastore.errors import LengthRequired, MediastoreError, NotFound, NotImplementedCoding, RuleViolation
 from mediastore.openapi import TEXT
 from mediastore.pagination import json_response
 from mediastore.parser import large_member
@@ -103,6 +105,73 @@ def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
         except MediastoreError as exc:
             results.append({"pid": pid, "error": exc.kind, "msg": exc.message})
     return results
+
+
+ARCHIVE_DOC = """The archive is streamed as it is built, in constant memory whatever its size: each
+media's bytes as `data/<pid>` (percent-encoded: only ASCII letters, digits and `._-+=,@` stay as
+they are, so no name is absolute or climbs out with `..`; layout `flat` encodes the pid's `/` too),
+then `manifest-sha256.txt` (the recorded SHA-256 of every member, for `sha256sum -c`),
+`media.json` (every selected media as the API returns it) and `errors.txt` (one line
+`pid<TAB>reason` for each selected media whose bytes are not in the archive, or not whole: PENDING,
+unknown pid, bytes missing or failing to read; empty when all went well). More media than
+`MEDIASTORE_ARCHIVE_MAX_MEDIA` (100,000) is a 413 before any byte. The answer is always whole (200,
+no `Range`): a broken download is started again."""
+
+ARCHIVE_RESPONSES = {
+    200: {
+        "description": "The archive (zip or tar), streamed",
+        "content": {
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            "application/x-tar": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def archive_response(selection, *, format: str, layout: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        archives.archive_stream(selection, format=format, layout=layout),
+        content_type=archives.CONTENT_TYPES[format],
+    )
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="media-{stamp}.{format}"'
+    return response
+
+
+@router.post(
+    "/download/archive",
+    response={200: None},
+    summary="Download many media as one zip or tar",
+    openapi_extra={"responses": ARCHIVE_RESPONSES},
+)
+def download_archive(request: HttpRequest, payload: ArchiveIn):
+    """The media of `pids` (in that order), or every match of the search filters of
+    `POST /api/media/search` (in its `order_by`; `limit` and `offset` only when given), as one zip
+    (default) or tar. Pids and filters together, or neither, are a 422."""
+    selection = archives.body_selection(payload)
+    return archive_response(selection, format=payload.format, layout=payload.layout)
+
+
+download_archive.__doc__ += "\n\n" + ARCHIVE_DOC
+
+
+@router.get(
+    "/download/archive",
+    response={200: None},
+    summary="Download a search as one zip or tar",
+    openapi_extra={"responses": ARCHIVE_RESPONSES},
+)
+def download_archive_get(request: HttpRequest, query: Query[ArchiveQuery]):
+    """Every media matching the query parameters of `GET /api/media` (no filter: every media), as
+    one zip (default) or tar, e.g. `?tags=diatom&format=tar`."""
+    if query.cursor is not None:
+        raise RuleViolation("query parameter 'cursor' does not apply: an archive takes every match")
+    filters = filters_from_query(query, request.GET.keys(), extra={"format", "layout"})
+    selection = archives.query_selection(filters)
+    return archive_response(selection, format=query.format, layout=query.layout)
+
+
+download_archive_get.__doc__ += "\n\n" + ARCHIVE_DOC
 
 
 @router.get("/download/{path:pid}", response=DownloadOut, summary="Download bytes as base64")

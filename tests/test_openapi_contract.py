@@ -3,8 +3,9 @@ as the snapshot ``tests/fixtures/openapi.json`` (taken from the code before the 
 then regenerated only for additions: ``GET /api/stats``, the search ``cursor`` parameter, the 411
 of a JSON body sent chunked, the 503 of an unreachable database, the 408 of a body that stopped
 arriving, the 414 of a request line too long, the JSON message of a 416, the 400/501 of a streamed
-body cut short or in a transfer coding, ``keys`` of the metadata updates declared nullable, and
-``/api/tokens``; a change that removes or renames anything a client sends or reads must fail here).
+body cut short or in a transfer coding, ``keys`` of the metadata updates declared nullable,
+``/api/tokens``, and ``POST``/``GET /api/download/archive``; a change that removes or renames
+anything a client sends or reads must fail here).
 
 Component (schema) names may change with a refactoring, so ``$ref``s are followed and only what a
 client sees is compared: for every operation its parameters (where, name, required) and, for the
