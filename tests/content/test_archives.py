@@ -231,3 +231,19 @@ def test_a_reader_may_download_an_account_without_view_permission_gets_403(api, 
         assert response.status_code == 403 and not response.streaming
         assert "media.view_media" in response.json()["detail"]
     assert ApiClient().get("/api/download/archive?tags=t").status_code == 401
+
+
+@pytest.mark.parametrize("order_by", [None, "-pid", "created"])
+def test_a_search_of_more_media_than_one_chunk_of_rows_comes_whole_in_its_order(api, id_types, order_by):
+    """Rows are read 500 at a time, each chunk after the last row of the one before (keyset)."""
+    pids = [f"w{i:04d}" for i in range(1234)]
+    created = api.post("/api/media/create", [media_body(pid, tags=["walk"]) for pid in pids])
+    assert created.status_code == 200, created.content
+    create_media(api, "w-untagged")
+    body = {"tags": ["walk"], "format": "tar", **({"order_by": order_by} if order_by else {})}
+    found = members(api.post("/api/download/archive", body))
+    listed = [m["pid"] for m in json.loads(found["media.json"])]
+    assert listed == (sorted(pids, reverse=True) if order_by == "-pid" else pids)
+    assert len(errors(found)) == 1234  # all PENDING
+    found = members(api.post("/api/download/archive", {**body, "limit": 700, "offset": 300}))
+    assert [m["pid"] for m in json.loads(found["media.json"])] == listed[300:1000]
