@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils import timezone
@@ -26,7 +27,7 @@ from media.search.params import filters_from_query
 from media.selectors import media_get, media_read_many
 from mediastore.errors import LengthRequired, MediastoreError, NotFound, NotImplementedCoding, RuleViolation
 from mediastore.openapi import TEXT
-from mediastore.pagination import json_response
+from mediastore.pagination import JsonArrayStream, json_response
 from mediastore.parser import large_member
 
 router = Router(tags=["bytes"])
@@ -90,9 +91,18 @@ def download_url(request: HttpRequest, pid: str):
 @router.post(
     "/download/urls", response=list[DownloadOut | MediaError], summary="Presigned URLs for many media"
 )
-def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
+def download_urls(request: HttpRequest, pids: list[str] | dict | None = Body(None)):
     """For each pid, a `DownloadOut` with `presigned_get`, or a `MediaError` (`NotFound`,
-    `ValidationError` for non-S3 stores, `Conflict` for bytes never stored). No body: empty list."""
+    `ValidationError` for non-S3 stores, `Conflict` for bytes never stored). No body: empty list.
+
+    Instead of pids, the body may be an object: the filters of `POST /api/media/search`. Then the
+    answer has the same entry for every matching media in the search's order (no page limit:
+    `limit` and `offset` only when given; a body without any filter finds nothing), sent as it is
+    made; at most `MEDIASTORE_ARCHIVE_MAX_MEDIA` media (413 above it). Media outside S3 get a
+    `ValidationError` entry saying how to fetch them (or use `POST /api/download/archive`)."""
+    if isinstance(pids, dict):
+        selection = archives.search_selection(pids)
+        return JsonArrayStream(presigned_entries(selection, user=request.auth))
     pids = pids or []
     found = {media.pid: media for media in media_read_many(pids)}
     results = []
@@ -105,6 +115,19 @@ def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
         except MediastoreError as exc:
             results.append({"pid": pid, "error": exc.kind, "msg": exc.message})
     return results
+
+
+def presigned_entries(selection, *, user) -> Iterator[str]:
+    """The JSON array of ``POST /api/download/urls`` for a search, one entry at a time."""
+    yield "["
+    for index, media in enumerate(selection):
+        try:
+            media, url = reads.presigned_get(media, user=user)
+            entry = {"mediadata": media_out_dict(media), "presigned_get": url}
+        except MediastoreError as exc:
+            entry = {"pid": media.pid, "error": exc.kind, "msg": exc.message}
+        yield ("," if index else "") + json.dumps(entry, cls=NinjaJSONEncoder)
+    yield "]"
 
 
 ARCHIVE_DOC = """The archive is streamed as it is built, in constant memory whatever its size: each

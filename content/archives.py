@@ -415,3 +415,13 @@ def query_selection(filters: MediaSearch) -> Iterable[Media | str]:
     """The selection of ``GET /api/download/archive``: every match of its filters (none: every media)."""
     limit, offset = _paging(filters)
     return archive_selection(pids=None, filters=filters, limit=limit, offset=offset)
+
+
+def search_selection(body: dict) -> Iterable[Media | str]:
+    """Every match of a ``POST /api/media/search`` body (``POST /api/download/urls`` with one),
+    bounded as archives are (413); a body without any filter finds nothing, as that search does."""
+    search = MediaSearch.model_validate(body)
+    if not has_filters(search):
+        return []
+    limit, offset = _paging(search)
+    return archive_selection(pids=None, filters=search, limit=limit, offset=offset)

@@ -247,3 +247,35 @@ def test_a_search_of_more_media_than_one_chunk_of_rows_comes_whole_in_its_order(
     assert len(errors(found)) == 1234  # all PENDING
     found = members(api.post("/api/download/archive", {**body, "limit": 700, "offset": 300}))
     assert [m["pid"] for m in json.loads(found["media.json"])] == listed[300:1000]
+
+
+def test_download_urls_takes_a_search_body_too(api, stores, s3cfg):
+    """Issue 28 item 2: POST /api/download/urls with the body of POST /api/media/search."""
+    import requests
+
+    upload(api, "s3-a", b"bytes of a", stores["BucketStore"], tags=["u"])
+    upload(api, "local-b", b"bytes of b", stores["FilesystemStore"], tags=["u"])
+    upload(api, "s3-c", b"bytes of c", stores["BucketStore"], tags=["u"])
+    upload(api, "s3-other", b"other", stores["BucketStore"], tags=["v"])
+    response = api.post("/api/download/urls", {"tags": ["u"], "order_by": "-pid"})
+    assert response.status_code == 200
+    entries = response.json()
+    assert [e.get("pid") or e["mediadata"]["pid"] for e in entries] == ["s3-c", "s3-a", "local-b"]
+    for entry, data in zip([entries[0], entries[1]], [b"bytes of c", b"bytes of a"], strict=True):
+        assert requests.get(entry["presigned_get"], timeout=30).content == data
+    assert entries[2]["error"] == "ValidationError" and "BucketStore" in entries[2]["msg"]
+    # the list of pids answers as before; a body without filters finds nothing, as the search does
+    listed = api.post("/api/download/urls", ["s3-a", "nope"]).json()
+    assert listed[0]["mediadata"]["pid"] == "s3-a" and listed[1]["error"] == "NotFound"
+    assert api.post("/api/download/urls", {}).json() == []
+    assert "colour" in error_message(api.post("/api/download/urls", {"tags": ["u"], "colour": "red"}))
+
+
+def test_download_urls_of_a_search_is_bounded_like_an_archive(api, stores, settings):
+    settings.MEDIASTORE_ARCHIVE_MAX_MEDIA = 1
+    for pid in ("x1", "x2"):
+        upload(api, pid, b"x", stores["DictStore"], tags=["x"])
+    assert "MEDIASTORE_ARCHIVE_MAX_MEDIA" in error_message(
+        api.post("/api/download/urls", {"tags": ["x"]}), 413
+    )
+    assert len(api.post("/api/download/urls", {"tags": ["x"], "limit": 1}).json()) == 1
