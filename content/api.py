@@ -11,7 +11,6 @@ import json
 from collections.abc import Iterator
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from django.utils import timezone
 from django.utils.http import parse_etags
 from ninja import Body, Query, Router
 from ninja.responses import NinjaJSONEncoder
@@ -151,16 +150,6 @@ ARCHIVE_RESPONSES = {
 }
 
 
-def archive_response(selection, *, format: str, layout: str) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        archives.archive_stream(selection, format=format, layout=layout),
-        content_type=archives.CONTENT_TYPES[format],
-    )
-    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    response["Content-Disposition"] = f'attachment; filename="media-{stamp}.{format}"'
-    return response
-
-
 @router.post(
     "/download/archive",
     response={200: None},
@@ -172,7 +161,7 @@ def download_archive(request: HttpRequest, payload: ArchiveIn):
     `POST /api/media/search` (in its `order_by`; `limit` and `offset` only when given), as one zip
     (default) or tar. Pids and filters together, or neither, are a 422."""
     selection = archives.body_selection(payload)
-    return archive_response(selection, format=payload.format, layout=payload.layout)
+    return archives.archive_response(selection, format=payload.format, layout=payload.layout)
 
 
 download_archive.__doc__ += "\n\n" + ARCHIVE_DOC
@@ -191,7 +180,7 @@ def download_archive_get(request: HttpRequest, query: Query[ArchiveQuery]):
         raise RuleViolation("query parameter 'cursor' does not apply: an archive takes every match")
     filters = filters_from_query(query, request.GET.keys(), extra={"format", "layout"})
     selection = archives.query_selection(filters)
-    return archive_response(selection, format=query.format, layout=query.layout)
+    return archives.archive_response(selection, format=query.format, layout=query.layout)
 
 
 download_archive_get.__doc__ += "\n\n" + ARCHIVE_DOC

@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from typing import IO, Literal
 
 from django.conf import settings
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 from ninja.responses import NinjaJSONEncoder
 from zipstream import ZIP_STORED, ZipStream
 
@@ -341,6 +344,18 @@ def _member(media: Media, writer: ZipWriter | TarWriter, names: Names, listings:
         listings.add_error(media.pid, f"{name}: the bytes read do not match the recorded SHA-256 checksum")
 
 
+def archive_response(
+    selection: Iterable[Media | str], *, format: Format, layout: Layout
+) -> StreamingHttpResponse:
+    """The answer that streams the archive of ``selection`` as a download."""
+    response = StreamingHttpResponse(
+        archive_stream(selection, format=format, layout=layout), content_type=CONTENT_TYPES[format]
+    )
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="media-{stamp}.{format}"'
+    return response
+
+
 # --- what goes in ----------------------------------------------------------------------------------
 
 PIDS_CHUNK = 500
@@ -425,3 +440,10 @@ def search_selection(body: dict) -> Iterable[Media | str]:
         return []
     limit, offset = _paging(search)
     return archive_selection(pids=None, filters=search, limit=limit, offset=offset)
+
+
+def queryset_selection(queryset: QuerySet[Media]) -> Iterable[Media]:
+    """The media of ``queryset`` (the admin's selection) by pk, read a chunk at a time; 413 first
+    when there are more than ``MEDIASTORE_ARCHIVE_MAX_MEDIA``."""
+    check_size(queryset.count())
+    return queryset.select_related("store_config__s3cfg").order_by("pk").iterator(chunk_size=PIDS_CHUNK)
