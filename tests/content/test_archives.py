@@ -279,3 +279,16 @@ def test_download_urls_of_a_search_is_bounded_like_an_archive(api, stores, setti
         api.post("/api/download/urls", {"tags": ["x"]}), 413
     )
     assert len(api.post("/api/download/urls", {"tags": ["x"], "limit": 1}).json()) == 1
+
+
+def test_a_token_needs_the_scope_read(api, stores):
+    upload(api, "sc1", b"scoped", stores["DictStore"])
+    tokens = {}
+    for scope in ("read", "delete"):
+        made = api.post("/api/tokens", {"name": f"only {scope}", "scopes": [scope], "expires_in": 600})
+        assert made.status_code == 201, made.content
+        tokens[scope] = made.json()["token"]
+    allowed = ApiClient(tokens["read"]).post("/api/download/archive", {"pids": ["sc1"]})
+    assert members(allowed)["data/sc1"] == b"scoped"
+    refused = ApiClient(tokens["delete"]).get("/api/download/archive?pid=sc1")
+    assert refused.status_code == 403 and not refused.streaming and "read" in refused.json()["detail"]
