@@ -275,7 +275,13 @@ class TarWriter:
 
 
 def joined(pieces: Iterable[bytes]) -> Iterator[bytes]:
-    """``pieces`` with the small ones joined into pieces of at least ``OUT_CHUNK`` bytes."""
+    """``pieces`` with the small ones joined into pieces of at least ``OUT_CHUNK`` bytes; the first
+    goes out alone, so the answer starts at once however small the members are."""
+    pieces = iter(pieces)
+    first = next(pieces, None)
+    if first is None:
+        return
+    yield first
     buffer: list[bytes] = []
     held = 0
     for piece in pieces:
