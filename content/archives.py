@@ -18,7 +18,9 @@ name is absolute, climbs out with ``..`` or carries characters some file systems
 different pids give different names. Layout ``pid`` keeps the pid's ``/`` as folders, ``flat``
 encodes them too. The one clash left, a pid that is also the folder of another (``a`` and
 ``a/b``), is resolved as the members come: a pid under a folder that is already a file goes flat
-(``a%2Fb``), a file where a folder is already gets ``~<pk>`` (no encoded name has a ``~``).
+(``a%2Fb``), a file where a folder is already gets ``~<pk>`` (no encoded name has a ``~``). A
+segment longer than file systems allow (240 characters once encoded) is cut to 200 and gets
+``~<pk>`` too.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ MANIFEST, MEDIA_JSON, ERRORS = "manifest-sha256.txt", "media.json", "errors.txt"
 OUT_CHUNK = 256 * 1024
 SPOOL_IN_RAM = 1024 * 1024  # the listings go to a temporary file beyond this
 
+# File systems take names of at most 255 bytes: a longer encoded segment is cut and made unique
+# with ``~<pk>``.
+MAX_SEGMENT, CUT_SEGMENT = 240, 200
 _KEEP = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+=,@")
 
 
@@ -101,6 +106,11 @@ class Names:
 
     def take(self, media: Media) -> str:
         name = layout_name(media.pid, self.layout)
+        if any(len(segment) > MAX_SEGMENT for segment in name.split("/")):
+            name = "/".join(
+                segment if len(segment) <= MAX_SEGMENT else f"{segment[:CUT_SEGMENT]}~{media.pk}"
+                for segment in name.split("/")
+            )
         parents = ["/".join(name.split("/")[:i]) for i in range(1, name.count("/") + 1)]
         if any(parent in self.files for parent in parents):
             name, parents = flat_name(media.pid), []

@@ -98,7 +98,7 @@ def test_pids_keep_their_order_each_media_once_and_unknown_ones_are_errors(api, 
 def test_hostile_pids_give_safe_distinct_names(api, stores):
     store = stores["DictStore"]
     pids = ["../x", "/abs", "a/../../b", "a", "a/b", "a/b/c", "..", ".", "x//y", "x/", "C:\\win"]
-    pids += ["~", "a~1", "%2F", "data", "media.json"]
+    pids += ["~", "a~1", "%2F", "data", "media.json", "é" * 300, "long/" + "x" * 500, "long/" + "x" * 499]
     for pid in pids:
         upload(api, pid, pid.encode(), store)
     for layout in ("pid", "flat"):
@@ -109,6 +109,7 @@ def test_hostile_pids_give_safe_distinct_names(api, stores):
         for name in data:
             parts = name.split("/")
             assert parts[0] == "data" and all(part not in ("", ".", "..") for part in parts), name
+            assert all(len(part.encode()) <= 255 for part in parts), name
             assert "\\" not in name and ":" not in name
             # no member is a file where another needs a folder
             assert not any("/".join(parts[:i]) in files for i in range(1, len(parts))), name
