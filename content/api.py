@@ -133,7 +133,8 @@ ARCHIVE_DOC = """The archive is streamed as it is built, in constant memory what
 media's bytes as `data/<pid>` (percent-encoded: only ASCII letters, digits and `._-+=,@` stay as
 they are, so no name is absolute or climbs out with `..`; layout `flat` encodes the pid's `/` too),
 then `manifest-sha256.txt` (the recorded SHA-256 of every member, for `sha256sum -c`),
-`media.json` (every selected media as the API returns it) and `errors.txt` (one line
+`media.json` (every selected media as the API returns it, plus `member`: its name in the
+archive, or null) and `errors.txt` (one line
 `pid<TAB>reason` for each selected media whose bytes are not in the archive, or not whole: PENDING,
 unknown pid, bytes missing or failing to read; empty when all went well). More media than
 `MEDIASTORE_ARCHIVE_MAX_MEDIA` (100,000) is a 413 before any byte. The answer is always whole (200,

@@ -6,11 +6,11 @@ rows, one piece of bytes and, for zip, the central directory's entry of each mem
 its members at its end). What the archive holds is told at its end, in three files written to
 temporary files meanwhile: ``manifest-sha256.txt`` (``<sha256>  <member>`` lines, as ``sha256sum -c``
 reads them, with the checksums the store recorded), ``media.json`` (every selected media as the API
-returns it) and ``errors.txt`` (``<pid><TAB><reason>`` for every selected media whose bytes are not
-in the archive, or not whole: PENDING, unknown pids, bytes missing from the store or failing to
-read). A member whose bytes fail part-way is already partly sent: it stays in the archive cut short
-(zip) or zero-filled to its recorded size (tar), and errors.txt says so; its manifest line then
-fails ``sha256sum -c``.
+returns it, with ``member``: its name in the archive, or null) and ``errors.txt``
+(``<pid><TAB><reason>`` for every selected media whose bytes are not in the archive, or not whole:
+PENDING, unknown pids, bytes missing from the store or failing to read). A member whose bytes fail
+part-way is already partly sent: it stays in the archive cut short (zip) or zero-filled to its
+recorded size (tar), and errors.txt says so; its manifest line then fails ``sha256sum -c``.
 
 Member names (``data/<name>``): each pid segment is percent-encoded (only ASCII letters, digits and
 ``._-+=,@`` stay as they are; ``.`` and ``..`` segments and empty ones are encoded too), so no
@@ -135,8 +135,8 @@ class Listings:
         self.media_count = 0
         self.error_count = 0
 
-    def add_media(self, media: Media) -> None:
-        text = json.dumps(media_out_dict(media), cls=NinjaJSONEncoder)
+    def add_media(self, media: Media, member: str | None) -> None:
+        text = json.dumps({**media_out_dict(media), "member": member}, cls=NinjaJSONEncoder)
         self.media.write((b",\n" if self.media_count else b"\n") + text.encode())
         self.media_count += 1
 
@@ -334,17 +334,17 @@ def _archive(selection: Iterable[Media | str], *, format: Format, layout: Layout
 
 def _member(media: Media, writer: ZipWriter | TarWriter, names: Names, listings: Listings) -> Iterator[bytes]:
     if media.store_status != StoreStatus.READY:
-        listings.add_media(media)
+        listings.add_media(media, None)
         listings.add_error(media.pid, "PENDING: no bytes stored yet")
         return
     try:
         media, size, chunks = open_member(media)
     except Skipped as exc:
-        listings.add_media(media)
+        listings.add_media(media, None)
         listings.add_error(media.pid, str(exc))
         return
-    listings.add_media(media)
     name = names.take(media)
+    listings.add_media(media, name)
     member = MemberBytes(chunks, size)
     yield from writer.member(name, size, member)
     recorded = media.checksum.removeprefix("sha256:")

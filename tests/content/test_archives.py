@@ -76,8 +76,10 @@ def test_a_search_over_every_store_type_checks_against_manifest_and_records(api,
     assert set(records) == {*payloads, "pending-one"}
     listed = manifest(found)
     assert set(listed) == {f"data/{pid}" for pid in payloads}
+    assert records["pending-one"]["member"] is None
     for pid, data in payloads.items():
         name = f"data/{pid}"
+        assert records[pid]["member"] == name
         assert found[name] == data
         assert listed[name] == hashlib.sha256(data).hexdigest()
         assert records[pid]["checksum"] == "sha256:" + listed[name]
@@ -116,6 +118,8 @@ def test_hostile_pids_give_safe_distinct_names(api, stores):
             if layout == "flat":
                 assert len(parts) == 2, name
         assert set(manifest(found)) == files
+        by_member = {m["member"]: m["pid"] for m in json.loads(found["media.json"])}
+        assert {name: data[name] for name in files} == {name: by_member[name].encode() for name in files}
 
 
 def test_names_percent_encode_and_keep_readable_pids():
