@@ -297,3 +297,32 @@ def test_a_token_needs_the_scope_read(api, stores):
     assert members(allowed)["data/sc1"] == b"scoped"
     refused = ApiClient(tokens["delete"]).get("/api/download/archive?pid=sc1")
     assert refused.status_code == 403 and not refused.streaming and "read" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize("format", ["zip", "tar"])
+def test_bytes_that_end_early_are_named_in_errors_and_fail_the_manifest(api, stores, storage_root, format):
+    """A store that stops part-way through a member (here a file truncated behind the server's back
+    while it is being read) has already sent that member's header: the member is cut short (zip) or
+    zero-filled to its size (tar), errors.txt says so and its manifest line no longer matches."""
+    from media.models import Media
+
+    data = bytes(range(256)) * 8192  # 2 MiB
+    upload(api, "cut", data, stores["FilesystemStore"])
+    upload(api, "after", b"after bytes", stores["FilesystemStore"])
+    response = api.post("/api/download/archive", {"pids": ["cut", "after"], "format": format})
+    stream = iter(response.streaming_content)
+    head = next(stream)  # the member's header: its file is open, nothing read yet
+    media = Media.objects.select_related("store_config").get(pid="cut")
+    with open(Path(storage_root) / media.store_config.bucket / media.store_key, "r+b") as file:
+        file.truncate(1000)
+    response.streaming_content = iter([head, *stream])
+    found = members(response)
+    expected = data[:1000] if format == "zip" else data[:1000] + bytes(len(data) - 1000)
+    assert found["data/cut"] == expected and found["data/after"] == b"after bytes"
+    reason = errors(found)["cut"]
+    assert "incomplete" in reason and "after 1000 of 2097152 bytes" in reason, reason
+    assert (
+        manifest(found)["data/cut"]
+        == hashlib.sha256(data).hexdigest()
+        != hashlib.sha256(expected).hexdigest()
+    )
