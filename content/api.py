@@ -180,7 +180,7 @@ def download_archive_get(request: HttpRequest, query: Query[ArchiveQuery]):
     if query.cursor is not None:
         raise RuleViolation("query parameter 'cursor' does not apply: an archive takes every match")
     filters = filters_from_query(query, request.GET.keys(), extra={"format", "layout"})
-    selection = archives.query_selection(filters)
+    selection = archives.query_selection(filters, request.GET.keys())
     return archives.archive_response(selection, format=query.format, layout=query.layout)
 
 

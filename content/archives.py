@@ -419,10 +419,11 @@ def archive_selection(
     return search_walk(filters, limit=limit, offset=offset)
 
 
-def _paging(filters: MediaSearch) -> tuple[int | None, int]:
-    """``limit`` and ``offset`` when the request gave them (a search's default page size does not
-    apply: an archive takes every match)."""
-    given = filters.model_fields_set
+def _paging(filters: MediaSearch, given: Iterable[str] | None = None) -> tuple[int | None, int]:
+    """``limit`` and ``offset`` when the request gave them (``given``: the names it gave; default:
+    the fields set in ``filters``). A search's default page size does not apply: an archive takes
+    every match."""
+    given = filters.model_fields_set if given is None else set(given)
     return (filters.limit if "limit" in given else None), (filters.offset if "offset" in given else 0)
 
 
@@ -442,9 +443,11 @@ def body_selection(payload: ArchiveIn) -> Iterable[Media | str]:
     return archive_selection(pids=None, filters=search, limit=limit, offset=offset)
 
 
-def query_selection(filters: MediaSearch) -> Iterable[Media | str]:
-    """The selection of ``GET /api/download/archive``: every match of its filters (none: every media)."""
-    limit, offset = _paging(filters)
+def query_selection(filters: MediaSearch, given: Iterable[str]) -> Iterable[Media | str]:
+    """The selection of ``GET /api/download/archive``: every match of its filters (none: every
+    media); ``given``: the names of the query parameters (``limit=1000`` given counts, though it is
+    the default)."""
+    limit, offset = _paging(filters, given)
     return archive_selection(pids=None, filters=filters, limit=limit, offset=offset)
 
 

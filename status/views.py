@@ -53,7 +53,8 @@ def status_archive(request: HttpRequest) -> HttpResponse:
         query = ArchiveQuery.model_validate(
             {key: values if key in LIST_PARAMETERS else values[-1] for key, values in given.items()}
         )
-        selection = archives.query_selection(filters_from_query(query, given, extra={"format", "layout"}))
+        filters = filters_from_query(query, given, extra={"format", "layout"})
+        selection = archives.query_selection(filters, given)
     except MediastoreError as exc:
         return HttpResponse(exc.message, status=exc.status_code, content_type="text/plain; charset=utf-8")
     return archives.archive_response(selection, format=query.format, layout=query.layout)

@@ -169,6 +169,7 @@ def test_get_takes_the_query_parameters_of_get_api_media(api, stores):
         upload(api, f"p{i}", f"bytes {i}".encode(), store, tags=["t"] if i % 2 else [])
     found = members(api.get("/api/download/archive?tags=t&format=tar&layout=flat&order_by=-pid"))
     assert [name for name in found if name.startswith("data/")] == ["data/p3", "data/p1"]
+    assert len([n for n in members(api.get("/api/download/archive?limit=2")) if n.startswith("data/")]) == 2
     everything = members(api.get("/api/download/archive"))
     assert len([name for name in everything if name.startswith("data/")]) == 5
     assert "unknown query parameter 'colour'" in error_message(api.get("/api/download/archive?colour=red"))
