@@ -369,6 +369,7 @@ def archive_response(
     )
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="media-{stamp}.{format}"'
+    response["Accept-Ranges"] = "none"  # no resume: see docs/bytes.md, "Downloading many media"
     return response
 
 

@@ -170,6 +170,9 @@ def test_get_takes_the_query_parameters_of_get_api_media(api, stores):
     found = members(api.get("/api/download/archive?tags=t&format=tar&layout=flat&order_by=-pid"))
     assert [name for name in found if name.startswith("data/")] == ["data/p3", "data/p1"]
     assert len([n for n in members(api.get("/api/download/archive?limit=2")) if n.startswith("data/")]) == 2
+    ranged = api.get("/api/download/archive?tags=t", headers={"Range": "bytes=100-"})
+    assert ranged["Accept-Ranges"] == "none" and not ranged.has_header("Content-Range")
+    assert ranged.status_code == 200 and "data/p1" in members(ranged)  # the whole archive
     everything = members(api.get("/api/download/archive"))
     assert len([name for name in everything if name.startswith("data/")]) == 5
     assert "unknown query parameter 'colour'" in error_message(api.get("/api/download/archive?colour=red"))
