@@ -201,6 +201,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/upload/{pid}/complete"): {409, *STORAGE_READ},
     ("GET", "/api/download/url/{pid}"): {409, *STORAGE_READ},
     ("POST", "/api/download/urls"): set(),
+    ("GET", "/api/download/archive"): {413},
     ("GET", "/api/download/{pid}"): {409, *STORAGE_READ},
     ("GET", "/api/media/{pid}/content"): {409, *STORAGE_READ},
     ("PUT", "/api/media/{pid}/content"): {400, 408, 409, 411, 412, 501, *STORAGE_WRITE},

@@ -91,6 +91,9 @@ if MEDIASTORE_MAX_METADATA_DEPTH > 500:
 MEDIASTORE_MAX_METADATA_KB = env.get_int("MEDIASTORE_MAX_METADATA_KB", 1024, minimum=1)
 # Most tags one media may carry (422 for a write that would leave it with more).
 MEDIASTORE_MAX_TAGS = env.get_int("MEDIASTORE_MAX_TAGS", 1000, minimum=1)
+# Most media one archive of /api/download/archive (or one search answer of /api/download/urls) may
+# hold (413 before any byte for more).
+MEDIASTORE_ARCHIVE_MAX_MEDIA = env.get_int("MEDIASTORE_ARCHIVE_MAX_MEDIA", 100_000, minimum=1)
 MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)
