@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 
 from tests.support.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures)
+from tests.support.xdist_live import pytest_xdist_make_scheduler  # noqa: F401  (hook: -n keeps live tests apart)
 
 
 class ApiClient:
@@ -63,20 +64,6 @@ class ApiClient:
 
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the items
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``-n``, with ``--dist loadgroup`` from pyproject.toml) the tests that start
-    servers (marker ``e2e``) all go to one worker and run there one after another, as without
-    xdist; only the in-process tests are spread over the workers. Live tests load the machine
-    (gunicorn workers, nginx, a browser) and some wait for timeouts, so two at once would make each
-    other slow or flaky; what they name (ports, databases, queues, directories) is per run anyway."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        if item.get_closest_marker("e2e") is not None:
-            item.add_marker(pytest.mark.xdist_group("live"))
 
 
 @pytest.fixture(autouse=True)
