@@ -32,6 +32,7 @@ from content.schemas import (
     VerifyOut,
 )
 from media.models import StoreStatus
+from media.rules import served_content_type
 from media.schemas import MediaError, MediaOut, media_out_dict
 from media.search.params import filters_from_query
 from media.selectors import media_get, media_read_many
@@ -367,7 +368,7 @@ def content_get(request: HttpRequest, pid: str):
         response = StreamingHttpResponse(
             reads.open_content(media, first, length),
             status=206 if wanted else 200,
-            content_type=media.content_type or transfer.DEFAULT_CONTENT_TYPE,
+            content_type=served_content_type(media.content_type, transfer.DEFAULT_CONTENT_TYPE),
             headers=headers,
         )
         response["Content-Length"] = str(length)
