@@ -126,8 +126,11 @@ def upload_complete(request: HttpRequest, pid: str, body: CompleteIn | None = Bo
     returned as is.
 
     With a body `{"parts": [{"part_number", "etag"}, ...]}` it first joins the parts of the media's
-    S3 multipart upload (422 when S3 refuses them: a part missing, an ETag that is not S3's, a part
-    below 5 MiB but the last; 409 when no multipart upload is in progress)."""
+    S3 multipart upload. The list must name each part of the declared size once: a part left out,
+    named twice or past the last is 422 naming the part numbers, before S3 is asked, and the upload
+    stays (complete again with all the parts). 422 as well when S3 refuses them (an ETag that is not
+    S3's, a part below 5 MiB but the last); 409 when no multipart upload is in progress, or when the
+    upload was abandoned (`DELETE /api/upload/{pid}`) meanwhile."""
     media = media_get(pid)
     if body is not None:
         parts = [(part.part_number, part.etag) for part in body.parts]

@@ -24,6 +24,7 @@ from media.models import Media, StoreStatus
 from media.schemas import MediaIn
 from media.selectors import media_locked
 from media.services import media_insert, prepared_media
+from mediastore import failpoints
 from mediastore.errors import Conflict, NotFound, RuleViolation, StorageError
 from stores.backends import Backend
 from stores.backends.bucket import MAX_PARTS, part_size_for
@@ -133,8 +134,10 @@ def multipart_finish(media: Media, parts: list[tuple[int, str]], *, user) -> Med
     _pending(media)
     _check_parts(media, parts)
     backend = _multipart_backend(media)
+    upload_id = current_upload(media)
+    failpoints.hit("content.before_multipart_complete")  # the live test widens a racing abandon's window
     try:
-        backend.multipart_complete(media.store_key, current_upload(media), sorted(parts))
+        backend.multipart_complete(media.store_key, upload_id, sorted(parts))
     except StorageError:
         if not Media.objects.filter(pk=media.pk, store_status=StoreStatus.PENDING).exists():
             raise Conflict(
