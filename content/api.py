@@ -312,7 +312,8 @@ def content_put(request: HttpRequest, pid: str):
     `Content-Length` together with `Transfer-Encoding`, two lengths) is its 400. Conditional
     writes: `If-Match: "<etag>"` (the ETag of `GET .../content`) stores only if the current bytes
     still have that ETag,
-    `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes."""
+    `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes. The
+    `Content-Type` is stored as the media's type: longer than 255 characters it is 422."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
     stream, size = body_stream(request)
     conditions = transfer.Preconditions(
