@@ -479,3 +479,9 @@ def test_a_method_override_on_get_is_refused(tus, fs_store):
     answer = tus.client.get(url, headers={**tus.headers, "X-HTTP-Method-Override": "DELETE"})
     assert answer.status_code == 400
     assert tus.head(url).status_code == 200
+
+
+@pytest.mark.parametrize("pk", ["9223372036854775807", "9999999999999999999"])
+def test_a_store_pk_past_the_column_is_404(tus, fs_store, pk):
+    answer = tus.create(10, **{**new_media(fs_store), "store": pk})
+    assert answer.status_code == 404, answer.content
