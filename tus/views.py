@@ -128,7 +128,7 @@ def _protocol(view):
         override = request.headers.get("X-HTTP-Method-Override")
         if override and request.method != "POST":  # GET (or HEAD) never writes, whatever it says
             problem = f"X-HTTP-Method-Override is honoured on POST only, not on {request.method}"
-            return _answer(400, body={"detail": problem})
+            return _answer(400, body={"detail": problem} if request.method != "HEAD" else None)
         method = (override or request.method or "").upper()
         if method == "OPTIONS":
             return _options()
