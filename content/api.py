@@ -32,6 +32,7 @@ from content.schemas import (
     VerifyOut,
 )
 from media.models import StoreStatus
+from media.rules import served_content_type
 from media.schemas import MediaError, MediaOut, media_out_dict
 from media.search.params import filters_from_query
 from media.selectors import media_get, media_read_many
@@ -125,8 +126,11 @@ def upload_complete(request: HttpRequest, pid: str, body: CompleteIn | None = Bo
     returned as is.
 
     With a body `{"parts": [{"part_number", "etag"}, ...]}` it first joins the parts of the media's
-    S3 multipart upload (422 when S3 refuses them: a part missing, an ETag that is not S3's, a part
-    below 5 MiB but the last; 409 when no multipart upload is in progress)."""
+    S3 multipart upload. The list must name each part of the declared size once: a part left out,
+    named twice or past the last is 422 naming the part numbers, before S3 is asked, and the upload
+    stays (complete again with all the parts). 422 as well when S3 refuses them (an ETag that is not
+    S3's, a part below 5 MiB but the last); 409 when no multipart upload is in progress, or when the
+    upload was abandoned (`DELETE /api/upload/{pid}`) meanwhile."""
     media = media_get(pid)
     if body is not None:
         parts = [(part.part_number, part.etag) for part in body.parts]
@@ -308,7 +312,8 @@ def content_put(request: HttpRequest, pid: str):
     `Content-Length` together with `Transfer-Encoding`, two lengths) is its 400. Conditional
     writes: `If-Match: "<etag>"` (the ETag of `GET .../content`) stores only if the current bytes
     still have that ETag,
-    `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes."""
+    `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes. The
+    `Content-Type` is stored as the media's type: longer than 255 characters it is 422."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
     stream, size = body_stream(request)
     conditions = transfer.Preconditions(
@@ -367,7 +372,7 @@ def content_get(request: HttpRequest, pid: str):
         response = StreamingHttpResponse(
             reads.open_content(media, first, length),
             status=206 if wanted else 200,
-            content_type=media.content_type or transfer.DEFAULT_CONTENT_TYPE,
+            content_type=served_content_type(media.content_type, transfer.DEFAULT_CONTENT_TYPE),
             headers=headers,
         )
         response["Content-Length"] = str(length)

@@ -31,7 +31,11 @@ class UploadIn(RequestSchema):
         "the media is created PENDING, with a presigned PUT url on a BucketStore (null elsewhere: send "
         "the same upload again with base64).",
     )
-    content_type: str = Field("", description="Media type of the bytes; default application/octet-stream.")
+    content_type: str = Field(
+        "",
+        description="Media type of the bytes; default application/octet-stream. At most 255 characters, "
+        "no control characters (422).",
+    )
     size: int | None = Field(
         None,
         ge=0,
