@@ -199,6 +199,8 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("DELETE", "/api/store/{pk}"): {409},
     ("POST", "/api/upload"): {409, *STORAGE_WRITE},
     ("POST", "/api/upload/{pid}/complete"): {409, *STORAGE_READ},
+    ("POST", "/api/upload/{pid}/parts"): {409, *STORAGE_READ},
+    ("DELETE", "/api/upload/{pid}"): {409, *STORAGE_WRITE},
     ("GET", "/api/download/url/{pid}"): {409, *STORAGE_READ},
     ("POST", "/api/download/urls"): set(),
     ("GET", "/api/download/archive"): {413},
