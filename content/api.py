@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.utils.http import parse_etags
-from ninja import Body, Router, Status
+from ninja import Body, Query, Router, Status
 from ninja.responses import NinjaJSONEncoder
 
-from content import base64io, fallback, multipart, reads, uploads
+from content import archives, base64io, fallback, multipart, reads, uploads
 from content import services as transfer
 from content.framing import body_stream
 from content.ranges import Unsatisfiable, parse_range
 from content.schemas import (
+    ArchiveIn,
+    ArchiveQuery,
     CompleteIn,
     DownloadOut,
     MultipartUploadOut,
@@ -29,11 +32,13 @@ from content.schemas import (
     VerifyOut,
 )
 from media.models import StoreStatus
+from media.rules import served_content_type
 from media.schemas import MediaError, MediaOut, media_out_dict
+from media.search.params import filters_from_query
 from media.selectors import media_get, media_read_many
 from mediastore.errors import MediastoreError, NotFound, RuleViolation
 from mediastore.openapi import TEXT
-from mediastore.pagination import json_response
+from mediastore.pagination import JsonArrayStream, json_response
 from mediastore.parser import large_member
 
 router = Router(tags=["bytes"])
@@ -121,8 +126,11 @@ def upload_complete(request: HttpRequest, pid: str, body: CompleteIn | None = Bo
     returned as is.
 
     With a body `{"parts": [{"part_number", "etag"}, ...]}` it first joins the parts of the media's
-    S3 multipart upload (422 when S3 refuses them: a part missing, an ETag that is not S3's, a part
-    below 5 MiB but the last; 409 when no multipart upload is in progress)."""
+    S3 multipart upload. The list must name each part of the declared size once: a part left out,
+    named twice or past the last is 422 naming the part numbers, before S3 is asked, and the upload
+    stays (complete again with all the parts). 422 as well when S3 refuses them (an ETag that is not
+    S3's, a part below 5 MiB but the last); 409 when no multipart upload is in progress, or when the
+    upload was abandoned (`DELETE /api/upload/{pid}`) meanwhile."""
     media = media_get(pid)
     if body is not None:
         parts = [(part.part_number, part.etag) for part in body.parts]
@@ -164,9 +172,18 @@ def download_url(request: HttpRequest, pid: str):
 @router.post(
     "/download/urls", response=list[DownloadOut | MediaError], summary="Presigned URLs for many media"
 )
-def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
+def download_urls(request: HttpRequest, pids: list[str] | dict | None = Body(None)):
     """For each pid, a `DownloadOut` with `presigned_get`, or a `MediaError` (`NotFound`,
-    `ValidationError` for non-S3 stores, `Conflict` for bytes never stored). No body: empty list."""
+    `ValidationError` for non-S3 stores, `Conflict` for bytes never stored). No body: empty list.
+
+    Instead of pids, the body may be an object: the filters of `POST /api/media/search`. Then the
+    answer has the same entry for every matching media in the search's order (no page limit:
+    `limit` and `offset` only when given; a body without any filter finds nothing), sent as it is
+    made; at most `MEDIASTORE_ARCHIVE_MAX_MEDIA` media (413 above it). Media outside S3 get a
+    `ValidationError` entry saying how to fetch them (or use `POST /api/download/archive`)."""
+    if isinstance(pids, dict):
+        selection = archives.search_selection(pids)
+        return JsonArrayStream(presigned_entries(selection, user=request.auth))
     pids = pids or []
     found = {media.pid: media for media in media_read_many(pids)}
     results = []
@@ -179,6 +196,77 @@ def download_urls(request: HttpRequest, pids: list[str] | None = Body(None)):
         except MediastoreError as exc:
             results.append({"pid": pid, "error": exc.kind, "msg": exc.message})
     return results
+
+
+def presigned_entries(selection, *, user) -> Iterator[str]:
+    """The JSON array of ``POST /api/download/urls`` for a search, one entry at a time."""
+    yield "["
+    for index, media in enumerate(selection):
+        try:
+            media, url = reads.presigned_get(media, user=user)
+            entry = {"mediadata": media_out_dict(media), "presigned_get": url}
+        except MediastoreError as exc:
+            entry = {"pid": media.pid, "error": exc.kind, "msg": exc.message}
+        yield ("," if index else "") + json.dumps(entry, cls=NinjaJSONEncoder)
+    yield "]"
+
+
+ARCHIVE_DOC = """The archive is streamed as it is built, in constant memory whatever its size: each
+media's bytes as `data/<pid>` (percent-encoded: only ASCII letters, digits and `._-+=,@` stay as
+they are, so no name is absolute or climbs out with `..`; layout `flat` encodes the pid's `/` too),
+then `manifest-sha256.txt` (the recorded SHA-256 of every member, for `sha256sum -c`),
+`media.json` (every selected media as the API returns it, plus `member`: its name in the
+archive, or null) and `errors.txt` (one line
+`pid<TAB>reason` for each selected media whose bytes are not in the archive, or not whole: PENDING,
+unknown pid, bytes missing or failing to read; empty when all went well). More media than
+`MEDIASTORE_ARCHIVE_MAX_MEDIA` (100,000) is a 413 before any byte. The answer is always whole (200,
+no `Range`): a broken download is started again."""
+
+ARCHIVE_RESPONSES = {
+    200: {
+        "description": "The archive (zip or tar), streamed",
+        "content": {
+            "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            "application/x-tar": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/download/archive",
+    response={200: None},
+    summary="Download many media as one zip or tar",
+    openapi_extra={"responses": ARCHIVE_RESPONSES},
+)
+def download_archive(request: HttpRequest, payload: ArchiveIn):
+    """The media of `pids` (in that order), or every match of the search filters of
+    `POST /api/media/search` (in its `order_by`; `limit` and `offset` only when given), as one zip
+    (default) or tar. Pids and filters together, or neither, are a 422."""
+    selection = archives.body_selection(payload)
+    return archives.archive_response(selection, format=payload.format, layout=payload.layout)
+
+
+download_archive.__doc__ += "\n\n" + ARCHIVE_DOC
+
+
+@router.get(
+    "/download/archive",
+    response={200: None},
+    summary="Download a search as one zip or tar",
+    openapi_extra={"responses": ARCHIVE_RESPONSES},
+)
+def download_archive_get(request: HttpRequest, query: Query[ArchiveQuery]):
+    """Every media matching the query parameters of `GET /api/media` (no filter: every media), as
+    one zip (default) or tar, e.g. `?tags=diatom&format=tar`."""
+    if query.cursor is not None:
+        raise RuleViolation("query parameter 'cursor' does not apply: an archive takes every match")
+    filters = filters_from_query(query, request.GET.keys(), extra={"format", "layout"})
+    selection = archives.query_selection(filters, request.GET.keys())
+    return archives.archive_response(selection, format=query.format, layout=query.layout)
+
+
+download_archive_get.__doc__ += "\n\n" + ARCHIVE_DOC
 
 
 @router.get("/download/{path:pid}", response=DownloadOut, summary="Download bytes as base64")
@@ -230,7 +318,8 @@ def content_put(request: HttpRequest, pid: str):
     `Content-Length` together with `Transfer-Encoding`, two lengths) is its 400. Conditional
     writes: `If-Match: "<etag>"` (the ETag of `GET .../content`) stores only if the current bytes
     still have that ETag,
-    `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes."""
+    `If-None-Match: *` only if the media has no bytes yet; otherwise 412 and nothing changes. The
+    `Content-Type` is stored as the media's type: longer than 255 characters it is 422."""
     content_type = request.headers.get("Content-Type", "") or transfer.DEFAULT_CONTENT_TYPE
     stream, size = body_stream(request)
     conditions = transfer.Preconditions(
@@ -295,7 +384,7 @@ def content_get(request: HttpRequest, pid: str):
         response = StreamingHttpResponse(
             reads.open_content(media, first, length),
             status=206 if wanted else 200,
-            content_type=media.content_type or transfer.DEFAULT_CONTENT_TYPE,
+            content_type=served_content_type(media.content_type, transfer.DEFAULT_CONTENT_TYPE),
             headers=headers,
         )
         response["Content-Length"] = str(length)

@@ -13,15 +13,19 @@ SHA-256 computed, READY).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from django.conf import settings
+from django.db import transaction
 
 from content.deletes import media_delete
 from content.services import complete
 from media.models import Media, StoreStatus
 from media.schemas import MediaIn
+from media.selectors import media_locked
 from media.services import media_insert, prepared_media
-from mediastore.errors import Conflict, RuleViolation, StorageError
+from mediastore import failpoints
+from mediastore.errors import Conflict, NotFound, RuleViolation, StorageError
 from stores.backends import Backend
 from stores.backends.bucket import MAX_PARTS, part_size_for
 
@@ -128,22 +132,73 @@ def multipart_finish(media: Media, parts: list[tuple[int, str]], *, user) -> Med
     if media.store_status == StoreStatus.READY:
         return media
     _pending(media)
+    _check_parts(media, parts)
     backend = _multipart_backend(media)
-    backend.multipart_complete(media.store_key, current_upload(media), sorted(parts))
+    upload_id = current_upload(media)
+    failpoints.hit("content.before_multipart_complete")  # the live test widens a racing abandon's window
+    try:
+        backend.multipart_complete(media.store_key, upload_id, sorted(parts))
+    except StorageError:
+        if not Media.objects.filter(pk=media.pk, store_status=StoreStatus.PENDING).exists():
+            raise Conflict(
+                f"media '{media.pid}' was abandoned (DELETE /api/upload/{{pid}}) or completed while this "
+                "completion ran"
+            ) from None
+        raise
     return complete(media, user=user)
 
 
-def upload_abandon(media: Media, *, user) -> None:
-    """Abort the PENDING ``media``'s multipart uploads (if it has any) and delete the media."""
-    if media.store_status != StoreStatus.PENDING:
-        raise Conflict(
-            f"media '{media.pid}' is READY: its upload is finished (delete it with DELETE /api/media/{{pid}})"
+def _check_parts(media: Media, parts: list[tuple[int, str]]) -> None:
+    """422 unless ``parts`` lists each of the declared size's parts (1 to n) once: S3 would join a
+    shorter list and end the upload, and the client would have to send every part again."""
+    _, count = part_plan(media.size or 0)
+    listed = Counter(number for number, _ in parts)
+    problems = []
+    missing = [number for number in range(1, count + 1) if number not in listed]
+    if missing:
+        problems.append(f"{_numbers(missing)} missing")
+    repeated = sorted(number for number, times in listed.items() if times > 1)
+    if repeated:
+        problems.append(f"{_numbers(repeated)} listed more than once")
+    outside = sorted(number for number in listed if not 1 <= number <= count)
+    if outside:
+        problems.append(f"{_numbers(outside)} outside 1 to {count}")
+    if problems:
+        raise RuleViolation(
+            f"the {media.size} bytes of media '{media.pid}' are {count} parts: {'; '.join(problems)}. "
+            "Nothing was joined: send the missing parts and complete again with all of them"
         )
-    backend = media.store_config.backend()
-    if backend.supports_multipart:
-        for upload in backend.multipart_list(media.store_key):
-            backend.multipart_abort(media.store_key, upload.upload_id)
-    media_delete(media.pid, user=user)
+
+
+def _numbers(numbers: list[int], shown: int = 20) -> str:
+    """``part 3 is`` or ``parts 1, 3 are`` (the first ``shown`` numbers and how many more)."""
+    text = ", ".join(str(number) for number in numbers[:shown])
+    if len(numbers) > shown:
+        text += f" and {len(numbers) - shown} more"
+    return f"part {text} is" if len(numbers) == 1 else f"parts {text} are"
+
+
+def upload_abandon(media: Media, *, user) -> None:
+    """Abort the PENDING ``media``'s multipart uploads (if it has any) and delete the media.
+
+    The media's row is locked while its status is checked and its uploads aborted, so that a
+    completion finishing meanwhile (which makes it READY under the same lock) is seen: 409, and
+    the bytes just completed stay."""
+    with transaction.atomic():
+        locked = media_locked(pk=media.pk)
+        if not locked:
+            raise NotFound("Media", media.pid)
+        [media] = locked
+        if media.store_status != StoreStatus.PENDING:
+            raise Conflict(
+                f"media '{media.pid}' is READY: its upload is finished "
+                "(delete it with DELETE /api/media/{pid})"
+            )
+        backend = media.store_config.backend()
+        if backend.supports_multipart:
+            for upload in backend.multipart_list(media.store_key):
+                backend.multipart_abort(media.store_key, upload.upload_id)
+        media_delete(media.pid, user=user)
 
 
 def _abort_quietly(backend: Backend, key: str, upload_id: str) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar, Literal
 
 from ninja import Field, Schema
 
-from media.schemas import MediaIn, MediaOut
+from media.schemas import MediaIn, MediaListQuery, MediaOut, MediaSearch
 from mediastore.schema_utils import RequestSchema, null_means_default
 from stores.schemas import StoreConfigIn, StoreConfigOut
 
@@ -32,7 +33,11 @@ class UploadIn(RequestSchema):
         "the media is created PENDING, with a presigned PUT url on a BucketStore (null elsewhere: send "
         "the same upload again with base64).",
     )
-    content_type: str = Field("", description="Media type of the bytes; default application/octet-stream.")
+    content_type: str = Field(
+        "",
+        description="Media type of the bytes; default application/octet-stream. At most 255 characters, "
+        "no control characters (422).",
+    )
     size: int | None = Field(
         None,
         ge=0,
@@ -176,3 +181,36 @@ class RuleOut(Schema):
     name: str
     match: RuleMatchOut
     copies: list[StoreConfigOut]
+
+
+FORMAT = "`zip` (ZIP64 when needed) or `tar` (POSIX pax)."
+
+
+class ArchiveIn(MediaSearch):
+    """`POST /api/download/archive`: either `pids` or the filters of `POST /api/media/search`
+    (all of them, `order_by` too; no page limit: every match goes in, unless `limit`/`offset` are
+    given), and the archive's format and layout."""
+
+    pids: list[str] | None = Field(
+        None, description="The media to put in, in this order (each once); unknown pids go to errors.txt."
+    )
+    format: Literal["zip", "tar"] = Field("zip", description=FORMAT)
+    layout: Literal["pid", "flat"] = Field(
+        "pid",
+        description="Member names under `data/`: `pid` keeps the pid's `/` as folders, `flat` encodes "
+        "them (`%2F`) so every member is directly in `data/`.",
+    )
+
+    error_subject: ClassVar[str] = "archive field"
+
+
+class ArchiveQuery(MediaListQuery):
+    """`GET /api/download/archive`: the query parameters of `GET /api/media` (no filter: every
+    media), and the archive's format and layout."""
+
+    format: Literal["zip", "tar"] = Field("zip", description=FORMAT)
+    layout: Literal["pid", "flat"] = Field(
+        "pid", description="`pid`: the pid's `/` as folders under `data/`; `flat`: all directly in `data/`."
+    )
+
+    error_subject: ClassVar[str] = "query parameter"

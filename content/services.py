@@ -26,6 +26,7 @@ from content.hashing import HashingReader, checksum_label
 from content.models import Replica
 from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
+from media.rules import clean_content_type
 from media.schemas import MediaIn
 from media.selectors import media_get, media_locked
 from media.services import media_insert, prepared_media
@@ -229,6 +230,7 @@ def upload_stream(
     are stored, or neither. ``size`` is a hint for the backend. An error raised by the stream
     propagates after the backend removed what it had written (``Backend.put_stream``), so a caller
     may abort a transfer by making its stream raise. ``reason``: the history row's change reason."""
+    clean_content_type(content_type)
     with prepared_media([item], user=user, name_items=False) as [media]:
         backend = media.store_config.backend()
         reader = HashingReader(stream)
@@ -304,6 +306,7 @@ def put_content(
     (replacing bytes it had). ``size`` is the body's length when the request declared one.
     ``conditions`` are checked before the body is read and again at the switch (412). ``reason``:
     the history row's change reason."""
+    clean_content_type(content_type or "", "Content-Type")
     media = media_get(pid)
     conditions.check(media)
     backend = media.store_config.backend()

@@ -30,7 +30,7 @@ from content.services import (
     upload_pending,
 )
 from media.models import Media, StoreStatus
-from media.rules import IdentifierRules, clean_tags
+from media.rules import IdentifierRules, clean_content_type, clean_tags
 from media.schemas import MediaIn
 from media.selectors import media_find
 from mediastore import metrics
@@ -49,6 +49,7 @@ def upload(
     the store has them), or, when its pid exists, treat the upload as a repeat (see the module)."""
     if data is not None and size is not None and size != len(data):
         raise RuleViolation(f"base64 decodes to {len(data)} bytes, but size says {size}; nothing was stored")
+    clean_content_type(content_type)
     existing = _existing(item)
     if existing is None:
         try:
@@ -66,6 +67,7 @@ def upload_multipart(item: MediaIn, *, size: int, content_type: str, user) -> tu
     """Create the media of ``item`` PENDING with an S3 multipart upload of ``size`` bytes (its
     id returned), or for a pid that exists with the same mediadata: a READY media as it is (no
     id), a PENDING one with a new multipart upload."""
+    clean_content_type(content_type)
     existing = _existing(item)
     if existing is None:
         try:

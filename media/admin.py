@@ -18,6 +18,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from taggit.models import Tag
 from taggit.utils import edit_string_for_tags, parse_tags
 
+from content import archives
 from content.deletes import media_delete_many
 from media import metadata as meta_ops
 from media import outbox
@@ -26,7 +27,7 @@ from media.models import Media, SearchIndex
 from media.rules import IdentifierRules, clean_tags
 from media.services import media_revert
 from media.tags import sync_tags
-from mediastore.errors import MediastoreError, RuleViolation
+from mediastore.errors import MediastoreError, PayloadTooLarge, RuleViolation
 
 # (label, attribute of a media or history row, restored by a revert)
 REVERT_FIELDS = [
@@ -176,6 +177,17 @@ class MediaAdmin(SimpleHistoryAdmin):
     ]
     history_list_display = ["version", "store_status"]
     object_history_form_template = "media/admin/revert.html"
+    actions = ["download_zip"]
+
+    @admin.action(description="Download selected media as zip", permissions=["view"])
+    def download_zip(self, request, queryset):
+        """The archive of ``POST /api/download/archive`` (``content.archives``) of the selection."""
+        try:
+            selection = archives.queryset_selection(queryset)
+        except PayloadTooLarge as exc:
+            self.message_user(request, exc.message, level=messages.ERROR)
+            return None
+        return archives.archive_response(selection, format="zip", layout="pid")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -27,6 +27,28 @@ RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search", "urls"}
 RESERVED_PID_PREFIXES = ("update/", "url/")
 RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete", "/revert", "/replicas")
 CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+# The column of Media.content_type (and TusUpload.content_type).
+MAX_CONTENT_TYPE_LENGTH = 255
+
+
+def clean_content_type(value: str, field: str = "content_type") -> str:
+    """A declared content type as it may be stored: RuleViolation (422, naming ``field``) when it
+    is longer than its column or holds a control character (CR and LF would make every later
+    download's Content-Type header fail; NUL no database stores). Every path that stores a
+    content type (POST /api/upload, PUT .../content, tus uploads) checks it here."""
+    if len(value) > MAX_CONTENT_TYPE_LENGTH:
+        raise RuleViolation(f"{field} is longer than {MAX_CONTENT_TYPE_LENGTH} characters")
+    if CONTROL_CHARACTER.search(value):
+        raise RuleViolation(f"{field} {value[:40]!r}: control characters (CR, LF, NUL, ...) are not allowed")
+    return value
+
+
+def served_content_type(stored: str, default: str) -> str:
+    """The Content-Type header for a stored content type: ``default`` for one that no header can
+    carry (stored before ``clean_content_type`` refused it)."""
+    if not stored or len(stored) > MAX_CONTENT_TYPE_LENGTH or CONTROL_CHARACTER.search(stored):
+        return default
+    return stored
 
 
 def check_pid(pid: str) -> str:

@@ -67,6 +67,7 @@ EXAMPLES: dict[tuple[str, str], dict] = {
     ("POST", "/api/upload/{pid}/complete"): {"path": {"pid": DEMO}, "body": None},
     ("GET", "/api/download/url/{pid}"): {"path": {"pid": DEMO}},
     ("POST", "/api/download/urls"): {"body": [DEMO, "10.1234/demo.5"]},
+    ("POST", "/api/download/archive"): {"body": {"tags": ["demo"], "format": "zip", "layout": "pid"}},
     ("GET", "/api/download/{pid}"): {"path": {"pid": DEMO}},
     ("PUT", "/api/media/{pid}/content"): {"path": {"pid": DEMO}, "body": "hello world"},
     ("GET", "/api/media/{pid}/content"): {"path": {"pid": DEMO}},

@@ -97,6 +97,8 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("DELETE", "/api/upload/{pid}"): DELETE_MEDIA,
     ("GET", "/api/download/url/{pid}"): VIEW_MEDIA,
     ("POST", "/api/download/urls"): VIEW_MEDIA,
+    ("POST", "/api/download/archive"): VIEW_MEDIA,
+    ("GET", "/api/download/archive"): VIEW_MEDIA,
     ("GET", "/api/download/{pid}"): VIEW_MEDIA,
     ("GET", "/api/media/{pid}/content"): VIEW_MEDIA,
     ("PUT", "/api/media/{pid}/content"): CHANGE_MEDIA,

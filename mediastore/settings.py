@@ -81,10 +81,12 @@ MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=
 MEDIASTORE_BODY_TIMEOUT_S = env.get_int("MEDIASTORE_BODY_TIMEOUT_S", 30, minimum=1)
 MEDIASTORE_ANON_BODY_TIMEOUT_S = env.get_int("MEDIASTORE_ANON_BODY_TIMEOUT_S", 10, minimum=1)
 # Resumable uploads (tus, /api/tus/): where their received bytes wait (shared by every host that
-# serves the API), how long an upload lives after its last PATCH, and the largest one accepted.
+# serves the API), how long an upload lives after its last PATCH, the largest one accepted and how
+# many unfinished uploads one user may have.
 MEDIASTORE_TUS_DIR = Path(env.get_str("MEDIASTORE_TUS_DIR", str(MEDIASTORE_DATA_DIR / "tus"))).resolve()
 MEDIASTORE_TUS_EXPIRY_HOURS = env.get_int("MEDIASTORE_TUS_EXPIRY_HOURS", 24, minimum=1)
 MEDIASTORE_TUS_MAX_SIZE_GB = env.get_int("MEDIASTORE_TUS_MAX_SIZE_GB", 5120, minimum=1)
+MEDIASTORE_TUS_MAX_OPEN = env.get_int("MEDIASTORE_TUS_MAX_OPEN", 100, minimum=1)
 # Metadata limits, applied to every write of a media's metadata (422 too deep, 413 too large).
 MEDIASTORE_MAX_METADATA_DEPTH = env.get_int("MEDIASTORE_MAX_METADATA_DEPTH", 64, minimum=1)
 if MEDIASTORE_MAX_METADATA_DEPTH > 500:
@@ -95,6 +97,9 @@ if MEDIASTORE_MAX_METADATA_DEPTH > 500:
 MEDIASTORE_MAX_METADATA_KB = env.get_int("MEDIASTORE_MAX_METADATA_KB", 1024, minimum=1)
 # Most tags one media may carry (422 for a write that would leave it with more).
 MEDIASTORE_MAX_TAGS = env.get_int("MEDIASTORE_MAX_TAGS", 1000, minimum=1)
+# Most media one archive of /api/download/archive (or one search answer of /api/download/urls) may
+# hold (413 before any byte for more).
+MEDIASTORE_ARCHIVE_MAX_MEDIA = env.get_int("MEDIASTORE_ARCHIVE_MAX_MEDIA", 100_000, minimum=1)
 MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)

@@ -8,7 +8,7 @@ from django.views.generic import TemplateView
 
 from mediastore.api import api
 from mediastore.metrics import API_NOT_FOUND, metrics_view
-from status.views import status_page
+from status.views import status_archive, status_page
 from tus import views as tus_views
 from tus.pages import upload_page
 
@@ -36,6 +36,7 @@ urlpatterns = [
     re_path(r"^api/", api_not_found, name=API_NOT_FOUND),  # after the API: what no operation takes
     path("status/", status_page, name="status"),
     path("upload/", upload_page, name="upload"),
+    path("status/archive", status_archive, name="status-archive"),
     path("metrics", metrics_view, name="metrics"),
 ]
 

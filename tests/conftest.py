@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 
 from tests.support.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures)
+from tests.support.xdist_live import pytest_xdist_make_scheduler  # noqa: F401  (hook: -n keeps live tests apart)
 
 
 class ApiClient:

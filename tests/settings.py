@@ -31,3 +31,9 @@ STORAGES = {
 }
 # WhiteNoise warns at every start of the middleware when the directory is missing.
 STATIC_ROOT.mkdir(exist_ok=True)  # noqa: F405
+# The SQLite test database lives in memory, one per process (so one per pytest-xdist worker), as
+# Django makes it for its own sqlite3 engine. pytest-django knows that engine by its name only:
+# for mediastore.sqlite_backend it named each xdist worker's database "test_<path>_gw0", a file
+# that cannot be opened.
+if DATABASES["default"]["ENGINE"] == "mediastore.sqlite_backend":  # noqa: F405
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = ":memory:"  # noqa: F405

@@ -321,3 +321,27 @@ def test_replication_rules_are_edited_with_the_api_rules(admin_client_logged, ap
     rule = ReplicationRule.objects.get(name="r1")
     assert rule.pid_types == ["local"] and [s.pk for s in rule.copies.all()] == [store]
     assert api.get("/api/rules").json()[0]["match"] == {"pid_type": ["local"], "tags": ["a"], "store": None}
+
+
+def test_admin_downloads_the_selected_media_as_one_zip(admin_client_logged, api, id_types, settings):
+    """Issue 28 item 3: the changelist's action "Download selected media as zip" streams the
+    archive of POST /api/download/archive for the selection."""
+    import io
+    import zipfile
+
+    for pid in ("z/1", "z/2", "left-out"):
+        upload(api, pid, DICT_STORE, f"bytes of {pid}".encode())
+    chosen = [Media.objects.get(pid=pid).pk for pid in ("z/1", "z/2")]
+    response = admin_client_logged.post(
+        "/admin/media/media/", {"action": "download_zip", "_selected_action": chosen}
+    )
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as archive:
+        assert archive.read("data/z/1") == b"bytes of z/1" and archive.read("data/z/2") == b"bytes of z/2"
+        assert "data/left-out" not in archive.namelist()
+        assert archive.read("errors.txt") == b""
+    settings.MEDIASTORE_ARCHIVE_MAX_MEDIA = 1
+    response = admin_client_logged.post(
+        "/admin/media/media/", {"action": "download_zip", "_selected_action": chosen}, follow=True
+    )
+    assert "MEDIASTORE_ARCHIVE_MAX_MEDIA" in response.content.decode()

@@ -49,6 +49,7 @@ BODIES: dict[str, object] = {
     "DELETE /api/media/update/metadata": [{"pid": "m1", "keys": ["keep"]}],
     "POST /api/media/search": {"tags": ["t"], "metadata": [{"path": "keep", "op": "exists"}]},
     "POST /api/media/{pid}/revert": {"version": 1},
+    "POST /api/download/archive": {"tags": ["t"], "metadata": [{"path": "keep", "op": "exists"}]},
     "PATCH /api/media/{pid}": {"new_pid": "m9", "store_config": DICT_STORE},
     "POST /api/media/{pid}/replicas": {"store_config": {"type": "DictStore", "bucket": "copies"}},
     "POST /api/rules": {

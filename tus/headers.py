@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 
 from media.schemas import MediaIn
 from mediastore.errors import MediastoreError, RuleViolation
+from mediastore.parser import NUL_MESSAGE, has_bad_text, loads
 from stores.schemas import StoreConfigIn
 from stores.services import store_get
 
@@ -105,11 +105,23 @@ def parse_metadata(header: str) -> dict[str, str]:
     return entries
 
 
+def _json(key: str, text: str) -> Any:
+    """An entry's JSON, parsed as strictly as the JSON API parses bodies (``mediastore.parser``):
+    a repeated key, nesting past the depth limit or a NUL in a string is 422 naming the entry."""
+    try:
+        value = loads(text.encode())
+    except RuleViolation as exc:
+        raise RuleViolation(f"Upload-Metadata '{key}': {exc.message}") from None
+    if has_bad_text(value):
+        raise RuleViolation(f"Upload-Metadata '{key}': {NUL_MESSAGE}")
+    return value
+
+
 def _json_entry(entries: dict[str, str], key: str, kind: type, default: Any) -> Any:
     if key not in entries:
         return default
     try:
-        value = json.loads(entries[key])
+        value = _json(key, entries[key])
     except ValueError:
         raise RuleViolation(f"Upload-Metadata '{key}' must be JSON ({kind.__name__})") from None
     if not isinstance(value, kind):
@@ -124,7 +136,7 @@ def store_spec(value: str) -> StoreConfigIn:
         s3_url = store.s3cfg.url if store.s3cfg else ""
         return StoreConfigIn(type=store.type, bucket=store.bucket, s3_url=s3_url)
     try:
-        spec = json.loads(value)
+        spec = _json("store", value)
     except ValueError:
         spec = None
     if not isinstance(spec, dict):
@@ -156,6 +168,9 @@ def media_request(entries: dict[str, str]) -> tuple[MediaIn | None, str, bool, s
             f"Upload-Metadata has unknown keys {', '.join(unknown)}; known are {', '.join(MEDIA_KEYS)} "
             f"(and {', '.join(sorted(CLIENT_KEYS))}, which are ignored)"
         )
+    for key in MEDIA_KEYS:
+        if "\x00" in entries.get(key, ""):
+            raise RuleViolation(f"Upload-Metadata '{key}': {NUL_MESSAGE}")
     pid = entries.get("pid", "")
     if truthy(entries["replace"]) if "replace" in entries else False:
         extra = sorted({"pid_type", "store", "identifiers", "metadata", "tags"} & set(entries))
@@ -167,6 +182,11 @@ def media_request(entries: dict[str, str]) -> tuple[MediaIn | None, str, bool, s
         if not pid:
             raise RuleViolation(
                 "Upload-Metadata: 'replace' needs the 'pid' of the media whose bytes it replaces"
+            )
+        if "etag" in entries and not entries["etag"].strip():
+            raise RuleViolation(
+                "Upload-Metadata 'etag' is empty: give the ETag the replaced bytes must still have "
+                "(as GET /api/media/{pid}/content answers it), or leave the key out"
             )
         return None, pid, True, entries.get("etag", "")
     if "etag" in entries:

@@ -49,6 +49,8 @@ from content.services import (
     switch_bytes,
     upload_stream,
 )
+from media.models import Media
+from media.rules import clean_content_type
 from media.schemas import MediaIn
 from media.selectors import media_get
 from media.services import prepared_media
@@ -103,6 +105,14 @@ def upload_create(
         raise TusError(
             413, f"Upload-Length {length} is more than the {max_size()} bytes allowed (Tus-Max-Size)"
         )
+    clean_content_type(content_type, "Upload-Metadata 'content_type'")
+    open_uploads = TusUpload.objects.filter(user=user, media_pid="", expires__gt=timezone.now())
+    if open_uploads.count() >= settings.MEDIASTORE_TUS_MAX_OPEN:
+        raise TusError(
+            429,
+            f"you have {settings.MEDIASTORE_TUS_MAX_OPEN} unfinished uploads, as many as one user may have "
+            "(MEDIASTORE_TUS_MAX_OPEN): finish or terminate (DELETE) one first",
+        )
     with prepared_media([] if item is None else [item], user=user, name_items=False) as prepared:
         # A store configuration made for ``item`` is deleted again when anything below fails.
         if item is None:
@@ -111,6 +121,7 @@ def upload_create(
             store, key, mediadata = media.store_config, fresh_key(media.store_key), {"pid": media.pid}
         else:
             [media] = prepared
+            _check_pid_free(media.pid)
             store, key = media.store_config, media.store_key
             mediadata = item.model_dump(mode="json") | {"pid": media.pid}
         upload = TusUpload(
@@ -142,6 +153,19 @@ def upload_create(
                 backend.multipart_abort(key, upload.multipart_id)
             raise
         return upload
+
+
+def _check_pid_free(pid: str) -> None:
+    """409 for a new media's pid that a media has, or that another unfinished upload will create
+    (checked again when the upload completes: the media's insert is the final word)."""
+    if Media.objects.filter(pid=pid).exists():
+        raise Conflict(f"media '{pid}' exists already")
+    claimed = TusUpload.objects.filter(replace=False, media_pid="", expires__gt=timezone.now())
+    if claimed.filter(mediadata__pid=pid).exists():
+        raise Conflict(
+            f"another unfinished upload will create media '{pid}'; finish or terminate it, "
+            "or choose another pid"
+        )
 
 
 def upload_find(upload_id: str, *, user) -> TusUpload:
@@ -255,6 +279,12 @@ def upload_patch(
             raise TusError(
                 413, f"{body_length} bytes at offset {offset} go past the Upload-Length {upload.length}"
             )
+        if body_length is not None and upload.length is None and offset + body_length > max_size():
+            raise TusError(
+                413,
+                f"{body_length} bytes at offset {offset} go past the {max_size()} bytes an upload may have "
+                "(Tus-Max-Size)",
+            )
         _receive(upload, lease, body, checksum)
         if upload.length is not None and upload.offset == upload.length:
             _complete(upload, lease, user=user)
@@ -270,7 +300,8 @@ def _receive(upload: TusUpload, lease: Lease, body: BinaryIO, checksum: tuple[st
     flush_parts = backend.supports_multipart and checksum is None
     running = digest.ResumableSha256(bytes(upload.sha256_state)) if upload.sha256_state else None
     check = CHECKSUMS[checksum[0]]() if checksum else None
-    limit = None if upload.length is None else upload.length - upload.offset
+    # A deferred length is bounded by Tus-Max-Size: bytes past it are never written.
+    limit = (max_size() if upload.length is None else upload.length) - upload.offset
     path = staging_path(upload.id)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -282,9 +313,9 @@ def _receive(upload: TusUpload, lease: Lease, body: BinaryIO, checksum: tuple[st
         os.lseek(fd, staged, os.SEEK_SET)
         received = 0  # since the last commit
         failure: MediastoreError | None = None
-        while limit is None or received < limit:
+        while received < limit:
             try:
-                piece = body.read(PIECE if limit is None else min(PIECE, limit - received))
+                piece = body.read(min(PIECE, limit - received))
             except MediastoreError as exc:  # the body broke off or stopped arriving
                 failure = exc
                 break
@@ -299,12 +330,19 @@ def _receive(upload: TusUpload, lease: Lease, body: BinaryIO, checksum: tuple[st
             lease.renew_if_due()
             if flush_parts and upload.offset + received - upload.flushed >= upload.part_size:
                 _commit(upload, lease, fd, received, running)
-                limit = None if limit is None else limit - received
+                limit -= received
                 received = 0
                 _flush(upload, lease, backend, fd)
-        if failure is None and limit is not None and received == limit and body.read(1):
+        if failure is None and received == limit and body.read(1):
+            end = (
+                f"the Upload-Length {upload.length}"
+                if upload.length is not None
+                else f"the {max_size()} bytes an upload may have (Tus-Max-Size)"
+            )
             failure = TusError(
-                413, f"the body goes past the Upload-Length {upload.length}; only that much was kept"
+                413,
+                f"the body goes past {end}; the bytes before that were kept",
+                {"Upload-Offset": str(upload.offset + received)},
             )
         mismatch = check is not None and not hmac.compare_digest(check.digest(), checksum[1])
         if check is not None and (failure is not None or mismatch):
@@ -319,6 +357,8 @@ def _receive(upload: TusUpload, lease: Lease, body: BinaryIO, checksum: tuple[st
         _commit(upload, lease, fd, received, running)
         if backend.supports_multipart and upload.offset - upload.flushed >= upload.part_size:
             _flush(upload, lease, backend, fd)
+        if isinstance(failure, TusError) and failure.status_code == 413:
+            raise failure
         if failure is not None:
             raise TusError(
                 failure.status_code,

@@ -97,8 +97,11 @@ def _caller(request: HttpRequest, *permissions: str):
 
 def _check_csrf(request: HttpRequest) -> None:
     """A request on the strength of a session cookie must carry the CSRF token (``X-CSRFToken``),
-    as Django checks it for forms: another site could otherwise make a logged-in browser upload."""
-    if request.method in ("GET", "HEAD", "OPTIONS"):
+    as Django checks it for forms: another site could otherwise make a logged-in browser upload.
+    Checked on the effective method (``X-HTTP-Method-Override``, honoured on POST only), so a
+    method that writes always needs the token."""
+    effective = (request.headers.get("X-HTTP-Method-Override") or request.method or "").upper()
+    if effective in ("GET", "HEAD", "OPTIONS") and request.method in ("GET", "HEAD", "OPTIONS"):
         return
     refused = CsrfViewMiddleware(lambda request: None).process_view(request, None, (), {})
     if refused is not None:
@@ -123,6 +126,9 @@ def _protocol(view):
     @csrf_exempt
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         override = request.headers.get("X-HTTP-Method-Override")
+        if override and request.method != "POST":  # GET (or HEAD) never writes, whatever it says
+            problem = f"X-HTTP-Method-Override is honoured on POST only, not on {request.method}"
+            return _answer(400, body={"detail": problem} if request.method != "HEAD" else None)
         method = (override or request.method or "").upper()
         if method == "OPTIONS":
             return _options()

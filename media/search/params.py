@@ -39,14 +39,17 @@ def _identifiers_param(items: list[str]) -> dict[str, str]:
     return identifiers
 
 
-def filters_from_query(query: MediaListQuery, given: Iterable[str]) -> MediaSearch:
-    """The ``MediaSearch`` of ``GET /api/media``'s parameters; unknown parameter names are a 422."""
-    unknown = sorted(set(given) - set(MediaListQuery.model_fields))
+def filters_from_query(
+    query: MediaListQuery, given: Iterable[str], *, extra: Iterable[str] = ()
+) -> MediaSearch:
+    """The ``MediaSearch`` of ``GET /api/media``'s parameters; unknown parameter names are a 422.
+    ``extra``: the names of further parameters of ``query``'s own (not filters)."""
+    extra = set(extra)
+    known = [*MediaListQuery.model_fields, *sorted(extra)]
+    unknown = sorted(set(given) - set(known))
     if unknown:
-        raise RuleViolation(
-            f"unknown query parameter '{unknown[0]}'; known: {', '.join(MediaListQuery.model_fields)}"
-        )
-    fields = query.model_dump(exclude={"metadata", "identifiers", "cursor"}, exclude_defaults=True)
+        raise RuleViolation(f"unknown query parameter '{unknown[0]}'; known: {', '.join(known)}")
+    fields = query.model_dump(exclude={"metadata", "identifiers", "cursor", *extra}, exclude_defaults=True)
     return MediaSearch.model_validate(
         {
             **fields,

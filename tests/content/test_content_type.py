@@ -88,3 +88,48 @@ def test_the_migration_fills_ready_media_only(api, id_types):
     types = dict(Media.objects.values_list("pid", "content_type"))
     assert types == {"pending": "", "ready": OCTETS, "typed": "text/plain"}
     assert Media.objects.get(pid="ready").store_status == StoreStatus.READY
+
+
+LONG_TYPE = "application/" + "x" * 250  # 262 characters: more than the column's 255
+BROKEN_TYPES = [LONG_TYPE, "text/html\r\nX-Evil: 1", "text/plain\x1b", "text/\x7fplain"]
+
+
+@pytest.mark.parametrize("declared", BROKEN_TYPES)
+def test_a_content_type_no_header_can_carry_is_422_on_every_upload(api, id_types, store_for, declared):
+    """Over-long (PostgreSQL's 500) or with control characters (stored, then every download a
+    500): refused before anything is stored, naming the field, by base64, presigned and multipart
+    uploads alike."""
+    bucket = store_for("BucketStore")
+    for pid, store, extra in [
+        ("b64", DICT_STORE, {"base64": B64}),
+        ("signed", bucket, {}),
+        ("parts", bucket, {"multipart": {"size": 10}}),
+    ]:
+        body = {"mediadata": media_body(pid, store_config=store), "content_type": declared, **extra}
+        answer = api.post("/api/upload", body)
+        assert answer.status_code == 422, answer.content
+        assert "content_type" in answer.json()["detail"][0]["error"]
+        assert not Media.objects.filter(pid=pid).exists()
+
+
+def test_a_put_with_an_over_long_content_type_is_422_and_keeps_the_bytes(api, id_types):
+    upload(api, "kept", DICT_STORE, base64=B64)
+    answer = api.client.put(
+        "/api/media/kept/content",
+        data=b"new bytes",
+        content_type=LONG_TYPE,
+        headers={"Authorization": f"Bearer {api.token}"},
+    )
+    assert answer.status_code == 422, answer.content
+    assert "Content-Type" in answer.json()["detail"][0]["error"]
+    assert b"".join(api.get("/api/media/kept/content").streaming_content) == DATA
+
+
+def test_a_stored_content_type_with_a_line_break_downloads_as_octets(api, id_types):
+    """Rows stored before the check came: the download serves the bytes rather than a 500."""
+    upload(api, "old", DICT_STORE, base64=B64)
+    Media.objects.filter(pid="old").update(content_type="text/html\r\nX-Evil: 1")
+    answer = api.get("/api/media/old/content")
+    assert answer.status_code == 200
+    assert answer["Content-Type"] == OCTETS and "X-Evil" not in answer
+    assert b"".join(answer.streaming_content) == DATA

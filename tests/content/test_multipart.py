@@ -90,12 +90,21 @@ def test_wrong_parts_are_422_and_the_media_stays_pending(api, bucket_store):
     assert api.post("/api/upload/mp.1/complete", {"parts": done}).status_code == 200
 
 
-def test_a_missing_part_leaves_an_object_of_the_wrong_size_and_the_media_pending(api, bucket_store):
+def test_a_part_list_that_leaves_parts_out_is_422_and_the_upload_stays_usable(api, bucket_store):
+    """The list is checked against the declared size before S3 is asked: S3 would join the parts
+    listed and end the upload, and the client would have to send every part again."""
     body = begin(api, bucket_store).json()
     done = put_parts(body, DATA)
-    answer = api.post("/api/upload/mp.1/complete", {"parts": done[:2]})
-    assert "were declared" in error_message(answer, 409)
+    answer = api.post("/api/upload/mp.1/complete", {"parts": [done[1]]})
+    assert "parts 1, 3 are missing" in error_message(answer)
+    twice = api.post("/api/upload/mp.1/complete", {"parts": [*done, done[0]]})
+    assert "part 1 is listed more than once" in error_message(twice)
+    beyond = api.post("/api/upload/mp.1/complete", {"parts": [*done, {**done[0], "part_number": 4}]})
+    assert "part 4 is outside 1 to 3" in error_message(beyond)
     assert Media.objects.get(pid="mp.1").store_status == "PENDING"
+    completed = api.post("/api/upload/mp.1/complete", {"parts": done})
+    assert completed.status_code == 200, completed.content
+    assert b"".join(api.get("/api/media/mp.1/content").streaming_content) == DATA
 
 
 def test_multipart_needs_a_bucket_store(api, id_types, store_for):

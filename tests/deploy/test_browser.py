@@ -294,8 +294,9 @@ def test_authorization_survives_a_reload(bare_gunicorn, browser):
 # Opened in Swagger UI (window 1366 px wide), the tallest operation may be this tall and half of
 # them at most MEDIAN_OPERATION_HEIGHT: they were 2,900 px (median) and 4,100 px (tallest), mostly
 # a dozen error answers with four lines of chrome each (issue 33); 1,800 and 2,450 px since
-# mediastore/static/mediastore/swagger.css.
-MAX_OPERATION_HEIGHT = 2600
+# mediastore/static/mediastore/swagger.css. The tallest is now GET /api/download/archive (2,750 px):
+# every search filter of GET /api/media is a query parameter there, plus the archive's own two.
+MAX_OPERATION_HEIGHT = 2900
 MEDIAN_OPERATION_HEIGHT = 2000
 
 
@@ -307,12 +308,14 @@ def test_an_opened_operation_is_compact(bare_gunicorn, browser):
     browser.open(f"{base}/api/docs", None)
     browser.wait(lambda d: len(browser.css(".opblock")) >= expected)
     assert not browser.css(".opblock.is-open"), "operations start closed"
+    # One click per task, not all in one script: rendering every opened operation in one go kept
+    # Chromium's renderer busy past the driver's 60 s on a busy 2-core machine.
     browser.js(
-        "document.querySelectorAll('.opblock:not(.is-open) .opblock-summary-control').forEach(b => b.click())"
+        "document.querySelectorAll('.opblock:not(.is-open) .opblock-summary-control')"
+        ".forEach((b, i) => setTimeout(() => b.click(), 20 * i))"
     )
-    # Rendering all of them takes Chromium up to a minute on a busy 2-core machine.
     browser.wait(
-        lambda d: len(browser.css(".opblock.is-open .opblock-body .responses-table")) >= expected, 4 * WAIT
+        lambda d: len(browser.css(".opblock.is-open .opblock-body .responses-table")) >= expected, 6 * WAIT
     )
     heights = browser.js(
         """return Array.from(document.querySelectorAll('.opblock')).map(block => [

@@ -45,6 +45,8 @@ ORDER = [
     "POST /api/upload/{pid}/complete",
     "GET /api/download/{pid}",
     "POST /api/download/urls",
+    "POST /api/download/archive",
+    "GET /api/download/archive",
     "PUT /api/media/{pid}/content",
     "GET /api/media/{pid}/content",
     "GET /api/media/{pid}/verify",

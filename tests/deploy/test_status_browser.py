@@ -45,7 +45,8 @@ def server():
 @pytest.fixture(scope="module")
 def some_media(server) -> None:
     """Media in two stores, three pid types, READY and PENDING, over several days; one file rots
-    on disk and ``manage.py verify`` (run as an operator would, beside the server) finds it."""
+    on disk and ``manage.py verify`` (run as an operator would, beside the server) finds it; the
+    stores are probed as the timer does."""
     session, base = server.session, server.base
     for name in ("image", "bin", "sample"):
         response = session.post(f"{base}/api/identifier", json={"name": name, "pattern": ""}, timeout=30)
@@ -76,6 +77,16 @@ def some_media(server) -> None:
         timeout=120,
     )
     assert done.returncode == 1 and "19 ok, 1 failed" in done.stdout, done.stdout + done.stderr
+    # the store health the page draws is the last probe the timer recorded (viewing writes nothing)
+    probed = subprocess.run(
+        [sys.executable, "manage.py", "probe_stores"],
+        cwd=REPO,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert probed.returncode == 0, probed.stdout + probed.stderr
 
 
 def test_status_page_draws_every_chart(server, browser, some_media):  # noqa: F811

@@ -156,3 +156,32 @@ def test_status_page_for_staff_and_readers_only(dataset, django_user_model):
 def test_status_page_is_linked_from_home_and_admin(admin_client):
     assert 'href="/status/"' in Client().get("/").content.decode()
     assert 'href="/status/"' in admin_client.get("/admin/").content.decode()
+
+
+def test_status_page_search_form_downloads_an_archive(api, id_types, django_user_model):
+    """Issue 28 item 3: the status page's form GETs /status/archive, which answers the archive of
+    GET /api/download/archive for the same filters (empty fields left out) to a session."""
+    import base64
+    import io
+    import zipfile
+
+    from tests.conftest import DICT_STORE, media_body
+    from tests.permissions_support import role
+
+    for pid, tags in (("s1", ["pick"]), ("s2", ["pick"]), ("s3", [])):
+        body = {"mediadata": media_body(pid, store_config=DICT_STORE, tags=tags), "base64": "aGk="}
+        assert api.post("/api/upload", body).status_code == 200
+    page = Client()
+    assert page.get("/status/archive?tags=pick").status_code == 302  # no session: log in first
+    reader = django_user_model.objects.create_user(username="reader", password=PASSWORD)
+    reader.groups.add(role("readers"))
+    page.login(username="reader", password=PASSWORD)
+    html = page.get("/status/").content.decode()
+    assert 'action="/status/archive"' in html
+    response = page.get("/status/archive?tags=pick&pid=&format=zip")
+    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as archive:
+        assert [n for n in archive.namelist() if n.startswith("data/")] == ["data/s1", "data/s2"]
+        assert archive.read("data/s1") == base64.b64decode("aGk=")
+    refused = page.get("/status/archive?format=rar")
+    assert refused.status_code == 422 and "format" in refused.content.decode()

@@ -208,8 +208,13 @@ def test_a_concurrent_creation_waits_and_then_sees_the_other(storage_root):
 
 
 def waiting_for_advisory_lock() -> bool:
+    """Whether a session of this test database waits for an advisory lock (pg_locks lists those of
+    every database of the server: other xdist workers' and other runs' too)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
         return cursor.fetchone()[0] > 0
 
 

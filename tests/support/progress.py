@@ -6,6 +6,11 @@ machine, an estimate of the time; after each file, one line with that file's out
 time so far and the time left. The timings live in ``.venv/mediastore-test-times.json`` (beside
 the virtual environment, so per machine and never committed), one file's seconds per database
 kind, updated at the end of each run.
+
+Under pytest-xdist (``bin/test`` with workers) the plugin runs in the controlling process only: it
+learns the tests from the workers' collection and each test's time from the reports they send, so
+the lines are the same; the estimate and the time left are the files' times divided among the
+workers.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ def _minutes(seconds: float) -> str:
 
 
 class Progress:
-    """Per file: tests left to finish, seconds spent. pytest-django runs a file's tests in up to
-    three groups (by how they use the database), so a file is done when its last test is."""
+    """Per file: tests left to finish, seconds spent (the setup, call and teardown times of its
+    tests, as the reports say, so that tests running at once on several workers are not counted
+    twice). pytest-django runs a file's tests in up to three groups (by how they use the database)
+    and xdist spreads them over workers, so a file is done when its last test is."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -40,8 +47,9 @@ class Progress:
         self.spent: dict[str, float] = {}
         self.done: list[str] = []
         self.outcomes: dict[str, Counter] = {}
-        self.started = self.test_started = time.monotonic()
+        self.started = time.monotonic()
         self.marks_on_line = False
+        self.workers = 1
 
     def _load(self) -> dict:
         try:
@@ -63,30 +71,46 @@ class Progress:
         pending = [name for name, left in self.left.items() if left]
         if any(name not in self.known for name in pending):
             return None
-        return sum(max(self.known[name] - self.spent.get(name, 0.0), 0.0) for name in pending)
+        return sum(max(self.known[name] - self.spent.get(name, 0.0), 0.0) for name in pending) / self.workers
+
+    def _collected(self, files: list[str]) -> None:
+        """Say what will run: ``files`` holds each test's file, once per test."""
+        for name in files:
+            self.left[name] = self.left.get(name, 0) + 1
+        workers = f" on {self.workers} workers" if self.workers > 1 else ""
+        estimate = ""
+        if self.left and all(name in self.known for name in self.left):
+            took = sum(self.known[n] for n in self.left)
+            estimate = f"; the last run of these took {_minutes(took)}"
+            if self.workers > 1:
+                estimate += f" of test time, about {_minutes(took / self.workers)} on {self.workers} workers"
+        elif self.known:
+            estimate = "; no estimate yet for some files (new since the last run)"
+        self._say(f"{len(files)} tests in {len(self.left)} files on {_kind()}{workers}{estimate}")
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        for item in session.items:
-            self.left[item.location[0]] = self.left.get(item.location[0], 0) + 1
-        estimate = ""
-        if self.left and all(name in self.known for name in self.left):
-            estimate = f"; the last run of these took {_minutes(sum(self.known[n] for n in self.left))}"
-        elif self.known:
-            estimate = "; no estimate yet for some files (new since the last run)"
-        self._say(f"{len(session.items)} tests in {len(self.left)} files on {_kind()}{estimate}")
+        if self.config.pluginmanager.has_plugin("dsession"):
+            return  # the controller of xdist's workers collects nothing itself: see below
+        self._collected([item.location[0] for item in session.items])
 
-    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
-        self.test_started = time.monotonic()
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids: list[str]) -> None:
+        """Each xdist worker collected ``ids`` (the same on every worker, or xdist stops)."""
+        if self.left:
+            return
+        self.workers = max(int(self.config.getoption("numprocesses", 1) or 1), 1)
+        self._collected([nodeid.split("::", 1)[0] for nodeid in ids])
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.marks_on_line = self.marks_on_line or self.config.get_verbosity() <= 0
+        name = report.location[0]
+        self.spent[name] = self.spent.get(name, 0.0) + report.duration
         if report.when == "call" or report.outcome != "passed":
-            self.outcomes.setdefault(report.location[0], Counter())[report.outcome] += 1
+            self.outcomes.setdefault(name, Counter())[report.outcome] += 1
 
     def pytest_runtest_logfinish(self, nodeid: str, location) -> None:
         name = location[0]
-        self.spent[name] = self.spent.get(name, 0.0) + time.monotonic() - self.test_started
         if name not in self.left:
             return
         self.left[name] -= 1
@@ -114,4 +138,6 @@ class Progress:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controlling process reports for all of them
     config.pluginmanager.register(Progress(config), "mediastore-progress")

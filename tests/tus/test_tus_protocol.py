@@ -380,3 +380,108 @@ def test_a_missing_bucket_is_502_and_leaves_no_store_configuration(tus, api, id_
     assert answer.status_code == 502 and "no-such-bucket-for-tus" in answer.json()["detail"]
     assert not TusUpload.objects.exists()
     assert [s["bucket"] for s in api.get("/api/stores").json()] == []
+
+
+def test_a_deferred_length_upload_takes_no_byte_past_the_max_size(tus, fs_store, tus_dir, settings):
+    """Without Upload-Length the bytes are held to Tus-Max-Size too: a PATCH that declares more is
+    413 before a byte is read, and a chunked one (no declared length) keeps only what fits."""
+    settings.MEDIASTORE_TUS_MAX_SIZE_GB = 1
+    limit = 1 << 30
+    url = path_of(tus.create(None, **new_media(fs_store)))
+    upload = TusUpload.objects.get()
+    # An upload that has come this far (its staging file sparse, so the test writes no GiB).
+    near = limit - 4
+    tus_dir.mkdir(parents=True, exist_ok=True)
+    with open(staging_path(upload.id), "wb") as staged:
+        staged.truncate(near)
+    TusUpload.objects.filter(pk=upload.id).update(offset=near)
+    declared = tus.patch(url, near, b"0123456789")
+    assert declared.status_code == 413 and "Tus-Max-Size" in declared.json()["detail"]
+    assert tus.head(url)["Upload-Offset"] == str(near)
+    chunked = tus.client.generic(  # as gunicorn hands over a chunked body: no Content-Length
+        "PATCH",
+        url,
+        data=b"0123456789",
+        content_type=OFFSET_TYPE,
+        headers={**tus.headers, "Upload-Offset": str(near), "Transfer-Encoding": "chunked"},
+        **{"wsgi.input_terminated": True},
+    )
+    assert chunked.status_code == 413 and "Tus-Max-Size" in chunked.json()["detail"]
+    assert tus.head(url)["Upload-Offset"] == str(limit)
+    assert staging_path(upload.id).stat().st_size == limit
+
+
+def test_a_user_s_unfinished_uploads_are_limited(tus, fs_store, settings):
+    settings.MEDIASTORE_TUS_MAX_OPEN = 2
+    first = path_of(tus.create(10, **new_media(fs_store, pid="open.1")))
+    assert tus.create(10, **new_media(fs_store, pid="open.2")).status_code == 201
+    refused = tus.create(10, **new_media(fs_store, pid="open.3"))
+    assert refused.status_code == 429 and "MEDIASTORE_TUS_MAX_OPEN" in refused.json()["detail"]
+    assert tus.patch(first, 0, b"0123456789").status_code == 204  # finished: no longer counts
+    assert tus.create(10, **new_media(fs_store, pid="open.3")).status_code == 201
+
+
+@pytest.mark.parametrize("key", ["metadata", "identifiers", "tags", "store"])
+def test_deeply_nested_metadata_json_is_422(tus, fs_store, key):
+    entries = new_media(fs_store)
+    entries[key] = "[" * 3000 + "]" * 3000
+    answer = tus.create(10, **entries)
+    assert answer.status_code == 422, answer.content
+    assert "nested" in answer.json()["detail"][0]["error"] and not TusUpload.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        {"metadata": '{"a": 1, "a": 2}'},
+        {"metadata": '{"a": NaN}'},
+        {"metadata": '{"a": "x\\u0000y"}'},
+        {"metadata": '{"a\\u0000": "y"}'},
+        {"tags": '["a\\u0000b"]'},
+        {"identifiers": '{"local": "a\\u0000b"}'},
+        {"content_type": "text/plain\x00"},
+        {"pid": "a\x00b"},
+    ],
+)
+def test_metadata_json_is_parsed_as_strictly_as_the_json_api(tus, fs_store, entries):
+    """A repeated key, NaN, NUL (which PostgreSQL stores nowhere: 500 at completion before) are 422
+    at creation, as the JSON API answers them."""
+    answer = tus.create(1, b"Q", **{**new_media(fs_store), **entries})
+    assert answer.status_code == 422, answer.content
+    assert not TusUpload.objects.exists() and not Media.objects.exists()
+
+
+@pytest.mark.parametrize("declared", ["text/html\r\nX-Evil: 1", "application/" + "x" * 250])
+def test_a_content_type_no_header_can_carry_is_422_at_creation(tus, api, fs_store, declared):
+    answer = tus.create(1, b"Q", **new_media(fs_store), content_type=declared)
+    assert answer.status_code == 422, answer.content
+    assert "content_type" in answer.json()["detail"][0]["error"]
+    assert not Media.objects.exists()
+
+
+def test_a_pid_another_unfinished_upload_claims_is_409_at_creation(tus, fs_store, api):
+    first = path_of(tus.create(5, **new_media(fs_store, pid="dup.1")))
+    second = tus.create(5, **new_media(fs_store, pid="dup.1"))
+    assert second.status_code == 409, second.content
+    assert tus.patch(first, 0, b"abcde").status_code == 204
+    assert tus.create(5, **new_media(fs_store, pid="dup.1")).status_code == 409  # the media exists
+    assert tus.delete(first).status_code == 204
+
+
+def test_an_empty_etag_entry_is_422(tus, fs_store):
+    tus.upload(b"old bytes", **new_media(fs_store))
+    answer = tus.create(3, pid="big.1", replace="true", etag="")
+    assert answer.status_code == 422 and "etag" in answer.json()["detail"][0]["error"]
+
+
+def test_a_method_override_on_get_is_refused(tus, fs_store):
+    url = path_of(tus.create(10, **new_media(fs_store)))
+    answer = tus.client.get(url, headers={**tus.headers, "X-HTTP-Method-Override": "DELETE"})
+    assert answer.status_code == 400
+    assert tus.head(url).status_code == 200
+
+
+@pytest.mark.parametrize("pk", ["9223372036854775807", "9999999999999999999"])
+def test_a_store_pk_past_the_column_is_404(tus, fs_store, pk):
+    answer = tus.create(10, **{**new_media(fs_store), "store": pk})
+    assert answer.status_code == 404, answer.content

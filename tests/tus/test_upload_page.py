@@ -64,3 +64,21 @@ def test_a_session_uploads_with_its_csrf_token_and_not_without(user, api, id_typ
     )
     assert created.status_code == 201 and created["Media-Location"] == "/api/media/page.1"
     assert api.get("/api/media/page.1").json()["size"] == 5
+
+
+def test_a_method_override_needs_the_csrf_token_as_the_method_it_names(user, api, id_types, storage_root):
+    """``X-HTTP-Method-Override`` is honoured on POST only, and the CSRF check goes by the method it
+    names: a cross-site GET (or POST) that says DELETE cannot remove a logged-in user's upload."""
+    client = browser("alice")
+    client.get("/upload/")
+    token = client.cookies["csrftoken"].value
+    entries = {"pid_type": "local", "store": json.dumps({"type": "FilesystemStore", "bucket": "pg"})}
+    headers = {**TUS, "Upload-Length": "5", "Upload-Metadata": metadata(**entries), "X-CSRFToken": token}
+    url = client.post("/api/tus/", headers=headers)["Location"]
+    delete = {**TUS, "X-HTTP-Method-Override": "DELETE"}
+    assert client.get(url, headers=delete).status_code == 400
+    refused = client.post(url, headers=delete)
+    assert refused.status_code == 403 and "X-CSRFToken" in refused.json()["detail"]
+    assert client.head(url, headers=TUS).status_code == 200
+    assert client.post(url, headers={**delete, "X-CSRFToken": token}).status_code == 204
+    assert client.head(url, headers=TUS).status_code == 404
