@@ -315,8 +315,8 @@ def switch_replica(replica: Replica, media: Media, owner: str, key: str) -> Resu
 
 def repair_primary(media: Media) -> Result:
     """Rewrite the bytes of a media whose primary copy is BAD or MISSING from a GOOD replica, to a
-    fresh key of its store, read back, and switch the media to it (a bare UPDATE of its key and
-    verify columns, like a fixity check: the media's bytes, ETag, mark and version are unchanged),
+    fresh key of its store, read back, and switch the media to it (a saved change of its key, ETag
+    and verify columns, with a history row "repaired from a GOOD replica": its bytes are the same),
     with a ``replica.repaired`` event. First the primary is read again: if it is intact after all
     (a store that was unreachable) it is only marked GOOD. Without a GOOD replica nothing changes
     and the outcome is ``failed`` (the media is reported, never silently changed)."""
@@ -348,15 +348,12 @@ def repair_primary(media: Media) -> Result:
         ):
             current = None
         else:
-            Media.objects.filter(pk=media.pk).update(
-                store_key=key, etag=etag, verify_ok=True, verify_error="", verified_at=now
-            )
-            current.store_key, current.verify_ok, current.verify_error, current.verified_at = (
-                key,
-                True,
-                "",
-                now,
-            )
+            # A recorded change (history row with its reason, a new mark and version): the media's
+            # key and ETag change, so the audit history says why.
+            current.store_key, current.etag = key, etag
+            current.verify_ok, current.verify_error, current.verified_at = True, "", now
+            current._change_reason = "repaired from a GOOD replica"
+            current.save()
             Repair.objects.create(
                 media_pk=media.pk, pid=current.pid, store_config_id=current.store_config_id, primary=True
             )

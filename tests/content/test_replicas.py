@@ -268,6 +268,9 @@ def test_verify_checks_replicas_and_repair_restores_primaries_and_replicas(api, 
         assert object_path(again.store_config_id, again.store_key).read_bytes() == content
         assert b"".join(api.get(f"/api/media/{pid}/content").streaming_content) == content
         assert events(pid)[-1] == "replica.repaired"
+    for pid in ("rot", "gone"):  # a primary's new key is a recorded change, saying why
+        latest = api.get(f"/api/media/{pid}/history").json()[0]
+        assert latest["reason"] == "repaired from a GOOD replica", latest
     out, error = verify()
     assert error is None and "3 ok, 0 failed" in out
 
