@@ -9,6 +9,7 @@ from django.contrib import admin
 from content.models import Replica, ReplicationRule
 from identifiers.models import IdentifierType
 from media.models import Media
+from mediastore.admin import ViewOnlyAdmin
 
 SHOWN = [
     "store_config",
@@ -38,21 +39,12 @@ class ReplicaInline(admin.TabularInline):
 
 
 @admin.register(Replica)
-class ReplicaAdmin(admin.ModelAdmin):
+class ReplicaAdmin(ViewOnlyAdmin):
     list_display = ["media", "store_config", "state", "size", "verified_at", "attempts", "error"]
     list_filter = ["state", "store_config"]
     search_fields = ["media__pid", "store_key"]
     list_select_related = ["media", "store_config"]
     fields = readonly_fields = ["media", *SHOWN]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ReplicationRuleForm(forms.ModelForm):

@@ -27,6 +27,7 @@ from media.models import Media, SearchIndex
 from media.rules import IdentifierRules, clean_tags
 from media.services import media_revert
 from media.tags import sync_tags
+from mediastore.admin import ViewOnlyAdmin
 from mediastore.errors import MediastoreError, PayloadTooLarge, RuleViolation
 
 # (label, attribute of a media or history row, restored by a revert)
@@ -351,18 +352,9 @@ class MediaAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(SearchIndex)
-class SearchIndexAdmin(admin.ModelAdmin):
+class SearchIndexAdmin(ViewOnlyAdmin):
     """Metadata paths with their own search index, read-only: ``manage.py search_index`` adds and
     drops them, since building an index on a large table is no job for a web request."""
 
     list_display = ("path", "kind", "name", "created")
     ordering = ("path", "kind")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -23,6 +23,20 @@ class ExpiredFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """A model the admin shows but never adds, changes or deletes (its rows are written elsewhere:
+    a management command, a worker, the API)."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     """Tokens are listed by owner, name and prefix (the token itself is never stored) with their
