@@ -22,6 +22,7 @@ from django.db.models import Max
 from content.models import ReplicaEvent
 from media.models import EventType, MediaEvent
 from media.outbox import first_kept
+from mediastore.dbrouting import REPLICA, reading_alias
 from mediastore.errors import Gone, RuleViolation
 from mediastore.limits import MAX_EVENTS_PAGE
 
@@ -62,6 +63,10 @@ def events_after(after: int | None, *, limit: int, types: set[str]) -> Page:
     newest = MediaEvent.objects.aggregate(top=Max("seq"))["top"]
     if after is not None:
         last = newest if newest is not None else first_kept() - 1  # all pruned: the last number given
+        if after > last and reading_alias() == REPLICA:
+            # A cursor from the primary that the replica has not replayed yet: nothing new so far
+            # (a long poll tries again), never a 422 for a cursor the feed did give.
+            return Page([], after)
         if after > last:
             raise RuleViolation(
                 f"cursor {after} is beyond the newest event ({last}): pass back a `cursor` or `next` the "

@@ -70,3 +70,33 @@ def failpoints_in_production(app_configs=None, **kwargs) -> list[Error]:
             id="mediastore.E001",
         )
     ]
+
+
+@register()
+def several_hosts(app_configs=None, **kwargs) -> list[Error | Warning]:
+    """``MEDIASTORE_HOSTS`` above 1 (docs/scaling.md): SQLite is one host's file, so the server
+    refuses to start; without Redis the failed-login counters and the read-after positions of the
+    replica routing are kept per host, which weakens both, so it warns."""
+    hosts = settings.MEDIASTORE_HOSTS
+    if hosts == 1:
+        return []
+    if on_sqlite():
+        return [
+            Error(
+                f"MEDIASTORE_HOSTS is {hosts}, but the database is SQLite "
+                f"({settings.DATABASES['default']['NAME']}), which only one host can use.",
+                hint="Use PostgreSQL (POSTGRES_DB and the other POSTGRES_* variables, equal on every host).",
+                id="mediastore.E002",
+            )
+        ]
+    if settings.MEDIASTORE_REDIS_URL:
+        return []
+    return [
+        Warning(
+            f"MEDIASTORE_HOSTS is {hosts} without MEDIASTORE_REDIS_URL: each host counts failed logins "
+            "on its own (a client gets MEDIASTORE_LOGIN_RATE on every host), and a client's reads after "
+            "its writes are routed by what the host it reached remembers.",
+            hint="Set MEDIASTORE_REDIS_URL, the same on every host (docs/scaling.md).",
+            id="mediastore.W003",
+        )
+    ]

@@ -101,6 +101,11 @@ MEDIASTORE_MAX_TAGS = env.get_int("MEDIASTORE_MAX_TAGS", 1000, minimum=1)
 # hold (413 before any byte for more).
 MEDIASTORE_ARCHIVE_MAX_MEDIA = env.get_int("MEDIASTORE_ARCHIVE_MAX_MEDIA", 100_000, minimum=1)
 MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
+# How many API hosts serve this deployment (docs/scaling.md): above 1, the checks refuse what only
+# works on one host (SQLite, the RAM store in files) and warn about what is counted per host.
+MEDIASTORE_HOSTS = env.get_int("MEDIASTORE_HOSTS", 1, minimum=1)
+# A replica (POSTGRES_REPLICA_HOST) further behind the primary than this serves no reads.
+MEDIASTORE_REPLICA_MAX_LAG_S = env.get_int("MEDIASTORE_REPLICA_MAX_LAG_S", 5, minimum=0)
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)
 # Links to search pages starting this deep carry a keyset cursor (media/search/pages.py).
@@ -175,6 +180,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "mediastore.staticfiles.StaticFilesMiddleware",  # WhiteNoise
     "mediastore.metrics.MetricsMiddleware",
+    "mediastore.dbrouting.ReplicaReadsMiddleware",  # passes everything on when no replica is set
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "mediastore.middleware.JsonBodyLimitMiddleware",
@@ -221,6 +227,26 @@ if env.get_str("POSTGRES_DB"):
             "CONN_HEALTH_CHECKS": True,
         }
     }
+    # A streaming replica for the read-only routes (mediastore/dbrouting.py, docs/scaling.md): the
+    # primary's database, user and password unless set; its own connections, never migrated.
+    if env.get_str("POSTGRES_REPLICA_HOST"):
+        DATABASES["replica"] = {
+            **DATABASES["default"],
+            "HOST": env.get_str("POSTGRES_REPLICA_HOST"),
+            "PORT": env.get_str("POSTGRES_REPLICA_PORT") or DATABASES["default"]["PORT"],
+            "USER": env.get_str("POSTGRES_REPLICA_USER") or DATABASES["default"]["USER"],
+            "PASSWORD": env.get_str("POSTGRES_REPLICA_PASSWORD") or DATABASES["default"]["PASSWORD"],
+            # A replica that does not answer costs a request at most this long, once per second per
+            # process (its health is checked then, and it serves no reads until it answers again).
+            "OPTIONS": {"connect_timeout": 2},
+            "TEST": {"MIRROR": "default"},
+        }
+        DATABASE_ROUTERS = ["mediastore.dbrouting.ReplicaRouter"]
+elif env.get_str("POSTGRES_REPLICA_HOST"):
+    raise ImproperlyConfigured(
+        "POSTGRES_REPLICA_HOST names a PostgreSQL replica, but POSTGRES_DB is not set: a replica needs a "
+        "PostgreSQL primary (docs/scaling.md)"
+    )
 else:
     MEDIASTORE_DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

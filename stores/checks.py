@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from django.conf import settings
-from django.core.checks import Warning, register
+from django.core.checks import Error, Warning, register
 from django.db import DatabaseError
 
 RAM_FILE_SYSTEMS = {"tmpfs", "ramfs"}
@@ -81,3 +81,20 @@ def ram_store_without_redis(app_configs=None, databases=None, **kwargs) -> list[
             )
         ]
     return []
+
+
+@register()
+def ram_store_on_several_hosts(app_configs=None, databases=None, **kwargs) -> list[Error]:
+    """Without Redis a RAM store's objects live in one host's RAM: with MEDIASTORE_HOSTS above 1 a
+    read on another host would not find them (404 for a READY media), so the server refuses to start."""
+    if settings.MEDIASTORE_HOSTS == 1 or settings.MEDIASTORE_REDIS_URL or not ram_store_in_use(databases):
+        return []
+    return [
+        Error(
+            f"A RAM store (DictStore) is configured without Redis, and MEDIASTORE_HOSTS is "
+            f"{settings.MEDIASTORE_HOSTS}: its objects would be in one host's RAM, invisible to the others.",
+            hint="Set MEDIASTORE_REDIS_URL (the same on every host), or remove the RAM stores "
+            "(docs/scaling.md).",
+            id="stores.E001",
+        )
+    ]

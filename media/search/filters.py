@@ -15,7 +15,6 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.db import connection
 from taggit.models import Tag
 
 from media.models import TaggedMedia
@@ -24,6 +23,7 @@ from media.schemas import MediaSearch
 from media.search.indexes import IndexedPaths, index_for, indexed_paths
 from media.search.sql import TABLE, any_identifier_matches, identifier_type_matches, metadata_condition
 from media.search.wildcards import Sql, Wildcard, text_matches
+from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import connection
 
 from media.search.filters import TABLE, Conditions, after_key, id_and_key_columns, key_fields, order_sql
 from media.search.rows import media_rows
+from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
 from mediastore.errors import RuleViolation
 from mediastore.pagination import Page
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from django.db import connection
 
 from media.models import Media
 from media.search.filters import order_sql
+from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
 from mediastore.rowfetch import column_converters
 from stores.endpoints import without_userinfo
 from stores.models import S3Config, StoreConfig

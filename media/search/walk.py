@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from django.db import connection
-
 from media.models import Media
 from media.schemas import MediaSearch
 from media.search.filters import after_key, conditions_for, key_fields
@@ -18,6 +16,7 @@ from media.search.indexes import indexed_paths
 from media.search.pages import count_matches, page_ids_sql
 from media.search.selector import search_plan
 from media.selectors import media_queryset
+from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
 
 WALK_CHUNK = 500
 
