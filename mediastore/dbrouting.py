@@ -32,6 +32,7 @@ read-only, so running one twice is safe); streamed bodies already started cannot
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import logging
@@ -175,7 +176,7 @@ class ReplicaHealth:
         try:
             self.state = self.check()
         except DatabaseError as exc:
-            connections[REPLICA].close()
+            close_replica()
             self.state = ReplicaState(False)
             if before.usable:
                 log.warning("the replica %s serves no reads: %s", replica_address(), exc)
@@ -205,6 +206,12 @@ class ReplicaHealth:
 
 
 health = ReplicaHealth()
+
+
+def close_replica() -> None:
+    """Drop this thread's replica connection (broken, or of a replica that failed)."""
+    with contextlib.suppress(DatabaseError):
+        connections[REPLICA].close()
 
 
 def replica_address() -> str:
@@ -283,7 +290,7 @@ class ReplicaReadsMiddleware:
         if response.status_code >= 500 and not getattr(response, "streaming", False):
             _reads_from.set(DEFAULT_DB_ALIAS)
             health.failed()  # rechecked within HEALTH_SECONDS; until then the primary serves
-            connections[REPLICA].close()
+            close_replica()
             log.warning(
                 "%s %s failed on the replica; answered from the primary", request.method, request.path
             )

@@ -90,3 +90,31 @@ def test_file_system_type_of_dev_shm_is_tmpfs():
     if not Path("/dev/shm").is_dir():
         pytest.skip("no /dev/shm here")
     assert file_system_type(Path("/dev/shm/mediastore-ram-not-there-yet")) == "tmpfs"
+
+
+def test_several_hosts_refuse_sqlite_and_warn_without_redis(production_sqlite, monkeypatch):
+    """MEDIASTORE_HOSTS above 1 (docs/scaling.md): SQLite is one host's file (an error, so bin/start's
+    migrate refuses to start); PostgreSQL without Redis counts logins per host (a warning)."""
+    assert not {"mediastore.E002", "mediastore.W003"} & ids()
+    production_sqlite.MEDIASTORE_HOSTS = 2
+    [error] = [m for m in run_checks() if m.id == "mediastore.E002"]
+    assert error.is_serious() and "MEDIASTORE_HOSTS is 2" in error.msg
+    production_sqlite.DATABASES["default"]["ENGINE"] = "mediastore.postgresql_backend"
+    production_sqlite.MEDIASTORE_REDIS_URL = ""
+    assert ids() >= {"mediastore.W003"} and "mediastore.E002" not in ids()
+    production_sqlite.MEDIASTORE_REDIS_URL = "redis://127.0.0.1:6379/0"
+    assert not {"mediastore.E002", "mediastore.W003"} & ids()
+
+
+@pytest.mark.django_db
+def test_a_ram_store_without_redis_on_several_hosts_refuses_to_start(settings):
+    settings.MEDIASTORE_REDIS_URL = ""
+    settings.MEDIASTORE_HOSTS = 2
+    assert "stores.E001" not in ids(databases=["default"])  # no RAM store configured
+    StoreConfig.objects.create(type="DictStore", bucket="several-hosts")
+    assert "stores.E001" in ids(databases=["default"])
+    settings.MEDIASTORE_REDIS_URL = "redis://127.0.0.1:6379/0"
+    assert "stores.E001" not in ids(databases=["default"])
+    settings.MEDIASTORE_REDIS_URL = ""
+    settings.MEDIASTORE_HOSTS = 1
+    assert "stores.E001" not in ids(databases=["default"])

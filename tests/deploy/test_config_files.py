@@ -165,6 +165,25 @@ def test_nginx_proxies_with_the_headers_django_trusts_and_streams_large_bodies()
     assert "alias /srv/static/;" in text
 
 
+def test_nginx_passes_a_request_to_another_host_only_where_it_may_run_twice():
+    """Several API hosts (docs/scaling.md): nginx's default passes PUT and DELETE on to the next
+    host even after the first got them; here they go through a location that never does, and
+    nothing allows non-idempotent requests to be sent twice."""
+    text = read("nginx.conf")
+    upstream = re.search(r"upstream mediastore_api \{([^}]*)\}", text)
+    assert upstream and upstream.group(1).strip() == "server api:8000;"
+    assert re.search(r"^    proxy_next_upstream error timeout;$", text, flags=re.MULTILINE)
+    assert "non_idempotent" not in text
+    root = re.search(r"location / \{\n        # nginx counts PUT(.*?)\n    \}", text, flags=re.DOTALL)
+    assert root and "error_page 418 = @once;" in root.group(1)
+    assert "if ($request_method ~ ^(PUT|DELETE)$) {" in root.group(1)
+    once = re.search(r"location @once \{([^}]*)\}", text)
+    assert once and "proxy_next_upstream off;" in once.group(1)
+    services = yaml.safe_load(read("compose-prod.yml"))["services"]
+    assert services["api"]["deploy"]["replicas"] == "${MEDIASTORE_API_REPLICAS:-1}"
+    assert services["api"]["environment"]["MEDIASTORE_HOSTS"] == "${MEDIASTORE_API_REPLICAS:-1}"
+
+
 def test_nginx_buffers_request_bodies_except_the_raw_content_stream():
     """Regression: ``proxy_request_buffering off`` everywhere passed slow bodies through to gunicorn,
     where 40 slow logins held every thread. Only the raw byte stream may skip nginx's buffer, and

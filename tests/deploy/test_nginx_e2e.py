@@ -22,11 +22,11 @@ import ssl
 import subprocess
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
+from tests.support.nginx import mime_types, substitute, wrap
 from tests.support.ports import free_port
 from tests.support.processes import REPO, Process, fetch, http_ok, new_session
 from tests.support.servers import (
@@ -49,71 +49,6 @@ pytestmark = pytest.mark.e2e
 CAP_MB = 4
 # MEDIASTORE_ANON_BODY_TIMEOUT_S of the server behind nginx: short, so that a slow body shows.
 ANON_BODY_TIMEOUT_S = 3
-
-
-def _mime_types(nginx: str) -> str:
-    """The mime.types file next to nginx's own configuration file."""
-    info = subprocess.run([nginx, "-V"], capture_output=True, text=True).stderr
-    match = re.search(r"--conf-path=(\S+)", info)
-    candidates = [Path(match.group(1)).parent / "mime.types"] if match else []
-    candidates.append(Path("/etc/nginx/mime.types"))
-    for path in candidates:
-        if path.is_file():
-            return f"include {path};"
-    return (
-        "types { text/html html; text/css css; application/javascript js; image/png png; image/svg+xml svg; }"
-    )
-
-
-def substitute(
-    conf: str,
-    *,
-    upstream: str,
-    http_port: int,
-    https_port: int,
-    cert: Path,
-    key: Path,
-    static: Path,
-    acme: Path,
-) -> str:
-    """The repo's nginx.conf with only addresses, ports, cert paths, static root and ACME webroot
-    replaced, as docs/production.md tells an operator to (the HTTPS port too, being other than 443)."""
-    replacements = [
-        ("set $mediastore_https_port 443;", f"set $mediastore_https_port {https_port};"),
-        ("root /var/www/letsencrypt;", f"root {acme};"),
-        ("server api:8000;", f"server {upstream};"),
-        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
-        ("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
-        ("/etc/nginx/certs/cert.pem;", f"{cert};"),
-        ("/etc/nginx/certs/key.pem;", f"{key};"),
-        ("alias /srv/static/;", f"alias {static}/;"),
-    ]
-    for old, new in replacements:
-        assert conf.count(old) == 1, f"nginx.conf should contain {old!r} exactly once"
-        conf = conf.replace(old, new)
-    return conf
-
-
-def wrap(server_blocks: str, prefix: Path, mime_types: str) -> str:
-    """What the official image's /etc/nginx/nginx.conf provides, for a temp prefix and no root."""
-    temp_paths = "\n".join(
-        f"    {kind}_temp_path {prefix / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return f"""daemon off;
-worker_processes 1;
-pid {prefix / "nginx.pid"};
-error_log {prefix / "error.log"} info;
-events {{}}
-http {{
-    {mime_types}
-    default_type application/octet-stream;
-    access_log {prefix / "access.log"};
-{temp_paths}
-
-{server_blocks}
-}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +125,7 @@ def stack():
             path.chmod(0o755)  # nginx's workers run as nobody when the tests run as root
         (challenges / "token-123").chmod(0o644)
         conf = prefix / "nginx.conf"
-        conf.write_text(wrap(server_blocks, prefix, _mime_types(nginx)))
+        conf.write_text(wrap(server_blocks, prefix, mime_types(nginx)))
         test = subprocess.run(
             [nginx, "-t", "-p", str(prefix), "-c", str(conf)], capture_output=True, text=True
         )

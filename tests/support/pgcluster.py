@@ -70,7 +70,11 @@ class Cluster:
         with open(self.primary_dir / "postgresql.conf", "a") as conf:
             # wal_level replica, max_wal_senders and hot_standby are the defaults; a short status
             # interval lets the replica report its replay position promptly.
-            conf.write("fsync = off\nsynchronous_commit = on\nwal_receiver_status_interval = 1s\n")
+            # pg_stat_statements: the tests see which statements each server ran.
+            conf.write(
+                "fsync = off\nwal_receiver_status_interval = 1s\n"
+                "shared_preload_libraries = 'pg_stat_statements'\n"
+            )
         self.pg_ctl(self.primary_dir, "start", self.primary_port)
         self.run(
             "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary_port), "-U", "postgres",

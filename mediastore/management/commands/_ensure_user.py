@@ -6,6 +6,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from mediastore.startlock import one_host_at_a_time
+
 
 class EnsureUserCommand(BaseCommand):
     """Create or update the account described by the setting ``account_setting`` (a dict of
@@ -28,7 +30,11 @@ class EnsureUserCommand(BaseCommand):
         """The configured account, read from settings now (not when the module was imported)."""
         return getattr(settings, self.account_setting)
 
-    def handle(self, *args, username=None, password=None, email=None, **options) -> None:
+    def handle(self, *args, **options) -> None:
+        with one_host_at_a_time():
+            self.ensure(**options)
+
+    def ensure(self, *, username=None, password=None, email=None, **options) -> None:
         configured = self.account()
         username = username or configured["username"]
         password = password or configured["password"]
