@@ -225,7 +225,7 @@ def test_start_script_migrates_and_execs_gunicorn_but_never_makes_migrations():
         "manage.py migrate --noinput",
         "manage.py ensure_superuser",
         "manage.py ensure_serviceuser",
-        "manage.py collectstatic --noinput",
+        "manage.py one_host_at_a_time collectstatic --noinput",
         "exec gunicorn -c gunicorn.conf.py mediastore.wsgi",
     ]
     positions = [text.index(step) for step in steps]
