@@ -1,6 +1,7 @@
 """A PostgreSQL streaming replica behind a real server (mediastore/dbrouting.py, docs/scaling.md):
 a throw-away primary and its replica (``pg_basebackup -R``, tests/support/pgcluster.py) on loopback
-ports of their own, and ``bin/start`` (gunicorn, 2 workers) with ``POSTGRES_REPLICA_HOST``.
+ports of their own, and gunicorn (2 workers, after bin/start's migrate and account steps) with
+``POSTGRES_REPLICA_HOST``.
 
 - searches, lists, dumps, the events feed and /api/stats are served by the replica: its own
   statistics (``pg_stat_statements`` on the standby counts the statements run there) grow, and so does
@@ -8,7 +9,8 @@ ports of their own, and ``bin/start`` (gunicorn, 2 workers) with ``POSTGRES_REPL
 - a client that writes and searches at once sees its write, while the replica is held 1.5 s behind
   (``recovery_min_apply_delay``) and a client that did not write does not see it yet (so the test
   would fail without read-your-writes); a second client sees it by echoing X-Mediastore-Read-After;
-- the replica stopped mid-run changes no answer (the primary serves), and it serves again once back.
+- the replica stopped mid-run changes no answer (the primary serves), and it serves again once back;
+- docs/scaling.md's recipe runs as written.
 
 Runs in the PostgreSQL suite only (the SQLite suite skips it: the test brings its own PostgreSQL).
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -27,7 +31,7 @@ import requests
 
 from tests.support.pgcluster import Cluster, pg_bin
 from tests.support.ports import free_port
-from tests.support.processes import fetch, http_ok
+from tests.support.processes import REPO, fetch, http_ok
 from tests.support.servers import login, make_workdir, remove_workdir, server_env, skip_or_fail, start_app
 
 pytestmark = pytest.mark.e2e
@@ -55,7 +59,14 @@ def site():
         cluster.wait_streaming()
         port = free_port()
         env = server_env(workdir, port, 2, GUNICORN_TIMEOUT="60", **cluster.env("mediastore"))
-        app = start_app(workdir, env)
+        # bin/start's steps but collectstatic (no page here needs the hashed files), which takes
+        # longer than the rest on a busy machine.
+        for step in (["migrate", "-v0"], ["ensure_serviceuser"]):
+            done = subprocess.run(
+                [sys.executable, "manage.py", *step], cwd=REPO, env=env, capture_output=True
+            )
+            assert done.returncode == 0, done.stderr.decode()
+        app = start_app(workdir, env, via_start_script=False)
         base = f"http://127.0.0.1:{port}"
         app.wait_until(lambda: http_ok(f"{base}/api/health"))
         writer = login(base)
@@ -236,3 +247,21 @@ def test_a_replica_stopped_mid_run_changes_no_answer(site):
     assert by("primary", stopped) >= by("primary", before) + 12, (
         "the primary served while the replica was down"
     )
+
+
+def test_the_recipe_of_docs_scaling_runs_as_written(site):
+    page = (REPO / "docs" / "scaling.md").read_text()
+    block = page.split("## Trying it on one machine", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    token = site["writer"].headers["Authorization"]
+    env = {
+        "PATH": os.environ["PATH"],
+        "MS": site["base"],
+        "A": f"Authorization: {token}",
+        "H": "Content-Type: application/json",
+    }
+    done = subprocess.run(["bash", "-c", block], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert re.fullmatch(r"(?i)x-mediastore-read-after: [0-9A-F]+/[0-9A-F]+\r?", lines[0]), lines
+    assert '"pid": "scaled-1"' in lines[1] or '"pid":"scaled-1"' in lines[1], lines[1][:300]
+    assert lines[2:] and all(line.startswith("mediastore_db_reads_total{database=") for line in lines[2:])

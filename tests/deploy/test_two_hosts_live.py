@@ -7,6 +7,7 @@ the secret key. nginx.conf runs with an upstream of both.
 - concurrent PUTs of one media and a move racing PUTs, spread over both hosts: the stored bytes are
   an acknowledged body and verify;
 - bulk creates with overlapping pids sent to both hosts: each all or nothing, no pid twice;
+- a resumable upload whose PATCHes alternate between the hosts completes with its bytes;
 - a mixed load through nginx (15 s here; the issue's 60 s is what docs/performance.md's runs use)
   with one host SIGKILLed after 5 s: every acknowledged write is present with its bytes, every
   read of an existing media was answered (nginx passed it to the other host), writes failed only
@@ -304,3 +305,40 @@ def test_mixed_load_with_one_host_killed_loses_no_acknowledged_write(hosts):
     assert cursors == list(range(cursors[0], cursors[0] + len(cursors))), "the feed has a gap"
     created = {item["pid"] for item in feed_items if item["type"] == "media.created"}
     assert set(acknowledged) <= created
+
+
+def test_a_resumable_upload_continues_on_the_other_host(hosts):
+    """The received bytes of a tus upload wait in MEDIASTORE_TUS_DIR, shared by the hosts: each
+    PATCH may reach another host, which continues from the offset the last one committed."""
+    pid = f"two-hosts-tus-{uuid.uuid4().hex[:6]}"
+    data = random.Random(pid).randbytes(300_000)
+    sessions = [login(base) for base in hosts.direct]
+    tus = {"Tus-Resumable": "1.0.0"}
+    metadata = ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in {
+            "pid": pid,
+            "pid_type": "pidtype",
+            "store": '{"type": "FilesystemStore", "bucket": "tus"}',
+        }.items()
+    )
+    created = sessions[0].post(
+        f"{hosts.direct[0]}/api/tus/",
+        headers={**tus, "Upload-Length": str(len(data)), "Upload-Metadata": metadata},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    path = created.headers["Location"].removeprefix(hosts.direct[0])
+    for n, (start, end) in enumerate([(0, 100_000), (100_000, 200_000), (200_000, len(data))]):
+        host = (n + 1) % 2  # host 1, host 0, host 1
+        head = sessions[host].head(f"{hosts.direct[host]}{path}", headers=tus, timeout=30)
+        assert head.status_code == 200 and int(head.headers["Upload-Offset"]) == start, head.headers
+        patched = sessions[host].patch(
+            f"{hosts.direct[host]}{path}",
+            data=data[start:end],
+            headers={**tus, "Upload-Offset": str(start), "Content-Type": "application/offset+octet-stream"},
+            timeout=60,
+        )
+        assert patched.status_code == 204, patched.text
+    media, content = stored(hosts, pid)
+    assert content == data and media["checksum"] == sha256_label(data) and media["store_status"] == "READY"
