@@ -220,7 +220,45 @@ def test_bulk_creates_with_overlapping_pids_on_both_hosts_are_each_all_or_nothin
     assert sorted(media["pid"] for media in found) == sorted(created)
 
 
+def test_a_resumable_upload_continues_on_the_other_host(hosts):
+    """The received bytes of a tus upload wait in MEDIASTORE_TUS_DIR, shared by the hosts: each
+    PATCH may reach another host, which continues from the offset the last one committed."""
+    pid = f"two-hosts-tus-{uuid.uuid4().hex[:6]}"
+    data = random.Random(pid).randbytes(300_000)
+    sessions = [login(base) for base in hosts.direct]
+    tus = {"Tus-Resumable": "1.0.0"}
+    metadata = ",".join(
+        f"{key} {base64.b64encode(value.encode()).decode()}"
+        for key, value in {
+            "pid": pid,
+            "pid_type": "pidtype",
+            "store": '{"type": "FilesystemStore", "bucket": "tus"}',
+        }.items()
+    )
+    created = sessions[0].post(
+        f"{hosts.direct[0]}/api/tus/",
+        headers={**tus, "Upload-Length": str(len(data)), "Upload-Metadata": metadata},
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    path = created.headers["Location"].removeprefix(hosts.direct[0])
+    for n, (start, end) in enumerate([(0, 100_000), (100_000, 200_000), (200_000, len(data))]):
+        host = (n + 1) % 2  # host 1, host 0, host 1
+        head = sessions[host].head(f"{hosts.direct[host]}{path}", headers=tus, timeout=30)
+        assert head.status_code == 200 and int(head.headers["Upload-Offset"]) == start, head.headers
+        patched = sessions[host].patch(
+            f"{hosts.direct[host]}{path}",
+            data=data[start:end],
+            headers={**tus, "Upload-Offset": str(start), "Content-Type": "application/offset+octet-stream"},
+            timeout=60,
+        )
+        assert patched.status_code == 204, patched.text
+    media, content = stored(hosts, pid)
+    assert content == data and media["checksum"] == sha256_label(data) and media["store_status"] == "READY"
+
+
 def test_mixed_load_with_one_host_killed_loses_no_acknowledged_write(hosts):
+    """Last in this module: it kills host 1."""
     run = uuid.uuid4().hex[:6]
     store = hosts.stores["BucketStore"]
     acknowledged: dict[str, bytes] = {}
@@ -305,40 +343,3 @@ def test_mixed_load_with_one_host_killed_loses_no_acknowledged_write(hosts):
     assert cursors == list(range(cursors[0], cursors[0] + len(cursors))), "the feed has a gap"
     created = {item["pid"] for item in feed_items if item["type"] == "media.created"}
     assert set(acknowledged) <= created
-
-
-def test_a_resumable_upload_continues_on_the_other_host(hosts):
-    """The received bytes of a tus upload wait in MEDIASTORE_TUS_DIR, shared by the hosts: each
-    PATCH may reach another host, which continues from the offset the last one committed."""
-    pid = f"two-hosts-tus-{uuid.uuid4().hex[:6]}"
-    data = random.Random(pid).randbytes(300_000)
-    sessions = [login(base) for base in hosts.direct]
-    tus = {"Tus-Resumable": "1.0.0"}
-    metadata = ",".join(
-        f"{key} {base64.b64encode(value.encode()).decode()}"
-        for key, value in {
-            "pid": pid,
-            "pid_type": "pidtype",
-            "store": '{"type": "FilesystemStore", "bucket": "tus"}',
-        }.items()
-    )
-    created = sessions[0].post(
-        f"{hosts.direct[0]}/api/tus/",
-        headers={**tus, "Upload-Length": str(len(data)), "Upload-Metadata": metadata},
-        timeout=30,
-    )
-    assert created.status_code == 201, created.text
-    path = created.headers["Location"].removeprefix(hosts.direct[0])
-    for n, (start, end) in enumerate([(0, 100_000), (100_000, 200_000), (200_000, len(data))]):
-        host = (n + 1) % 2  # host 1, host 0, host 1
-        head = sessions[host].head(f"{hosts.direct[host]}{path}", headers=tus, timeout=30)
-        assert head.status_code == 200 and int(head.headers["Upload-Offset"]) == start, head.headers
-        patched = sessions[host].patch(
-            f"{hosts.direct[host]}{path}",
-            data=data[start:end],
-            headers={**tus, "Upload-Offset": str(start), "Content-Type": "application/offset+octet-stream"},
-            timeout=60,
-        )
-        assert patched.status_code == 204, patched.text
-    media, content = stored(hosts, pid)
-    assert content == data and media["checksum"] == sha256_label(data) and media["store_status"] == "READY"
