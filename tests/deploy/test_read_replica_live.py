@@ -29,6 +29,7 @@ import psycopg
 import pytest
 import requests
 
+from mediastore.dbrouting import HEALTH_SECONDS
 from tests.support.pgcluster import Cluster, pg_bin
 from tests.support.ports import free_port
 from tests.support.processes import REPO, fetch, http_ok
@@ -94,10 +95,12 @@ def primary_sql(site, sql: str, dbname: str = "mediastore"):
 
 
 def wait_replayed(site) -> None:
-    """Until the replica has replayed everything the primary has written (bounded)."""
+    """Until the replica has replayed everything the primary has written (bounded), and the
+    server's processes have checked it since (their last check is at most HEALTH_SECONDS old)."""
     target = primary_sql(site, "SELECT pg_current_wal_lsn()")[0]
     for _ in range(200):
         if replica_sql(site, f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn")[0]:
+            time.sleep(HEALTH_SECONDS + 0.2)
             return
         time.sleep(0.1)
     raise AssertionError("the replica did not catch up with the primary")
