@@ -1,0 +1,228 @@
+"""The media list of the admin searching as the API does, and its facets.
+
+``ApiSearchFilter`` reads the query parameters of ``GET /api/media`` (same names, same syntax:
+``?tags_all=raw&pid=D2024*&metadata=sample.depth:gte:5``) from the changelist's URL, turns them into
+the API's ``MediaSearch`` with the API's own parser (``media.search.params``) and filters the list by
+the API's SQL conditions (``media.search.conditions_for``): one implementation of search, so the
+list shows what ``GET /api/media/search`` finds for the same filters. Every filter lives in the URL,
+so a search is a bookmark and the back button works.
+
+``facets`` counts, for the media the list shows, how many carry each tag and each pid type. The cost
+is bounded whatever the size of the table: the counts are taken over the first ``FACET_SCAN``
+matches (in pk order), and shown as "n+" (at least n) when more match than that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.db.models.expressions import RawSQL
+
+from media.models import Media, TaggedMedia
+from media.schemas import MediaListQuery, MediaSearch
+from media.search import conditions_for
+from media.search.params import filters_from_query
+from media.search.sql import TABLE
+from media.search.wildcards import Wildcard
+from mediastore.errors import MediastoreError
+
+#: The query parameters of GET /api/media that the list takes (paging and order are the admin's).
+PARAMETERS = (
+    "pid",
+    "identifier",
+    "identifiers",
+    "tags",
+    "tags_all",
+    "pid_type",
+    "metadata",
+    "store_status",
+    "store_config",
+    "created_after",
+    "created_before",
+    "updated_after",
+    "updated_before",
+)
+#: Parameters that may be repeated (lists in the API).
+REPEATED = ("identifiers", "tags", "tags_all", "pid_type", "metadata")
+
+#: Facets count over at most this many matches, so a list of a million media costs what one of
+#: FACET_SCAN does (docs/performance.md has the figures).
+FACET_SCAN = 10_000
+#: At most this many tags are listed, the most frequent first.
+FACET_TAGS = 25
+
+
+def search_filters(params: dict[str, list[str]]) -> MediaSearch:
+    """The ``MediaSearch`` of the changelist's parameters, through ``GET /api/media``'s parser (its
+    rules, its error sentences); blank values (a form's empty fields) are left out. Raises
+    ``RuleViolation`` as the API would answer 422."""
+    given = {name: [v for v in params.get(name, []) if v.strip()] for name in PARAMETERS}
+    given = {name: values for name, values in given.items() if values}
+    query = MediaListQuery.model_validate(
+        {name: values if name in REPEATED else values[-1] for name, values in given.items()}
+    )
+    return filters_from_query(query, given.keys())
+
+
+def matching(queryset: QuerySet, filters: MediaSearch) -> QuerySet:
+    """``queryset`` cut to the media matching ``filters`` by the API's SQL conditions."""
+    where, params = conditions_for(filters).where()
+    return queryset.filter(pk__in=RawSQL(f"SELECT {TABLE}.id FROM {TABLE} WHERE {where}", params))
+
+
+def term_filters(term: str) -> MediaSearch:
+    """The search box: the API's ``identifier`` filter (the pid or any identifier value). A term
+    without wildcards matches as a part (``IFCB001`` is ``*IFCB001*``); with ``*`` or ``?`` it must
+    match the whole value, as in the API."""
+    term = term.strip()
+    if not Wildcard.parse(term).is_literal:
+        return MediaSearch(identifier=term)
+    escaped = term.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+    return MediaSearch(identifier=f"*{escaped}*")
+
+
+class ApiSearchFilter(admin.ListFilter):
+    """The sidebar's search form: the filters of ``GET /api/media`` (see the module)."""
+
+    title = "search as the API does"
+    template = "media/admin/search_filter.html"
+
+    def __init__(self, request, params, model, model_admin) -> None:
+        super().__init__(request, params, model, model_admin)
+        for name in PARAMETERS:
+            if name in params:
+                self.used_parameters[name] = params.pop(name)
+        self.error = ""
+        self.filters: MediaSearch | None = None
+        try:
+            self.filters = search_filters(self.used_parameters)
+        except MediastoreError as exc:
+            self.error = exc.message
+
+    def has_output(self) -> bool:
+        return True
+
+    def expected_parameters(self) -> list[str]:
+        return list(PARAMETERS)
+
+    def queryset(self, request, queryset):
+        if self.filters is None:
+            return queryset.none()
+        if not any(self.used_parameters.values()):
+            return queryset
+        return matching(queryset, self.filters)
+
+    def choices(self, changelist):
+        """The form's fields: the values given, and one empty field more for each repeatable one."""
+        fields = []
+        for name in PARAMETERS:
+            values = [v for v in self.used_parameters.get(name, []) if v.strip()]
+            if name in REPEATED:
+                values = [*values, ""]
+            elif not values:
+                values = [""]
+            for n, value in enumerate(values):
+                fields.append({"name": name, "value": value, "id": f"search-{name}-{n}", "first": n == 0})
+        kept = [
+            (key, value)
+            for key, values in changelist.params.items()
+            if key not in PARAMETERS and key not in ("p", "e", "_changelist_filters")
+            for value in (values if isinstance(values, list) else [values])
+        ]
+        yield {"fields": fields, "kept": kept, "error": self.error, "help": HELP}
+
+
+HELP = {
+    "pid": "wildcard: * any run, ? one character",
+    "identifier": "wildcard over the pid and every identifier value",
+    "identifiers": "type=wildcard, e.g. filename=*.roi",
+    "tags": "any of these tags",
+    "tags_all": "every one of these tags",
+    "pid_type": "identifier type of the pid",
+    "metadata": "path:op:value, e.g. sample.depth:gte:5",
+    "store_status": "PENDING or READY",
+    "store_config": "store configuration number",
+    "created_after": "ISO 8601, e.g. 2024-01-31",
+    "created_before": "ISO 8601 (strictly before)",
+    "updated_after": "ISO 8601",
+    "updated_before": "ISO 8601 (strictly before)",
+}
+
+
+@dataclass
+class Facet:
+    """One value of a facet: its count (``more``: at least that many) and the URL that narrows the
+    list to it."""
+
+    value: str
+    count: int
+    more: bool
+    url: str
+    chosen: bool = False
+
+
+@dataclass
+class Facets:
+    scanned: int
+    more: bool
+    tags: list[Facet] = field(default_factory=list)
+    pid_types: list[Facet] = field(default_factory=list)
+
+
+def _url(params: dict[str, Any], name: str, value: str, *, replace: bool) -> str:
+    query = {k: list(v) if isinstance(v, list) else [v] for k, v in params.items() if k != "p"}
+    values = [] if replace else [v for v in query.get(name, []) if v.strip() and v != value]
+    query[name] = [*values, value]
+    return "?" + urlencode([(k, v) for k, vs in query.items() for v in vs])
+
+
+def facets(queryset: QuerySet, params: dict[str, Any]) -> Facets:
+    """Counts per tag and per pid type among the media of ``queryset`` (the list as filtered), taken
+    over its first ``FACET_SCAN`` media in pk order; ``more``: more media match, and every count is
+    a lower bound. Three statements, each reading at most ``FACET_SCAN`` + 1 matches."""
+    first = queryset.order_by("pk").values("pk")
+    scanned = first[: FACET_SCAN + 1].count()
+    more = scanned > FACET_SCAN
+    ids = first[:FACET_SCAN]
+    chosen_tags = set(params.get("tags_all", []))
+    chosen_types = set(params.get("pid_type", []))
+    tag_rows = (
+        TaggedMedia.objects.filter(content_object_id__in=ids)
+        .values("tag__name")
+        .annotate(n=Count("id"))
+        .order_by("-n", "tag__name")[:FACET_TAGS]
+    )
+    type_rows = (
+        Media.objects.filter(pk__in=ids)
+        .values("pid_type_id")
+        .annotate(n=Count("id"))
+        .order_by("-n", "pid_type_id")
+    )
+    return Facets(
+        scanned=min(scanned, FACET_SCAN),
+        more=more,
+        tags=[
+            Facet(
+                row["tag__name"],
+                row["n"],
+                more,
+                _url(params, "tags_all", row["tag__name"], replace=False),
+                row["tag__name"] in chosen_tags,
+            )
+            for row in tag_rows
+        ],
+        pid_types=[
+            Facet(
+                row["pid_type_id"],
+                row["n"],
+                more,
+                _url(params, "pid_type", row["pid_type_id"], replace=True),
+                row["pid_type_id"] in chosen_types,
+            )
+            for row in type_rows
+        ],
+    )
