@@ -258,7 +258,15 @@ class MediaAdmin(SimpleHistoryAdmin):
         response = super().changelist_view(request, extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:
-            response.context_data["facets"] = admin_search.facets(changelist.queryset, changelist.params)
+            response.context_data["facets"] = admin_search.facets(
+                changelist.queryset, changelist.filter_params
+            )
+            response.context_data["kept_params"] = [
+                (key, value)
+                for key, values in changelist.filter_params.items()
+                if key != "q"
+                for value in values
+            ]
         return response
 
     def save_model(self, request, obj, form, change) -> None:

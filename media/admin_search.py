@@ -15,7 +15,6 @@ matches (in pk order), and shown as "n+" (at least n) when more match than that.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin
@@ -129,9 +128,9 @@ class ApiSearchFilter(admin.ListFilter):
                 fields.append({"name": name, "value": value, "id": f"search-{name}-{n}", "first": n == 0})
         kept = [
             (key, value)
-            for key, values in changelist.params.items()
-            if key not in PARAMETERS and key not in ("p", "e", "_changelist_filters")
-            for value in (values if isinstance(values, list) else [values])
+            for key, values in changelist.filter_params.items()  # every value of a repeated one
+            if key not in PARAMETERS
+            for value in values
         ]
         yield {"fields": fields, "kept": kept, "error": self.error, "help": HELP}
 
@@ -173,14 +172,14 @@ class Facets:
     pid_types: list[Facet] = field(default_factory=list)
 
 
-def _url(params: dict[str, Any], name: str, value: str, *, replace: bool) -> str:
-    query = {k: list(v) if isinstance(v, list) else [v] for k, v in params.items() if k != "p"}
+def _url(params: dict[str, list[str]], name: str, value: str, *, replace: bool) -> str:
+    query = {k: list(v) for k, v in params.items()}
     values = [] if replace else [v for v in query.get(name, []) if v.strip() and v != value]
     query[name] = [*values, value]
     return "?" + urlencode([(k, v) for k, vs in query.items() for v in vs])
 
 
-def facets(queryset: QuerySet, params: dict[str, Any]) -> Facets:
+def facets(queryset: QuerySet, params: dict[str, list[str]]) -> Facets:
     """Counts per tag and per pid type among the media of ``queryset`` (the list as filtered), taken
     over its first ``FACET_SCAN`` media in pk order; ``more``: more media match, and every count is
     a lower bound. Three statements, each reading at most ``FACET_SCAN`` + 1 matches."""
