@@ -249,6 +249,8 @@ class MediaAdmin(SimpleHistoryAdmin):
             return queryset, False
         return admin_search.matching(queryset, admin_search.term_filters(search_term)), False
 
+    paginator = admin_search.CappedPaginator
+
     def lookup_allowed(self, lookup, value, request=None) -> bool:
         """The API's filter names are read by ``ApiSearchFilter``, not as Django lookups."""
         return lookup in admin_search.PARAMETERS or super().lookup_allowed(lookup, value, request)

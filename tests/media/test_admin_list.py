@@ -117,3 +117,26 @@ def test_facets_stop_counting_at_their_cap(admin_client_logged, some_media, monk
     assert {f.value: f.count for f in facets.tags}["raw"] == 5
     page = response.content.decode()
     assert '<span class="count">5+</span>' in page and "Counted over the first 5 matches" in page
+
+
+def test_repeated_filters_stay_in_the_sort_and_page_links(admin_client_logged, some_media):
+    page = admin_client_logged.get(
+        f"{LIST}?tags_all=raw&tags_all=good&metadata=sample.depth:gte:1"
+    ).content.decode()
+    # a column's sort link keeps every value of a repeated filter
+    assert "?metadata=sample.depth%3Agte%3A1&amp;o=1&amp;tags_all=raw&amp;tags_all=good" in page
+    # and so do the search box's hidden fields, and the sidebar form's fields
+    for value in ("raw", "good"):
+        assert f'<input type="hidden" name="tags_all" value="{value}">' in page
+    assert 'name="tags_all" id="search-tags_all-1" value="good"' in page
+
+
+def test_the_row_count_stops_at_the_api_cap(admin_client_logged, some_media, settings):
+    """The list counts its rows as the API's X-Total-Count does, no further than
+    MEDIASTORE_SEARCH_COUNT_CAP (a million rows are not counted for every page)."""
+    settings.MEDIASTORE_SEARCH_COUNT_CAP = 5
+    response = admin_client_logged.get(f"{LIST}?tags=raw")
+    assert response.context["cl"].result_count == 5
+    assert "At least 5 media: counting stopped there" in response.content.decode()
+    response = admin_client_logged.get(f"{LIST}?tags=good")
+    assert response.context["cl"].result_count == 4 and 'id="count-note"' not in response.content.decode()
