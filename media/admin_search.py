@@ -22,8 +22,8 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, QuerySet
-from django.utils.functional import cached_property
 from django.db.models.expressions import RawSQL
+from django.utils.functional import cached_property
 
 from media.models import Media, TaggedMedia
 from media.schemas import MediaListQuery, MediaSearch
