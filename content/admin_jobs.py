@@ -118,7 +118,7 @@ def job_media(job: AdminJob) -> QuerySet:
         media = Media.objects.filter(pk__in=job.pks)
     else:
         media = list_queryset(job.query, job.user)
-    return media.filter(pk__gt=job.cursor).order_by("pk")
+    return media.filter(pk__gt=job.last_pk).order_by("pk")
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -169,16 +169,16 @@ def _run_chunks(job: AdminJob, token: str) -> None:
     for _ in range(10_000_000 // CHUNK):  # bounded: at most ten million media per job
         if job.user is None or not job.user.is_active or not job.user.has_perm(permission):
             raise PermissionError(f"its user may no longer do this ({permission})")
-        chunk = list(media.filter(pk__gt=job.cursor).values_list("pk", "pid")[:CHUNK])
+        chunk = list(media.filter(pk__gt=job.last_pk).values_list("pk", "pid")[:CHUNK])
         if not chunk:
             break
         outcome = apply_chunk(job.action, [pid for _, pid in chunk], job.params, job.user)
         room = KEPT_ERRORS - len(errors)
         errors += [[pid, exc.message] for pid, exc in outcome.failures[: max(room, 0)]]
-        job.cursor = chunk[-1][0]
+        job.last_pk = chunk[-1][0]
         with transaction.atomic():
             held = AdminJob.objects.filter(pk=job.pk, runner=token).update(
-                cursor=job.cursor,
+                last_pk=job.last_pk,
                 done=F("done") + len(outcome.successes),
                 failed=F("failed") + len(outcome.failures),
                 errors=errors,

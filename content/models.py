@@ -159,9 +159,9 @@ class AdminJob(models.Model):
     """An admin action over many media, run in committed chunks by ``content.admin_jobs``.
 
     The media it covers are named by ``query`` (the media list's query string: its filters and
-    search) or, for a selection, by ``pks``; ``cursor`` is the pk of the last media handled. Each
-    chunk commits its changes and then the cursor, so a runner that dies loses nothing: the job is
-    taken up again from its cursor (``manage.py run_admin_jobs``, or the Resume button of its
+    search) or, for a selection, by ``pks``; ``last_pk``, its cursor, is the pk of the last media
+    handled. Each chunk commits its changes and then the cursor, so a runner that dies loses
+    nothing: the job is taken up again from its cursor (``manage.py run_admin_jobs``, or the Resume button of its
     page), redoing at most one chunk, whose actions are idempotent."""
 
     action = models.CharField(max_length=32)
@@ -171,7 +171,7 @@ class AdminJob(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     state = models.CharField(max_length=8, choices=AdminJobState.choices, default=AdminJobState.QUEUED)
     total = models.PositiveIntegerField(default=0)
-    cursor = models.BigIntegerField(default=0)
+    last_pk = models.BigIntegerField(default=0)
     done = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)

@@ -15,17 +15,20 @@ matches (in pk order), and shown as "n+" (at least n) when more match than that.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import admin
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils.functional import cached_property
+from taggit.models import Tag
 
-from media.models import Media, TaggedMedia
+from media.models import TaggedMedia
 from media.schemas import MediaListQuery, MediaSearch
 from media.search import conditions_for
 from media.search.indexes import media_rows_estimate
@@ -206,49 +209,62 @@ def _url(params: dict[str, list[str]], name: str, value: str, *, replace: bool) 
     return "?" + urlencode([(k, v) for k, vs in query.items() for v in vs])
 
 
+def _facet_sql(queryset: QuerySet) -> tuple[str, list[Any]]:
+    """One statement: ``('n', NULL, matches up to FACET_SCAN + 1)``, ``('p', pid type, count)`` per
+    pid type and ``('t', tag, count)`` for the FACET_TAGS most frequent tags, over the first
+    FACET_SCAN matches. The matches are collected first (a materialized CTE, at most FACET_SCAN + 1
+    rows through the list's own query), then each one's tags are read through the tag links' index
+    (a LATERAL lookup on PostgreSQL, so the planner cannot choose to scan every tag link instead)."""
+    first, params = queryset.order_by("pk").values("pk", "pid_type")[: FACET_SCAN + 1].query.sql_with_params()
+    tagged, tags = f'"{TaggedMedia._meta.db_table}"', f'"{Tag._meta.db_table}"'
+    if connection.vendor == "postgresql":
+        materialized = "MATERIALIZED "
+        links = (
+            f"CROSS JOIN LATERAL (SELECT tm.tag_id FROM {tagged} tm "
+            "WHERE tm.content_object_id = f.id OFFSET 0) AS t"
+        )
+    else:
+        materialized = ""
+        links = f"JOIN {tagged} t ON t.content_object_id = f.id"
+    sql = (
+        f"WITH m(id, pid_type) AS {materialized}({first}), "
+        f"f AS {materialized}(SELECT id, pid_type FROM m ORDER BY id LIMIT %s) "
+        "SELECT 'n', NULL, count(*) FROM m "
+        "UNION ALL SELECT 'p', pid_type, count(*) FROM f GROUP BY pid_type "
+        "UNION ALL SELECT 't', tg.name, top.n FROM "
+        f"(SELECT t.tag_id, count(*) AS n FROM f {links} "
+        "GROUP BY t.tag_id ORDER BY n DESC, t.tag_id LIMIT %s) "
+        f"AS top JOIN {tags} tg ON tg.id = top.tag_id"
+    )
+    return sql, [*params, FACET_SCAN, FACET_TAGS]
+
+
 def facets(queryset: QuerySet, params: dict[str, list[str]]) -> Facets:
     """Counts per tag and per pid type among the media of ``queryset`` (the list as filtered), taken
     over its first ``FACET_SCAN`` media in pk order; ``more``: more media match, and every count is
-    a lower bound. Three statements, each reading at most ``FACET_SCAN`` + 1 matches."""
-    first = queryset.order_by("pk").values("pk")
-    scanned = first[: FACET_SCAN + 1].count()
+    a lower bound. One statement (``_facet_sql``), whose cost is bounded by FACET_SCAN."""
+    try:
+        sql, sql_params = _facet_sql(queryset)
+    except EmptyResultSet:  # the list is empty by construction (a refused filter)
+        return Facets(scanned=0, more=False)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, sql_params)
+        rows = cursor.fetchall()
+    scanned = next(n for kind, _, n in rows if kind == "n")
     more = scanned > FACET_SCAN
-    ids = first[:FACET_SCAN]
     chosen_tags = set(params.get("tags_all", []))
     chosen_types = set(params.get("pid_type", []))
-    tag_rows = (
-        TaggedMedia.objects.filter(content_object_id__in=ids)
-        .values("tag__name")
-        .annotate(n=Count("id"))
-        .order_by("-n", "tag__name")[:FACET_TAGS]
-    )
-    type_rows = (
-        Media.objects.filter(pk__in=ids)
-        .values("pid_type_id")
-        .annotate(n=Count("id"))
-        .order_by("-n", "pid_type_id")
-    )
+    tag_rows = sorted(((name, n) for kind, name, n in rows if kind == "t"), key=lambda r: (-r[1], r[0]))
+    type_rows = sorted(((name, n) for kind, name, n in rows if kind == "p"), key=lambda r: (-r[1], r[0]))
     return Facets(
         scanned=min(scanned, FACET_SCAN),
         more=more,
         tags=[
-            Facet(
-                row["tag__name"],
-                row["n"],
-                more,
-                _url(params, "tags_all", row["tag__name"], replace=False),
-                row["tag__name"] in chosen_tags,
-            )
-            for row in tag_rows
+            Facet(name, n, more, _url(params, "tags_all", name, replace=False), name in chosen_tags)
+            for name, n in tag_rows
         ],
         pid_types=[
-            Facet(
-                row["pid_type_id"],
-                row["n"],
-                more,
-                _url(params, "pid_type", row["pid_type_id"], replace=True),
-                row["pid_type_id"] in chosen_types,
-            )
-            for row in type_rows
+            Facet(name, n, more, _url(params, "pid_type", name, replace=True), name in chosen_types)
+            for name, n in type_rows
         ],
     )
