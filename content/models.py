@@ -159,10 +159,10 @@ class AdminJob(models.Model):
     """An admin action over many media, run in committed chunks by ``content.admin_jobs``.
 
     The media it covers are named by ``query`` (the media list's query string: its filters and
-    search) or, for a selection, by ``pks``; ``last_pk``, its cursor, is the pk of the last media
-    handled. Each chunk commits its changes and then the cursor, so a runner that dies loses
-    nothing: the job is taken up again from its cursor (``manage.py run_admin_jobs``, or the Resume button of its
-    page), redoing at most one chunk, whose actions are idempotent."""
+    search) or, for a selection, by ``pks``; ``last_pk``, its cursor, is the pk of the last
+    media handled. Each chunk commits its changes and then the cursor, so a runner that dies
+    loses nothing: the job is taken up again from its cursor (``manage.py run_admin_jobs``, or
+    the Resume button of its page), redoing at most one chunk, whose actions are idempotent."""
 
     action = models.CharField(max_length=32)
     params = models.JSONField(default=dict, blank=True)
