@@ -252,8 +252,10 @@ class MediaAdmin(SimpleHistoryAdmin):
     paginator = admin_search.CappedPaginator
 
     def lookup_allowed(self, lookup, value, request=None) -> bool:
-        """The API's filter names are read by ``ApiSearchFilter``, not as Django lookups."""
-        return lookup in admin_search.PARAMETERS or super().lookup_allowed(lookup, value, request)
+        """The API's filter names are read by ``ApiSearchFilter``, not as Django lookups; the lookups of
+        the sidebar filters this list had before it (``OLD_LOOKUPS``) keep working in bookmarks."""
+        allowed = lookup in admin_search.PARAMETERS or lookup in admin_search.OLD_LOOKUPS
+        return allowed or super().lookup_allowed(lookup, value, request)
 
     def changelist_view(self, request, extra_context=None):
         """The list, with facets (``media.admin_search.facets``) for the media it shows."""

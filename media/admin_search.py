@@ -56,6 +56,9 @@ PARAMETERS = (
 #: Parameters that may be repeated (lists in the API).
 REPEATED = ("identifiers", "tags", "tags_all", "pid_type", "metadata")
 
+#: The lookups of the list's earlier sidebar filters, still accepted in the URL (old bookmarks).
+OLD_LOOKUPS = ("pid_type__name__exact", "store_config__id__exact", "tags__id__exact", "store_status__exact")
+
 #: Facets count over at most this many matches, so a list of a million media costs what one of
 #: FACET_SCAN does (docs/performance.md has the figures).
 FACET_SCAN = 10_000

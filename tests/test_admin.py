@@ -28,6 +28,7 @@ def admin_client_logged(client, django_user_model):
         "/admin/",
         "/admin/media/media/",
         "/admin/media/media/?store_status__exact=PENDING",
+        "/admin/media/media/?pid_type__name__exact=local&store_config__id__exact=1&tags__id__exact=1",
         "/admin/media/media/?q=D2024",
         "/admin/identifiers/identifiertype/",
         "/admin/stores/storeconfig/",
