@@ -4,9 +4,16 @@ worker, which check and copy the bytes), a list of all copies by state, and edit
 from __future__ import annotations
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
 
-from content.models import Replica, ReplicationRule
+from content import admin_jobs
+from content.models import AdminJob, AdminJobState, Replica, ReplicationRule
 from identifiers.models import IdentifierType
 from media.models import Media
 from mediastore.admin import ViewOnlyAdmin
@@ -110,3 +117,62 @@ def add_replicas_to_media_admin() -> None:
 
 
 add_replicas_to_media_admin()
+
+
+@admin.register(AdminJob)
+class AdminJobAdmin(ViewOnlyAdmin):
+    """The media list's background actions (``content.admin_jobs``): each job's page shows its
+    progress, refreshing itself while it runs, and offers Resume for a failed or stalled job. A
+    user sees their own jobs (a superuser every job), if they may change or delete media."""
+
+    list_display = ["__str__", "user", "state", "done", "failed", "total", "created", "finished"]
+    list_filter = ["state", "action"]
+    change_form_template = "content/admin/job_progress.html"
+
+    def _may_act(self, request) -> bool:
+        user = request.user
+        return user.is_active and (user.has_perm("media.change_media") or user.has_perm("media.delete_media"))
+
+    def has_module_permission(self, request) -> bool:
+        return self._may_act(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        if not self._may_act(request):
+            return False
+        return obj is None or request.user.is_superuser or obj.user_id == request.user.pk
+
+    def get_queryset(self, request):
+        jobs = super().get_queryset(request).select_related("user")
+        return jobs if request.user.is_superuser else jobs.filter(user=request.user)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The progress page; a POST of ``resume`` takes a failed or stalled job up again."""
+        job = self.get_object(request, unquote(object_id))
+        if job is None or not self.has_view_permission(request, job):
+            raise Http404
+        if request.method == "POST" and "resume" in request.POST:
+            if admin_jobs.resume(job):
+                self.message_user(request, f"{job.description}: resumed from where it stopped.")
+            else:
+                self.message_user(request, f"{job.description} is not stalled or failed.", messages.WARNING)
+            return redirect(request.path)
+        stale = job.state == AdminJobState.RUNNING and (
+            job.heartbeat is None or job.heartbeat < timezone.now() - admin_jobs.STALE
+        )
+        handled = job.done + job.failed
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{job.description.capitalize()}",
+            "opts": self.model._meta,
+            "job": job,
+            "running": job.state in (AdminJobState.QUEUED, AdminJobState.RUNNING) and not stale,
+            "stale": stale,
+            "resumable": stale or job.state == AdminJobState.FAILED,
+            "handled": handled,
+            "past": admin_jobs.ACTIONS[job.action][2],
+            "percent": min(100, round(100 * handled / job.total)) if job.total else 100,
+            "list_url": reverse("admin:media_media_changelist") + (f"?{job.query}" if job.query else ""),
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.change_form_template, context)

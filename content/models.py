@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -145,3 +146,48 @@ class ReplicationRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AdminJobState(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+
+
+class AdminJob(models.Model):
+    """An admin action over many media, run in committed chunks by ``content.admin_jobs``.
+
+    The media it covers are named by ``query`` (the media list's query string: its filters and
+    search) or, for a selection, by ``pks``; ``last_pk``, its cursor, is the pk of the last
+    media handled. Each chunk commits its changes and then the cursor, so a runner that dies
+    loses nothing: the job is taken up again from its cursor (``manage.py run_admin_jobs``, or
+    the Resume button of its page), redoing at most one chunk, whose actions are idempotent."""
+
+    action = models.CharField(max_length=32)
+    params = models.JSONField(default=dict, blank=True)
+    query = models.TextField(blank=True, default="")
+    pks = models.JSONField(null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=8, choices=AdminJobState.choices, default=AdminJobState.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    last_pk = models.BigIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    message = models.TextField(blank=True, default="")
+    runner = models.CharField(max_length=64, blank=True, default="")
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["state", "heartbeat"], name="adminjob_state_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"{self.description} ({self.state})"
+
+    @property
+    def description(self) -> str:
+        return f"job {self.pk}: {self.action.replace('_', ' ')}"

@@ -6,8 +6,6 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, TextField
-from django.db.models.functions import Cast
 from django.forms.fields import InvalidJSONInput
 from django.http import Http404
 from django.shortcuts import redirect
@@ -18,10 +16,10 @@ from simple_history.admin import SimpleHistoryAdmin
 from taggit.models import Tag
 from taggit.utils import edit_string_for_tags, parse_tags
 
-from content import archives
+from content import admin_actions, archives
 from content.deletes import media_delete_many
+from media import admin_search, outbox
 from media import metadata as meta_ops
-from media import outbox
 from media.history import history_entries
 from media.models import Media, SearchIndex
 from media.rules import IdentifierRules, clean_tags
@@ -161,8 +159,12 @@ class MediaAdmin(SimpleHistoryAdmin):
 
     form = MediaForm
     list_display = ["pid", "pid_type", "store_status", "store_config", "size", "updated"]
-    list_filter = ["pid_type", "store_status", "store_config", "tags"]
+    list_filter = [admin_search.ApiSearchFilter]
     search_fields = ["pid"]
+    search_help_text = "A part of the pid or of an identifier value, or a wildcard (* and ?) for a whole one."
+    change_list_template = "media/admin/change_list.html"
+    show_facets = admin.ShowFacets.NEVER  # Django's facets count every choice over the whole table
+    show_full_result_count = False
     list_select_related = ["store_config", "pid_type"]
     readonly_fields = [
         "store_config",
@@ -178,7 +180,7 @@ class MediaAdmin(SimpleHistoryAdmin):
     ]
     history_list_display = ["version", "store_status"]
     object_history_form_template = "media/admin/revert.html"
-    actions = ["download_zip"]
+    actions = [*admin_actions.ACTIONS, "download_zip"]
 
     @admin.action(description="Download selected media as zip", permissions=["view"])
     def download_zip(self, request, queryset):
@@ -242,13 +244,34 @@ class MediaAdmin(SimpleHistoryAdmin):
         )
 
     def get_search_results(self, request, queryset, search_term):
-        """Search pids and identifier values (identifiers are JSON: match their text form)."""
-        if not search_term:
+        """The search box is the API's ``identifier`` filter (``media.admin_search.term_filters``)."""
+        if not search_term.strip():
             return queryset, False
-        queryset = queryset.annotate(_identifiers_text=Cast("identifiers", TextField()))
-        return queryset.filter(
-            Q(pid__icontains=search_term) | Q(_identifiers_text__icontains=search_term)
-        ), False
+        return admin_search.matching(queryset, admin_search.term_filters(search_term)), False
+
+    paginator = admin_search.CappedPaginator
+
+    def lookup_allowed(self, lookup, value, request=None) -> bool:
+        """The API's filter names are read by ``ApiSearchFilter``, not as Django lookups; the lookups of
+        the sidebar filters this list had before it (``OLD_LOOKUPS``) keep working in bookmarks."""
+        allowed = lookup in admin_search.PARAMETERS or lookup in admin_search.OLD_LOOKUPS
+        return allowed or super().lookup_allowed(lookup, value, request)
+
+    def changelist_view(self, request, extra_context=None):
+        """The list, with facets (``media.admin_search.facets``) for the media it shows."""
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            response.context_data["facets"] = admin_search.facets(
+                changelist.queryset, changelist.filter_params
+            )
+            response.context_data["kept_params"] = [
+                (key, value)
+                for key, values in changelist.filter_params.items()
+                if key != "q"
+                for value in values
+            ]
+        return response
 
     def save_model(self, request, obj, form, change) -> None:
         """One save, one history row, tags included; a form that changes nothing writes nothing."""

@@ -28,6 +28,7 @@ def admin_client_logged(client, django_user_model):
         "/admin/",
         "/admin/media/media/",
         "/admin/media/media/?store_status__exact=PENDING",
+        "/admin/media/media/?pid_type__name__exact=local&store_config__id__exact=1&tags__id__exact=1",
         "/admin/media/media/?q=D2024",
         "/admin/identifiers/identifiertype/",
         "/admin/stores/storeconfig/",
@@ -143,7 +144,8 @@ def test_admin_delete_goes_through_the_service(admin_client_logged, api, id_type
 
 def test_admin_delete_selected_removes_the_media_and_their_bytes(admin_client_logged, api, id_types):
     """The changelist's "delete selected" goes through content.deletes as the API does: the rows,
-    with a "deleted" history row each, then the stored bytes."""
+    with a "deleted" history row each, then the stored bytes (once the number of media is typed:
+    tests/content/test_admin_actions.py)."""
     for pid in ("s1", "s2", "kept"):
         body = {"mediadata": media_body(pid), "base64": base64.b64encode(pid.encode()).decode()}
         assert api.post("/api/upload", body).status_code == 200
@@ -152,7 +154,12 @@ def test_admin_delete_selected_removes_the_media_and_their_bytes(admin_client_lo
     assert all(backend.exists(key) for backend, key in objects)
     response = admin_client_logged.post(
         "/admin/media/media/",
-        {"action": "delete_selected", "_selected_action": [m.pk for m in chosen], "post": "yes"},
+        {
+            "action": "delete_selected",
+            "_selected_action": [m.pk for m in chosen],
+            "apply": "1",
+            "confirm": "2",
+        },
     )
     assert response.status_code == 302
     assert list(Media.objects.values_list("pid", flat=True)) == ["kept"]
