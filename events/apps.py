@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class EventsConfig(AppConfig):
     name = "events"
     verbose_name = "Events"
+
+    def ready(self) -> None:
+        from events.webhook_figures import scrape_webhooks, status_rows
+        from mediastore import metrics, panels
+
+        metrics.register_scrape(scrape_webhooks)  # /metrics lives below the apps; it learns of webhooks here
+        panels.register_status_panel("Webhooks", status_rows)

@@ -1,0 +1,31 @@
+"""Panels of the status page (``/status/``) that higher apps add: the status app cannot import its
+siblings, so they register a title and a function here in ``AppConfig.ready`` (as ``/metrics``
+learns of their figures through ``mediastore.metrics.register_scrape``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Row:
+    text: str
+    bad: bool = False
+
+
+PanelRows = Callable[[], list[Row]]
+_panels: dict[str, PanelRows] = {}
+
+
+def register_status_panel(title: str, rows: PanelRows) -> None:
+    """Show ``title`` on the status page with the rows ``rows()`` gives at each view."""
+    _panels[title] = rows
+
+
+def status_panels() -> list[dict]:
+    """``[{"title", "slug", "rows"}]`` for the status page, in the order they were registered."""
+    return [
+        {"title": title, "slug": title.lower().replace(" ", "-"), "rows": rows()}
+        for title, rows in _panels.items()
+    ]
