@@ -8,6 +8,7 @@ Regression docstrings name what each pins; no test sends anything to a non-loopb
 
 from __future__ import annotations
 
+import http.server
 import json
 import socket
 import threading
@@ -18,6 +19,7 @@ from django.core.management import call_command
 
 from events.models import WebhookDelivery, WebhookSubscription
 from tests.conftest import create_media
+from tests.deploy.readme import doc_example
 from tests.support.receiver import HANG, Receiver, signature_valid
 
 pytestmark = pytest.mark.django_db
@@ -74,6 +76,11 @@ def test_each_event_arrives_signed_in_order_as_the_feed_says(api, hooks):
         assert received.headers["Content-Type"] == "application/json"
     assert [json.loads(r.body)["type"] for r in got] == ["media.created"] * 5 + ["media.tags_changed"]
     assert not signature_valid("another secret", got[0].headers, got[0].body)
+    readme: dict = {"SECRET": hook["secret"]}
+    exec(doc_example("README.md", 0, ["SECRET"]), readme)  # the README's verifier, as written
+    assert all(readme["verified"](r.headers, r.body) for r in got)
+    assert not readme["verified"](got[0].headers, got[0].body + b" ")
+    assert not readme["verified"](got[0].headers, got[1].body)
     state = api.get(f"/api/webhooks/{hook['id']}").json()
     assert state["cursor"] == cursors[-1] and state["delivered_total"] == 6 and state["attempts"] == 0
 
@@ -230,3 +237,43 @@ def test_test_event_and_redelivery(api, hooks):
     newest = int(cursors[-1])
     assert api.post(f"/api/webhooks/{hook['id']}/redeliver", {"cursor": newest + 2}).status_code == 422
     assert api.post(f"/api/webhooks/{hook['id']}/redeliver", {"cursor": 0}).status_code == 422
+
+
+def test_the_receiver_of_the_docs_acknowledges_signed_events_and_refuses_others(api, hooks, monkeypatch):
+    """docs/webhooks.md's whole receiver, run as written (its SECRET and PORT supplied)."""
+    servers = []
+
+    class Recorded(http.server.HTTPServer):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            servers.append(self)
+
+    monkeypatch.setattr(http.server, "HTTPServer", Recorded)
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    hook = subscribe(api, f"http://127.0.0.1:{port}/")
+    names = {"SECRET": hook["secret"], "PORT": port}
+    thread = threading.Thread(
+        target=exec, args=(doc_example("docs/webhooks.md", 0, ["SECRET", "PORT"]), names), daemon=True
+    )
+    thread.start()
+    try:
+        for _ in range(100):
+            if servers:
+                break
+            time.sleep(0.05)
+        create_media(api, "docs")
+        deliver_until(lambda: WebhookDelivery.objects.filter(ok=True).exists())
+        [delivery] = api.get(f"/api/webhooks/{hook['id']}/deliveries").json()
+        assert delivery["status"] == 204 and delivery["type"] == "media.created"
+        names["SECRET"] = "not the secret"  # the example reads its global at each request
+        hooks.MEDIASTORE_WEBHOOK_BACKOFF_MS = 60_000
+        create_media(api, "docs2")
+        call_command("deliver_webhooks", "--once", stdout=open("/dev/null", "w"))  # noqa: SIM115
+        refused = api.get(f"/api/webhooks/{hook['id']}/deliveries").json()[0]
+        assert refused["status"] == 401 and refused["ok"] is False
+    finally:
+        for server in servers:
+            server.shutdown()
+        thread.join(timeout=10)
