@@ -22,6 +22,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     answered: int
+    path: str
 
 
 class Receiver:
@@ -38,7 +39,9 @@ class Receiver:
                 with receiver.lock:
                     number = len(receiver.received) + 1
                     status = receiver.answer(number)
-                    receiver.received.append(Received(time.monotonic(), dict(self.headers), body, status))
+                    receiver.received.append(
+                        Received(time.monotonic(), dict(self.headers), body, status, self.path)
+                    )
                 if status == HANG:
                     receiver.closing.wait(HANG_SECONDS)
                     return
