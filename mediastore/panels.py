@@ -15,17 +15,19 @@ class Row:
 
 
 PanelRows = Callable[[], list[Row]]
-_panels: dict[str, PanelRows] = {}
+_panels: dict[str, tuple[PanelRows, str]] = {}
 
 
-def register_status_panel(title: str, rows: PanelRows) -> None:
-    """Show ``title`` on the status page with the rows ``rows()`` gives at each view."""
-    _panels[title] = rows
+def register_status_panel(title: str, rows: PanelRows, permission: str) -> None:
+    """Show ``title`` on the status page, to users with ``permission``, with the rows ``rows()``
+    gives at each view."""
+    _panels[title] = (rows, permission)
 
 
-def status_panels() -> list[dict]:
-    """``[{"title", "slug", "rows"}]`` for the status page, in the order they were registered."""
+def status_panels(user) -> list[dict]:
+    """``[{"title", "slug", "rows"}]`` of the panels ``user`` may see, in the order registered."""
     return [
         {"title": title, "slug": title.lower().replace(" ", "-"), "rows": rows()}
-        for title, rows in _panels.items()
+        for title, (rows, permission) in _panels.items()
+        if user.has_perm(permission)
     ]

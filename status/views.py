@@ -45,7 +45,7 @@ def status_page(request: HttpRequest) -> HttpResponse:
         "charts": drawn,
         "may_probe": may_probe,
         "probed": probe,
-        "panels": status_panels(),  # added by other apps (webhooks)
+        "panels": status_panels(request.user),  # added by other apps (webhooks)
     }
     return render(request, "status/page.html", context)
 

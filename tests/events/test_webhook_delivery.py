@@ -277,3 +277,43 @@ def test_the_receiver_of_the_docs_acknowledges_signed_events_and_refuses_others(
         for server in servers:
             server.shutdown()
         thread.join(timeout=10)
+
+
+def test_lag_and_failures_show_in_metrics_and_on_the_status_page(api, hooks, user, django_user_model):
+    from django.test import Client
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tests.permissions_support import role
+
+    hooks.MEDIASTORE_WEBHOOK_BACKOFF_MS = 60_000
+    with Receiver(answer=lambda n: 503) as receiver:
+        hook = subscribe(api, receiver.url)
+        for n in range(3):
+            create_media(api, f"lag{n}")
+        call_command("deliver_webhooks", "--once", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert len(receiver.received) == 1
+    samples = {}
+    for family in text_string_to_metric_families(Client().get("/metrics").content.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    ident = str(hook["id"])
+    assert samples[("mediastore_webhook_lag_events", (("id", ident),))] == 3
+    assert samples[("mediastore_webhook_attempts_failing", (("id", ident),))] == 1
+    assert samples[("mediastore_webhook_paused", (("id", ident),))] == 0
+    assert samples[("mediastore_webhook_deliveries_total", (("id", ident), ("result", "failed")))] == 1
+    assert samples[("mediastore_webhook_deliveries_total", (("id", ident), ("result", "ok")))] == 0
+
+    admin_page = Client()
+    admin_page.force_login(user)
+    page = admin_page.get("/status/").content.decode()
+    assert 'id="panel-webhooks"' in page
+    assert (
+        f"#{ident} {receiver.url}: active; 3 events behind; 0 delivered, 1 failed attempts (1 in a row"
+        in page
+    )
+    reader = django_user_model.objects.create_user(username="reader", password="x")
+    reader.groups.add(role("readers"))
+    reader_page = Client()
+    reader_page.force_login(reader)
+    shown = reader_page.get("/status/")
+    assert shown.status_code == 200 and "panel-webhooks" not in shown.content.decode()
