@@ -51,7 +51,12 @@ from media.outbox import first_kept
 from mediastore import crypto
 
 BATCH_EVENTS = 100  # events per lease at most, so that other subscriptions get their turn
-LEASE_SECONDS = 30.0  # and no longer than this (plus one attempt)
+LEASE_SECONDS = 10.0  # and no longer than this (plus one attempt): API changes wait for the lease
+# What the worker writes of a subscription (the API may change the rest meanwhile).
+PROGRESS = ["last_seq", "attempts", "next_attempt_at", "delivered_total", "failed_total", "last_success_at"]
+PAUSE = ["active", "paused_at", "paused_reason"]
+# What the API changes that invalidates a worker's progress (on SQLite, where nothing is locked).
+STATE = ["generation", "last_seq", "active", "url"]
 USER_AGENT = "mediastore-webhooks"
 
 
@@ -101,6 +106,14 @@ def send(subscription: WebhookSubscription, body: bytes, event_type: str, cursor
         connect_timeout=settings.MEDIASTORE_WEBHOOK_CONNECT_TIMEOUT_S,
         total_timeout=settings.MEDIASTORE_WEBHOOK_TIMEOUT_S,
     )
+
+
+def unchanged(subscription: WebhookSubscription) -> bool:
+    """Whether the row still says what the worker read (call it in the transaction that writes):
+    on SQLite an API call (redeliver, pause, a new url) may have changed it during an attempt;
+    on PostgreSQL the lease holds the API's change back until the batch is done."""
+    now = WebhookSubscription.objects.filter(pk=subscription.pk).values(*STATE).first()
+    return now == {name: getattr(subscription, name) for name in STATE}
 
 
 def keep_newest(subscription_id: int) -> None:
@@ -252,8 +265,11 @@ class Deliverer:
                 break
             handled += 1
             if not matches(subscription, event):
-                subscription.last_seq = event.seq
-                subscription.save(update_fields=["last_seq"])
+                with transaction.atomic():
+                    if not unchanged(subscription):
+                        break
+                    subscription.last_seq = event.seq
+                    subscription.save(update_fields=["last_seq"])
                 continue
             if not self.attempt(subscription, event):
                 break
@@ -272,8 +288,9 @@ class Deliverer:
                 time=timezone.now(),
                 error=f"events {lost} were pruned (prune_events) before they were delivered",
             )
-            subscription.last_seq = kept_from - 1
-            subscription.save(update_fields=["last_seq"])
+            if unchanged(subscription):
+                subscription.last_seq = kept_from - 1
+                subscription.save(update_fields=["last_seq"])
 
     def attempt(self, subscription: WebhookSubscription, event: MediaEvent) -> bool:
         """One attempt at ``event``; recorded with its outcome. Whether it was acknowledged."""
@@ -293,13 +310,16 @@ class Deliverer:
                 duration_ms=answer.duration_ms,
                 error=answer.error,
             )
+            if not unchanged(subscription):  # changed through the API meanwhile: its word wins
+                record_delivery(subscription, **fields)
+                return False
             if answer.ok:
                 subscription.last_seq = event.seq
                 subscription.attempts, subscription.next_attempt_at = 0, None
                 subscription.delivered_total += 1
                 subscription.last_success_at = now
                 record_delivery(subscription, **fields)
-                subscription.save()
+                subscription.save(update_fields=PROGRESS)
                 return True
             subscription.attempts += 1
             subscription.failed_total += 1
@@ -312,13 +332,13 @@ class Deliverer:
                 )
                 subscription.next_attempt_at = None
                 record_delivery(subscription, **fields)
-                subscription.save()
+                subscription.save(update_fields=PROGRESS + PAUSE)
                 record_paused(subscription, now)
                 self.log(f"webhook {subscription.pk} paused: {subscription.paused_reason}")
                 return False
             subscription.next_attempt_at = now + timedelta(seconds=backoff_seconds(subscription.attempts))
             record_delivery(subscription, retry_at=subscription.next_attempt_at, **fields)
-            subscription.save()
+            subscription.save(update_fields=PROGRESS)
             self.log(
                 f"webhook {subscription.pk}: event {event.seq} failed ({answer.error}); retry at "
                 f"{subscription.next_attempt_at:%H:%M:%S}"
