@@ -8,6 +8,7 @@ from django.contrib import admin
 
 from events.models import WebhookDelivery, WebhookSubscription
 from events.webhook_targets import check_url
+from events.webhooks import clean_filters
 from mediastore.errors import RuleViolation
 
 DELIVERY_FIELDS = ["time", "cursor", "type", "attempt", "status", "ok", "duration_ms", "error", "retry_at"]
@@ -41,6 +42,18 @@ class SubscriptionForm(forms.ModelForm):
         except RuleViolation as exc:
             raise forms.ValidationError(exc.message) from None
         return url
+
+    def clean(self) -> dict:
+        """The filters as the API checks and stores them (known event and pid types)."""
+        cleaned = super().clean()
+        lists = {name: cleaned.get(name) for name in ("types", "pid_types", "tags")}
+        if any(not isinstance(value, list | None) for value in lists.values()):
+            raise forms.ValidationError("types, pid_types and tags must each be a JSON list")
+        try:
+            cleaned.update(clean_filters(lists["types"] or [], lists["pid_types"] or [], lists["tags"] or []))
+        except RuleViolation as exc:
+            raise forms.ValidationError(exc.message) from None
+        return cleaned
 
 
 @admin.register(WebhookSubscription)

@@ -163,3 +163,41 @@ def test_deliveries_list_keeps_the_last_hundred(api, settings):
     ids = [received.headers["X-Mediastore-Delivery"] for received in receiver.received]
     assert [d["delivery_id"] for d in deliveries] == ids[::-1][:100]  # newest first
     assert all(d["type"] == "webhook.test" and d["status"] == 200 and d["cursor"] is None for d in deliveries)
+
+
+def test_the_admin_lists_and_edits_subscriptions_without_their_secret(api, dns, django_user_model):
+    from django.test import Client
+
+    dns["hooks.example.org"] = PUBLIC_ADDRESS
+    created = api.post("/api/webhooks", {"url": "https://hooks.example.org/in"}).json()
+    admin = django_user_model.objects.create_superuser(username="root", password=PASSWORD)
+    browser = Client()
+    browser.force_login(admin)
+    listing = browser.get("/admin/events/webhooksubscription/")
+    assert listing.status_code == 200 and "hooks.example.org" in listing.content.decode()
+    page = browser.get(f"/admin/events/webhooksubscription/{created['id']}/change/")
+    assert page.status_code == 200 and created["secret"] not in page.content.decode()
+    form = {
+        "url": "https://169.254.169.254/",
+        "types": '["media.created"]',
+        "pid_types": "[]",
+        "tags": "[]",
+        "active": "on",
+        "deliveries-TOTAL_FORMS": "0",
+        "deliveries-INITIAL_FORMS": "0",
+    }
+    refused = browser.post(f"/admin/events/webhooksubscription/{created['id']}/change/", form)
+    assert refused.status_code == 200 and "not a public address" in refused.content.decode()
+    bad_type = browser.post(
+        f"/admin/events/webhooksubscription/{created['id']}/change/",
+        {**form, "url": "https://hooks.example.org/new", "types": '["nonsense"]'},
+    )
+    assert bad_type.status_code == 200 and "unknown event types" in bad_type.content.decode()
+    saved = browser.post(
+        f"/admin/events/webhooksubscription/{created['id']}/change/",
+        {**form, "url": "https://hooks.example.org/new"},
+    )
+    assert saved.status_code == 302, saved.content.decode()[:2000]
+    shown = api.get(f"/api/webhooks/{created['id']}").json()
+    assert shown["url"] == "https://hooks.example.org/new" and shown["types"] == ["media.created"]
+    assert browser.get("/admin/events/webhooksubscription/add/").status_code == 403
