@@ -317,3 +317,29 @@ def test_lag_and_failures_show_in_metrics_and_on_the_status_page(api, hooks, use
     reader_page.force_login(reader)
     shown = reader_page.get("/status/")
     assert shown.status_code == 200 and "panel-webhooks" not in shown.content.decode()
+
+
+def test_pruned_events_are_reported_not_silently_skipped(api, hooks):
+    """Events pruned before a (paused) subscription got them: redelivering from there is 410, and
+    the worker says in the deliveries which ones it could not send, then goes on."""
+    with Receiver() as receiver:
+        hook = subscribe(api, receiver.url)
+        assert api.patch(f"/api/webhooks/{hook['id']}", {"active": False}).status_code == 200
+        for n in range(3):
+            create_media(api, f"old{n}")
+        first = int(min(feed_items(api), key=int))
+        call_command("prune_events", "--days", "0", stdout=open("/dev/null", "w"))  # noqa: SIM115
+        gone = api.post(f"/api/webhooks/{hook['id']}/redeliver", {"cursor": first})
+        assert gone.status_code == 410 and "pruned" in gone.json()["detail"]
+        sent = api.post(f"/api/webhooks/{hook['id']}/test").json()  # a paused subscription too
+        assert sent["ok"] is True and receiver.received[0].headers["X-Mediastore-Event"] == "webhook.test"
+        assert api.patch(f"/api/webhooks/{hook['id']}", {"active": True}).status_code == 200
+        create_media(api, "new")
+        deliver_until(lambda: len(receiver.received) >= 2)
+    assert json.loads(receiver.received[1].body)["pid"] == "new"
+    [delivered, pruned, _test] = api.get(f"/api/webhooks/{hook['id']}/deliveries").json()
+    assert (
+        pruned["error"]
+        == f"events {first} to {first + 2} were pruned (prune_events) before they were delivered"
+    )
+    assert delivered["ok"] and delivered["cursor"] == str(first + 3)
