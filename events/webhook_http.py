@@ -82,8 +82,12 @@ def post(
     watchdog.daemon = True
     watchdog.start()
     status: int | None = None
+    connected = False
     try:
         conn.connect()
+        connected = True
+        if expired.is_set():  # the watchdog fired before there was a socket to shut down
+            raise TimeoutError
         conn.sock.settimeout(total_timeout)
         conn.request("POST", target.path, body=body, headers={**headers, "Connection": "close"})
         response = conn.getresponse()
@@ -94,6 +98,8 @@ def post(
             error = f"HTTP {status} (redirects are not followed): {response.getheader('Location', '')}"
     except (OSError, http.client.HTTPException, ValueError) as exc:
         error = describe(exc, expired.is_set(), total_timeout)
+        if not connected and not expired.is_set() and isinstance(exc, TimeoutError):
+            error = f"could not connect within {min(connect_timeout, total_timeout):g} s"
         if status is not None and not expired.is_set():  # the status line came: it counts
             error = "" if 200 <= status < 300 else f"HTTP {status}"
     finally:
