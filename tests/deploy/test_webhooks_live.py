@@ -54,10 +54,9 @@ def server():
         srv.close()
 
 
-def writer(server: Server, number: int, start: threading.Barrier, acked: list, errors: list) -> None:
+def writer(server: Server, session, number: int, start: threading.Barrier, acked: list, errors: list) -> None:
     """PER_WRITER changes: creates, then tag and metadata updates of its own media (1 to 4 a request)."""
     rng = random.Random(f"webhooks-writer-{number}")
-    session = server.client()
     base = server.base
     own: list[str] = []
     start.wait(timeout=60)
