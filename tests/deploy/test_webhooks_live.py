@@ -123,8 +123,9 @@ def test_a_thousand_changes_arrive_signed_once_each_and_in_order(server):
             start = threading.Barrier(WRITERS)
             acked: list[str] = []
             errors: list = []
+            sessions = [server.client() for _ in range(WRITERS)]  # logins one by one: hashing is slow
             threads = [
-                threading.Thread(target=writer, args=(server, n, start, acked, errors))
+                threading.Thread(target=writer, args=(server, sessions[n], n, start, acked, errors))
                 for n in range(WRITERS)
             ]
             for thread in threads:
