@@ -343,3 +343,17 @@ def test_pruned_events_are_reported_not_silently_skipped(api, hooks):
         == f"events {first} to {first + 2} were pruned (prune_events) before they were delivered"
     )
     assert delivered["ok"] and delivered["cursor"] == str(first + 3)
+
+
+def test_prune_keeps_what_an_active_subscription_has_not_had_yet(api, hooks):
+    with Receiver() as receiver:
+        hook = subscribe(api, receiver.url)
+        for n in range(3):
+            create_media(api, f"keep{n}")
+        call_command("prune_events", "--days", "0", stdout=open("/dev/null", "w"))  # noqa: SIM115
+        assert len(feed_items(api)) == 3  # the worker has not run: all kept
+        deliver_until(lambda: len(receiver.received) >= 3)
+    assert [json.loads(r.body)["pid"] for r in receiver.received] == ["keep0", "keep1", "keep2"]
+    call_command("prune_events", "--days", "0", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    assert feed_items(api) == {}  # delivered: pruned as usual
+    assert api.get(f"/api/webhooks/{hook['id']}").json()["delivered_total"] == 3
