@@ -29,7 +29,9 @@ from mediastore.limits import MAX_EVENTS_PAGE
 DEFAULT_LIMIT = 100
 MAX_WAIT_SECONDS = 30
 POLL_SECONDS = 0.25
-TYPES = [choice.value for choice in EventType] + [choice.value for choice in ReplicaEvent]
+# Written by the webhook worker when it pauses a subscription (events.webhooks.paused_event).
+WEBHOOK_PAUSED = "webhook.paused"
+TYPES = [choice.value for choice in EventType] + [choice.value for choice in ReplicaEvent] + [WEBHOOK_PAUSED]
 
 
 @dataclass

@@ -115,12 +115,15 @@ def record(events: list[MediaEvent]) -> list[MediaEvent]:
 
 
 @transaction.atomic
-def prune(before, *, keep_unpublished: bool = False) -> int:
+def prune(before, *, keep_unpublished: bool = False, keep_from: int | None = None) -> int:
     """Delete the events older than ``before`` as one prefix of the numbering (up to the first
     event that is kept), so the kept events stay gapless and the feed can tell a cursor whose
     successors were pruned. ``keep_unpublished``: also keep every event from the first one a relay
-    has not published yet. Returns how many were deleted."""
+    has not published yet; ``keep_from``: every event from that number on (what a reader, such as
+    a webhook subscription, has not had yet). Returns how many were deleted."""
     kept = Q(time__gte=before) | Q(published__isnull=True) if keep_unpublished else Q(time__gte=before)
+    if keep_from is not None:
+        kept |= Q(seq__gte=keep_from)
     keep_from = MediaEvent.objects.filter(kept).order_by("seq").values_list("seq", flat=True).first()
     doomed = MediaEvent.objects.all() if keep_from is None else MediaEvent.objects.filter(seq__lt=keep_from)
     deleted, _ = doomed.delete()

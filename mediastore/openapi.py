@@ -217,6 +217,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("DELETE", "/api/media/{pid}/replicas/{store_pk}"): {409},
     ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): {409, *STORAGE_READ},
     ("POST", "/api/rules"): {409},
+    ("POST", "/api/webhooks/{id}/redeliver"): {410},
 }
 
 

@@ -58,6 +58,13 @@ VIEW_RULE, ADD_RULE, DELETE_RULE = (
     "content.delete_replicationrule",
 )
 
+VIEW_WEBHOOK, ADD_WEBHOOK, CHANGE_WEBHOOK, DELETE_WEBHOOK = (
+    "events.view_webhooksubscription",
+    "events.add_webhooksubscription",
+    "events.change_webhooksubscription",
+    "events.delete_webhooksubscription",
+)
+
 # Probing the stores now (``?probe=true`` of GET /api/stats and /status/) writes to every store:
 # administrators only (the group admins has it), with a token of the scope ``admin``.
 PROBE_STORES = "stores.change_storeconfig"
@@ -135,6 +142,15 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/api/media/delete"): DELETE_MEDIA,
     # changes feed
     ("GET", "/api/events"): VIEW_MEDIA,
+    # webhook subscriptions: admins manage them (they send every change, and hold a secret)
+    ("GET", "/api/webhooks"): VIEW_WEBHOOK,
+    ("POST", "/api/webhooks"): ADD_WEBHOOK,
+    ("GET", "/api/webhooks/{id}"): VIEW_WEBHOOK,
+    ("PATCH", "/api/webhooks/{id}"): CHANGE_WEBHOOK,
+    ("DELETE", "/api/webhooks/{id}"): DELETE_WEBHOOK,
+    ("GET", "/api/webhooks/{id}/deliveries"): VIEW_WEBHOOK,
+    ("POST", "/api/webhooks/{id}/test"): CHANGE_WEBHOOK,
+    ("POST", "/api/webhooks/{id}/redeliver"): CHANGE_WEBHOOK,
     # operators' figures (the status page's, as JSON)
     ("GET", "/api/stats"): VIEW_MEDIA,
     # served outside the NinjaAPI by mediastore.metrics, which checks this entry with the token's scopes
@@ -156,9 +172,13 @@ _ADMIN = [
     ADD_RULE,
     "content.change_replicationrule",
     DELETE_RULE,
+    VIEW_WEBHOOK,
+    ADD_WEBHOOK,
+    CHANGE_WEBHOOK,
+    DELETE_WEBHOOK,
 ]
 # What the groups are given when they are created (migration mediastore 0002 holds a frozen copy;
-# content 0002 gives them the replication rules' permissions).
+# content 0002 gives them the replication rules' permissions, events 0002 the webhooks').
 ROLES: dict[str, list[str]] = {"readers": _READ, "writers": _WRITE, "admins": _ADMIN}
 
 READ, WRITE, DELETE, ADMIN = "read", "write", "delete", "admin"

@@ -74,6 +74,17 @@ MEDIASTORE_AMQP_EXCHANGE = env.get_str("MEDIASTORE_AMQP_EXCHANGE", "mediastore")
 # false: declare the exchange transient, as the AMPLIfy project's amqp-utils consumers do (their
 # subscribe declares it non-durable and the broker refuses a durable one of the same name).
 MEDIASTORE_AMQP_EXCHANGE_DURABLE = env.get_bool("MEDIASTORE_AMQP_EXCHANGE_DURABLE", True)
+# Webhooks (events.webhooks): hosts that targets may name although they resolve to loopback,
+# private, link-local or other non-public addresses, and that may be reached over plain http://
+# (names match the URL's host exactly; addresses and networks match its resolved address).
+MEDIASTORE_WEBHOOK_ALLOW_HOSTS = env.get_list("MEDIASTORE_WEBHOOK_ALLOW_HOSTS", [])
+# Failed attempts (in a row) of one event before its subscription is paused, the first retry's wait
+# (doubling each time, with jitter, up to the maximum), and the bounds of one attempt.
+MEDIASTORE_WEBHOOK_MAX_ATTEMPTS = env.get_int("MEDIASTORE_WEBHOOK_MAX_ATTEMPTS", 10, minimum=1)
+MEDIASTORE_WEBHOOK_BACKOFF_MS = env.get_int("MEDIASTORE_WEBHOOK_BACKOFF_MS", 10_000, minimum=1)
+MEDIASTORE_WEBHOOK_BACKOFF_MAX_MS = env.get_int("MEDIASTORE_WEBHOOK_BACKOFF_MAX_MS", 3_600_000, minimum=1)
+MEDIASTORE_WEBHOOK_CONNECT_TIMEOUT_S = env.get_int("MEDIASTORE_WEBHOOK_CONNECT_TIMEOUT_S", 5, minimum=1)
+MEDIASTORE_WEBHOOK_TIMEOUT_S = env.get_int("MEDIASTORE_WEBHOOK_TIMEOUT_S", 15, minimum=1)
 MEDIASTORE_MAX_UPLOAD_MB = env.get_int("MEDIASTORE_MAX_UPLOAD_MB", 512, minimum=1)
 # Deadlines of request bodies under gunicorn (mediastore/bodies.py): no byte for this many seconds
 # is a 408 for any request; a body read before the request is authenticated (login) must arrive

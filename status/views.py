@@ -16,6 +16,7 @@ from content import archives
 from content.schemas import ArchiveQuery
 from media.search.params import filters_from_query
 from mediastore.errors import MediastoreError
+from mediastore.panels import status_panels
 from mediastore.permissions import PROBE_STORES, VIEW_MEDIA
 from status import charts
 from status.selectors import stats
@@ -39,7 +40,13 @@ def status_page(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied(f"probing the stores needs the permission {PROBE_STORES} (group admins)")
     figures = stats(health=True, probe=probe)
     drawn = {name: mark_safe(svg) for name, svg in charts.all_charts(figures).items()}  # noqa: S308 (pygal escapes)
-    context = {"figures": figures, "charts": drawn, "may_probe": may_probe, "probed": probe}
+    context = {
+        "figures": figures,
+        "charts": drawn,
+        "may_probe": may_probe,
+        "probed": probe,
+        "panels": status_panels(request.user),  # added by other apps (webhooks)
+    }
     return render(request, "status/page.html", context)
 
 

@@ -57,6 +57,9 @@ BODIES: dict[str, object] = {
         "match": {"tags": ["t"]},
         "copies": [{"type": "DictStore", "bucket": "c"}],
     },
+    "POST /api/webhooks": {"url": "http://127.0.0.1:9/other", "types": ["media.created"], "tags": ["t"]},
+    "PATCH /api/webhooks/{id}": {"active": False, "pid_types": ["local"]},
+    "POST /api/webhooks/{id}/redeliver": {"cursor": 1},
 }
 # Bodies of operations that need an S3 multipart upload in progress: an unknown field is refused
 # (checked here) before anything looks at the media; tests/content/test_multipart.py accepts them.
@@ -76,14 +79,17 @@ def document(anon) -> dict:
 
 
 @pytest.fixture
-def world(api, id_types) -> dict[str, str]:
-    """A media `m1` (tagged, with metadata and bytes), a store and an S3 configuration; the path
-    parameters."""
+def world(api, id_types, settings) -> dict[str, str]:
+    """A media `m1` (tagged, with metadata and bytes), a store, an S3 configuration and a webhook
+    (to a loopback port nothing is sent to); the path parameters."""
     create_media(api, "m1", tags=["t"], metadata={"keep": 1})
     assert api.put_content("m1", b"bytes").status_code == 200  # a replica needs them
     s3cfg = api.post("/api/s3cfg", {"url": "https://s3.example.org", "access_key": "a", "secret_key": "s"})
     assert s3cfg.status_code == 200, s3cfg.content
-    return {"pid": "m1", "pk": str(s3cfg.json()["pk"])}
+    settings.MEDIASTORE_WEBHOOK_ALLOW_HOSTS = ["127.0.0.1"]
+    webhook = api.post("/api/webhooks", {"url": "http://127.0.0.1:9/hook"})
+    assert webhook.status_code == 200, webhook.content
+    return {"pid": "m1", "pk": str(s3cfg.json()["pk"]), "id": str(webhook.json()["id"])}
 
 
 def json_body_operations(document: dict) -> dict[str, dict]:

@@ -258,6 +258,8 @@ def test_prod_compose_runs_everything_with_restart_policies_and_healthchecks():
     assert "ports" not in services["api"], "only nginx should be reachable from outside"
     assert services["replicate"]["command"] == ["python", "manage.py", "replicate"]
     assert "data:/data" in services["replicate"]["volumes"] and "data:/data" in services["api"]["volumes"]
+    assert services["webhooks"]["command"] == ["python", "manage.py", "deliver_webhooks"]
+    assert services["webhooks"]["environment"]["POSTGRES_HOST"] == "db"
     assert services["api"]["environment"]["MEDIASTORE_REDIS_URL"].startswith(
         "${MEDIASTORE_REDIS_URL:-redis://"
     )

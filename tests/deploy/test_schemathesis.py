@@ -17,8 +17,9 @@ revokes the token it presents: each of its calls gets a token of its own; and ``
 of another account, whose own tokens are the ids steered to (the service user's are 404 for it).
 
 All traffic stays on 127.0.0.1: S3 configurations point at the moto server of the suite, and a
-generated S3 url the server would accept is rewritten to a closed port of 127.0.0.1 before it is
-sent (see ``keep_on_loopback``), so the server never contacts another host.
+generated S3 or webhook url the server would accept is rewritten to a closed port of 127.0.0.1
+before it is sent (see ``keep_on_loopback``; the server allows webhooks to 127.0.0.1), so the server
+never contacts, nor looks up, another host.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ EXAMPLES = 25
 REQUEST_TIMEOUT = 60
 LOGOUT = ("POST", "/api/logout")
 S3_URL_WRITES = {("POST", "/api/s3cfg"), ("PUT", "/api/s3cfg/{pk}")}
+WEBHOOK_URL_WRITES = {("POST", "/api/webhooks"), ("PATCH", "/api/webhooks/{id}")}
 LOGOUT_TOKENS = 200
 REVOKE = ("DELETE", "/api/tokens/{id}")
 TOKEN_OWNER = "schemathesis-token-owner"
@@ -106,6 +108,7 @@ class Live:
         self.media["10.1234/doi-named"] = (self.stores[0], b"a pid with a slash")
         self.store_pks: list[int] = []
         self.s3_pk = 0
+        self.webhook_id = 0
         self.operation = None
         self.restore()
         # Minted in one go, without a login each (password hashing is slow, and by the time logout is
@@ -159,6 +162,9 @@ class Live:
         if self.call("PUT", f"/api/s3cfg/{self.s3_pk}", 204, 404, json=self.s3).status_code == 404:
             self.s3_pk = self.call("POST", "/api/s3cfg", json=self.s3).json()["pk"]
         self.store_pks = [self.call("POST", "/api/store", json=store).json()["pk"] for store in self.stores]
+        webhook = {"url": f"http://127.0.0.1:{self.dead_port}/hook", "active": True}
+        if self.call("PATCH", f"/api/webhooks/{self.webhook_id}", 200, 404, json=webhook).status_code == 404:
+            self.webhook_id = self.call("POST", "/api/webhooks", json=webhook).json()["id"]
         found = {m["pid"]: m for m in self.call("POST", "/api/media/read", json=list(self.media)).json()}
         for number, (pid, (store, data)) in enumerate(self.media.items()):
             if pid not in found:
@@ -183,13 +189,17 @@ class Live:
         if name == "pk":
             return [self.s3_pk] if operation_path.startswith("/api/s3cfg") else list(self.store_pks)
         if name == "id":
-            return list(self.owner_token_ids)
+            return (
+                [self.webhook_id]
+                if operation_path.startswith("/api/webhooks")
+                else list(self.owner_token_ids)
+            )
         return []
 
 
 @pytest.fixture(scope="module")
 def live(s3_server):
-    server = Server("mediastore-schemathesis-", WORKERS)
+    server = Server("mediastore-schemathesis-", WORKERS, MEDIASTORE_WEBHOOK_ALLOW_HOSTS="127.0.0.1")
     try:
         s3_server.client().create_bucket(Bucket=BUCKET)
         yield Live(server, s3_server)
@@ -278,13 +288,16 @@ def node_id_for_schemathesis(request):
 
 
 def keep_on_loopback(case, live: Live) -> None:
-    """Rewrite an S3 url the server would accept, unless it is moto's, to a closed port of 127.0.0.1.
+    """Rewrite an S3 or webhook url the server would accept, unless it is moto's, to a closed port
+    of 127.0.0.1.
 
-    The server later connects to the url of an S3 configuration (for BucketStore media); generated
-    urls name arbitrary hosts, and tests may talk to 127.0.0.1 only. Urls the server must refuse
-    (no http(s) scheme, no host, unparsable) are sent unchanged.
+    The server later connects to the url of an S3 configuration (for BucketStore media) and of a
+    webhook (and resolves a webhook's host at once); generated urls name arbitrary hosts, and tests
+    may talk to 127.0.0.1 only. Urls the server must refuse (no http(s) scheme, no host,
+    unparsable) are sent unchanged.
     """
-    if (case.method.upper(), case.path) not in S3_URL_WRITES or not isinstance(case.body, dict):
+    operation = (case.method.upper(), case.path)
+    if operation not in S3_URL_WRITES | WEBHOOK_URL_WRITES or not isinstance(case.body, dict):
         return
     url = case.body.get("url")
     if not isinstance(url, str) or url == live.s3["url"]:

@@ -84,7 +84,12 @@ def hardening(options: dict[str, str]) -> dict[str, str]:
 
 def test_the_units_expected_are_there():
     names = {p.name for p in unit_files()}
-    assert {"mediastore.service", "mediastore-relay.service", "mediastore-replicate.service"} <= names
+    assert {
+        "mediastore.service",
+        "mediastore-relay.service",
+        "mediastore-replicate.service",
+        "mediastore-webhooks.service",
+    } <= names
     for job in JOBS:
         assert {f"mediastore-{job}.service", f"mediastore-{job}.timer"} <= names
 
@@ -157,4 +162,10 @@ def test_systemd_analyze_verify_passes(tmp_path):
 def test_replicate_unit_runs_the_replication_worker_and_restarts():
     options = service(UNITS / "mediastore-replicate.service")
     assert options["ExecStart"] == f"{INSTALLED}/.venv/bin/python {INSTALLED}/manage.py replicate"
+    assert options["Restart"] == "on-failure"
+
+
+def test_webhooks_unit_runs_the_webhook_worker_and_restarts():
+    options = service(UNITS / "mediastore-webhooks.service")
+    assert options["ExecStart"] == f"{INSTALLED}/.venv/bin/python {INSTALLED}/manage.py deliver_webhooks"
     assert options["Restart"] == "on-failure"
