@@ -22,6 +22,15 @@ def limit_resources(max_pixels: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (30, 31))
 
 
+def stretched(image, size: int):
+    """A grey image of 32-bit floats reduced, then its range of values stretched over 0..255 (an
+    instrument's 12 or 16 bits would otherwise show black or white)."""
+    image.thumbnail((size, size))
+    low, high = image.getextrema()
+    scale = 255.0 / (high - low) if high > low else 1.0
+    return image.point(lambda value: (value - low) * scale).convert("L")
+
+
 def main(source: str, target: str, size: int, max_pixels: int, fmt: str) -> int:
     limit_resources(max_pixels)
     from PIL import Image, ImageOps
@@ -37,6 +46,8 @@ def main(source: str, target: str, size: int, max_pixels: int, fmt: str) -> int:
         image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale
         image.seek(0)  # the first frame of an animation or a multi-page TIFF
         image = ImageOps.exif_transpose(image)
+        if image.mode.startswith(("I", "F")):  # 16- and 32-bit greys (scientific TIFFs, PNGs)
+            image = stretched(image.convert("F"), size)
         image.thumbnail((size, size), reducing_gap=2.0)
         if image.mode not in ("RGB", "RGBA"):
             image = image.convert(

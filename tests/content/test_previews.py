@@ -75,6 +75,21 @@ def test_image_thumbnails(api, id_types, fmt):
     assert response["ETag"].startswith('"') and response["Cache-Control"] == "private, no-cache"
 
 
+@pytest.mark.parametrize("fmt", ["TIFF", "PNG"])
+def test_16_bit_greys_are_stretched_to_be_seen(api, id_types, fmt):
+    """An instrument's 16-bit image using only values 1000 to 3000 shows dark and light, not black."""
+    image = Image.new("I;16", (200, 100))
+    for x in range(200):
+        for y in range(100):
+            image.putpixel((x, y), 1000 if x < 100 else 3000)
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    stored(api, f"grey-{fmt}", out.getvalue(), FORMATS[fmt])
+    shown = thumbnail(api.get(f"/api/media/grey-{fmt}/preview?size=100")).convert("L")
+    assert shown.size == (100, 50)
+    assert shown.getpixel((10, 25)) < 20 and shown.getpixel((90, 25)) > 235
+
+
 def test_an_image_is_known_by_its_first_bytes(api, id_types):
     stored(api, "sniffed", image_bytes("PNG", (40, 80)), "application/octet-stream")
     assert thumbnail(api.get("/api/media/sniffed/preview")).size == (40, 80)  # never enlarged
