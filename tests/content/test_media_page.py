@@ -213,3 +213,18 @@ def test_every_writer_of_a_change_reason_is_told_apart():
     assert how("promote: replica in store 2 became the primary copy") == "replica promoted"
     assert how("tus upload 5f") == "resumable upload"
     assert how("something else") == "other"
+
+
+def test_bytes_missing_from_the_store_are_no_preview_on_the_page_and_502_in_the_api(
+    writer, api, id_types, storage_root
+):
+    create_media(api, "lost", store_config={"type": "FilesystemStore", "bucket": "lost"})
+    assert api.put_content("lost", png(), content_type="image/png").status_code == 200
+    for path in (storage_root / "lost").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    assert api.get("/api/media/lost/preview").status_code == 502
+    page = page_of(writer, "lost")
+    assert "No preview (the stored bytes of media &#x27;lost&#x27; are missing from its store)." in page
+    thumb = writer.get(f"/admin/media/media/{Media.objects.get(pid='lost').pk}/preview/?size=64")
+    assert thumb.status_code == 200 and thumb["Content-Type"] == "image/svg+xml"
