@@ -104,10 +104,17 @@ def copies(media: Media) -> list[dict[str, Any]]:
     return [primary_dict(media), *(replica_dict(r) for r in replicas)]
 
 
+def pretty(metadata: Any) -> str:
+    try:
+        return json.dumps(metadata, indent=2, ensure_ascii=False, sort_keys=True)
+    except RecursionError:  # stored before MEDIASTORE_MAX_METADATA_DEPTH existed
+        return "(nested too deeply to show here; see the Metadata field below)"
+
+
 def page_context(media: Media, *, can_revert: bool) -> dict[str, Any]:
     return {
         "ms_preview": page_preview(media),
-        "ms_metadata": json.dumps(media.metadata, indent=2, ensure_ascii=False, sort_keys=True),
+        "ms_metadata": pretty(media.metadata),
         "ms_copies": copies(media),
         "ms_fixity": {"verified_at": media.verified_at, "ok": media.verify_ok, "error": media.verify_error},
         "ms_story": media_story(media),

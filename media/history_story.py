@@ -31,6 +31,7 @@ HOW = [
 # GET /api/media/{pid}/history have every one).
 MAX_LINES, MAX_REVISIONS = 200, 100
 JSON_FIELDS = {"metadata", "identifiers"}
+MAX_DIFF_DEPTH = 32  # keys deeper than this are compared as one value (bounds the recursion)
 BYTE_FIELDS = {"size", "checksum", "content_type", "store_key", "store_status"}
 
 
@@ -47,14 +48,17 @@ def shown(value: Any) -> str:
         return "—"
     if isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except RecursionError:  # stored before MEDIASTORE_MAX_METADATA_DEPTH existed
+        return "(nested too deeply to show)"
 
 
 def json_diff(old: Any, new: Any, path: tuple[str, ...] = ()) -> list[dict[str, str]]:
     """Key by key, what differs between two JSON values: lines of ``path`` (dotted keys), ``change``
     ("added", "removed", "changed"), ``old`` and ``new`` as text. Objects are compared key by key at
     every depth; anything else (lists included) as a whole value."""
-    if isinstance(old, dict) and isinstance(new, dict):
+    if isinstance(old, dict) and isinstance(new, dict) and len(path) < MAX_DIFF_DEPTH:
         lines = []
         for key in sorted(set(old) | set(new)):
             here = (*path, key)

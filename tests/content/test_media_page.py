@@ -228,3 +228,14 @@ def test_bytes_missing_from_the_store_are_no_preview_on_the_page_and_502_in_the_
     assert "No preview (the stored bytes of media &#x27;lost&#x27; are missing from its store)." in page
     thumb = writer.get(f"/admin/media/media/{Media.objects.get(pid='lost').pk}/preview/?size=64")
     assert thumb.status_code == 200 and thumb["Content-Type"] == "image/svg+xml"
+
+
+def test_a_change_nested_deeper_than_the_diff_goes_is_one_line():
+    from media.history_story import MAX_DIFF_DEPTH, json_diff
+
+    def nested(depth: int, leaf):
+        return leaf if depth == 0 else {"k": nested(depth - 1, leaf)}
+
+    lines = json_diff(nested(900, 1), nested(900, 2))
+    assert len(lines) == 1 and lines[0]["path"] == ".".join(["k"] * MAX_DIFF_DEPTH)
+    assert lines[0]["change"] == "changed" and lines[0]["old"] != lines[0]["new"]
