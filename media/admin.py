@@ -10,17 +10,18 @@ from django.forms.fields import InvalidJSONInput
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 from taggit.models import Tag
 from taggit.utils import edit_string_for_tags, parse_tags
 
-from content import admin_actions, archives
+from content import admin_actions, archives, media_page
 from content.deletes import media_delete_many
 from media import admin_search, outbox
 from media import metadata as meta_ops
 from media.history import history_entries
+from media.history_story import ADMIN_REASON
 from media.models import Media, SearchIndex
 from media.rules import IdentifierRules, clean_tags
 from media.services import media_revert
@@ -158,8 +159,8 @@ class MediaAdmin(SimpleHistoryAdmin):
     version and deleted. Tags are edited as the media's tag list, which the history and the API see."""
 
     form = MediaForm
-    list_display = ["pid", "pid_type", "store_status", "store_config", "size", "updated"]
-    list_filter = [admin_search.ApiSearchFilter]
+    list_display = ["pid", "thumbnail", "pid_type", "store_status", "store_config", "size", "updated"]
+    list_filter = [admin_search.ApiSearchFilter, media_page.VerifyFailedFilter]
     search_fields = ["pid"]
     search_help_text = "A part of the pid or of an identifier value, or a wildcard (* and ?) for a whole one."
     change_list_template = "media/admin/change_list.html"
@@ -180,6 +181,7 @@ class MediaAdmin(SimpleHistoryAdmin):
     ]
     history_list_display = ["version", "store_status"]
     object_history_form_template = "media/admin/revert.html"
+    change_form_template = "media/admin/change_form.html"
     actions = [*admin_actions.ACTIONS, "download_zip"]
 
     @admin.action(description="Download selected media as zip", permissions=["view"])
@@ -191,6 +193,34 @@ class MediaAdmin(SimpleHistoryAdmin):
             self.message_user(request, exc.message, level=messages.ERROR)
             return None
         return archives.archive_response(selection, format="zip", layout="pid")
+
+    @admin.display(description="preview")
+    def thumbnail(self, media: Media) -> str:
+        return media_page.thumbnail_html(media)
+
+    def get_urls(self):
+        preview = self.admin_site.admin_view(self.preview_view)
+        return [path("<path:object_id>/preview/", preview, name="media_media_preview"), *super().get_urls()]
+
+    def preview_view(self, request, object_id):
+        """The media's thumbnail for the list and the page (``content.media_page``): view permission."""
+        media = self.get_object(request, unquote(object_id)) if object_id.isdigit() else None
+        if media is None:
+            raise Http404
+        if not self.has_view_permission(request, media):
+            raise PermissionDenied
+        return media_page.preview_response(request, media)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The media page: preview, metadata, copies and health, and the history as a story with a
+        revert link per revision for those who may revert (``content.media_page``)."""
+        media = self.get_object(request, unquote(object_id)) if object_id.isdigit() else None
+        if media is not None and self.has_view_permission(request, media):
+            can_revert = self.has_change_history_permission(request, media) and not self.revert_disabled(
+                request, media
+            )
+            extra_context = {**media_page.page_context(media, can_revert=can_revert), **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -279,6 +309,7 @@ class MediaAdmin(SimpleHistoryAdmin):
             return
         obj.tag_list = form.cleaned_data["tags"]
         obj._history_user = request.user
+        obj._change_reason = ADMIN_REASON  # the history story tells admin edits from API ones
         super().save_model(request, obj, form, change)
         # The admin's change view runs in one transaction: the event commits with the edit.
         kind = "media.tags_changed" if form.changed_data == ["tags"] else "media.updated"

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 # pids that would be routed to another endpoint than /api/media/{pid}
 RESERVED_PIDS = {"create", "read", "delete", "update", "dump", "search", "urls"}
 RESERVED_PID_PREFIXES = ("update/", "url/")
-RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete", "/revert", "/replicas")
+RESERVED_PID_SUFFIXES = ("/history", "/content", "/verify", "/complete", "/revert", "/replicas", "/preview")
 CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 # The column of Media.content_type (and TusUpload.content_type).
 MAX_CONTENT_TYPE_LENGTH = 255

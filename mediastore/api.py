@@ -11,6 +11,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError
 
 from content.api import router as transfer_router
+from content.previews_api import router as previews_router
 from content.replicas_api import router as replicas_router
 from events.api import router as events_router
 from identifiers.api import router as identifiers_router
@@ -106,6 +107,7 @@ api.add_router("", identifiers_router)
 api.add_router("", stores_router)
 api.add_router("", transfer_router)  # before media: its /media/{pid}/content must win over /media/{pid}
 api.add_router("", replicas_router)  # before media, likewise for /media/{pid}/replicas
+api.add_router("", previews_router)  # and /media/{pid}/preview
 api.add_router("", media_router)
 api.add_router("", health_router)
 api.add_router("", events_router)

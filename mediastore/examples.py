@@ -72,6 +72,7 @@ EXAMPLES: dict[tuple[str, str], dict] = {
     ("PUT", "/api/media/{pid}/content"): {"path": {"pid": DEMO}, "body": "hello world"},
     ("GET", "/api/media/{pid}/content"): {"path": {"pid": DEMO}},
     ("GET", "/api/media/{pid}/verify"): {"path": {"pid": DEMO}},
+    ("GET", "/api/media/{pid}/preview"): {"path": {"pid": DEMO}},
     # Replicas: demo.1 gets a copy in a new store 3 (`products-copy`), which is listed and removed
     # (promoting it needs the replication worker to have copied it first).
     ("GET", "/api/media/{pid}/replicas"): {"path": {"pid": DEMO}},

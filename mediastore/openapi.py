@@ -208,6 +208,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("GET", "/api/media/{pid}/content"): {409, *STORAGE_READ},
     ("PUT", "/api/media/{pid}/content"): {400, 408, 409, 411, 412, 501, *STORAGE_WRITE},
     ("GET", "/api/media/{pid}/verify"): {409, *STORAGE_READ},
+    ("GET", "/api/media/{pid}/preview"): {*STORAGE_READ},
     ("POST", "/api/media"): {404, 409},
     ("POST", "/api/media/create"): {404, 409},
     ("PATCH", "/api/media/{pid}"): {409, *STORAGE_WRITE},

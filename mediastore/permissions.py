@@ -112,6 +112,7 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/api/media/{pid}/verify"): VIEW_MEDIA,
     # replicas: copies of a media's bytes are part of the media
     ("GET", "/api/media/{pid}/replicas"): VIEW_MEDIA,
+    ("GET", "/api/media/{pid}/preview"): VIEW_MEDIA,
     ("POST", "/api/media/{pid}/replicas"): CHANGE_MEDIA,
     ("DELETE", "/api/media/{pid}/replicas/{store_pk}"): CHANGE_MEDIA,
     ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): CHANGE_MEDIA,

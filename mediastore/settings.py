@@ -98,6 +98,16 @@ MEDIASTORE_TUS_DIR = Path(env.get_str("MEDIASTORE_TUS_DIR", str(MEDIASTORE_DATA_
 MEDIASTORE_TUS_EXPIRY_HOURS = env.get_int("MEDIASTORE_TUS_EXPIRY_HOURS", 24, minimum=1)
 MEDIASTORE_TUS_MAX_SIZE_GB = env.get_int("MEDIASTORE_TUS_MAX_SIZE_GB", 5120, minimum=1)
 MEDIASTORE_TUS_MAX_OPEN = env.get_int("MEDIASTORE_TUS_MAX_OPEN", 100, minimum=1)
+# Previews (content.previews): thumbnails and text excerpts of media, made on demand and kept in
+# this directory of derived data (never in a media's store; safe to delete, each is made again).
+# Images declaring more pixels, or media of more bytes, get no preview; a decode that takes longer
+# than MEDIASTORE_PREVIEW_SECONDS is killed (it runs in a child process) and gets none either.
+MEDIASTORE_PREVIEW_DIR = Path(
+    env.get_str("MEDIASTORE_PREVIEW_DIR", str(MEDIASTORE_DATA_DIR / "previews"))
+).resolve()
+MEDIASTORE_PREVIEW_MAX_PIXELS = env.get_int("MEDIASTORE_PREVIEW_MAX_PIXELS", 50_000_000, minimum=1)
+MEDIASTORE_PREVIEW_MAX_BYTES = env.get_int("MEDIASTORE_PREVIEW_MAX_BYTES", 64 * 1024 * 1024, minimum=1)
+MEDIASTORE_PREVIEW_SECONDS = env.get_int("MEDIASTORE_PREVIEW_SECONDS", 10, minimum=1)
 # Metadata limits, applied to every write of a media's metadata (422 too deep, 413 too large).
 MEDIASTORE_MAX_METADATA_DEPTH = env.get_int("MEDIASTORE_MAX_METADATA_DEPTH", 64, minimum=1)
 if MEDIASTORE_MAX_METADATA_DEPTH > 500:
