@@ -24,11 +24,12 @@ from media.models import EventType, MediaEvent
 from media.outbox import first_kept
 from mediastore.errors import Gone, RuleViolation
 from mediastore.limits import MAX_EVENTS_PAGE
+from quotas.models import QuotaEvent
 
 DEFAULT_LIMIT = 100
 MAX_WAIT_SECONDS = 30
 POLL_SECONDS = 0.25
-TYPES = [choice.value for choice in EventType] + [choice.value for choice in ReplicaEvent]
+TYPES = [choice.value for choice in (*EventType, *ReplicaEvent, *QuotaEvent)]
 
 
 @dataclass

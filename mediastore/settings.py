@@ -150,6 +150,7 @@ PROJECT_APPS = [
     "mediastore",
     "identifiers",
     "stores",
+    "quotas",
     "media",
     "content",
     "events",

@@ -57,6 +57,7 @@ BODIES: dict[str, object] = {
         "match": {"tags": ["t"]},
         "copies": [{"type": "DictStore", "bucket": "c"}],
     },
+    "PUT /api/quotas": {"store": None, "user": "alice", "max_bytes": 10**9, "max_media": None},
 }
 # Bodies of operations that need an S3 multipart upload in progress: an unknown field is refused
 # (checked here) before anything looks at the media; tests/content/test_multipart.py accepts them.
