@@ -160,11 +160,12 @@ class MediaAdmin(SimpleHistoryAdmin):
     version and deleted. Tags are edited as the media's tag list, which the history and the API see."""
 
     form = MediaForm
-    list_display = ["pid", "pid_type", "store_status", "store_config", "size", "updated"]
+    list_display = ["pid", "pid_type", "store_status", "store_config", "size", "owner_name", "updated"]
     list_filter = ["pid_type", "store_status", "store_config", "tags"]
     search_fields = ["pid"]
     list_select_related = ["store_config", "pid_type"]
     readonly_fields = [
+        "owner_name",
         "store_config",
         "store_key",
         "store_status",
@@ -192,6 +193,11 @@ class MediaAdmin(SimpleHistoryAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description="owner", ordering="owner")
+    def owner_name(self, media: Media) -> str:
+        """The username as stored (no join to the accounts): "-" for none."""
+        return media.owner_id or "-"
 
     # Metadata stored deeper than MEDIASTORE_MAX_METADATA_DEPTH (before that limit existed) cannot go
     # through a JSON form field, nor be written back with a save (encoding it recurses past Python's

@@ -19,7 +19,7 @@ from media.selectors import media_locked
 from media.tags import sync_tags
 from media.usage import charge_move, warnings
 from mediastore.errors import MediastoreError, NotFound
-from quotas.services import Crossing
+from quotas.services import Crossing, Ledger
 from stores.models import StoreConfig
 
 
@@ -74,6 +74,7 @@ def bulk_apply(
         fields: set[str] = set()
         changed_of: dict[int, set[str]] = {}
         crossings: list[tuple[Media, list[Crossing]]] = []
+        ledger = Ledger()  # the moves' usage: checked item by item, written once
         for pid, item in items:
             media = pick(found, pid)
             try:
@@ -81,7 +82,7 @@ def bulk_apply(
                     raise NotFound("Media", pid)
                 updates = {k: v for k, v in change(media, item).items() if _differs(media, k, v)}
                 if "store_config" in updates:  # a move: charged to the new store (or refused) now
-                    crossings.append((media, charge_move(media, updates["store_config"].pk)))
+                    crossings.append((media, charge_move(ledger, media, updates["store_config"].pk)))
             except MediastoreError as exc:
                 outcome.failures.append((pid, exc))
                 continue
@@ -94,6 +95,7 @@ def bulk_apply(
             outcome.successes.append(pid)
             outcome.applied.append(media)
         outcome.changed = list(by_pk.values())
+        ledger.apply()
         if outcome.changed:
             _write_changes(
                 outcome.changed, fields, changed_of, user, tags_changed, reason, event_type, crossings

@@ -16,7 +16,7 @@ from media.models import Media, MediaEvent
 from media.outbox import event_for
 from media.schemas import media_out_dict
 from quotas.models import QuotaEvent
-from quotas.services import Crossing, Delta, charge, precheck
+from quotas.services import Crossing, Delta, Ledger, charge, precheck
 
 
 def owner_name(user) -> str | None:
@@ -49,12 +49,12 @@ def charge_change(media: Media, before: Delta, *, user) -> list[MediaEvent]:
     return warnings(charge(deltas), [media, media], user=user)
 
 
-def charge_move(media: Media, store_id: int) -> list[Crossing]:
-    """Charge moving ``media`` (as it is now) to the store ``store_id`` (QuotaExceeded when it does
-    not fit there); its crossings, for ``warnings`` once the write has its mark."""
+def charge_move(ledger: Ledger, media: Media, store_id: int) -> list[Crossing]:
+    """Charge moving ``media`` (as it is now) to the store ``store_id`` to ``ledger`` (QuotaExceeded
+    when it does not fit there); its crossings, for ``warnings`` once the write has its mark."""
     now = counted(media)
-    return charge(
-        [Delta(now.store_id, now.owner, -now.bytes, -now.media), Delta(store_id, now.owner, now.bytes, 1)]
+    return ledger.add(
+        [Delta(now.store_id, now.owner, -now.bytes, -1), Delta(store_id, now.owner, now.bytes, 1)]
     )
 
 
@@ -89,5 +89,6 @@ def recount() -> dict[tuple[int, str], tuple[int, int]]:
     say (tests compare them)."""
     rows = Media.objects.values("store_config_id", "owner_id").annotate(total=Sum("size"), count=Count("pk"))
     return {
-        (row["store_config_id"], row["owner_id"] or ""): (row["total"] or 0, row["count"]) for row in rows
+        (row["store_config_id"], row["owner_id"] or ""): (int(row["total"] or 0), row["count"])
+        for row in rows
     }

@@ -15,7 +15,7 @@ def quota_use(quota: Quota) -> tuple[int, int]:
     if quota.user_id is not None:
         rows = rows.filter(owner=quota.user.get_username())
     totals = rows.aggregate(bytes=Sum("bytes"), media=Sum("media"))
-    return totals["bytes"] or 0, totals["media"] or 0
+    return int(totals["bytes"] or 0), int(totals["media"] or 0)  # PostgreSQL sums bigints as numeric
 
 
 def quota_out(quota: Quota) -> dict:
@@ -78,7 +78,7 @@ def usage_figures() -> dict:
         )
     return {
         "owners": [
-            {"owner": row["owner"] or "(no owner)", "bytes": row["bytes"], "media": row["media"]}
+            {"owner": row["owner"] or "(no owner)", "bytes": int(row["bytes"]), "media": int(row["media"])}
             for row in owners
         ],
         "quotas": quotas,

@@ -68,79 +68,126 @@ def quota_dict(quota: Quota) -> dict:
     }
 
 
-def _applies(quota: Quota, delta: Delta, owners: dict[int, str]) -> bool:
+def _applies(quota: Quota, delta: Delta) -> bool:
     if quota.store_id is not None and quota.store_id != delta.store_id:
         return False
-    return quota.user_id is None or owners[quota.user_id] == delta.owner
+    return quota.user_id is None or quota.user.get_username() == delta.owner
 
 
-def _use(quota: Quota, owners: dict[int, str]) -> dict[str, int]:
+def _use(quota: Quota) -> dict[str, int]:
     rows = Usage.objects.all()
     if quota.store_id is not None:
         rows = rows.filter(store_id=quota.store_id)
     if quota.user_id is not None:
-        rows = rows.filter(owner=owners[quota.user_id])
+        rows = rows.filter(owner=quota.user.get_username())
     totals = rows.aggregate(bytes=Sum("bytes"), media=Sum("media"))
-    return {unit: totals[unit] or 0 for unit in UNITS}
+    return {unit: int(totals[unit] or 0) for unit in UNITS}  # PostgreSQL sums bigints as numeric
+
+
+class Ledger:
+    """The charges of one write transaction: ``add`` checks deltas against the quotas (locking and
+    reading the ones that apply the first time a store or owner comes up, so a bulk write of many
+    media costs a statement per quota, not per media) and keeps them; ``apply`` writes them to the
+    usage rows, one ``F()`` update per (store, owner) pair."""
+
+    def __init__(self, *, check: bool = True) -> None:
+        self.check = check
+        self.quotas: list[Quota] = []
+        self.used: dict[int, dict[str, int]] = {}  # quota pk -> its use before this transaction
+        self.added: dict[int, dict[str, int]] = {}  # quota pk -> what this ledger's deltas add
+        self.stores: set[int] = set()
+        self.owners: set[str] = set()
+        self.pending: list[Delta] = []
+
+    def add(self, deltas: Iterable[Delta]) -> list[Crossing]:
+        """Keep ``deltas`` for ``apply``, after raising QuotaExceeded (507; its ``index`` names the
+        delta) when one that adds would take an applicable quota past its limit: then none of them
+        is kept. Returns the crossings of 90% of a limit (for ``quota.warning`` events)."""
+        if not connection.in_atomic_block:
+            raise RuntimeError("usage must be charged in the transaction of its write")
+        deltas = [delta for delta in deltas if delta.bytes or delta.media]
+        crossings: list[Crossing] = []
+        if self.check and any(delta.bytes > 0 or delta.media > 0 for delta in deltas):
+            self._load(deltas)
+            crossings = self._check(deltas)
+        self.pending += deltas
+        return crossings
+
+    def _load(self, deltas: list[Delta]) -> None:
+        stores = {delta.store_id for delta in deltas} - self.stores
+        owners = {delta.owner for delta in deltas if delta.owner} - self.owners
+        if not stores and not owners:
+            return
+        self.stores |= stores
+        self.owners |= owners
+        applicable = Q(store__isnull=True) | Q(store_id__in=self.stores)
+        applicable &= Q(user__isnull=True) | Q(user__username__in=self.owners)
+        found = (
+            Quota.objects.select_for_update(of=("self",))
+            .select_related("user")
+            .filter(applicable)
+            .exclude(pk__in=self.used)
+            .order_by("pk")
+        )
+        for quota in found:
+            self.quotas.append(quota)
+            self.used[quota.pk] = _use(quota)
+            self.added[quota.pk] = dict.fromkeys(UNITS, 0)
+
+    def _check(self, deltas: list[Delta]) -> list[Crossing]:
+        """Walk the deltas in order; the first that takes a quota past a limit is refused, unless
+        these deltas together add nothing to that quota (a move within one account's quota)."""
+        added = {pk: dict(units) for pk, units in self.added.items()}  # kept only when all fit
+        crossings: list[Crossing] = []
+        refused: dict[tuple[int, str], QuotaExceeded] = {}
+        for index, delta in enumerate(deltas):
+            for quota in self.quotas:
+                if not _applies(quota, delta):
+                    continue
+                for unit in UNITS:
+                    change, limit = getattr(delta, unit), getattr(quota, f"max_{unit}")
+                    before = self.used[quota.pk][unit] + added[quota.pk][unit]
+                    added[quota.pk][unit] += change
+                    if limit is None or change <= 0:
+                        continue
+                    after = before + change
+                    if after > limit:
+                        if (quota.pk, unit) not in refused:
+                            exc = QuotaExceeded(
+                                describe(
+                                    quota.store_id, quota.user.get_username() if quota.user_id else None
+                                ),
+                                quota=quota_dict(quota),
+                                unit=unit,
+                                limit=limit,
+                                used=self.used[quota.pk][unit],
+                                requested=added[quota.pk][unit] - self.added[quota.pk][unit],
+                            )
+                            exc.index = index
+                            refused[(quota.pk, unit)] = exc
+                        continue
+                    threshold = limit * WARN_NUMERATOR
+                    if before * WARN_DENOMINATOR < threshold <= after * WARN_DENOMINATOR:
+                        crossings.append(Crossing(quota, unit, limit, after, index))
+        for (pk, unit), exc in sorted(refused.items(), key=lambda item: item[1].index):
+            if added[pk][unit] > self.added[pk][unit]:
+                raise exc
+        self.added = added
+        return crossings
+
+    def apply(self) -> None:
+        """Write the kept deltas to the usage rows (in the caller's transaction)."""
+        _apply(self.pending)
+        self.pending = []
 
 
 def charge(deltas: Iterable[Delta], *, check: bool = True) -> list[Crossing]:
-    """Add ``deltas`` to the usage rows, in the caller's transaction. With ``check``, first raise
-    QuotaExceeded (507; its ``index`` names the delta) when a delta that adds would take
-    an applicable quota past its limit; nothing is charged then. Returns the quotas whose use
-    crossed 90% of a limit (for ``quota.warning`` events)."""
-    if not connection.in_atomic_block:
-        raise RuntimeError("usage must be charged in the transaction of its write")
-    deltas = [delta for delta in deltas if delta.bytes or delta.media]
-    if not deltas:
-        return []
-    crossings: list[Crossing] = []
-    if check and any(delta.bytes > 0 or delta.media > 0 for delta in deltas):
-        crossings = _check(deltas)
-    _apply(deltas)
-    return crossings
-
-
-def _check(deltas: list[Delta]) -> list[Crossing]:
-    stores = {delta.store_id for delta in deltas}
-    names = {delta.owner for delta in deltas if delta.owner}
-    applicable = Q(store__isnull=True) | Q(store_id__in=stores)
-    applicable &= Q(user__isnull=True) | Q(user__username__in=names)
-    quotas = list(
-        Quota.objects.select_for_update(of=("self",)).select_related("user").filter(applicable).order_by("pk")
-    )
-    if not quotas:
-        return []
-    owners = {quota.user_id: quota.user.get_username() for quota in quotas if quota.user_id is not None}
-    used = {quota.pk: _use(quota, owners) for quota in quotas}
-    added = {quota.pk: dict.fromkeys(UNITS, 0) for quota in quotas}
-    crossings: list[Crossing] = []
-    for index, delta in enumerate(deltas):
-        for quota in quotas:
-            if not _applies(quota, delta, owners):
-                continue
-            for unit in UNITS:
-                change = getattr(delta, unit)
-                limit = getattr(quota, f"max_{unit}")
-                before = used[quota.pk][unit] + added[quota.pk][unit]
-                added[quota.pk][unit] += change
-                if limit is None or change <= 0:
-                    continue
-                after = before + change
-                if after > limit:
-                    exc = QuotaExceeded(
-                        describe(quota.store_id, owners.get(quota.user_id)),
-                        quota=quota_dict(quota),
-                        unit=unit,
-                        limit=limit,
-                        used=used[quota.pk][unit],
-                        requested=added[quota.pk][unit],
-                    )
-                    exc.index = index
-                    raise exc
-                threshold = limit * WARN_NUMERATOR
-                if before * WARN_DENOMINATOR < threshold <= after * WARN_DENOMINATOR:
-                    crossings.append(Crossing(quota, unit, limit, after, index))
+    """Check ``deltas`` (with ``check``; see ``Ledger.add``) and add them to the usage rows, in the
+    caller's transaction; nothing is charged when QuotaExceeded is raised. Returns the crossings of
+    90% of a limit."""
+    ledger = Ledger(check=check)
+    crossings = ledger.add(deltas)
+    ledger.apply()
     return crossings
 
 
@@ -162,11 +209,12 @@ def _apply(deltas: list[Delta]) -> None:
 
 def precheck(store_id: int, owner: str, *, bytes: int = 0, media: int = 0) -> None:
     """Raise QuotaExceeded now, before any byte is sent or stored, when a write of this size would
-    be refused at its commit as things stand (no lock: the charge at the commit decides)."""
+    be refused at its commit as things stand (locks held only for this check: the charge at the
+    commit decides)."""
     if bytes <= 0 and media <= 0:
         return
     with transaction.atomic():
-        _check([Delta(store_id, owner, bytes, media)])
+        Ledger().add([Delta(store_id, owner, bytes, media)])
 
 
 # ---------------------------------------------------------------------------------------------
