@@ -348,3 +348,32 @@ def test_status_page_charts_usage_per_owner_and_quota_use(api, user, stores):
     set_quota(api, store=stores["fs"], max_bytes=100, max_media=10)
     page = browser.get("/status/").content.decode()
     assert "Quotas: use of the tightest limit" in page and "95 of 100 bytes" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_data_migration_counts_the_media_that_exist(api, stores):
+    """quotas 0002: media from before owners were recorded (owner null) are counted as no one's."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    assert upload(api, "old.1", b"12345").status_code == 200
+    assert upload(api, "old.2", b"123", store=FS2).status_code == 200
+    create_media(api, "old.3", store_config=FS2)
+    Media.objects.update(owner=None)
+    MigrationExecutor(connection).migrate([("quotas", "0001_quotas")])
+    assert Usage.objects.count() == 0
+    MigrationExecutor(connection).migrate([("quotas", "0002_fill_usage")])
+    assert usage_rows() == recount() == {(stores["fs"], ""): (5, 1), (stores["fs2"], ""): (3, 2)}
+
+
+def test_a_limit_lowered_below_the_use_refuses_growth_only(api, stores):
+    assert upload(api, "l.1", b"x" * 8).status_code == 200
+    assert upload(api, "l.2", b"x" * 8).status_code == 200
+    set_quota(api, store=stores["fs"], max_bytes=10)  # 16 in use: nothing is deleted
+    assert api.get("/api/media/l.1").status_code == 200 and len(objects(stores["fs"])) == 2
+    assert api.put_content("l.1", b"x" * 9).status_code == 507  # growth
+    assert api.put_content("l.1", b"x" * 4).status_code == 200  # shrinking is allowed
+    assert api.patch("/api/media/update/tags", [{"pid": "l.1", "tags": ["editable"]}]).status_code == 200
+    assert api.delete("/api/media/l.2").status_code == 204
+    assert upload(api, "l.3", b"x" * 6).status_code == 200  # 4 + 6 = 10 fits again
+    assert usage_rows() == recount() == {(stores["fs"], "alice"): (10, 2)}
