@@ -22,6 +22,7 @@ from media.outbox import event_for, record
 from media.pids import lookup_set, pick
 from media.schemas import media_out_dict
 from media.selectors import media_locked
+from media.usage import credit_removed
 from mediastore.compat import raw_delete
 from mediastore.errors import MediastoreError, NotFound
 
@@ -74,7 +75,8 @@ def media_delete(pid: str, *, user) -> None:
 
 def _delete_rows(gone: list[Media], *, user) -> None:
     """Delete these locked media rows as ``Model.delete()`` would, in four statements: the history
-    rows ('-', as simple-history writes them on a delete), the tag links, the rows, the events.
+    rows ('-', as simple-history writes them on a delete), the tag links, the rows, the events; and
+    take them off the usage of their stores and owners (a statement per store and owner).
 
     ``QuerySet.delete()`` cannot do it in a constant number: simple-history's post_delete receiver
     makes Django fetch the rows again and send a signal, with one history insert, per media.
@@ -88,6 +90,7 @@ def _delete_rows(gone: list[Media], *, user) -> None:
     pks = [media.pk for media in gone]
     Media.tags.through.objects.filter(content_object_id__in=pks).delete()
     raw_delete(Media.objects.filter(pk__in=pks))  # no signals: history is written above
+    credit_removed(gone)  # their store's and owner's usage
     record(
         [
             event_for(media, EventType.DELETED, user=user, now=now, as_it_was=body)

@@ -24,6 +24,7 @@ from media.models import Media, StoreStatus
 from media.schemas import MediaIn
 from media.selectors import media_locked
 from media.services import media_insert, prepared_media
+from media.usage import precheck_bytes
 from mediastore import failpoints
 from mediastore.errors import Conflict, NotFound, RuleViolation, StorageError
 from stores.backends import Backend
@@ -80,6 +81,7 @@ def multipart_begin(item: MediaIn, *, size: int, content_type: str, user) -> tup
         backend = _multipart_backend(media)
         media.content_type = content_type
         media.size = size
+        precheck_bytes(media, size, new=True)
         upload_id = backend.multipart_start(media.store_key)
         try:
             media_insert([media], user=user)

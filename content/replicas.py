@@ -22,6 +22,7 @@ from media.outbox import event_for, record
 from media.rules import StoreResolver
 from media.schemas import media_out_dict
 from media.selectors import media_get, media_locked
+from media.usage import charge_change, counted
 from mediastore.errors import Conflict, NotFound
 from stores.backends import Backend
 from stores.models import StoreConfig
@@ -194,6 +195,7 @@ def replica_promote(pid: str, store_pk: int, *, user) -> dict[str, Any]:
                 "copy of its current bytes; only a GOOD replica can become the primary"
             )
         old_state = primary_state(current)
+        counted_before = counted(current)
         old_store, old_key = current.store_config, current.store_key
         current.store_config, current.store_key = replica.store_config, replica.store_key
         current.etag = etag or ""
@@ -206,7 +208,8 @@ def replica_promote(pid: str, store_pk: int, *, user) -> dict[str, Any]:
         replica.updated = timezone.now()
         current.save()
         replica.save()
-        record([event_for(current, EventType.MOVED, user=user, changed=["store_config"])])
+        warnings = charge_change(current, counted_before, user=user)  # the primary copy's store counts it
+        record([event_for(current, EventType.MOVED, user=user, changed=["store_config"]), *warnings])
     return primary_dict(current)
 
 

@@ -30,6 +30,7 @@ from media.rules import clean_content_type
 from media.schemas import MediaIn
 from media.selectors import media_get, media_locked
 from media.services import media_insert, prepared_media
+from media.usage import charge_change, counted, precheck_bytes
 from mediastore import failpoints, metrics
 from mediastore.errors import Conflict, PreconditionFailed, StorageError
 from stores.backends import Backend, ObjectNotFound
@@ -170,7 +171,8 @@ def switch_bytes(
     row's change reason (e.g. "ingest: <path>"). Concurrent writers
     of new bytes are ordered by their switches: the last switch wins, as with S3 PUTs. After the
     commit the superseded object is removed. Every replica of the media becomes STALE in the same
-    transaction (the replication worker rewrites them). The caller removes ``key`` when this raises.
+    transaction (the replication worker rewrites them). The new size is charged to the media's usage
+    (QuotaExceeded when it does not fit). The caller removes ``key`` when this raises.
     """
     failpoints.hit("content.before_switch")
     with transaction.atomic():
@@ -186,6 +188,7 @@ def switch_bytes(
             raise Conflict(f"media '{media.pid}' was moved or changed while its bytes were stored; try again")
         conditions.check(current)
         before = {name: getattr(current, name) for name in BYTE_FIELDS}
+        counted_before = counted(current)
         old_key = current.store_key
         current.store_key = key
         current.store_status = StoreStatus.READY
@@ -196,9 +199,10 @@ def switch_bytes(
         if reason:
             current._change_reason = reason  # django-simple-history's way, as _history_user
         current.save()
+        warnings = charge_change(current, counted_before, user=user)  # QuotaExceeded: nothing switched
         changed = [name for name in BYTE_FIELDS if getattr(current, name) != before[name]]
         Replica.objects.mark_stale(current.pk)  # no copy of the old bytes stays GOOD
-        record([event_for(current, EventType.BYTES_STORED, user=user, changed=changed)])
+        record([event_for(current, EventType.BYTES_STORED, user=user, changed=changed), *warnings])
     failpoints.hit("content.after_switch")
     if old_key != key:
         discard(current.store_config.backend(), old_key)
@@ -214,6 +218,7 @@ def upload_base64(item: MediaIn, data: bytes, *, content_type: str, user) -> Med
     is a fresh UUID, so the bytes can be written before the row exists. (A size the client
     declared is held to ``data`` by ``content.uploads.upload``, for new and existing media alike.)"""
     with prepared_media([item], user=user, name_items=False) as [media]:
+        precheck_bytes(media, len(data), new=True)
         backend = media.store_config.backend()
         backend.put(media.store_key, data)
         metrics.BYTES_UPLOADED.inc(len(data))
@@ -232,6 +237,7 @@ def upload_stream(
     may abort a transfer by making its stream raise. ``reason``: the history row's change reason."""
     clean_content_type(content_type)
     with prepared_media([item], user=user, name_items=False) as [media]:
+        precheck_bytes(media, size, new=True)
         backend = media.store_config.backend()
         reader = HashingReader(stream)
         backend.put_stream(media.store_key, reader, size)
@@ -309,6 +315,7 @@ def put_content(
     clean_content_type(content_type or "", "Content-Type")
     media = media_get(pid)
     conditions.check(media)
+    precheck_bytes(media, size)
     backend = media.store_config.backend()
     key = fresh_key(media.store_key)
     reader = HashingReader(stream)

@@ -33,6 +33,7 @@ from media.models import Media, StoreStatus
 from media.rules import IdentifierRules, clean_content_type, clean_tags
 from media.schemas import MediaIn
 from media.selectors import media_find
+from media.usage import precheck_bytes
 from mediastore import metrics
 from mediastore.errors import Conflict, PreconditionFailed, RuleViolation
 from stores.services import normalize_store
@@ -132,6 +133,7 @@ def upload_again(
 
 def _fill(media: Media, data: bytes, *, content_type: str, user) -> Media:
     """Store ``data`` as the bytes of the PENDING ``media`` and mark it READY."""
+    precheck_bytes(media, len(data))
     backend = media.store_config.backend()
     key = fresh_key(media.store_key)
     backend.put(key, data)

@@ -21,7 +21,9 @@ class EventOut(Schema):
         "the bytes changed or missing; `media.verify` says why; mark and version are unchanged); for the "
         "copies of a media's bytes replica.created, replica.good, replica.failed, replica.repaired and "
         "replica.deleted (`media.replica` is the copy, as `GET /api/media/{pid}/replicas` lists it; mark and "
-        "version are unchanged); webhook.paused when the webhook worker paused a subscription (not about "
+        "version are unchanged); quota.warning when a write took a quota's use to 90% of a limit or more "
+        "(`media` is the media written, `media.quota` the quota, its `unit`, `limit` and `used`); "
+        "webhook.paused when the webhook worker paused a subscription (not about "
         'a media: pid "", mark and version 0, `media.webhook` is the subscription).',
     )
     pid: str = Field(..., description="The media's pid after the change (before it, for a delete).")

@@ -25,13 +25,14 @@ from media.outbox import first_kept
 from mediastore.dbrouting import REPLICA, reading_alias
 from mediastore.errors import Gone, RuleViolation
 from mediastore.limits import MAX_EVENTS_PAGE
+from quotas.models import QuotaEvent
 
 DEFAULT_LIMIT = 100
 MAX_WAIT_SECONDS = 30
 POLL_SECONDS = 0.25
 # Written by the webhook worker when it pauses a subscription (events.webhooks.paused_event).
 WEBHOOK_PAUSED = "webhook.paused"
-TYPES = [choice.value for choice in EventType] + [choice.value for choice in ReplicaEvent] + [WEBHOOK_PAUSED]
+TYPES = [choice.value for choice in (*EventType, *ReplicaEvent, *QuotaEvent)] + [WEBHOOK_PAUSED]
 
 
 @dataclass

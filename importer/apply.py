@@ -28,6 +28,7 @@ from media.history import history_row
 from media.models import EventType, Media, StoreStatus, next_marks
 from media.outbox import event_for, record
 from media.tags import sync_tags
+from media.usage import charge_inserted
 from mediastore.errors import MediastoreError
 from mediastore.models import TOKEN_PREFIX_LENGTH, ApiToken, hash_token
 from stores.models import StoreConfig
@@ -237,6 +238,7 @@ class Importer:
                 objs.append(obj)
             Media.objects.bulk_create(objs)
             Media.objects.bulk_update(objs, ["created"])  # bulk_create stamped "now" (auto_now_add)
+            charge_inserted(objs, user=None, check=False)  # counted (no owner); a move-over is never refused
             historical = []
             for obj, rows in history_rows:
                 for row in rows:

@@ -159,7 +159,16 @@ class MediaAdmin(SimpleHistoryAdmin):
     version and deleted. Tags are edited as the media's tag list, which the history and the API see."""
 
     form = MediaForm
-    list_display = ["pid", "thumbnail", "pid_type", "store_status", "store_config", "size", "updated"]
+    list_display = [
+        "pid",
+        "thumbnail",
+        "pid_type",
+        "store_status",
+        "store_config",
+        "size",
+        "owner_name",
+        "updated",
+    ]
     list_filter = [admin_search.ApiSearchFilter, media_page.VerifyFailedFilter]
     search_fields = ["pid"]
     search_help_text = "A part of the pid or of an identifier value, or a wildcard (* and ?) for a whole one."
@@ -168,6 +177,7 @@ class MediaAdmin(SimpleHistoryAdmin):
     show_full_result_count = False
     list_select_related = ["store_config", "pid_type"]
     readonly_fields = [
+        "owner_name",
         "store_config",
         "store_key",
         "store_status",
@@ -224,6 +234,11 @@ class MediaAdmin(SimpleHistoryAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description="owner", ordering="owner")
+    def owner_name(self, media: Media) -> str:
+        """The username as stored (no join to the accounts): "-" for none."""
+        return media.owner_id or "-"
 
     # Metadata stored deeper than MEDIASTORE_MAX_METADATA_DEPTH (before that limit existed) cannot go
     # through a JSON form field, nor be written back with a save (encoding it recurses past Python's

@@ -17,7 +17,9 @@ from media.outbox import event_for, record
 from media.pids import lookup_set, pick
 from media.selectors import media_locked
 from media.tags import sync_tags
+from media.usage import charge_move, warnings
 from mediastore.errors import MediastoreError, NotFound
+from quotas.services import Crossing, Ledger
 from stores.models import StoreConfig
 
 
@@ -71,12 +73,16 @@ def bulk_apply(
         by_pk: dict[int, Media] = {}
         fields: set[str] = set()
         changed_of: dict[int, set[str]] = {}
+        crossings: list[tuple[Media, list[Crossing]]] = []
+        ledger = Ledger()  # the moves' usage: checked item by item, written once
         for pid, item in items:
             media = pick(found, pid)
             try:
                 if media is None:
                     raise NotFound("Media", pid)
                 updates = {k: v for k, v in change(media, item).items() if _differs(media, k, v)}
+                if "store_config" in updates:  # a move: charged to the new store (or refused) now
+                    crossings.append((media, charge_move(ledger, media, updates["store_config"].pk)))
             except MediastoreError as exc:
                 outcome.failures.append((pid, exc))
                 continue
@@ -89,12 +95,15 @@ def bulk_apply(
             outcome.successes.append(pid)
             outcome.applied.append(media)
         outcome.changed = list(by_pk.values())
+        ledger.apply()
         if outcome.changed:
-            _write_changes(outcome.changed, fields, changed_of, user, tags_changed, reason, event_type)
+            _write_changes(
+                outcome.changed, fields, changed_of, user, tags_changed, reason, event_type, crossings
+            )
     return outcome
 
 
-def _write_changes(changed, fields, changed_of, user, tags_changed, reason, event_type) -> None:
+def _write_changes(changed, fields, changed_of, user, tags_changed, reason, event_type, crossings) -> None:
     now = timezone.now()
     for media, mark in zip(changed, next_marks(len(changed)), strict=True):
         media.stamp(mark)
@@ -116,6 +125,7 @@ def _write_changes(changed, fields, changed_of, user, tags_changed, reason, even
             )
             for media in changed
         ]
+        + [event for media, crossed in crossings for event in warnings(crossed, [media, media], user=user)]
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from simple_history.models import HistoricalRecords
@@ -65,6 +66,20 @@ class Media(models.Model):
     )
     store_config = models.ForeignKey("stores.StoreConfig", on_delete=models.PROTECT, related_name="media")
     store_key = models.CharField(max_length=MAX_KEY_LENGTH)
+    # Who created it (None: imported, or made before owners were recorded, or the account is gone).
+    # Keyed by username, so answers show it without a join; renames follow (media.apps), and no
+    # database constraint holds the old name while they do.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        to_field="username",
+        db_column="owner",
+        db_constraint=False,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
+        related_name="owned_media",
+    )
     store_status = models.CharField(max_length=8, choices=StoreStatus.choices, default=StoreStatus.PENDING)
     identifiers = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)

@@ -68,6 +68,15 @@ class MediaOut(Schema):
     )
     created: datetime
     updated: datetime
+    owner: str | None = Field(
+        None,
+        description="Username of the account that created it (its usage and quotas count it); null for "
+        "media imported, made before owners were recorded, or whose account was deleted.",
+    )
+
+    @staticmethod
+    def resolve_owner(obj) -> str | None:
+        return obj.owner_id
 
     @staticmethod
     def resolve_pid_type(obj) -> str:
@@ -103,6 +112,7 @@ def media_out_dict(media) -> dict[str, Any]:
         "content_type": media.content_type,
         "created": media.created,
         "updated": media.updated,
+        "owner": media.owner_id,
     }
 
 

@@ -37,7 +37,8 @@ from media.schemas import (
     UpdateTags,
 )
 from media.tags import sync_tags
-from mediastore.errors import Conflict, MediastoreError, NotFound, RuleViolation
+from media.usage import charge_inserted, owner_name
+from mediastore.errors import Conflict, MediastoreError, NotFound, QuotaExceeded, RuleViolation
 from stores.models import StoreConfig
 from stores.paths import validate_store_key
 
@@ -78,13 +79,18 @@ def media_prepare_many(
 ) -> list[Media]:
     """Validate new media and build their rows, unsaved: the first invalid item raises, naming its
     index and pid when ``name_items``. Store configurations they name are got or created (by
-    ``user``, through ``stores`` when given); when this raises, those it created are deleted again."""
+    ``user``, through ``stores`` when given); when this raises, those it created are deleted again.
+    ``user`` becomes their owner."""
     stores = stores or StoreResolver(user=user)
     try:
-        return _prepare(items, IdentifierRules(), stores, name_items)
+        objs = _prepare(items, IdentifierRules(), stores, name_items)
     except BaseException:
         stores.forget()
         raise
+    owner = owner_name(user)
+    for obj in objs:
+        obj.owner_id = owner
+    return objs
 
 
 @contextmanager
@@ -130,9 +136,10 @@ def _prepare(
 
 
 @transaction.atomic
-def media_insert(objs: list[Media], *, user, reason: str = "") -> list[Media]:
+def media_insert(objs: list[Media], *, user, reason: str = "", name_items: bool = False) -> list[Media]:
     """Insert prepared media with their history (``reason`` as its change reason) and tags, all or
-    none."""
+    none, charged to the usage of their store and owner (QuotaExceeded, naming the first item that
+    does not fit when ``name_items``)."""
     if not objs:
         return []
     now = timezone.now()
@@ -145,16 +152,22 @@ def media_insert(objs: list[Media], *, user, reason: str = "") -> list[Media]:
         raise Conflict(
             "a media with one of these pids was created concurrently; nothing was created"
         ) from None
+    try:
+        warnings = charge_inserted(objs, user=user)
+    except QuotaExceeded as exc:
+        if name_items and exc.index is not None:
+            exc.extra.update(index=exc.index, pid=objs[exc.index].pid)
+        raise
     Media.history.bulk_history_create(objs, default_user=user, default_date=now, default_change_reason=reason)
     sync_tags(objs, fresh=True)
-    record([event_for(obj, EventType.CREATED, user=user, now=now) for obj in objs])
+    record([event_for(obj, EventType.CREATED, user=user, now=now) for obj in objs] + warnings)
     return objs
 
 
 def media_create_many(items: list[MediaIn], *, user, name_items: bool = True) -> list[Media]:
     """Create all the media or none (store_status PENDING), and no store configuration for none."""
     with prepared_media(items, user=user, name_items=name_items) as objs:
-        return media_insert(objs, user=user)
+        return media_insert(objs, user=user, name_items=name_items)
 
 
 def media_create(item: MediaIn, *, user) -> Media:

@@ -26,6 +26,7 @@ from mediastore.openapi import document_errors
 from mediastore.parser import JsonParser
 from mediastore.permissions import document as document_permissions
 from mediastore.swagger import docs
+from quotas.api import router as quotas_router
 from status.api import router as status_router
 from stores.api import router as stores_router
 
@@ -44,7 +45,8 @@ Big files over links that break: resumable uploads with the tus 1.0 protocol at 
 S3 multipart uploads straight to a BucketStore (`POST /api/upload` with `multipart`).
 
 Errors: rule violations are 422 `{"detail": [{"error": "..."}]}`, missing objects 404,
-conflicts 409, storage failures 502 (507 when the store's disk is full), a database that
+conflicts 409, storage failures 502 (507 when the store's disk is full, or when a write would
+take a quota past its limit: the body names the quota, its limit and its use), a database that
 cannot be reached 503 with `Retry-After` (reads are tried once more first). Every 5xx is JSON
 `{"detail": "..."}`, and so is a path under `/api/` that no operation has (404) or a method its
 path does not take (405, with `Allow`). Each operation names
@@ -112,6 +114,7 @@ api.add_router("", media_router)
 api.add_router("", health_router)
 api.add_router("", events_router)
 api.add_router("", status_router)
+api.add_router("", quotas_router)
 
 
 @api.exception_handler(MediastoreError)

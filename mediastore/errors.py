@@ -71,6 +71,32 @@ class InsufficientStorage(StorageError):
     kind = "InsufficientStorage"
 
 
+class QuotaExceeded(InsufficientStorage):
+    """A write would take a quota past its limit: 507 ``{"detail": "...", "quota": {store, user,
+    max_bytes, max_media}, "unit": "bytes" | "media", "limit": n, "used": n, "requested": n}``
+    (``used``: the quota's use before the write; ``requested``: what the write adds). Nothing was
+    stored. In a BulkResult it is an ``InsufficientStorage`` failure of that item."""
+
+    index: int | None = None  # which of the write's items did not fit
+
+    def __init__(
+        self, name: str, *, quota: dict, unit: str, limit: int, used: int, requested: int, **extra
+    ) -> None:
+        super().__init__(
+            f"{name} exceeded: {limit} {unit} allowed, {used} in use, this write adds {requested}; "
+            "nothing was stored",
+            quota=quota,
+            unit=unit,
+            limit=limit,
+            used=used,
+            requested=requested,
+            **extra,
+        )
+
+    def body(self) -> dict:
+        return {"detail": self.message, **self.extra}
+
+
 class LengthRequired(TextError):
     """A streamed body came without a length the server can trust: 411 ``{"detail": "..."}``."""
 

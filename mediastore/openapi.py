@@ -172,7 +172,8 @@ ANSWERS: dict[int, tuple[str, dict | None, dict]] = {
         {"example": text("the database could not be reached (OperationalError); try again shortly")},
     ),
     507: (
-        "The store is full; nothing changed.",
+        "The store is full, or the write would take a quota past its limit (the body then names the "
+        "quota, `unit`, `limit`, `used` and `requested`); nothing changed.",
         TEXT,
         {
             "example": text(
@@ -198,7 +199,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/store"): {404},
     ("DELETE", "/api/store/{pk}"): {409},
     ("POST", "/api/upload"): {409, *STORAGE_WRITE},
-    ("POST", "/api/upload/{pid}/complete"): {409, *STORAGE_READ},
+    ("POST", "/api/upload/{pid}/complete"): {409, 507, *STORAGE_READ},
     ("POST", "/api/upload/{pid}/parts"): {409, *STORAGE_READ},
     ("DELETE", "/api/upload/{pid}"): {409, *STORAGE_WRITE},
     ("GET", "/api/download/url/{pid}"): {409, *STORAGE_READ},
@@ -209,16 +210,17 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("PUT", "/api/media/{pid}/content"): {400, 408, 409, 411, 412, 501, *STORAGE_WRITE},
     ("GET", "/api/media/{pid}/verify"): {409, *STORAGE_READ},
     ("GET", "/api/media/{pid}/preview"): {*STORAGE_READ},
-    ("POST", "/api/media"): {404, 409},
-    ("POST", "/api/media/create"): {404, 409},
+    ("POST", "/api/media"): {404, 409, 507},
+    ("POST", "/api/media/create"): {404, 409, 507},
     ("PATCH", "/api/media/{pid}"): {409, *STORAGE_WRITE},
     ("POST", "/api/media/{pid}/revert"): {409},
     ("GET", "/api/events"): {410},
     ("POST", "/api/media/{pid}/replicas"): {409},
     ("DELETE", "/api/media/{pid}/replicas/{store_pk}"): {409},
-    ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): {409, *STORAGE_READ},
+    ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): {409, 507, *STORAGE_READ},
     ("POST", "/api/rules"): {409},
     ("POST", "/api/webhooks/{id}/redeliver"): {410},
+    ("PUT", "/api/quotas"): {404},
 }
 
 

@@ -64,6 +64,7 @@ VIEW_WEBHOOK, ADD_WEBHOOK, CHANGE_WEBHOOK, DELETE_WEBHOOK = (
     "events.change_webhooksubscription",
     "events.delete_webhooksubscription",
 )
+VIEW_QUOTA, CHANGE_QUOTA = "quotas.view_quota", "quotas.change_quota"
 
 # Probing the stores now (``?probe=true`` of GET /api/stats and /status/) writes to every store:
 # administrators only (the group admins has it), with a token of the scope ``admin``.
@@ -141,6 +142,10 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/api/media/{pid}/revert"): CHANGE_MEDIA,
     ("DELETE", "/api/media/{pid}"): DELETE_MEDIA,
     ("POST", "/api/media/delete"): DELETE_MEDIA,
+    # quotas (administrators) and usage (one's own; administrators everyone's, see quotas.api)
+    ("GET", "/api/quotas"): VIEW_QUOTA,
+    ("PUT", "/api/quotas"): CHANGE_QUOTA,
+    ("GET", "/api/usage"): None,
     # changes feed
     ("GET", "/api/events"): VIEW_MEDIA,
     # webhook subscriptions: admins manage them (they send every change, and hold a secret)
@@ -177,9 +182,14 @@ _ADMIN = [
     ADD_WEBHOOK,
     CHANGE_WEBHOOK,
     DELETE_WEBHOOK,
+    VIEW_QUOTA,
+    "quotas.add_quota",
+    CHANGE_QUOTA,
+    "quotas.delete_quota",
 ]
 # What the groups are given when they are created (migration mediastore 0002 holds a frozen copy;
-# content 0002 gives them the replication rules' permissions, events 0002 the webhooks').
+# content 0003 gives them the replication rules' permissions, events 0002 the webhooks', quotas 0002
+# the quotas').
 ROLES: dict[str, list[str]] = {"readers": _READ, "writers": _WRITE, "admins": _ADMIN}
 
 READ, WRITE, DELETE, ADMIN = "read", "write", "delete", "admin"

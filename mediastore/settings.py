@@ -176,6 +176,7 @@ PROJECT_APPS = [
     "mediastore",
     "identifiers",
     "stores",
+    "quotas",
     "media",
     "content",
     "events",

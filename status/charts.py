@@ -106,6 +106,23 @@ def store_latency(stores: list[dict]) -> str:
     return render(chart)
 
 
+def quota_use(quotas: list[dict]) -> str:
+    """Each quota's use as a share of its tightest limit (bytes or media), labelled with both;
+    orange from 90% (where ``quota.warning`` is sent), red when full."""
+    chart = pygal.HorizontalBar(
+        **{**COMMON, "height": max(160, 60 + 34 * len(quotas)), "show_x_labels": False, "range": (0, 100)},
+        title="Quotas: use of the tightest limit (%)",
+    )
+    chart.x_labels = [quota["label"] for quota in quotas]
+    values = []
+    for quota in quotas:
+        share = quota["percent"]
+        color = "#c0392b" if share >= 100 else "#e08a1e" if share >= 90 else "#2f6fab"
+        values.append({"value": share, "color": color, "formatter": lambda _v, text=quota["text"]: text})
+    chart.add("use", values)
+    return render(chart)
+
+
 def all_charts(figures: dict) -> dict[str, str]:
     stores = figures["stores"]
     return {
@@ -117,4 +134,10 @@ def all_charts(figures: dict) -> dict[str, str]:
         "store_objects": horizontal("Objects per store", [(s["label"], s["objects"]) for s in stores]),
         "per_day": created_per_day(figures["created_per_day"]),
         "health": store_latency(stores),
+        "owner_bytes": horizontal(
+            "Bytes per owner (primary copies)",
+            [(row["owner"], row["bytes"]) for row in figures["usage"]["owners"]],
+            formatter=human_bytes,
+        ),
+        "quota_use": quota_use(figures["usage"]["quotas"]),
     }

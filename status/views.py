@@ -18,6 +18,7 @@ from media.search.params import filters_from_query
 from mediastore.errors import MediastoreError
 from mediastore.panels import status_panels
 from mediastore.permissions import PROBE_STORES, VIEW_MEDIA
+from quotas.selectors import usage_figures
 from status import charts
 from status.selectors import stats
 
@@ -38,7 +39,7 @@ def status_page(request: HttpRequest) -> HttpResponse:
     may_probe = request.user.has_perm(PROBE_STORES)
     if probe and not may_probe:
         raise PermissionDenied(f"probing the stores needs the permission {PROBE_STORES} (group admins)")
-    figures = stats(health=True, probe=probe)
+    figures = {**stats(health=True, probe=probe), "usage": usage_figures()}
     drawn = {name: mark_safe(svg) for name, svg in charts.all_charts(figures).items()}  # noqa: S308 (pygal escapes)
     context = {
         "figures": figures,

@@ -60,6 +60,7 @@ BODIES: dict[str, object] = {
     "POST /api/webhooks": {"url": "http://127.0.0.1:9/other", "types": ["media.created"], "tags": ["t"]},
     "PATCH /api/webhooks/{id}": {"active": False, "pid_types": ["local"]},
     "POST /api/webhooks/{id}/redeliver": {"cursor": 1},
+    "PUT /api/quotas": {"store": None, "user": "alice", "max_bytes": 10**9, "max_media": None},
 }
 # Bodies of operations that need an S3 multipart upload in progress: an unknown field is refused
 # (checked here) before anything looks at the media; tests/content/test_multipart.py accepts them.

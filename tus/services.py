@@ -54,6 +54,7 @@ from media.rules import clean_content_type
 from media.schemas import MediaIn
 from media.selectors import media_get
 from media.services import prepared_media
+from media.usage import precheck_bytes
 from mediastore import metrics
 from mediastore.errors import Conflict, InsufficientStorage, MediastoreError, StorageError
 from stores.backends.bucket import part_size_for
@@ -118,10 +119,12 @@ def upload_create(
         if item is None:
             media = media_get(pid)
             Preconditions(if_match=etag or None).check(media)
+            precheck_bytes(media, length)
             store, key, mediadata = media.store_config, fresh_key(media.store_key), {"pid": media.pid}
         else:
             [media] = prepared
             _check_pid_free(media.pid)
+            precheck_bytes(media, length, new=True)
             store, key = media.store_config, media.store_key
             mediadata = item.model_dump(mode="json") | {"pid": media.pid}
         upload = TusUpload(

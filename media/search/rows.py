@@ -33,6 +33,7 @@ FIELDS = (
     "content_type",
     "created",
     "updated",
+    "owner_id",
 )
 JSON_FIELDS = ("identifiers", "metadata", "tag_list")
 
@@ -76,7 +77,7 @@ def media_rows(ids_sql: str, ids_params: list[Any], order_by: str | None) -> lis
         for position, convert in converters:
             row[position] = convert(row[position], connection)
         pk, pid, pid_type, store_id, status, mark, version, size, checksum, content_type = row[:10]
-        created, updated, identifiers, metadata, tags, store_type, bucket, s3_url = row[10:]
+        created, updated, owner, identifiers, metadata, tags, store_type, bucket, s3_url = row[10:]
         store = stores.get(store_id)
         if store is None:
             store = stores[store_id] = {
@@ -102,6 +103,7 @@ def media_rows(ids_sql: str, ids_params: list[Any], order_by: str | None) -> lis
                 "content_type": content_type,
                 "created": created,
                 "updated": updated,
+                "owner": owner,
             }
         )
     return page

@@ -19,7 +19,16 @@ from tests.support.servers import ADMIN_USER, PASSWORD, Server
 
 pytestmark = pytest.mark.e2e
 
-CHARTS = ["by-status", "by-pid-type", "store-bytes", "store-objects", "per-day", "health"]
+CHARTS = [
+    "by-status",
+    "by-pid-type",
+    "store-bytes",
+    "store-objects",
+    "per-day",
+    "health",
+    "owner-bytes",
+    "quota-use",
+]
 
 # Shapes of the data in each SVG (pygal draws bars as rect, pie slices as path) with their size.
 SHAPES_JS = """
@@ -66,6 +75,10 @@ def some_media(server) -> None:
                 f"{base}/api/upload", json={"mediadata": mediadata, "base64": data}, timeout=30
             )
         assert response.status_code == 200, response.text
+    # a quota on the filesystem store, so that the quota chart has a bar
+    [archive] = [s for s in session.get(f"{base}/api/stores", timeout=30).json() if s["bucket"] == "archive"]
+    quota = {"store": archive["pk"], "user": None, "max_bytes": 10**7, "max_media": None}
+    assert session.put(f"{base}/api/quotas", json=quota, timeout=30).status_code == 200
     rotten = next((server.workdir / "data" / "stores" / "archive").iterdir())
     rotten.write_bytes(b"rot" + rotten.read_bytes()[3:])
     done = subprocess.run(

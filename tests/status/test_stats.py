@@ -144,7 +144,7 @@ def test_status_page_for_staff_and_readers_only(dataset, django_user_model):
     response = page.get("/status/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert html.count("<svg") == 6 and "f2" in html and "missing: gone" in html
+    assert html.count("<svg") == 7 and "f2" in html and "missing: gone" in html  # 7: bytes per owner
     # Nothing loaded from elsewhere (pygal's inline script only holds its configuration).
     assert not re.search(r"<script[^>]*src=", html) and not re.search(r"(src|href)=.https?://", html)
 
