@@ -8,7 +8,9 @@ body cut short or in a transfer coding, ``keys`` of the metadata updates declare
 S3 direct multipart uploads (``multipart`` of ``POST /api/upload`` and its
 answer, ``POST /api/upload/{pid}/parts``, the parts of ``.../complete``, ``DELETE /api/upload/{pid}``),
 the ``probe`` parameter of ``GET /api/stats`` with the probe's ``probed_at`` and ``age_s``, and
-``POST``/``GET /api/download/archive``; a change that removes or renames anything a client sends or
+``POST``/``GET /api/download/archive``, the ``probe`` parameter of ``POST /api/store`` and
+``PUT /api/s3cfg/{pk}`` with ``region`` and ``addressing_style`` of S3 configurations (whose keys
+became optional: the server's credential chain); a change that removes or renames anything a client sends or
 reads must fail here).
 
 Component (schema) names may change with a refactoring, so ``$ref``s are followed and only what a

@@ -1,9 +1,13 @@
-"""Durable names, observed for real: gunicorn (started by ``bin/start``) runs under
-``strace -f -y``, bytes are stored in every kind of local store and through a resumable upload,
-and the trace must show, in the worker that wrote, an fsync of the directory after the rename into
-it (and of the parent of every directory created on the way). Without those fsyncs a power cut
-after the media turned READY could forget the file's name (mediastore/durable.py); removing any of
-them fails this test.
+"""Production-like storage, observed for real on one gunicorn (started under ``strace -f -y``):
+
+- S3 credentials from the standard chain: the server's environment holds an IAM user's
+  ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, moto checks signatures, and an S3 configuration
+  without keys is probed, used and refused with a wrong environment key (none of that mocked).
+- Durable names: bytes are stored in every kind of local store and through a resumable upload,
+  and the trace must show, in the worker that wrote, an fsync of the directory after the rename
+  into it (and of the parent of every directory created on the way). Without those fsyncs a power
+  cut after the media turned READY could forget the file's name (mediastore/durable.py); removing
+  any of them fails the test.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import requests
 
 from tests.support.ports import free_port
 from tests.support.processes import REPO, Process, http_ok
+from tests.support.s3 import isolated_environment
 from tests.support.servers import (
     ThrowAwayDatabase,
     login,
@@ -64,7 +69,13 @@ def synced_after(calls, pid: str, index: int, directory: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def traced_server():
+def iam_keys(s3_server):
+    """An IAM user's keys on moto, given to the server only through its environment."""
+    return s3_server.create_credentials()
+
+
+@pytest.fixture(scope="module")
+def traced_server(s3_server, iam_keys):
     if shutil.which("strace") is None:
         skip_or_fail("strace is not installed (apt-get install strace)")
     database = ThrowAwayDatabase() if os.environ.get("POSTGRES_DB") else None
@@ -75,6 +86,8 @@ def traced_server():
         port = free_port()
         extra = {k: v for k, v in site.items() if k.startswith("POSTGRES_")}
         env = server_env(workdir, port, 2, MEDIASTORE_RAM_DIR=str(workdir / "ram"), **extra)
+        env = isolated_environment(env, drop_proxies=True)
+        env.update(AWS_ACCESS_KEY_ID=iam_keys[0], AWS_SECRET_ACCESS_KEY=iam_keys[1])
         subprocess.run([sys.executable, "manage.py", "ensure_serviceuser"], cwd=REPO, env=env, check=True)
         trace = workdir / "strace.txt"
         # Only gunicorn is traced (set-up ran above); seccomp-bpf stops it at the traced calls only.
@@ -127,6 +140,25 @@ def tus_upload(base: str, session: requests.Session, pid: str, store: dict) -> N
     )
     assert patched.status_code == 204, patched.text
     assert session.get(f"{base}/api/media/{pid}", timeout=30).json()["store_status"] == "READY"
+
+
+def test_an_s3_config_without_keys_signs_with_the_servers_environment(traced_server, s3_server, s3_bucket):
+    base, session, *_ = traced_server
+    created = session.post(f"{base}/api/s3cfg", json={"url": s3_server.url}, timeout=30)
+    assert created.status_code == 200, created.text
+    store = {"type": "BucketStore", "bucket": f"{s3_bucket}/chain", "s3_url": s3_server.url}
+    with s3_server.enforce_auth():
+        response = session.post(f"{base}/api/store", json=store, timeout=60)  # probed with the chain's keys
+        assert response.status_code == 200, response.text
+        upload(base, session, f"chain-{uuid.uuid4().hex[:8]}", store)
+        # the configuration's own keys, when given, win over the environment: wrong ones are refused
+        other = f"{s3_server.url}/"
+        wrong = {"url": other, "access_key": "AKIAWRONGWRONGWRONG0", "secret_key": "x"}
+        assert session.post(f"{base}/api/s3cfg", json=wrong, timeout=30).status_code == 200
+        refused = session.post(f"{base}/api/store", json={**store, "s3_url": other}, timeout=60)
+    assert refused.status_code == 422 and "InvalidAccessKeyId" in refused.text, refused.text
+    keys = s3_server.client().list_objects_v2(Bucket=s3_bucket, Prefix="chain/")
+    assert keys.get("KeyCount") == 1  # the media's object; the probe's was deleted
 
 
 def test_every_rename_and_new_directory_is_followed_by_a_directory_fsync(traced_server):
