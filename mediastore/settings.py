@@ -102,6 +102,8 @@ MEDIASTORE_MAX_TAGS = env.get_int("MEDIASTORE_MAX_TAGS", 1000, minimum=1)
 MEDIASTORE_ARCHIVE_MAX_MEDIA = env.get_int("MEDIASTORE_ARCHIVE_MAX_MEDIA", 100_000, minimum=1)
 MEDIASTORE_REDIS_URL = env.get_str("MEDIASTORE_REDIS_URL")
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
+# Whether POST /api/store and PUT /api/s3cfg/{pk} probe the store(s) when the request has no ?probe=.
+MEDIASTORE_PROBE_STORES = env.get_bool("MEDIASTORE_PROBE_STORES", True)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)
 # Links to search pages starting this deep carry a keyset cursor (media/search/pages.py).
 MEDIASTORE_SEARCH_CURSOR_FROM = env.get_int("MEDIASTORE_SEARCH_CURSOR_FROM", 1000, minimum=0)

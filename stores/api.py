@@ -1,5 +1,6 @@
 """/api/s3cfg..., /api/store... endpoints."""
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
@@ -10,10 +11,15 @@ from stores.schemas import S3ConfigIn, S3ConfigOut, StoreConfigIn, StoreConfigOu
 router = Router(tags=["stores"])
 
 PROBE = Query(
-    True,
+    None,
     description="Probe the store(s) first: write, read back and delete a small object under a "
-    "`mediastore-health-` key; `false` skips it.",
+    "`mediastore-health-` key; `false` skips it. Absent: the server's default "
+    "(`MEDIASTORE_PROBE_STORES`, true unless its operator changed it).",
 )
+
+
+def probing(probe: bool | None) -> bool:
+    return settings.MEDIASTORE_PROBE_STORES if probe is None else probe
 
 
 @router.get("/s3cfgs", response=list[S3ConfigOut], summary="List S3 configurations")
@@ -40,15 +46,16 @@ def s3cfg_get(request: HttpRequest, pk: int):
 
 
 @router.put("/s3cfg/{pk}", response={204: None}, summary="Replace an S3 configuration")
-def s3cfg_update(request: HttpRequest, pk: int, payload: S3ConfigIn, probe: bool = PROBE):
+def s3cfg_update(request: HttpRequest, pk: int, payload: S3ConfigIn, probe: bool | None = PROBE):
     """Replace url, keys, region and addressing style (e.g. to rotate credentials); stores using it
     follow. First every store using it is probed with the new settings (a small object under a
     `mediastore-health-` key written, read back and deleted): if one fails, 422 naming the store
     and what failed (e.g. the S3 error code `InvalidAccessKeyId`, `SignatureDoesNotMatch`, a
     missing bucket, an unreachable endpoint) and nothing is changed; `probe=false` skips the
-    probe. 404 if unknown, 409 if another configuration has that url, 422 for a url with user
-    info or one key without the other."""
-    services.s3cfg_update(pk=pk, **payload.dict(), user=request.auth, probe=probe)
+    probe (without `probe`: the server's `MEDIASTORE_PROBE_STORES`, default true). 404 if
+    unknown, 409 if another configuration has that url, 422 for a url with user info or one key
+    without the other."""
+    services.s3cfg_update(pk=pk, **payload.dict(), user=request.auth, probe=probing(probe))
     return Status(204, None)
 
 
@@ -66,7 +73,7 @@ def store_list(request: HttpRequest):
 
 
 @router.post("/store", response=StoreConfigOut, summary="Get or create a store configuration")
-def store_create(request: HttpRequest, payload: StoreConfigIn, probe: bool = PROBE):
+def store_create(request: HttpRequest, payload: StoreConfigIn, probe: bool | None = PROBE):
     """Return the store configuration with this type, bucket and S3 endpoint, creating it if new.
     Unsupported types, a BucketStore without a known `s3_url`, an `s3_url` on another type and
     local paths that leave the storage root are 422, and so is an `s3_url` with user info. So is a
@@ -78,8 +85,9 @@ def store_create(request: HttpRequest, payload: StoreConfigIn, probe: bool = PRO
     written, read back and deleted. If that fails, 422 naming what failed (e.g. the S3 error code
     `InvalidAccessKeyId` or `SignatureDoesNotMatch`, a bucket that does not exist, an unreachable
     endpoint, a directory the server may not write) and nothing is saved. `probe=false` skips the
-    probe (e.g. for a bucket that does not exist yet). An existing store is returned unprobed."""
-    return services.store_get_or_create(**payload.dict(), user=request.auth, probe=probe)
+    probe (e.g. for a bucket that does not exist yet); without `probe` the server's setting
+    `MEDIASTORE_PROBE_STORES` (default true) decides. An existing store is returned unprobed."""
+    return services.store_get_or_create(**payload.dict(), user=request.auth, probe=probing(probe))
 
 
 @router.get("/store/{pk}", response=StoreConfigOut, summary="Get one store configuration")

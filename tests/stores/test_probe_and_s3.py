@@ -74,6 +74,14 @@ def test_a_missing_bucket_is_422_and_probe_false_creates_it_anyway(api, s3_serve
     assert api.post("/api/store?probe=false", store).status_code == 200
 
 
+def test_the_servers_setting_decides_when_the_request_does_not(api, s3_server, settings):
+    settings.MEDIASTORE_PROBE_STORES = False
+    s3cfg(api, s3_server)
+    store = bucket_store("no-such-bucket-either", s3_server.url)
+    assert "does not exist" in error_message(api.post("/api/store?probe=true", store))
+    assert api.post("/api/store", store).status_code == 200
+
+
 def test_an_endpoint_that_refuses_connections_is_422(api):
     url = f"http://127.0.0.1:{free_port()}"  # nobody listens there
     assert api.post("/api/s3cfg", {"url": url, "access_key": "a", "secret_key": "b"}).status_code == 200
