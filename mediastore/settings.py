@@ -128,6 +128,8 @@ MEDIASTORE_HOSTS = env.get_int("MEDIASTORE_HOSTS", 1, minimum=1)
 # A replica (POSTGRES_REPLICA_HOST) further behind the primary than this serves no reads.
 MEDIASTORE_REPLICA_MAX_LAG_S = env.get_int("MEDIASTORE_REPLICA_MAX_LAG_S", 5, minimum=0)
 MEDIASTORE_RAM_TTL_SECONDS = env.get_int("MEDIASTORE_RAM_TTL_SECONDS", None, minimum=1)
+# Whether POST /api/store and PUT /api/s3cfg/{pk} probe the store(s) when the request has no ?probe=.
+MEDIASTORE_PROBE_STORES = env.get_bool("MEDIASTORE_PROBE_STORES", True)
 MEDIASTORE_SEARCH_COUNT_CAP = env.get_int("MEDIASTORE_SEARCH_COUNT_CAP", 10_000, minimum=1)
 # Links to search pages starting this deep carry a keyset cursor (media/search/pages.py).
 MEDIASTORE_SEARCH_CURSOR_FROM = env.get_int("MEDIASTORE_SEARCH_CURSOR_FROM", 1000, minimum=0)

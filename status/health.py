@@ -13,7 +13,6 @@ leaves behind is an orphan that ``manage.py collect_orphans`` finds).
 
 from __future__ import annotations
 
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime
@@ -25,14 +24,14 @@ from mediastore.errors import MediastoreError
 from status.models import StoreProbe
 from stores.backends import ObjectNotFound
 from stores.models import StoreConfig
+from stores.probe import probe_backend, probe_key
 
 PROBE_TIMEOUT = 3.0
-PROBE_BYTES = b"mediastore health probe\n"
 
 
 def probe(store: StoreConfig) -> dict:
     """{"reachable", "writable", "latency_ms", "error"} for one store (runs in a worker thread)."""
-    key = f"mediastore-health-{secrets.token_hex(8)}"
+    key = probe_key()
     started = time.perf_counter()
     result = {"reachable": False, "writable": False, "latency_ms": None, "error": ""}
     try:
@@ -42,10 +41,7 @@ def probe(store: StoreConfig) -> dict:
         except ObjectNotFound:
             pass
         result["reachable"] = True
-        backend.put(key, PROBE_BYTES)
-        if backend.get(key) != PROBE_BYTES:
-            raise ValueError("the probe object read back differs from what was written")
-        backend.delete(key)
+        probe_backend(backend, key)
         result["writable"] = True
     except (MediastoreError, ObjectNotFound, ValueError) as exc:
         result["error"] = getattr(exc, "message", None) or str(exc) or type(exc).__name__

@@ -17,17 +17,31 @@ class S3ConfigForm(forms.ModelForm):
     secret_key = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Write-only, stored encrypted. Leave empty to keep the current secret key.",
+        help_text="Write-only, stored encrypted. Leave empty to keep the current secret key. With no "
+        "access key either (on a new configuration): the server's standard AWS credential chain.",
+    )
+    clear_keys = forms.BooleanField(
+        required=False,
+        help_text="Forget both keys: the server's standard AWS credential chain (environment, "
+        "profiles, instance role) signs the requests.",
     )
 
     class Meta:
         model = S3Config
-        fields = ["url", "access_key"]
+        fields = ["url", "access_key", "region", "addressing_style"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["url"] = self.instance.public_url
+        for name in ("region", "addressing_style"):  # left out or empty: kept (new: the default)
+            self.fields[name].required = False
+
+    def clean_region(self) -> str:
+        return self.cleaned_data.get("region") or self.instance.region
+
+    def clean_addressing_style(self) -> str:
+        return self.cleaned_data.get("addressing_style") or self.instance.addressing_style
 
     def clean_url(self) -> str:
         url = self.cleaned_data.get("url", "")
@@ -36,14 +50,25 @@ class S3ConfigForm(forms.ModelForm):
         except RuleViolation as exc:
             raise forms.ValidationError(exc.message) from None
 
-    def clean_secret_key(self) -> str:
-        value = self.cleaned_data.get("secret_key", "")
-        if not value and not self.instance.pk:
-            raise forms.ValidationError("A secret key is required for a new S3 configuration.")
-        return value
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("clear_keys"):
+            cleaned["access_key"] = cleaned["secret_key"] = ""
+            self.instance.access_key = ""
+            return cleaned
+        access_key, secret = cleaned.get("access_key", ""), cleaned.get("secret_key", "")
+        has_secret = bool(secret) or (bool(self.instance.pk) and bool(self.instance.secret_key_encrypted))
+        if bool(access_key) != has_secret:
+            raise forms.ValidationError(
+                "Give both an access key and a secret key, or neither (the server's standard AWS "
+                "credential chain)."
+            )
+        return cleaned
 
     def save(self, commit: bool = True) -> S3Config:
-        if self.cleaned_data.get("secret_key"):
+        if self.cleaned_data.get("clear_keys"):
+            self.instance.secret_key = ""
+        elif self.cleaned_data.get("secret_key"):
             self.instance.secret_key = self.cleaned_data["secret_key"]
         return super().save(commit=commit)
 
@@ -53,7 +78,7 @@ class S3ConfigAdmin(SimpleHistoryAdmin):
     """S3 endpoints with their audit history (url and access key; the secret is never recorded)."""
 
     form = S3ConfigForm
-    list_display = ["pk", "public_url", "access_key"]
+    list_display = ["pk", "public_url", "access_key", "region", "addressing_style"]
     search_fields = ["url"]
 
 

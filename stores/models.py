@@ -18,6 +18,19 @@ if TYPE_CHECKING:
     from stores.backends.base import Backend
 
 
+DEFAULT_REGION = "us-east-1"
+
+
+class AddressingStyle(models.TextChoices):
+    """How requests name the bucket: ``path`` (``https://host/bucket/key``, what S3-compatible
+    servers such as MinIO or Ceph expect), ``virtual`` (``https://bucket.host/key``, what AWS
+    prefers) or ``auto`` (botocore chooses: virtual where the bucket name allows it)."""
+
+    AUTO = "auto"
+    PATH = "path"
+    VIRTUAL = "virtual"
+
+
 class S3Config(models.Model):
     """An S3 endpoint and its credentials. The secret key is write-only: never shown or returned.
 
@@ -27,8 +40,17 @@ class S3Config(models.Model):
     """
 
     url = models.CharField(max_length=512, unique=True)
-    access_key = models.CharField(max_length=256)
-    secret_key_encrypted = models.TextField(editable=False)
+    # Both keys empty: boto3's standard credential chain (environment, profiles, instance roles).
+    access_key = models.CharField(max_length=256, blank=True)
+    secret_key_encrypted = models.TextField(editable=False, blank=True)
+    # db_default too: rows written by raw SQL (the importer, older tools) get the same values.
+    region = models.CharField(max_length=64, default=DEFAULT_REGION, db_default=DEFAULT_REGION)
+    addressing_style = models.CharField(
+        max_length=16,
+        choices=AddressingStyle.choices,
+        default=AddressingStyle.PATH,
+        db_default=AddressingStyle.PATH,
+    )
     history = HistoricalRecords(excluded_fields=["secret_key_encrypted"])
 
     class Meta:
@@ -51,7 +73,17 @@ class S3Config(models.Model):
 
     @secret_key.setter
     def secret_key(self, value: str) -> None:
-        self.secret_key_encrypted = crypto.encrypt(value)
+        self.secret_key_encrypted = crypto.encrypt(value) if value else ""
+
+    def params(self) -> S3Params:
+        """What a BucketStore needs to reach this endpoint (the secret in clear)."""
+        return S3Params(
+            url=self.url,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            region=self.region,
+            addressing_style=self.addressing_style,
+        )
 
 
 @receiver(pre_create_historical_record)
@@ -102,9 +134,4 @@ class StoreConfig(models.Model):
 
     def backend(self) -> Backend:
         """The storage backend for this configuration (cheap: touches no disk or network)."""
-        s3 = None
-        if self.s3cfg_id:
-            s3 = S3Params(
-                url=self.s3cfg.url, access_key=self.s3cfg.access_key, secret_key=self.s3cfg.secret_key
-            )
-        return build_backend(self.type, self.bucket, s3)
+        return build_backend(self.type, self.bucket, self.s3cfg.params() if self.s3cfg_id else None)

@@ -1,11 +1,19 @@
+from typing import Literal
+
 from ninja import Field, Schema
 
 from mediastore.schema_utils import RequestSchema, null_means_default
+from stores.models import DEFAULT_REGION
 
 
 class S3ConfigIn(RequestSchema):
     """An S3 endpoint and its credentials. The keys are stored for signing requests (the secret key
-    encrypted) and are never returned by any endpoint."""
+    encrypted) and the secret is never returned by any endpoint. Without keys (both empty or
+    left out) the server uses the standard AWS credential chain of its own environment:
+    `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE` and the shared files, or the role of
+    its instance or container. One key without the other is 422.
+
+    Creating or changing it probes the stores that use it (see `PUT /api/s3cfg/{pk}`)."""
 
     url: str = Field(
         ...,
@@ -13,13 +21,37 @@ class S3ConfigIn(RequestSchema):
         description="Endpoint URL, e.g. `https://s3.example.org`, without user info "
         "(`http://key:secret@host` is refused: give the keys in the fields below).",
     )
-    access_key: str = Field(..., max_length=256)
-    secret_key: str = Field(..., max_length=512, description="Write-only: stored encrypted, never returned.")
+    access_key: str = Field(
+        "", max_length=256, description="Empty (the default): the server's standard AWS credential chain."
+    )
+    secret_key: str = Field(
+        "",
+        max_length=512,
+        description="Write-only: stored encrypted, never returned. Empty exactly when `access_key` is.",
+    )
+    region: str = Field(
+        DEFAULT_REGION,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9-]+$",
+        description="The region requests are signed for, e.g. `eu-central-1` (S3-compatible servers "
+        "mostly accept any).",
+    )
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "path",
+        description="How requests name the bucket: `path` (`https://host/bucket/key`, the default, what "
+        "MinIO, Ceph and most S3-compatible servers expect), `virtual` (`https://bucket.host/key`, "
+        "what AWS prefers) or `auto` (virtual where the bucket name allows it).",
+    )
+
+    nulls_are_defaults = null_means_default("access_key", "secret_key", "region", "addressing_style")
 
 
 class S3ConfigOut(Schema):
     pk: int
     url: str = Field(..., description="The endpoint URL (never with user info).")
+    region: str = Field(..., description="The region requests are signed for.")
+    addressing_style: str = Field(..., description="`auto`, `path` or `virtual`.")
 
     @staticmethod
     def resolve_url(obj) -> str:

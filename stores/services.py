@@ -10,11 +10,12 @@ from urllib.parse import urlsplit
 from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError, RestrictedError
 
-from mediastore.errors import Conflict, NotFound, RuleViolation
-from stores.backends import LOCAL_STORE_TYPES, S3_STORE_TYPES, backend_class, build_backend
+from mediastore.errors import Conflict, NotFound, RuleViolation, StorageError
+from stores.backends import LOCAL_STORE_TYPES, S3_STORE_TYPES, ObjectNotFound, backend_class, build_backend
 from stores.endpoints import has_userinfo
-from stores.models import S3Config, StoreConfig
+from stores.models import DEFAULT_REGION, AddressingStyle, S3Config, StoreConfig
 from stores.paths import places_overlap
+from stores.probe import probe_backend
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -54,35 +55,100 @@ def check_s3_url(url: str) -> str:
     return url
 
 
+def check_s3_keys(access_key: str, secret_key: str) -> None:
+    """Both keys, or neither (the server's standard AWS credential chain); RuleViolation else."""
+    if bool(access_key) != bool(secret_key):
+        raise RuleViolation(
+            "give both access_key and secret_key, or neither (the server's standard AWS credential "
+            "chain: AWS_* environment, profiles, instance role)"
+        )
+
+
 @transaction.atomic
-def s3cfg_create(*, url: str, access_key: str, secret_key: str, user: User | None) -> S3Config:
-    """Create an S3 configuration; identical again is a no-op, the same url with other keys a Conflict.
+def s3cfg_create(
+    *,
+    url: str,
+    access_key: str = "",
+    secret_key: str = "",
+    region: str = DEFAULT_REGION,
+    addressing_style: str = AddressingStyle.PATH,
+    user: User | None,
+) -> S3Config:
+    """Create an S3 configuration; identical again is a no-op, the same url with other keys or
+    settings a Conflict. Nothing is probed: no store uses a new configuration yet.
 
     ``user`` is recorded as the author in the audit history (as in every write below).
     """
     check_s3_url(url)
+    check_s3_keys(access_key, secret_key)
     existing = S3Config.objects.select_for_update().filter(url=url).first()
+    wanted = (access_key, secret_key, region, addressing_style)
     if existing is not None:
-        if (existing.access_key, existing.secret_key) != (access_key, secret_key):
+        if (existing.access_key, existing.secret_key, existing.region, existing.addressing_style) != wanted:
             raise Conflict(
-                f"an S3Config for url {url!r} exists with other credentials; use PUT /api/s3cfg/{existing.pk}"
+                f"an S3Config for url {url!r} exists with other credentials or settings; "
+                f"use PUT /api/s3cfg/{existing.pk}"
             )
         return existing
-    cfg = S3Config(url=url, access_key=access_key, secret_key=secret_key)
+    cfg = S3Config(
+        url=url,
+        access_key=access_key,
+        secret_key=secret_key,
+        region=region,
+        addressing_style=addressing_style,
+    )
     cfg._history_user = user
     cfg.save()
     return cfg
 
 
-@transaction.atomic
-def s3cfg_update(*, pk: int, url: str, access_key: str, secret_key: str, user: User | None) -> None:
+def s3cfg_update(
+    *,
+    pk: int,
+    url: str,
+    access_key: str = "",
+    secret_key: str = "",
+    region: str = DEFAULT_REGION,
+    addressing_style: str = AddressingStyle.PATH,
+    user: User | None,
+    probe: bool = False,
+) -> None:
+    """Replace an S3 configuration. With ``probe``, every store using it is probed with the new
+    settings first (outside any transaction: S3 may take seconds), and the first that fails is a
+    RuleViolation naming it and the failure, with nothing saved."""
     check_s3_url(url)
+    check_s3_keys(access_key, secret_key)
     cfg = s3cfg_get(pk)
     if S3Config.objects.filter(url=url).exclude(pk=pk).exists():
         raise Conflict(f"another S3Config already has url {url!r}")
     cfg.url, cfg.access_key, cfg.secret_key = url, access_key, secret_key
-    cfg._history_user = user
-    cfg.save()
+    cfg.region, cfg.addressing_style = region, addressing_style
+    if probe:
+        for store in cfg.stores.order_by("pk"):
+            store.s3cfg = cfg  # the unsaved new settings
+            probe_store(store, f"store {store.pk} ({store.type} '{store.bucket}') with these settings")
+    with transaction.atomic():
+        if S3Config.objects.filter(url=url).exclude(pk=pk).exists():
+            raise Conflict(f"another S3Config already has url {url!r}")
+        if not S3Config.objects.select_for_update().filter(pk=pk).exists():
+            raise NotFound("S3Config", pk)
+        cfg._history_user = user
+        cfg.save()
+
+
+def probe_store(store: StoreConfig, described: str) -> None:
+    """Probe ``store`` (saved or not; ``stores.probe``): RuleViolation (422) naming ``described``
+    and what failed when it cannot write, read back and delete a small object."""
+    try:
+        probe_backend(store.backend())
+    except ObjectNotFound as exc:
+        raise RuleViolation(
+            f"probe of {described} failed: object '{exc}' vanished; nothing was saved"
+        ) from None
+    except StorageError as exc:
+        raise RuleViolation(
+            f"probe of {described} failed: {exc.message}; nothing was saved (?probe=false skips the probe)"
+        ) from None
 
 
 @transaction.atomic
@@ -122,17 +188,21 @@ def is_local_store(store_type: str) -> bool:
     return store_type in LOCAL_STORE_TYPES
 
 
-def store_get_or_create(*, type: str, bucket: str, s3_url: str = "", user: User | None) -> StoreConfig:
+def store_get_or_create(
+    *, type: str, bucket: str, s3_url: str = "", user: User | None, probe: bool = False
+) -> StoreConfig:
     """The store configuration for (type, bucket, s3 config), created (by ``user``) when new.
 
     A new local store (a directory or file below the storage root) must not share its place with
     another one: RuleViolation naming the other store when it would (see ``claim_local_place``).
+    With ``probe``, a new store is probed before it is saved (``probe_store``: RuleViolation
+    naming what failed, nothing saved); an existing one is returned as it is.
     """
-    return store_get_or_create_telling(type=type, bucket=bucket, s3_url=s3_url, user=user)[0]
+    return store_get_or_create_telling(type=type, bucket=bucket, s3_url=s3_url, user=user, probe=probe)[0]
 
 
 def store_get_or_create_telling(
-    *, type: str, bucket: str, s3_url: str = "", user: User | None
+    *, type: str, bucket: str, s3_url: str = "", user: User | None, probe: bool = False
 ) -> tuple[StoreConfig, bool]:
     """``store_get_or_create``, and whether this call created the store (so that an operation
     that then fails can take it back with ``store_forget``)."""
@@ -141,10 +211,17 @@ def store_get_or_create_telling(
     store = StoreConfig.objects.select_related("s3cfg").filter(**lookup).first()
     if store is not None:
         return store, False
+    described = f"the new {store_type} '{bucket}'"
     if is_local_store(store_type):
         with transaction.atomic():
             same = claim_local_place(store_type, bucket)
-            return (same, False) if same else (_store_create(lookup, user), True)
+            if same:
+                return same, False
+            if probe:  # under the lock, after the overlap check: nothing is written where it may not be
+                probe_store(StoreConfig(**lookup), described)
+            return _store_create(lookup, user), True
+    if probe:
+        probe_store(StoreConfig(**lookup), described)
     try:
         with transaction.atomic():
             return _store_create(lookup, user), True

@@ -352,3 +352,37 @@ def test_admin_downloads_the_selected_media_as_one_zip(admin_client_logged, api,
         "/admin/media/media/", {"action": "download_zip", "_selected_action": chosen}, follow=True
     )
     assert "MEDIASTORE_ARCHIVE_MAX_MEDIA" in response.content.decode()
+
+
+def test_s3_config_in_admin_without_keys_with_region_and_style(admin_client_logged):
+    """Keys optional (the server's credential chain), but both or neither; region and style kept
+    when a form leaves them out."""
+    add = "/admin/stores/s3config/add/"
+    one_key = admin_client_logged.post(add, {"url": "http://s3.chain.test", "access_key": "AK"})
+    assert one_key.status_code == 200 and b"or neither" in one_key.content
+    assert not S3Config.objects.exists()
+    fields = {"url": "http://s3.chain.test", "region": "eu-west-3", "addressing_style": "virtual"}
+    assert admin_client_logged.post(add, fields).status_code == 302
+    cfg = S3Config.objects.get()
+    assert (cfg.access_key, cfg.secret_key_encrypted, cfg.region, cfg.addressing_style) == (
+        "",
+        "",
+        "eu-west-3",
+        "virtual",
+    )
+    change = f"/admin/stores/s3config/{cfg.pk}/change/"
+    keys = {"url": "http://s3.chain.test", "access_key": "AK2", "secret_key": "s2"}
+    assert admin_client_logged.post(change, keys).status_code == 302
+    cfg.refresh_from_db()
+    assert (cfg.access_key, cfg.secret_key, cfg.region, cfg.addressing_style) == (
+        "AK2",
+        "s2",
+        "eu-west-3",
+        "virtual",
+    )
+    assert (
+        admin_client_logged.post(change, {"url": "http://s3.chain.test", "clear_keys": "on"}).status_code
+        == 302
+    )
+    cfg.refresh_from_db()
+    assert (cfg.access_key, cfg.secret_key) == ("", "")

@@ -9,9 +9,11 @@ S3 direct multipart uploads (``multipart`` of ``POST /api/upload`` and its
 answer, ``POST /api/upload/{pid}/parts``, the parts of ``.../complete``, ``DELETE /api/upload/{pid}``),
 the ``probe`` parameter of ``GET /api/stats`` with the probe's ``probed_at`` and ``age_s``, and
 ``POST``/``GET /api/download/archive``, the webhook subscriptions (``/api/webhooks...``),
-``GET /api/media/{pid}/preview`` and the quotas (``GET``/``PUT /api/quotas``, ``GET /api/usage``,
-``owner`` in media answers, the 507 of a quota exceeded); a change that removes or renames anything
-a client sends or reads must fail here).
+``GET /api/media/{pid}/preview``, the quotas (``GET``/``PUT /api/quotas``, ``GET /api/usage``,
+``owner`` in media answers, the 507 of a quota exceeded), the ``probe`` parameter of
+``POST /api/store`` and ``PUT /api/s3cfg/{pk}`` with ``region`` and ``addressing_style`` of S3
+configurations (whose keys became optional: the server's credential chain); a change that removes
+or renames anything a client sends or reads must fail here).
 
 Component (schema) names may change with a refactoring, so ``$ref``s are followed and only what a
 client sees is compared: for every operation its parameters (where, name, required) and, for the

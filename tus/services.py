@@ -56,6 +56,7 @@ from media.selectors import media_get
 from media.services import prepared_media
 from media.usage import precheck_bytes
 from mediastore import metrics
+from mediastore.durable import fsync_directory, make_directories
 from mediastore.errors import Conflict, InsufficientStorage, MediastoreError, StorageError
 from stores.backends.bucket import part_size_for
 from tus import digest
@@ -141,7 +142,7 @@ def upload_create(
             store_key=key,
         )
         backend = store.backend()
-        Path(settings.MEDIASTORE_TUS_DIR).mkdir(parents=True, exist_ok=True)
+        _disk(make_directories, settings.MEDIASTORE_TUS_DIR)
         if not backend.supports_multipart:
             upload.save()
             return upload
@@ -398,10 +399,16 @@ def _disk_error(exc: OSError) -> StorageError:
 def _commit(
     upload: TusUpload, lease: Lease, fd: int, received: int, running: digest.ResumableSha256 | None
 ) -> None:
-    """Make the ``received`` bytes durable, then count them: the offset and the running SHA-256."""
+    """Make the ``received`` bytes durable, then count them: the offset and the running SHA-256.
+
+    When the staging file held no committed bytes before (it may have just been created, or
+    re-created after a flush emptied it and a crash lost it), its directory is fsynced too, so
+    that its name survives a power cut as well as its bytes."""
     if not received:
         return
     _disk(os.fsync, fd)
+    if upload.offset == upload.flushed:
+        _disk(fsync_directory, settings.MEDIASTORE_TUS_DIR)
     upload.offset += received
     upload.expires = new_expiry()
     fields = ["offset", "expires"]

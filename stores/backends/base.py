@@ -39,11 +39,14 @@ class StoredObject(NamedTuple):
 @dataclass(frozen=True)
 class S3Params:
     """Where an S3 endpoint is and the credentials to use there (``Backend.from_config`` gets them
-    for the store types that use S3)."""
+    for the store types that use S3). Empty keys: boto3's standard credential chain (``AWS_*``
+    environment, shared profiles, instance or container roles) supplies them."""
 
     url: str
     access_key: str
     secret_key: str = field(repr=False)  # kept out of logs and tracebacks
+    region: str = "us-east-1"
+    addressing_style: str = "path"  # "auto", "path" or "virtual", as botocore takes it
 
 
 class MultipartUpload(NamedTuple):

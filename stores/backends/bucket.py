@@ -23,7 +23,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.credentials import Credentials
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, NoCredentialsError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from django.conf import settings
 
@@ -74,21 +74,25 @@ _PRINTABLE_CODE = re.compile(r"[A-Za-z0-9.]{1,64}")
 S3_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 
 
-_CLIENTS: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], BaseClient] = {}
+_CLIENTS: dict[tuple[S3Params, tuple[tuple[str, str], ...]], BaseClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
 def s3_client(s3: S3Params) -> BaseClient:
-    """The process-wide client for these parameters and the current proxy settings."""
+    """The process-wide client for these parameters and the current proxy settings.
+
+    Without keys in ``s3`` the client takes boto3's standard credential chain (``AWS_*``
+    environment, shared profiles, instance or container roles; refreshed by boto3 as they expire).
+    """
     proxies = dict(getattr(settings, "MEDIASTORE_PROXIES", None) or {})
-    cache_key = (s3.url, s3.access_key, s3.secret_key, tuple(sorted(proxies.items())))
+    cache_key = (s3, tuple(sorted(proxies.items())))
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(cache_key)
         if client is None:
             config = Config(
                 proxies=proxies or None,
                 signature_version="s3v4",
-                s3={"addressing_style": "path"},
+                s3={"addressing_style": s3.addressing_style},
                 retries={"max_attempts": 2},
                 connect_timeout=5,
                 read_timeout=60,
@@ -97,13 +101,11 @@ def s3_client(s3: S3Params) -> BaseClient:
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
             )
+            keys = {}
+            if s3.access_key:
+                keys = {"aws_access_key_id": s3.access_key, "aws_secret_access_key": s3.secret_key}
             client = boto3.session.Session().client(
-                "s3",
-                endpoint_url=s3.url,
-                aws_access_key_id=s3.access_key,
-                aws_secret_access_key=s3.secret_key,
-                region_name="us-east-1",
-                config=config,
+                "s3", endpoint_url=s3.url, region_name=s3.region, config=config, **keys
             )
             _CLIENTS[cache_key] = client
         return client
@@ -115,7 +117,8 @@ def presigned_get_url(client: BaseClient, s3: S3Params, bucket: str, key: str, e
     every call: resolving the endpoint rules and serialising a request, three quarters of its
     0.5 ms (docs/performance.md). Tests compare the two URLs for awkward keys and endpoints."""
     endpoint = client.meta.endpoint_url.rstrip("/")
-    if "?" in endpoint or "#" in endpoint:  # not a plain base URL: botocore decides (and refuses)
+    # Not a plain base URL, another addressing style, or keys from the credential chain: botocore.
+    if "?" in endpoint or "#" in endpoint or s3.addressing_style != "path" or not s3.access_key:
         params = {"Bucket": bucket, "Key": key}
         return client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
     request = AWSRequest(method="GET", url=f"{endpoint}/{bucket}/{quote(key, safe='/~')}")
@@ -215,8 +218,15 @@ class BucketStore(Backend):
         return StorageError(f"S3 bucket '{self.bucket}' does not exist at {self.url}")
 
     def _translate(self, err: ClientError | BotoCoreError, action: str, key: str) -> Exception:
+        if isinstance(err, NoCredentialsError):
+            return StorageError(
+                f"S3 endpoint {self.url}: no credentials (the S3 configuration has no keys and the "
+                "server's environment, profiles and instance role provide none)"
+            )
         if isinstance(err, BotoConnectionError):
-            return StorageError(f"S3 endpoint {self.url} is unreachable")
+            cause = str(getattr(err, "kwargs", {}).get("error", ""))
+            refused = " (connection refused)" if "Connection refused" in cause else ""
+            return StorageError(f"S3 endpoint {self.url} is unreachable{refused}")
         if isinstance(err, HTTPClientError):
             return StorageError(
                 f"S3 endpoint {self.url} dropped the connection while trying to {action} object '{key}'"
@@ -229,7 +239,8 @@ class BucketStore(Backend):
         if code == "NoSuchBucket":
             return self._missing_bucket()
         if code in _CREDENTIAL_CODES:
-            return StorageError(f"S3 endpoint {self.url} refused the credentials of this store")
+            named = f" ({code})" if code != "403" else ""
+            return StorageError(f"S3 endpoint {self.url} refused the credentials of this store{named}")
         shown = f" ({code})" if _PRINTABLE_CODE.fullmatch(code) else ""
         return StorageError(f"S3 endpoint {self.url} could not {action} object '{key}'{shown}")
 

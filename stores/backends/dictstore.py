@@ -60,6 +60,7 @@ class DictStore(HashdirStore):
     type_name = "DictStore"
     kind = "RAM store"
     in_storage_root = False  # its directory is under MEDIASTORE_RAM_DIR, named by a hash
+    durable_names = False  # RAM: a power cut empties it whatever is synced
 
     def __init__(self, namespace: str, root: Path, ttl: int | None = None) -> None:
         if not namespace:

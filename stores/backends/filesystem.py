@@ -3,7 +3,9 @@
 Keys may contain ``/`` (sub-directories). Every path goes through ``resolve_key_path``, which
 refuses ``..``, absolute keys and symlinks that lead out of the store. Writes go to a temporary file
 in the target directory, are fsynced, then renamed over the target: readers see the old object or
-the new one, never half of one. While a large object is written, the kernel is asked every
+the new one, never half of one; then the directory is fsynced too (and the parent of any directory
+created on the way), so the new name survives a power cut as well as the bytes do
+(``mediastore.durable``). While a large object is written, the kernel is asked every
 ``WRITEBACK_STEP`` bytes to start writing back what came before (``_write_all``), so the disk
 works while the next bytes are read and hashed and the closing fsync has little left to wait for.
 """
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from mediastore.durable import fsync_directory, make_directories
 from mediastore.errors import RuleViolation
 from stores.backends.base import (
     ChunkIterator,
@@ -67,6 +70,8 @@ class FilesystemStore(LocalStore):
     type_name = "FilesystemStore"
     kind = "filesystem store"
     is_directory = True
+    # Whether names are made durable (directory fsync); not for a store that a reboot empties anyway.
+    durable_names = True
 
     @property
     def directory(self) -> Path:
@@ -78,7 +83,10 @@ class FilesystemStore(LocalStore):
     def _write(self, key: str, chunks: Iterable[bytes]) -> int:
         path = self._path(key)
         with self._failing("write", key):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if self.durable_names:
+                make_directories(path.parent)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
         committed = closed = False
         try:
@@ -88,7 +96,9 @@ class FilesystemStore(LocalStore):
                 closed = True
                 os.close(fd)
                 self._commit(tmp_name, path)
-            committed = True
+                committed = True
+                if self.durable_names:
+                    fsync_directory(path.parent)
         finally:
             if not committed:
                 if not closed:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, BinaryIO, ClassVar
 
+from mediastore.durable import make_directories
 from mediastore.errors import InsufficientStorage, RuleViolation, StorageError
 from stores.backends.base import Backend, S3Params, read_chunks, write_counted
 from stores.paths import normalize_store_path, resolve_store_path
@@ -116,7 +117,7 @@ class LocalStore(Backend):
         that must know the size before writing (a blob, a zip member) take it from here; a client
         that fails half-way leaves nothing behind and holds no lock of the store meanwhile."""
         with self._failing("write", key):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_directories(self.path.parent)
             if self.SPOOL_IN_MEMORY:
                 spool: IO[bytes] = tempfile.SpooledTemporaryFile(
                     max_size=self.SPOOL_IN_MEMORY, dir=self.path.parent

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from mediastore.durable import fsync_directory, make_directories
 from stores.backends.base import (
     ChunkIterator,
     ObjectNotFound,
@@ -83,7 +84,7 @@ class SqliteStore(LocalStore):
         """
         needs_set_up = create and (self.path not in _READY_FILES or not self.path.is_file())
         if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_directories(self.path.parent)
             target, uri = str(self.path), False
         else:
             target, uri = self.path.absolute().as_uri() + "?mode=rw", True
@@ -103,6 +104,8 @@ class SqliteStore(LocalStore):
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(_SCHEMA)
+            # SQLite syncs the directory when it creates its WAL file, not the database's own name.
+            fsync_directory(self.path.parent)
             _READY_FILES.add(self.path)
 
     @contextlib.contextmanager

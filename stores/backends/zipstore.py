@@ -4,7 +4,9 @@ Concurrency: every read and every modification of the archive happens while hold
 threading lock (threads of this process) and an ``fcntl.flock`` on the sidecar ``<zip>.lock``
 (other processes, e.g. gunicorn workers). New keys are appended in place; overwriting or deleting
 a key rewrites the archive without the old member into a temporary file that replaces the archive
-(``os.replace``), so the old bytes are really gone. A first write also builds the archive in a
+(``os.replace``), so the old bytes are really gone. Every write ends with an fsync of the archive,
+and a replace or a first write also with one of its directory, so a power cut after a write has
+returned loses neither the member nor the archive's name. A first write also builds the archive in a
 temporary file, and ``put_stream`` spools the client's stream to a temporary file before taking
 the lock: a failing client can neither leave a partial member behind nor hold the lock while it
 dawdles.
@@ -31,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from mediastore.durable import fsync_directory, make_directories
 from mediastore.errors import RuleViolation
 from stores.backends.base import ChunkIterator, ObjectNotFound, StoredObject, range_end, ranged_chunks
 from stores.backends.local import LocalStore
@@ -137,6 +140,7 @@ class ZipStore(LocalStore):
                 os.fsync(out.fileno())
             os.replace(tmp_name, self.path)
             committed = True
+            fsync_directory(self.path.parent)
         finally:
             if not committed:
                 with contextlib.suppress(OSError):
@@ -160,8 +164,11 @@ class ZipStore(LocalStore):
             handle.seek(end_of_members)
             old_end = handle.read()
         try:
-            with zipfile.ZipFile(self.path, "a", compression=COMPRESSION) as archive:
-                self._add_member(archive, key, source, size)
+            with open(self.path, "r+b") as handle:
+                with zipfile.ZipFile(handle, "a", compression=COMPRESSION) as archive:
+                    self._add_member(archive, key, source, size)
+                handle.flush()
+                os.fsync(handle.fileno())
         except BaseException:
             with open(self.path, "r+b") as handle:
                 handle.truncate(end_of_members)
@@ -173,7 +180,7 @@ class ZipStore(LocalStore):
 
     def _write(self, key: str, source: BinaryIO, size: int) -> None:
         with self._failing("write", key):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_directories(self.path.parent)
         with self._locked("write", key), self._failing("write", key):
             if self._archive_exists():
                 # Read-only first: "a" mode would quietly append a new archive to a damaged one.

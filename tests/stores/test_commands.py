@@ -23,7 +23,9 @@ def test_creates_then_leaves_alone_then_updates_the_keys(capsys, api):
     [cfg] = S3Config.objects.all()
     assert (cfg.access_key, cfg.secret_key) == ("ak", "other")
     # The API sees it as if POST /api/s3cfg had made it; the keys are never shown.
-    assert api.get("/api/s3cfgs").json() == [{"pk": cfg.pk, "url": URL}]
+    assert api.get("/api/s3cfgs").json() == [
+        {"pk": cfg.pk, "url": URL, "region": "us-east-1", "addressing_style": "path"}
+    ]
 
 
 def test_a_bad_url_is_a_command_error(capsys):

@@ -185,7 +185,12 @@ def test_existing_url_with_user_info_is_shown_without_it(api, admin_client, user
             ["BucketStore", "bkt", cfg.pk],
         )
     bodies = [api.get(path) for path in ("/api/s3cfgs", f"/api/s3cfg/{cfg.pk}", "/api/stores")]
-    assert bodies[1].json() == {"pk": cfg.pk, "url": "http://s3.example.test:9000"}
+    assert bodies[1].json() == {
+        "pk": cfg.pk,
+        "url": "http://s3.example.test:9000",
+        "region": "us-east-1",
+        "addressing_style": "path",
+    }
     assert bodies[2].json()[0]["s3_url"] == "http://s3.example.test:9000"
     change = f"/admin/stores/s3config/{cfg.pk}/change/"
     saved = admin_client.post(

@@ -27,7 +27,15 @@ class Command(BaseCommand):
             elif (existing.access_key, existing.secret_key) == (access_key, secret_key):
                 outcome = "unchanged"
             else:
-                s3cfg_update(pk=existing.pk, url=url, access_key=access_key, secret_key=secret_key, user=None)
+                s3cfg_update(
+                    pk=existing.pk,
+                    url=url,
+                    access_key=access_key,
+                    secret_key=secret_key,
+                    region=existing.region,
+                    addressing_style=existing.addressing_style,
+                    user=None,
+                )
                 outcome = "keys updated"
         except MediastoreError as exc:
             raise CommandError(exc.message) from None
