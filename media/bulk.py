@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from django.db import transaction
 from django.utils import timezone
 
+from media.lifecycle import check_not_expired
 from media.models import EventType, Media, next_marks
 from media.outbox import event_for, record
 from media.pids import lookup_set, pick
@@ -76,6 +77,7 @@ def bulk_apply(
             try:
                 if media is None:
                     raise NotFound("Media", pid)
+                check_not_expired(media)
                 updates = {k: v for k, v in change(media, item).items() if _differs(media, k, v)}
             except MediastoreError as exc:
                 outcome.failures.append((pid, exc))

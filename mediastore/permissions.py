@@ -34,6 +34,8 @@ VIEW_MEDIA, ADD_MEDIA, CHANGE_MEDIA, DELETE_MEDIA = (
     "media.change_media",
     "media.delete_media",
 )
+# Lifecycle: placing/releasing holds and purging the recycle bin are the administrators'.
+HOLD_MEDIA, PURGE_MEDIA = "media.hold_media", "media.purge_media"
 VIEW_STORE, ADD_STORE, DELETE_STORE = (
     "stores.view_storeconfig",
     "stores.add_storeconfig",
@@ -89,6 +91,7 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/api/stores"): VIEW_STORE,
     ("GET", "/api/store/{pk}"): VIEW_STORE,
     ("POST", "/api/store"): ADD_STORE,
+    ("PATCH", "/api/store/{pk}"): "stores.change_storeconfig",
     ("DELETE", "/api/store/{pk}"): DELETE_STORE,
     # bytes
     ("POST", "/api/upload"): ADD_MEDIA,
@@ -133,6 +136,13 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("POST", "/api/media/{pid}/revert"): CHANGE_MEDIA,
     ("DELETE", "/api/media/{pid}"): DELETE_MEDIA,
     ("POST", "/api/media/delete"): DELETE_MEDIA,
+    # lifecycle: holds (administrators), the recycle bin (deleters list and restore, admins purge)
+    ("POST", "/api/media/{pid}/hold"): HOLD_MEDIA,
+    ("DELETE", "/api/media/{pid}/hold"): HOLD_MEDIA,
+    ("GET", "/api/trash"): DELETE_MEDIA,
+    ("POST", "/api/trash/restore"): DELETE_MEDIA,
+    ("POST", "/api/trash/{pid}/restore"): DELETE_MEDIA,
+    ("DELETE", "/api/trash/{pid}"): PURGE_MEDIA,
     # changes feed
     ("GET", "/api/events"): VIEW_MEDIA,
     # operators' figures (the status page's, as JSON)
@@ -156,9 +166,11 @@ _ADMIN = [
     ADD_RULE,
     "content.change_replicationrule",
     DELETE_RULE,
+    HOLD_MEDIA,
+    PURGE_MEDIA,
 ]
 # What the groups are given when they are created (migration mediastore 0002 holds a frozen copy;
-# content 0002 gives them the replication rules' permissions).
+# content 0002 gives them the replication rules' permissions, media 0008 the lifecycle ones).
 ROLES: dict[str, list[str]] = {"readers": _READ, "writers": _WRITE, "admins": _ADMIN}
 
 READ, WRITE, DELETE, ADMIN = "read", "write", "delete", "admin"
