@@ -56,6 +56,7 @@ def bulk_apply(
     tags_changed: bool = False,
     reason: str = "",
     event_type: str | None = None,
+    expired_too: bool = False,
 ) -> BulkOutcome:
     """Apply ``change(media, item)`` to the media of each ``(pid, item)``; each item succeeds or
     fails on its own.
@@ -64,7 +65,8 @@ def bulk_apply(
     is written, stamped and recorded in the history in one go, with ``reason`` as the history
     rows' change reason, and one outbox event per changed media: ``event_type``, else
     ``media.moved`` when its store changed, ``media.tags_changed`` when only its tags did,
-    ``media.updated`` otherwise.
+    ``media.updated`` otherwise. An expired media is that item's failure (404) unless
+    ``expired_too`` (a hold may keep one that expired but was not deleted yet).
     """
     outcome = BulkOutcome()
     with transaction.atomic():
@@ -77,7 +79,8 @@ def bulk_apply(
             try:
                 if media is None:
                     raise NotFound("Media", pid)
-                check_not_expired(media)
+                if not expired_too:
+                    check_not_expired(media)  # not served: not changed either
                 updates = {k: v for k, v in change(media, item).items() if _differs(media, k, v)}
             except MediastoreError as exc:
                 outcome.failures.append((pid, exc))

@@ -427,6 +427,8 @@ def media_hold(pid: str, hold: HoldIn | None, *, user) -> Media:
     now = timezone.now()
     by = getattr(user, "username", "") or ""
     reason = f"hold placed: {hold.reason}" if hold is not None else "hold released"
-    outcome = bulk_apply([(pid, hold)], partial(hold_set, by=by, now=now), user=user, reason=reason[:100])
+    outcome = bulk_apply(
+        [(pid, hold)], partial(hold_set, by=by, now=now), user=user, reason=reason[:100], expired_too=True
+    )
     raise_first_failure(outcome)
     return outcome.applied[0]
