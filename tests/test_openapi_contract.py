@@ -8,10 +8,10 @@ body cut short or in a transfer coding, ``keys`` of the metadata updates declare
 S3 direct multipart uploads (``multipart`` of ``POST /api/upload`` and its
 answer, ``POST /api/upload/{pid}/parts``, the parts of ``.../complete``, ``DELETE /api/upload/{pid}``),
 the ``probe`` parameter of ``GET /api/stats`` with the probe's ``probed_at`` and ``age_s``, and
-``POST``/``GET /api/download/archive``, and the lifecycle of issue 27 (``expires_at`` and ``hold`` in
-the media answer, ``expires_at`` of create and PATCH, ``POST``/``DELETE /api/media/{pid}/hold``,
-``PATCH /api/store/{pk}`` and ``default_ttl``, ``/api/trash...``, the 423 of a held media); a change that removes or renames anything a client sends or
-reads must fail here).
+``POST``/``GET /api/download/archive``, and the lifecycle of issue 27 (``expires_at`` and
+``hold`` in the media answer, ``expires_at`` of create and PATCH, ``POST``/``DELETE
+/api/media/{pid}/hold``, ``PATCH /api/store/{pk}`` and ``default_ttl``, ``/api/trash...``, the 423
+of a held media); a change that removes or renames anything a client sends or reads must fail here).
 
 Component (schema) names may change with a refactoring, so ``$ref``s are followed and only what a
 client sees is compared: for every operation its parameters (where, name, required) and, for the
