@@ -229,9 +229,23 @@ def bin_replicas(media_pks: list[int]) -> dict[int, list[dict]]:
 def restore_replicas(rows: list[dict]) -> None:
     """Insert the replica rows ``bin_replicas`` kept (a restored media's), in the caller's transaction."""
     fields = {field.attname: field for field in Replica._meta.concrete_fields}
-    Replica.objects.bulk_create(
-        [Replica(**{k: fields[k].to_python(v) for k, v in row.items() if k in fields}) for row in rows]
+    stores = set(
+        StoreConfig.objects.filter(pk__in={row["store_config_id"] for row in rows}).values_list(
+            "pk", flat=True
+        )
     )
+    replicas = [
+        Replica(**{k: fields[k].to_python(v) for k, v in row.items() if k in fields})
+        for row in rows
+        if row["store_config_id"] in stores  # a store deleted meanwhile took that copy with it
+    ]
+    if not replicas:
+        return
+    created = [replica.created for replica in replicas]
+    Replica.objects.bulk_create(replicas)
+    for replica, when in zip(replicas, created, strict=True):
+        replica.created = when  # bulk_create stamped "now" (auto_now_add)
+    Replica.objects.bulk_update(replicas, ["created"])
 
 
 def forget_media_replicas(media_pks: list[int]) -> list[tuple[Backend, str]]:

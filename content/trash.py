@@ -71,7 +71,7 @@ def _restorable(item: BinnedMedia, media: Media, *, user) -> None:
     if not backend.exists(media.store_key):
         raise Conflict(f"the bytes of media '{media.pid}' are gone from its store; it cannot be restored")
     etag = backend.etag(media.store_key)
-    if etag and media.etag and etag != media.etag:
+    if (etag and media.etag and etag != media.etag) or backend.size(media.store_key) != media.size:
         purge_binned(
             [item], reason="its object was overwritten by other bytes", user=user, remove_bytes=False
         )
@@ -93,12 +93,16 @@ def restore_media(items: list[BinnedMedia], media: list[Media], *, user) -> None
     for obj, mark in zip(media, next_marks(len(media)), strict=True):
         obj.stamp(mark)
         obj.updated = now
+    created = [obj.created for obj in media]
     Media.objects.bulk_create(media)
+    for obj, when in zip(media, created, strict=True):
+        obj.created = when  # bulk_create stamped "now" (auto_now_add): put the creation time back
+    Media.objects.bulk_update(media, ["created"])
     Media.history.bulk_history_create(
         media, update=True, default_user=user, default_date=now, default_change_reason=RESTORE_REASON
     )
     sync_tags(media, fresh=True)
-    restore_replicas([row for item in items for row in item.replicas])
+    restore_replicas([row for item in items for row in item.replicas])  # of stores that still exist
     record([event_for(obj, EventType.RESTORED, user=user, now=now) for obj in media])
     BinnedMedia.objects.filter(pk__in=[item.pk for item in items]).delete()
 

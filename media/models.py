@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from simple_history.models import HistoricalRecords
@@ -197,6 +199,16 @@ class SearchIndex(models.Model):
         return f"{self.path} ({self.kind})"
 
 
+class ExactJSONEncoder(DjangoJSONEncoder):
+    """DjangoJSONEncoder with times to the microsecond (it cuts them to milliseconds): a binned
+    media's row comes back exactly."""
+
+    def default(self, o):
+        if isinstance(o, datetime.datetime):
+            return o.isoformat()
+        return super().default(o)
+
+
 class BinnedMedia(models.Model):
     """A deleted media in the recycle bin (``MEDIASTORE_TRASH_DAYS``): its row as it was, kept apart
     from the media table so that nothing reading media (search, dumps, stats, fixity, events, the
@@ -210,8 +222,8 @@ class BinnedMedia(models.Model):
         "stores.StoreConfig", on_delete=models.PROTECT, related_name="binned_media"
     )
     store_key = models.CharField(max_length=MAX_KEY_LENGTH)
-    record = models.JSONField(encoder=DjangoJSONEncoder)
-    replicas = models.JSONField(encoder=DjangoJSONEncoder, default=list, blank=True)
+    record = models.JSONField(encoder=ExactJSONEncoder)
+    replicas = models.JSONField(encoder=ExactJSONEncoder, default=list, blank=True)
     deleted_at = models.DateTimeField()
     deleted_by = models.CharField(max_length=150, blank=True, default="")
     purge_after = models.DateTimeField(db_index=True)

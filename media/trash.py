@@ -146,3 +146,14 @@ def purge_taken(media: list[Media], *, user) -> None:
     purge_binned(taken_pid, reason="its pid was taken by a new media", user=user)
     taken_key = list(BinnedMedia.objects.select_for_update().filter(by_key))
     purge_binned(taken_key, reason="its store key was taken by another media", user=user, remove_bytes=False)
+
+
+def binned_keys(store_pk: int) -> set[str]:
+    """The keys of ``store_pk`` that binned media keep (their bytes and their replicas'): not
+    orphans, whatever ``manage.py collect_orphans`` sees."""
+    keys = set(BinnedMedia.objects.filter(store_config_id=store_pk).values_list("store_key", flat=True))
+    for replicas in BinnedMedia.objects.exclude(replicas=[]).values_list("replicas", flat=True).iterator():
+        keys |= {
+            r["store_key"] for r in replicas if r.get("store_config_id") == store_pk and r.get("store_key")
+        }
+    return keys
