@@ -52,6 +52,9 @@ BODIES: dict[str, object] = {
     "POST /api/download/archive": {"tags": ["t"], "metadata": [{"path": "keep", "op": "exists"}]},
     "PATCH /api/media/{pid}": {"new_pid": "m9", "store_config": DICT_STORE},
     "POST /api/media/{pid}/replicas": {"store_config": {"type": "DictStore", "bucket": "copies"}},
+    "PATCH /api/store/{pk}": {"default_ttl": 3600},
+    "POST /api/media/{pid}/hold": {"until": None, "reason": "audit", "freeze": False},
+    "POST /api/trash/restore": {"pids": ["gone"]},
     "POST /api/rules": {
         "name": "r",
         "match": {"tags": ["t"]},
