@@ -1,7 +1,8 @@
 """The lifecycle rules of a media: when it expires, and what a hold forbids.
 
 ``expires_at`` (set at create, by PATCH, or from the store's ``default_ttl``) ends a media's life:
-afterwards every read answers 404 (``Expired``) and ``manage.py expire`` deletes it. A hold
+afterwards every read answers 404 (``Expired``) and ``manage.py expire`` deletes it, unless a hold
+keeps it (then it is served as before until the hold ends). A hold
 (``POST /api/media/{pid}/hold``) forbids deleting, replacing, moving and expiring the media until
 its ``hold_until`` (None: until released); with ``hold_freeze`` record edits too. A hold whose
 ``hold_until`` has passed holds nothing.
@@ -12,13 +13,22 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from mediastore.errors import Expired, Locked
 
 
 def is_expired(media, now: datetime | None = None) -> bool:
-    return media.expires_at is not None and media.expires_at <= (now or timezone.now())
+    """Past its ``expires_at`` and not kept by a hold (a hold suspends expiry while it lasts)."""
+    now = now or timezone.now()
+    return media.expires_at is not None and media.expires_at <= now and not hold_active(media, now)
+
+
+def not_expired_q(now: datetime) -> Q:
+    """The media that are served: no expiry, a future one, or kept by a hold."""
+    held = Q(hold_since__isnull=False) & (Q(hold_until__isnull=True) | Q(hold_until__gt=now))
+    return Q(expires_at__isnull=True) | Q(expires_at__gt=now) | held
 
 
 def check_not_expired(media) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from media.lifecycle import check_not_expired
+from media.lifecycle import check_not_expired, not_expired_q
 from media.models import Media
 from media.pids import lookup_set, pick, pid_forms
 from mediastore.errors import NotFound
@@ -44,8 +44,7 @@ def media_get(pid: str) -> Media:
 def media_read_many(pids: list[str]) -> list[Media]:
     """The media of these pids that exist and have not expired, in the order asked, each once."""
     found = {
-        m.pid: m
-        for m in media_queryset().filter(pid__in=lookup_set(pids)).exclude(expires_at__lte=timezone.now())
+        m.pid: m for m in media_queryset().filter(not_expired_q(timezone.now()), pid__in=lookup_set(pids))
     }
     media = {}
     for pid in pids:

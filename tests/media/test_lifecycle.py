@@ -115,6 +115,8 @@ def test_expire_deletes_expired_media_with_events_and_keeps_held_ones(api, id_ty
     assert api.post("/api/media/c/hold", {"reason": "audit"}).status_code == 200
     call_command("expire")
     assert set(Media.objects.values_list("pid", flat=True)) == {"c", "keep"}
+    assert api.get("/api/media/c").status_code == 200  # held: its expiry waits, it is served
+    assert [m["pid"] for m in api.post("/api/media/search", {"pid": "c"}).json()] == ["c"]
     assert set(MediaEvent.objects.filter(type="media.expired").values_list("pid", flat=True)) == {"a", "b"}
     reasons = [e.get("reason") for e in api.get("/api/media/a/history").json()]
     assert "expired" in reasons
