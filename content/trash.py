@@ -46,7 +46,7 @@ def binned_media(item: BinnedMedia) -> Media:
 
 
 def _binned(pids: list[str]) -> dict[str, BinnedMedia]:
-    rows = BinnedMedia.objects.select_for_update().select_related("store_config__s3cfg")
+    rows = BinnedMedia.objects.select_for_update(of=("self",)).select_related("store_config__s3cfg")
     return {item.pid: item for item in rows.filter(pid__in=lookup_set(pids))}
 
 

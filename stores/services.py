@@ -260,7 +260,7 @@ def store_delete(*, pk: int, user: User | None) -> None:
 @transaction.atomic
 def store_set_default_ttl(*, pk: int, default_ttl: int | None, user: User | None) -> StoreConfig:
     """Set (or with None remove) the store's ``default_ttl``, with a history row."""
-    store = StoreConfig.objects.select_for_update().select_related("s3cfg").filter(pk=pk).first()
+    store = StoreConfig.objects.select_for_update(of=("self",)).select_related("s3cfg").filter(pk=pk).first()
     if store is None:
         raise NotFound("StoreConfig", pk)
     if store.default_ttl != default_ttl:
