@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from media.history import history_row
@@ -138,13 +137,11 @@ def purge_taken(media: list[Media], *, user) -> None:
     caller's transaction. Of one whose key is taken the bytes are the new media's now: kept."""
     if not media or not BinnedMedia.objects.exists():
         return
-    pids = [m.pid for m in media]
-    by_key = Q()
-    for m in media:
-        by_key |= Q(store_config_id=m.store_config_id, store_key=m.store_key)
-    taken_pid = list(BinnedMedia.objects.select_for_update().filter(pid__in=pids))
+    taken_pid = list(BinnedMedia.objects.select_for_update().filter(pid__in=[m.pid for m in media]))
     purge_binned(taken_pid, reason="its pid was taken by a new media", user=user)
-    taken_key = list(BinnedMedia.objects.select_for_update().filter(by_key))
+    keys = {(m.store_config_id, m.store_key) for m in media}
+    candidates = BinnedMedia.objects.select_for_update().filter(store_key__in={key for _, key in keys})
+    taken_key = [item for item in candidates if (item.store_config_id, item.store_key) in keys]
     purge_binned(taken_key, reason="its store key was taken by another media", user=user, remove_bytes=False)
 
 
