@@ -86,7 +86,8 @@ def world(api, id_types) -> dict[str, str]:
     assert api.put_content("m1", b"bytes").status_code == 200  # a replica needs them
     s3cfg = api.post("/api/s3cfg", {"url": "https://s3.example.org", "access_key": "a", "secret_key": "s"})
     assert s3cfg.status_code == 200, s3cfg.content
-    return {"pid": "m1", "pk": str(s3cfg.json()["pk"])}
+    store = api.get("/api/media/m1").json()["store_config"]["pk"]
+    return {"pid": "m1", "pk": str(s3cfg.json()["pk"]), "store_pk": str(store)}
 
 
 def json_body_operations(document: dict) -> dict[str, dict]:
@@ -137,6 +138,8 @@ def with_fields(body, at: tuple, fields: dict):
 
 def call(api, operation: str, world: dict[str, str], body):
     method, path = operation.split(" ", 1)
+    if path.startswith("/api/store/"):  # a store's pk, not the S3 configuration's
+        path = path.replace("{pk}", world["store_pk"])
     path = re.sub(r"\{(\w+)\}", lambda m: world[m.group(1)], path)
     return api.request(method, path, body)
 
