@@ -13,30 +13,34 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from content.replicas import forget_media_replicas
+from content.replicas import bin_replicas, forget_media_replicas
 from content.services import discard
 from media.bulk import BulkOutcome, raise_first_failure
 from media.history import history_row
+from media.lifecycle import check_hold
 from media.models import EventType, Media
 from media.outbox import event_for, record
 from media.pids import lookup_set, pick
 from media.schemas import media_out_dict
 from media.selectors import media_locked
+from media.trash import bin_rows, trash_enabled
 from media.usage import credit_removed
 from mediastore.compat import raw_delete
-from mediastore.errors import MediastoreError, NotFound
+from mediastore.errors import Locked, MediastoreError, NotFound
 
 log = logging.getLogger(__name__)
 
 
-def media_delete_many(pids: list[str], *, user) -> BulkOutcome:
+def media_delete_many(pids: list[str], *, user, expiring: bool = False) -> BulkOutcome:
     """Delete the media of ``pids``, then their bytes; each pid succeeds or fails on its own (a pid
     given twice is not found the second time).
 
     The rows go in one transaction with a constant number of statements whatever the number of
-    media (``_delete_rows``, and the media's replicas with them). The bytes are removed
-    afterwards, one object at a time, the replicas' too; a failure to remove them is logged, not
-    raised: the media are deleted either way.
+    media (``_delete_rows``, and the media's replicas with them). With the recycle bin on
+    (``MEDIASTORE_TRASH_DAYS`` > 0) the rows and replica rows go into the bin in that transaction
+    (``media.trash``) and the bytes stay. Without it the bytes are removed afterwards, one object at
+    a time, the replicas' too; a failure to remove them is logged, not raised: the media are
+    deleted either way. A media under a hold is that pid's failure (Locked, 423).
     """
     outcome = BulkOutcome()
     with transaction.atomic():
@@ -48,11 +52,24 @@ def media_delete_many(pids: list[str], *, user) -> BulkOutcome:
                 outcome.failures.append((pid, NotFound("Media", pid)))
                 continue
             del found[media.pid]  # a pid given twice is not found the second time
+            try:
+                check_hold(media, "expired" if expiring else "deleted")
+            except Locked as exc:
+                outcome.failures.append((pid, exc))
+                continue
             gone.append(media)
             outcome.successes.append(pid)
-        copies = forget_media_replicas([media.pk for media in gone]) if gone else []
+        binning = trash_enabled()
+        if binning and gone:
+            replicas = bin_replicas([media.pk for media in gone])
+        else:
+            copies = forget_media_replicas([media.pk for media in gone]) if gone else []
         if gone:
-            _delete_rows(gone, user=user)
+            _delete_rows(gone, user=user, expiring=expiring)
+        if binning and gone:
+            bin_rows(gone, replicas, user=user, now=timezone.now())
+    if binning:
+        return outcome  # the bytes stay with the binned media until purged or restored
     for backend, key in copies:  # the media's replicas
         discard(backend, key)
     for media in gone:
@@ -73,7 +90,7 @@ def media_delete(pid: str, *, user) -> None:
     raise_first_failure(media_delete_many([pid], user=user))
 
 
-def _delete_rows(gone: list[Media], *, user) -> None:
+def _delete_rows(gone: list[Media], *, user, expiring: bool = False) -> None:
     """Delete these locked media rows as ``Model.delete()`` would, in four statements: the history
     rows ('-', as simple-history writes them on a delete), the tag links, the rows, the events; and
     take them off the usage of their stores and owners (a statement per store and owner).
@@ -85,7 +102,16 @@ def _delete_rows(gone: list[Media], *, user) -> None:
     bodies = [media_out_dict(media) for media in gone]
     user_id = getattr(user, "pk", None)
     Media.history.model.objects.bulk_create(
-        [history_row(media, history_date=now, history_type="-", history_user_id=user_id) for media in gone]
+        [
+            history_row(
+                media,
+                history_date=now,
+                history_type="-",
+                history_user_id=user_id,
+                history_change_reason="expired" if expiring else None,
+            )
+            for media in gone
+        ]
     )
     pks = [media.pk for media in gone]
     Media.tags.through.objects.filter(content_object_id__in=pks).delete()
@@ -93,7 +119,13 @@ def _delete_rows(gone: list[Media], *, user) -> None:
     credit_removed(gone)  # their store's and owner's usage
     record(
         [
-            event_for(media, EventType.DELETED, user=user, now=now, as_it_was=body)
+            event_for(
+                media,
+                EventType.EXPIRED if expiring else EventType.DELETED,
+                user=user,
+                now=now,
+                as_it_was=body,
+            )
             for media, body in zip(gone, bodies, strict=True)
         ]
     )

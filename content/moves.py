@@ -21,6 +21,7 @@ from content.replicas import good_replicas, replica_promote
 from content.replication import write_copy
 from content.services import discard, fresh_key, hash_object
 from media.bulk import BulkOutcome, raise_first_failure
+from media.lifecycle import hold_active
 from media.models import Media, StoreStatus
 from media.rules import StoreResolver
 from media.schemas import MediaPatch
@@ -99,6 +100,8 @@ def prepare_moves(pairs: list[tuple[str, MediaPatch]], stores: StoreResolver) ->
         pid__in=wanted, store_status=StoreStatus.READY
     )
     for media in ready:
+        if hold_active(media):
+            continue  # refused by patch_change (423): no copy to make
         try:
             store = stores.resolve(wanted[media.pid])
             if store.pk != media.store_config_id:

@@ -20,6 +20,7 @@ from django.db import transaction
 
 from content.deletes import media_delete
 from content.services import complete
+from media.lifecycle import check_hold
 from media.models import Media, StoreStatus
 from media.schemas import MediaIn
 from media.selectors import media_locked
@@ -191,6 +192,7 @@ def upload_abandon(media: Media, *, user) -> None:
         if not locked:
             raise NotFound("Media", media.pid)
         [media] = locked
+        check_hold(media, "deleted")
         if media.store_status != StoreStatus.PENDING:
             raise Conflict(
                 f"media '{media.pid}' is READY: its upload is finished "

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from content.models import Replica
 from content.services import discard
 from media.models import Media
+from media.trash import binned_keys
 from mediastore.errors import StorageError
 from stores.backends.base import ListingNotSupported, MultipartUpload, StoredObject
 from stores.models import StoreConfig
@@ -63,6 +64,7 @@ def find_orphans(store: StoreConfig, *, older_than: float, now: float) -> StoreO
     # Loaded after listing: a switch that committed meanwhile makes its new key referenced here.
     referenced = set(Media.objects.filter(store_config=store).values_list("store_key", flat=True))
     referenced |= set(Replica.objects.filter(store_config=store).values_list("store_key", flat=True))
+    referenced |= binned_keys(store.pk)  # media in the recycle bin keep their bytes
     others = nested_prefixes(store)
     for obj in listed:
         if obj.key in referenced or obj.key.startswith(others):
@@ -135,10 +137,12 @@ def nested_prefixes(store: StoreConfig) -> tuple[str, ...]:
 
 
 def referenced(store: StoreConfig, key: str) -> bool:
-    """Whether a media's primary copy or a replica is the object under ``key`` of ``store``."""
+    """Whether a media's primary copy or a replica, or a binned media's, is the object under ``key``
+    of ``store``."""
     return (
         Media.objects.filter(store_config=store, store_key=key).exists()
         or Replica.objects.filter(store_config=store, store_key=key).exists()
+        or key in binned_keys(store.pk)
     )
 
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from content.models import Replica, ReplicaEvent, ReplicaState
 from content.services import discard
+from media.lifecycle import check_hold
 from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
 from media.rules import StoreResolver
@@ -184,6 +185,7 @@ def replica_promote(pid: str, store_pk: int, *, user) -> dict[str, Any]:
     etag = replica.store_config.backend().etag(replica.store_key) if replica.store_key else None
     with transaction.atomic():
         current = locked_media(pid)
+        check_hold(current, "moved to another store")
         replica = (
             Replica.objects.select_for_update(of=("self",))
             .select_related("store_config__s3cfg")
@@ -211,6 +213,42 @@ def replica_promote(pid: str, store_pk: int, *, user) -> dict[str, Any]:
         warnings = charge_change(current, counted_before, user=user)  # the primary copy's store counts it
         record([event_for(current, EventType.MOVED, user=user, changed=["store_config"]), *warnings])
     return primary_dict(current)
+
+
+def bin_replicas(media_pks: list[int]) -> dict[int, list[dict]]:
+    """Delete the replica rows of media going into the recycle bin (in the caller's transaction),
+    leaving their objects; media pk -> its replica rows as dicts (``restore_replicas`` puts them
+    back)."""
+    rows = list(Replica.objects.filter(media_id__in=media_pks).values())
+    if not rows:
+        return {}
+    Replica.objects.filter(pk__in=[row["id"] for row in rows]).delete()
+    kept: dict[int, list[dict]] = {}
+    for row in rows:
+        kept.setdefault(row["media_id"], []).append(row)
+    return kept
+
+
+def restore_replicas(rows: list[dict]) -> None:
+    """Insert the replica rows ``bin_replicas`` kept (a restored media's), in the caller's transaction."""
+    fields = {field.attname: field for field in Replica._meta.concrete_fields}
+    stores = set(
+        StoreConfig.objects.filter(pk__in={row["store_config_id"] for row in rows}).values_list(
+            "pk", flat=True
+        )
+    )
+    replicas = [
+        Replica(**{k: fields[k].to_python(v) for k, v in row.items() if k in fields})
+        for row in rows
+        if row["store_config_id"] in stores  # a store deleted meanwhile took that copy with it
+    ]
+    if not replicas:
+        return
+    created = [replica.created for replica in replicas]
+    Replica.objects.bulk_create(replicas)
+    for replica, when in zip(replicas, created, strict=True):
+        replica.created = when  # bulk_create stamped "now" (auto_now_add)
+    Replica.objects.bulk_update(replicas, ["created"])
 
 
 def forget_media_replicas(media_pks: list[int]) -> list[tuple[Backend, str]]:

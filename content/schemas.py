@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from ninja import Field, Schema
 
 from media.schemas import MediaIn, MediaListQuery, MediaOut, MediaSearch
+from mediastore.limits import MAX_OFFSET
 from mediastore.schema_utils import RequestSchema, null_means_default
 from stores.schemas import StoreConfigIn, StoreConfigOut
 
@@ -214,3 +215,32 @@ class ArchiveQuery(MediaListQuery):
     )
 
     error_subject: ClassVar[str] = "query parameter"
+
+
+class TrashItemOut(Schema):
+    """A deleted media in the recycle bin."""
+
+    pid: str
+    deleted_at: datetime = Field(..., description="When it was deleted.")
+    deleted_by: str = Field(..., description="Who deleted it (username; empty for the system, e.g. expiry).")
+    purge_after: datetime = Field(
+        ..., description="When `manage.py purge_trash` removes it for good (`MEDIASTORE_TRASH_DAYS` after)."
+    )
+    media: MediaOut = Field(..., description="The media as it was when deleted; restored exactly.")
+
+
+class TrashPage(Schema):
+    count: int = Field(..., description="Number of binned media matching.")
+    next: str | None = Field(..., description="URL of the next page, or null.")
+    previous: str | None = Field(..., description="URL of the previous page, or null.")
+    items: list[TrashItemOut]
+
+
+class TrashQuery(RequestSchema):
+    pid_prefix: str = Field("", max_length=512, description="Only pids starting with this.")
+    limit: int = Field(100, ge=1, le=1000, description="Page size (1 to 1000).")
+    offset: int = Field(0, ge=0, le=MAX_OFFSET, description="Binned media to skip.")
+
+
+class TrashRestoreIn(RequestSchema):
+    pids: list[str] = Field(..., max_length=10000, description="The binned media to restore (at most 10000).")

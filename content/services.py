@@ -24,6 +24,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError, connectio
 
 from content.hashing import HashingReader, checksum_label
 from content.models import Replica
+from media.lifecycle import check_hold
 from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
 from media.rules import clean_content_type
@@ -186,6 +187,7 @@ def switch_bytes(
             same_key and current.store_key != media.store_key
         ):
             raise Conflict(f"media '{media.pid}' was moved or changed while its bytes were stored; try again")
+        check_hold(current, "given other bytes")
         conditions.check(current)
         before = {name: getattr(current, name) for name in BYTE_FIELDS}
         counted_before = counted(current)
@@ -314,6 +316,7 @@ def put_content(
     the history row's change reason."""
     clean_content_type(content_type or "", "Content-Type")
     media = media_get(pid)
+    check_hold(media, "given other bytes")  # before the body is read; switch_bytes checks again
     conditions.check(media)
     precheck_bytes(media, size)
     backend = media.store_config.backend()

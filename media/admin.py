@@ -22,7 +22,8 @@ from media import admin_search, outbox
 from media import metadata as meta_ops
 from media.history import history_entries
 from media.history_story import ADMIN_REASON
-from media.models import Media, SearchIndex
+from media.lifecycle import hold_active
+from media.models import BinnedMedia, Media, SearchIndex
 from media.rules import IdentifierRules, clean_tags
 from media.services import media_revert
 from media.tags import sync_tags
@@ -188,8 +189,14 @@ class MediaAdmin(SimpleHistoryAdmin):
         "version",
         "created",
         "updated",
+        "expires_at",
+        "hold_since",
+        "hold_until",
+        "hold_reason",
+        "hold_freeze",
+        "hold_by",
     ]
-    history_list_display = ["version", "store_status"]
+    history_list_display = ["version", "store_status", "hold_reason"]
     object_history_form_template = "media/admin/revert.html"
     change_form_template = "media/admin/change_form.html"
     actions = [*admin_actions.ACTIONS, "download_zip"]
@@ -244,7 +251,10 @@ class MediaAdmin(SimpleHistoryAdmin):
     # through a JSON form field, nor be written back with a save (encoding it recurses past Python's
     # limit): such a media is view-only here, its metadata shown cut at the limit, until the API
     # replaces that metadata.
+    # A media under a frozen hold (media.lifecycle) is view-only here, as its record is in the API.
     def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.hold_freeze and hold_active(obj):
+            return False
         if obj is not None and too_deep(obj.metadata):
             return False
         return super().has_change_permission(request, obj)
@@ -427,3 +437,14 @@ class SearchIndexAdmin(ViewOnlyAdmin):
 
     list_display = ("path", "kind", "name", "created")
     ordering = ("path", "kind")
+
+
+@admin.register(BinnedMedia)
+class BinnedMediaAdmin(ViewOnlyAdmin):
+    """The recycle bin, read-only: deleted media wait here (record and bytes) for
+    ``MEDIASTORE_TRASH_DAYS``; ``POST /api/trash/{pid}/restore`` brings one back, ``DELETE
+    /api/trash/{pid}`` or ``manage.py purge_trash`` removes it for good."""
+
+    list_display = ("pid", "deleted_at", "deleted_by", "purge_after", "store_config")
+    search_fields = ("pid",)
+    list_select_related = ("store_config",)

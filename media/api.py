@@ -19,6 +19,7 @@ from media.history import media_history
 from media.schemas import (
     BulkResult,
     HistoryEntry,
+    HoldIn,
     MediaBulkPatch,
     MediaIn,
     MediaListQuery,
@@ -207,6 +208,24 @@ def media_revert(request: HttpRequest, pid: str, payload: RevertIn):
     more tags than `MEDIASTORE_MAX_TAGS`);
     409 when another media has that pid now."""
     return services.media_revert(pid, version=payload.version, user=request.auth)
+
+
+@router.post("/media/{path:pid}/hold", response=MediaOut, summary="Place a hold on a media")
+def media_hold_place(request: HttpRequest, pid: str, payload: HoldIn):
+    """Hold the media: until `until` (null: until released) it cannot be deleted (alone, in bulk or
+    in the admin), have its bytes replaced (any upload path), be moved to another store, change store
+    key or expire: each answers 423 Locked naming the hold and its reason (bulk endpoints report it
+    per item, `error` `Locked`). With `freeze: true` metadata, tags, identifiers, pid and reverts are
+    423 too. A hold on a held media replaces it. Recorded in the history; answers the media with its
+    `hold`. Administrators only; 422 for an `until` in the past."""
+    return services.media_hold(pid, payload, user=request.auth)
+
+
+@router.delete("/media/{path:pid}/hold", response=MediaOut, summary="Release the hold of a media")
+def media_hold_release(request: HttpRequest, pid: str):
+    """End the media's hold now (recorded in the history) and answer the media (`hold` null).
+    Releasing a media without a hold changes nothing. Administrators only."""
+    return services.media_hold(pid, None, user=request.auth)
 
 
 @router.get("/media/{path:pid}", response=MediaOut, summary="Get one media")

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from django.db import transaction
 from django.utils import timezone
 
+from media.lifecycle import check_not_expired
 from media.models import EventType, Media, next_marks
 from media.outbox import event_for, record
 from media.pids import lookup_set, pick
@@ -57,6 +58,7 @@ def bulk_apply(
     tags_changed: bool = False,
     reason: str = "",
     event_type: str | None = None,
+    expired_too: bool = False,
 ) -> BulkOutcome:
     """Apply ``change(media, item)`` to the media of each ``(pid, item)``; each item succeeds or
     fails on its own.
@@ -65,7 +67,8 @@ def bulk_apply(
     is written, stamped and recorded in the history in one go, with ``reason`` as the history
     rows' change reason, and one outbox event per changed media: ``event_type``, else
     ``media.moved`` when its store changed, ``media.tags_changed`` when only its tags did,
-    ``media.updated`` otherwise.
+    ``media.updated`` otherwise. An expired media is that item's failure (404) unless
+    ``expired_too`` (a hold may keep one that expired but was not deleted yet).
     """
     outcome = BulkOutcome()
     with transaction.atomic():
@@ -80,6 +83,8 @@ def bulk_apply(
             try:
                 if media is None:
                     raise NotFound("Media", pid)
+                if not expired_too:
+                    check_not_expired(media)  # not served: not changed either
                 updates = {k: v for k, v in change(media, item).items() if _differs(media, k, v)}
                 if "store_config" in updates:  # a move: charged to the new store (or refused) now
                     crossings.append((media, charge_move(ledger, media, updates["store_config"].pk)))

@@ -19,6 +19,11 @@ TRACKED_FIELDS = [
     ("size", "size"),
     ("checksum", "checksum"),
     ("content_type", "content_type"),
+    ("expires_at", "expires_at"),
+    ("hold_since", "hold_since"),
+    ("hold_until", "hold_until"),
+    ("hold_reason", "hold_reason"),
+    ("hold_freeze", "hold_freeze"),
 ]
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 

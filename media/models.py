@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
@@ -100,6 +102,15 @@ class Media(models.Model):
     verify_ok = models.BooleanField(null=True, blank=True, editable=False)
     # db_default too: rows loaded with plain SQL (benchmarks, the plan tests) need not name it.
     verify_error = models.CharField(max_length=500, blank=True, default="", db_default="", editable=False)
+    # Lifecycle (media.lifecycle): after expires_at the media is no longer served and `manage.py
+    # expire` deletes it. A hold (hold_since set) forbids deleting, replacing, moving and expiring
+    # it until hold_until (None: until released); hold_freeze forbids record edits too.
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    hold_since = models.DateTimeField(null=True, blank=True, editable=False)
+    hold_until = models.DateTimeField(null=True, blank=True, editable=False)
+    hold_reason = models.CharField(max_length=500, blank=True, default="", db_default="", editable=False)
+    hold_freeze = models.BooleanField(default=False, db_default=False, editable=False)
+    hold_by = models.CharField(max_length=150, blank=True, default="", db_default="", editable=False)
 
     tags = TaggableManager(through=TaggedMedia, blank=True)
     history = HistoricalRecords(excluded_fields=["updated", "verified_at", "verify_ok", "verify_error"])
@@ -107,6 +118,10 @@ class Media(models.Model):
     class Meta:
         verbose_name_plural = "media"
         ordering = ["pk"]
+        permissions = [
+            ("hold_media", "Can place and release holds on media"),
+            ("purge_media", "Can purge media from the recycle bin"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["store_config", "store_key"], name="media_store_key_unique"),
         ]
@@ -151,6 +166,8 @@ class EventType(models.TextChoices):
     REVERTED = "media.reverted"
     DELETED = "media.deleted"
     VERIFY_FAILED = "media.verify_failed"
+    EXPIRED = "media.expired"
+    RESTORED = "media.restored"
 
 
 class MediaEvent(models.Model):
@@ -195,3 +212,42 @@ class SearchIndex(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path} ({self.kind})"
+
+
+class ExactJSONEncoder(DjangoJSONEncoder):
+    """DjangoJSONEncoder with times to the microsecond (it cuts them to milliseconds): a binned
+    media's row comes back exactly."""
+
+    def default(self, o):
+        if isinstance(o, datetime.datetime):
+            return o.isoformat()
+        return super().default(o)
+
+
+class BinnedMedia(models.Model):
+    """A deleted media in the recycle bin (``MEDIASTORE_TRASH_DAYS``): its row as it was, kept apart
+    from the media table so that nothing reading media (search, dumps, stats, fixity, events, the
+    admin) sees it, and its bytes (and replicas' bytes) left in place until it is purged or
+    restored. ``record``: every field of the media row (attname -> JSON value); ``replicas``: its
+    replica rows likewise."""
+
+    media_pk = models.BigIntegerField(unique=True)
+    pid = models.CharField(max_length=MAX_PID_LENGTH, db_index=True)
+    store_config = models.ForeignKey(
+        "stores.StoreConfig", on_delete=models.PROTECT, related_name="binned_media"
+    )
+    store_key = models.CharField(max_length=MAX_KEY_LENGTH)
+    record = models.JSONField(encoder=ExactJSONEncoder)
+    replicas = models.JSONField(encoder=ExactJSONEncoder, default=list, blank=True)
+    deleted_at = models.DateTimeField()
+    deleted_by = models.CharField(max_length=150, blank=True, default="")
+    purge_after = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-deleted_at", "-pk"]
+        verbose_name = "media in the recycle bin"
+        verbose_name_plural = "media in the recycle bin"
+        indexes = [models.Index(fields=["store_config", "store_key"], name="binned_store_key")]
+
+    def __str__(self) -> str:
+        return self.pid

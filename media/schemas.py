@@ -10,10 +10,18 @@ from typing import Any, ClassVar, Literal
 from ninja import Field, Schema
 from pydantic import ConfigDict, StrictInt, StrictStr, ValidationError, field_validator, model_validator
 
+from media.lifecycle import hold_out
 from mediastore.errors import RuleViolation
 from mediastore.limits import MAX_IN_VALUES, MAX_OFFSET, MAX_PAGE, MAX_PATH_KEYS
 from mediastore.schema_utils import RequestSchema, null_means_default
 from stores.schemas import StoreConfigIn, StoreConfigOut
+
+
+def as_aware(value: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC (the server's and the API's zone)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 class MediaIn(RequestSchema):
@@ -38,8 +46,38 @@ class MediaIn(RequestSchema):
         description="Tags (distinct names, at most 100 characters each); at most `MEDIASTORE_MAX_TAGS` "
         "(1000) distinct ones (422).",
     )
+    expires_at: datetime | None = Field(
+        None,
+        description="When the media expires (ISO 8601; without a zone UTC): afterwards it answers 404 "
+        "everywhere and `manage.py expire` deletes it. Absent or null: the store's `default_ttl` from now, "
+        "if it has one, else never.",
+    )
 
     nulls_are_defaults = null_means_default("identifiers", "metadata", "tags")
+    _aware = field_validator("expires_at")(as_aware)
+
+
+class HoldOut(Schema):
+    """A hold in force: the media cannot be deleted, have its bytes replaced, be moved or expire."""
+
+    since: datetime = Field(..., description="When the hold was placed.")
+    until: datetime | None = Field(..., description="When it ends by itself; null: when released.")
+    reason: str = Field(..., description="Why the media is held (named in every 423 answer).")
+    freeze: bool = Field(..., description="Metadata, tags, identifiers and pid are frozen too.")
+    by: str = Field(..., description="Who placed it (username).")
+
+
+class HoldIn(RequestSchema):
+    """A hold: until `until` (null: until released with `DELETE /api/media/{pid}/hold`) the media cannot
+    be deleted, have its bytes replaced, be moved, change store key or expire (423 Locked naming the
+    hold); with `freeze` its metadata, tags, identifiers, pid and reverts are refused too. Placing a hold
+    on a held media replaces that hold."""
+
+    until: datetime | None = Field(None, description="When the hold ends by itself (ISO 8601); null: never.")
+    reason: str = Field(..., min_length=1, max_length=500, description="Why (shown in 423 answers).")
+    freeze: bool = Field(False, description="Freeze the record too (metadata, tags, identifiers, pid).")
+
+    _aware = field_validator("until")(as_aware)
 
 
 class MediaOut(Schema):
@@ -73,10 +111,20 @@ class MediaOut(Schema):
         description="Username of the account that created it (its usage and quotas count it); null for "
         "media imported, made before owners were recorded, or whose account was deleted.",
     )
+    expires_at: datetime | None = Field(
+        None, description="When the media expires (then answers 404 and is deleted); null: never."
+    )
+    hold: HoldOut | None = Field(
+        None, description="The hold in force (`POST /api/media/{pid}/hold`); null when none (or it ran out)."
+    )
 
     @staticmethod
     def resolve_owner(obj) -> str | None:
         return obj.owner_id
+
+    @staticmethod
+    def resolve_hold(obj) -> dict | None:
+        return hold_out(obj)
 
     @staticmethod
     def resolve_pid_type(obj) -> str:
@@ -113,6 +161,8 @@ def media_out_dict(media) -> dict[str, Any]:
         "created": media.created,
         "updated": media.updated,
         "owner": media.owner_id,
+        "expires_at": media.expires_at,
+        "hold": hold_out(media),
     }
 
 
@@ -125,6 +175,13 @@ class MediaPatch(RequestSchema):
     store_config: int | StoreConfigIn | None = Field(
         None, description="A store configuration pk, or a store description (got or created)."
     )
+    expires_at: datetime | None = Field(
+        None,
+        description="A new expiry (ISO 8601 with a time zone); `null` given explicitly removes the expiry, "
+        "absent leaves it.",
+    )
+
+    _aware = field_validator("expires_at")(as_aware)
 
 
 class MediaBulkPatch(RequestSchema):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
+from media.lifecycle import check_not_expired, not_expired_q
 from media.models import Media
 from media.pids import lookup_set, pick, pid_forms
 from mediastore.errors import NotFound
@@ -30,15 +32,20 @@ def media_find(pid: str) -> Media | None:
 
 
 def media_get(pid: str) -> Media:
+    """The media of ``pid`` (``media_find``); NotFound when there is none, Expired (a 404 too) when
+    it passed its ``expires_at``."""
     media = media_find(pid)
     if media is None:
         raise NotFound("Media", pid)
+    check_not_expired(media)
     return media
 
 
 def media_read_many(pids: list[str]) -> list[Media]:
-    """The media of these pids that exist, in the order asked, each once."""
-    found = {m.pid: m for m in media_queryset().filter(pid__in=lookup_set(pids))}
+    """The media of these pids that exist and have not expired, in the order asked, each once."""
+    found = {
+        m.pid: m for m in media_queryset().filter(not_expired_q(timezone.now()), pid__in=lookup_set(pids))
+    }
     media = {}
     for pid in pids:
         hit = pick(found, pid)

@@ -24,11 +24,13 @@ from django.utils import timezone
 from identifiers.rules import matches
 from media import metadata as meta_ops
 from media.bulk import BulkOutcome, bulk_apply, raise_first_failure
+from media.lifecycle import check_hold, default_expiry
 from media.models import EventType, Media, StoreStatus, next_marks
 from media.outbox import event_for, record
 from media.pids import lookup_set, nfc
 from media.rules import IdentifierRules, StoreResolver, check_tag_count, clean_tags, new_store_key
 from media.schemas import (
+    HoldIn,
     MediaIn,
     MediaPatch,
     UpdateIdentifiers,
@@ -37,6 +39,7 @@ from media.schemas import (
     UpdateTags,
 )
 from media.tags import sync_tags
+from media.trash import purge_taken
 from media.usage import charge_inserted, owner_name
 from mediastore.errors import Conflict, MediastoreError, NotFound, QuotaExceeded, RuleViolation
 from stores.models import StoreConfig
@@ -62,6 +65,7 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
     tags = clean_tags(item.tags)
     meta_ops.check_limits(item.metadata)
     store = stores.resolve(item.store_config)
+    check_expiry(item.expires_at)
     return Media(
         pid=pid,
         pid_type_id=item.pid_type,
@@ -71,7 +75,14 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
         identifiers=identifiers,
         metadata=item.metadata,
         tag_list=tags,
+        expires_at=item.expires_at,
     )
+
+
+def check_expiry(value) -> None:
+    """RuleViolation for an ``expires_at`` already past: the media would never be served."""
+    if value is not None and value <= timezone.now():
+        raise RuleViolation(f"expires_at {value.isoformat()} is in the past")
 
 
 def media_prepare_many(
@@ -146,12 +157,15 @@ def media_insert(objs: list[Media], *, user, reason: str = "", name_items: bool 
     for obj, mark in zip(objs, next_marks(len(objs)), strict=True):
         obj.stamp(mark)
         obj.created = obj.updated = now
+        if obj.expires_at is None:
+            obj.expires_at = default_expiry(obj.store_config, now)
     try:
         Media.objects.bulk_create(objs)
     except IntegrityError:  # another request took one of the pids since media_prepare_many looked
         raise Conflict(
             "a media with one of these pids was created concurrently; nothing was created"
         ) from None
+    purge_taken(objs, user=user)  # a binned media of one of these pids (or store keys) goes for good
     try:
         warnings = charge_inserted(objs, user=user)
     except QuotaExceeded as exc:
@@ -185,22 +199,27 @@ def media_create(item: MediaIn, *, user) -> Media:
 
 def tags_add(media: Media, item: UpdateTags) -> dict[str, Any]:
     """The media's tags and the item's; their number together must be within the limit."""
+    check_hold(media, "re-tagged", edit=True)
     names = set(media.tag_list) | set(clean_tags(item.tags))
     check_tag_count(names)
     return {"tag_list": sorted(names)}
 
 
 def tags_replace(media: Media, item: UpdateTags) -> dict[str, Any]:
+    check_hold(media, "re-tagged", edit=True)
     return {"tag_list": clean_tags(item.tags)}
 
 
 def identifiers_replace(media: Media, item: UpdateIdentifiers, *, rules: IdentifierRules) -> dict[str, Any]:
+    check_hold(media, "given other identifiers", edit=True)
     return {"identifiers": rules.identifiers(media.pid, media.pid_type_id, item.identifiers)}
 
 
 def storekey_set(media: Media, item: UpdateStorekey, *, taken: dict[tuple[int, str], int]) -> dict[str, Any]:
     """``taken``: (store pk, key) -> media pk of the keys in use, kept current as items apply."""
     key = validate_store_key(item.store_key)
+    if key != media.store_key:
+        check_hold(media, "pointed at another store key")
     owner = taken.get((media.store_config_id, key))
     if owner is not None and owner != media.pk:
         raise Conflict(f"store_key {key!r} is already used by another media of this store")
@@ -213,6 +232,7 @@ def storekey_set(media: Media, item: UpdateStorekey, *, taken: dict[tuple[int, s
 
 
 def metadata_change(media: Media, item: UpdateMetadata, *, op: str) -> dict[str, Any]:
+    check_hold(media, "given other metadata", edit=True)
     # Both the stored metadata (unless replaced or cleared whole) and the data are copied below,
     # and copying recurses: nothing deeper than the limit may get there.
     if item.keys or op == "patch":
@@ -257,6 +277,7 @@ def patch_change(
     pid = nfc(patch.new_pid) if patch.new_pid is not None else media.pid
     pid_type = patch.pid_type if patch.pid_type is not None else media.pid_type_id
     if pid != media.pid or pid_type != media.pid_type_id:
+        check_hold(media, "renamed or retyped", edit=True)
         checked = rules.check_pid(pid, pid_type)
         if patch.new_pid is not None:
             pid = checked  # a retype alone keeps a pid stored before normalisation as it is
@@ -267,6 +288,7 @@ def patch_change(
     if patch.store_config is not None:
         store = stores.resolve(patch.store_config)
         if store.pk != media.store_config_id:
+            check_hold(media, "moved to another store")
             if media.store_status == StoreStatus.READY:
                 move = moves.get(media.pid)
                 if isinstance(move, MediastoreError):
@@ -275,6 +297,9 @@ def patch_change(
                     raise Conflict(f"media '{media.pid}' changed while its bytes were copied; try again")
                 updates["store_key"] = move.key
             updates["store_config"] = store
+    if "expires_at" in patch.model_fields_set and patch.expires_at != media.expires_at:
+        check_expiry(patch.expires_at)
+        updates["expires_at"] = patch.expires_at
     if "pid" in updates:
         taken[pid] = pid
     return updates
@@ -282,6 +307,7 @@ def patch_change(
 
 def revert_change(media: Media, version: int, *, rules: IdentifierRules) -> dict[str, Any]:
     """The fields of ``media`` as they were at its revision ``version``, checked by today's rules."""
+    check_hold(media, "reverted", edit=True)
     row = (
         Media.history.model.objects.filter(id=media.pk, version=version)
         .exclude(history_type="-")
@@ -340,7 +366,12 @@ def media_storekeys_update(items: list[UpdateStorekey], *, user) -> BulkOutcome:
             "store_config_id", "store_key", "pk"
         )
     }
-    return bulk_apply([(item.pid, item) for item in items], partial(storekey_set, taken=taken), user=user)
+    with transaction.atomic():
+        outcome = bulk_apply(
+            [(item.pid, item) for item in items], partial(storekey_set, taken=taken), user=user
+        )
+        purge_taken(outcome.changed, user=user)  # a binned media's key now used: its bytes are not its own
+    return outcome
 
 
 def media_metadata_update(items: list[UpdateMetadata], *, user, op: str) -> BulkOutcome:
@@ -373,5 +404,44 @@ def media_revert(pid: str, *, version: int, user) -> Media:
         raise Conflict(
             f"the pid of version {version} of media '{pid}' was taken meanwhile; nothing changed"
         ) from None
+    raise_first_failure(outcome)
+    return outcome.applied[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Holds
+
+
+def hold_set(media: Media, hold: HoldIn | None, *, by: str, now) -> dict[str, Any]:
+    """The hold fields for placing ``hold`` (None: releasing it)."""
+    if hold is None:
+        return {
+            "hold_since": None,
+            "hold_until": None,
+            "hold_reason": "",
+            "hold_freeze": False,
+            "hold_by": "",
+        }
+    if hold.until is not None and hold.until <= now:
+        raise RuleViolation(f"until {hold.until.isoformat()} is in the past; a hold must end later")
+    return {
+        "hold_since": now,
+        "hold_until": hold.until,
+        "hold_reason": hold.reason,
+        "hold_freeze": hold.freeze,
+        "hold_by": by[:150],
+    }
+
+
+def media_hold(pid: str, hold: HoldIn | None, *, user) -> Media:
+    """Place (or replace) the hold of the media of ``pid``, or with None release it; a change
+    recorded in the history (reason "hold placed: ..." or "hold released") with an event
+    ``media.updated``. Releasing a media without a hold changes nothing. NotFound, Expired."""
+    now = timezone.now()
+    by = getattr(user, "username", "") or ""
+    reason = f"hold placed: {hold.reason}" if hold is not None else "hold released"
+    outcome = bulk_apply(
+        [(pid, hold)], partial(hold_set, by=by, now=now), user=user, reason=reason[:100], expired_too=True
+    )
     raise_first_failure(outcome)
     return outcome.applied[0]

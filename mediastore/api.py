@@ -13,6 +13,7 @@ from ninja.errors import HttpError
 from content.api import router as transfer_router
 from content.previews_api import router as previews_router
 from content.replicas_api import router as replicas_router
+from content.trash_api import router as trash_router
 from events.api import router as events_router
 from identifiers.api import router as identifiers_router
 from media.api import router as media_router
@@ -111,6 +112,7 @@ api.add_router("", transfer_router)  # before media: its /media/{pid}/content mu
 api.add_router("", replicas_router)  # before media, likewise for /media/{pid}/replicas
 api.add_router("", previews_router)  # and /media/{pid}/preview
 api.add_router("", media_router)
+api.add_router("", trash_router)
 api.add_router("", health_router)
 api.add_router("", events_router)
 api.add_router("", status_router)

@@ -227,3 +227,20 @@ class NotImplementedCoding(TextError):
 
     status_code = 501
     kind = "NotImplemented"
+
+
+class Locked(MediastoreError):
+    """The media is under a hold (``POST /api/media/{pid}/hold``) that forbids this change: 423
+    ``{"detail": [{"error": "...", "pid": ..., "hold_reason": ..., "hold_until": ...}]}``. In a
+    BulkResult it is that item's failure of kind ``Locked``."""
+
+    status_code = 423
+    kind = "Locked"
+
+
+class Expired(NotFound):
+    """The media passed its ``expires_at``: it is no longer served though ``manage.py expire`` has not
+    deleted it yet. 404 ``{"detail": "Media '<pid>' not found: it expired at <time>"}``."""
+
+    def __init__(self, pid: str, when: str) -> None:
+        TextError.__init__(self, f"Media '{pid}' not found: it expired at {when}")

@@ -171,6 +171,17 @@ ANSWERS: dict[int, tuple[str, dict | None, dict]] = {
         TEXT,
         {"example": text("the database could not be reached (OperationalError); try again shortly")},
     ),
+    423: (
+        "The media is on hold (POST /api/media/{pid}/hold): this change is refused until the hold ends "
+        "or is released; the answer names the hold and its reason. Nothing changed.",
+        ITEMS,
+        {
+            "example": items(
+                "media '10.1234/demo.1' is on hold (until released; reason: litigation 2026-14): it cannot "
+                "be deleted; an administrator releases it with DELETE /api/media/10.1234/demo.1/hold"
+            )
+        },
+    ),
     507: (
         "The store is full, or the write would take a quota past its limit (the body then names the "
         "quota, `unit`, `limit`, `used` and `requested`); nothing changed.",
@@ -198,29 +209,33 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("DELETE", "/api/s3cfg/{pk}"): {409},
     ("POST", "/api/store"): {404},
     ("DELETE", "/api/store/{pk}"): {409},
-    ("POST", "/api/upload"): {409, *STORAGE_WRITE},
-    ("POST", "/api/upload/{pid}/complete"): {409, 507, *STORAGE_READ},
+    ("POST", "/api/upload"): {409, 423, *STORAGE_WRITE},
+    ("POST", "/api/upload/{pid}/complete"): {409, 423, 507, *STORAGE_READ},
     ("POST", "/api/upload/{pid}/parts"): {409, *STORAGE_READ},
-    ("DELETE", "/api/upload/{pid}"): {409, *STORAGE_WRITE},
+    ("DELETE", "/api/upload/{pid}"): {409, 423, *STORAGE_WRITE},
     ("GET", "/api/download/url/{pid}"): {409, *STORAGE_READ},
     ("POST", "/api/download/urls"): set(),
     ("GET", "/api/download/archive"): {413},
     ("GET", "/api/download/{pid}"): {409, *STORAGE_READ},
     ("GET", "/api/media/{pid}/content"): {409, *STORAGE_READ},
-    ("PUT", "/api/media/{pid}/content"): {400, 408, 409, 411, 412, 501, *STORAGE_WRITE},
+    ("PUT", "/api/media/{pid}/content"): {400, 408, 409, 411, 412, 423, 501, *STORAGE_WRITE},
     ("GET", "/api/media/{pid}/verify"): {409, *STORAGE_READ},
     ("GET", "/api/media/{pid}/preview"): {*STORAGE_READ},
     ("POST", "/api/media"): {404, 409, 507},
     ("POST", "/api/media/create"): {404, 409, 507},
-    ("PATCH", "/api/media/{pid}"): {409, *STORAGE_WRITE},
-    ("POST", "/api/media/{pid}/revert"): {409},
+    ("POST", "/api/media/{pid}/revert"): {409, 423},
     ("GET", "/api/events"): {410},
     ("POST", "/api/media/{pid}/replicas"): {409},
     ("DELETE", "/api/media/{pid}/replicas/{store_pk}"): {409},
-    ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): {409, 507, *STORAGE_READ},
+    ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): {409, 423, 507, *STORAGE_READ},
     ("POST", "/api/rules"): {409},
     ("POST", "/api/webhooks/{id}/redeliver"): {410},
     ("PUT", "/api/quotas"): {404},
+    # lifecycle: 423 for a held media (mediastore.errors.Locked)
+    ("DELETE", "/api/media/{pid}"): {423},
+    ("PATCH", "/api/media/{pid}"): {409, 423, *STORAGE_WRITE},
+    ("POST", "/api/trash/{pid}/restore"): {409, 507, *STORAGE_READ},
+    ("POST", "/api/trash/restore"): {507},
 }
 
 

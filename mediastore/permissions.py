@@ -34,6 +34,8 @@ VIEW_MEDIA, ADD_MEDIA, CHANGE_MEDIA, DELETE_MEDIA = (
     "media.change_media",
     "media.delete_media",
 )
+# Lifecycle: placing/releasing holds and purging the recycle bin are the administrators'.
+HOLD_MEDIA, PURGE_MEDIA = "media.hold_media", "media.purge_media"
 VIEW_STORE, ADD_STORE, DELETE_STORE = (
     "stores.view_storeconfig",
     "stores.add_storeconfig",
@@ -97,6 +99,7 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/api/stores"): VIEW_STORE,
     ("GET", "/api/store/{pk}"): VIEW_STORE,
     ("POST", "/api/store"): ADD_STORE,
+    ("PATCH", "/api/store/{pk}"): "stores.change_storeconfig",
     ("DELETE", "/api/store/{pk}"): DELETE_STORE,
     # bytes
     ("POST", "/api/upload"): ADD_MEDIA,
@@ -146,6 +149,13 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/api/quotas"): VIEW_QUOTA,
     ("PUT", "/api/quotas"): CHANGE_QUOTA,
     ("GET", "/api/usage"): None,
+    # lifecycle: holds (administrators), the recycle bin (deleters list and restore, admins purge)
+    ("POST", "/api/media/{pid}/hold"): HOLD_MEDIA,
+    ("DELETE", "/api/media/{pid}/hold"): HOLD_MEDIA,
+    ("GET", "/api/trash"): DELETE_MEDIA,
+    ("POST", "/api/trash/restore"): DELETE_MEDIA,
+    ("POST", "/api/trash/{pid}/restore"): DELETE_MEDIA,
+    ("DELETE", "/api/trash/{pid}"): PURGE_MEDIA,
     # changes feed
     ("GET", "/api/events"): VIEW_MEDIA,
     # webhook subscriptions: admins manage them (they send every change, and hold a secret)
@@ -186,10 +196,12 @@ _ADMIN = [
     "quotas.add_quota",
     CHANGE_QUOTA,
     "quotas.delete_quota",
+    HOLD_MEDIA,
+    PURGE_MEDIA,
 ]
 # What the groups are given when they are created (migration mediastore 0002 holds a frozen copy;
 # content 0003 gives them the replication rules' permissions, events 0002 the webhooks', quotas 0002
-# the quotas').
+# the quotas', media 0009 the lifecycle ones).
 ROLES: dict[str, list[str]] = {"readers": _READ, "writers": _WRITE, "admins": _ADMIN}
 
 READ, WRITE, DELETE, ADMIN = "read", "write", "delete", "admin"

@@ -118,6 +118,9 @@ if MEDIASTORE_MAX_METADATA_DEPTH > 500:
 MEDIASTORE_MAX_METADATA_KB = env.get_int("MEDIASTORE_MAX_METADATA_KB", 1024, minimum=1)
 # Most tags one media may carry (422 for a write that would leave it with more).
 MEDIASTORE_MAX_TAGS = env.get_int("MEDIASTORE_MAX_TAGS", 1000, minimum=1)
+# Days a deleted media stays in the recycle bin (record and bytes; GET /api/trash, restore) before
+# manage.py purge_trash removes it for good; 0: deletes are final at once (no bin).
+MEDIASTORE_TRASH_DAYS = env.get_int("MEDIASTORE_TRASH_DAYS", 7, minimum=0)
 # Most media one archive of /api/download/archive (or one search answer of /api/download/urls) may
 # hold (413 before any byte for more).
 MEDIASTORE_ARCHIVE_MAX_MEDIA = env.get_int("MEDIASTORE_ARCHIVE_MAX_MEDIA", 100_000, minimum=1)

@@ -6,7 +6,7 @@ from ninja import Query, Router, Status
 
 from stores import services
 from stores.models import S3Config, StoreConfig
-from stores.schemas import S3ConfigIn, S3ConfigOut, StoreConfigIn, StoreConfigOut
+from stores.schemas import S3ConfigIn, S3ConfigOut, StoreConfigIn, StoreConfigOut, StoreOut, StorePatch
 
 router = Router(tags=["stores"])
 
@@ -90,14 +90,24 @@ def store_create(request: HttpRequest, payload: StoreConfigIn, probe: bool | Non
     return services.store_get_or_create(**payload.dict(), user=request.auth, probe=probing(probe))
 
 
-@router.get("/store/{pk}", response=StoreConfigOut, summary="Get one store configuration")
+@router.get("/store/{pk}", response=StoreOut, summary="Get one store configuration")
 def store_get(request: HttpRequest, pk: int):
-    """One store configuration; 404 if there is none."""
+    """One store configuration, with its `default_ttl` (the lifetime of its new media); 404 if there
+    is none."""
     return services.store_get(pk)
+
+
+@router.patch("/store/{pk}", response=StoreOut, summary="Set a store configuration's default lifetime")
+def store_patch(request: HttpRequest, pk: int, payload: StorePatch):
+    """Set `default_ttl`: the seconds new media of this store live (their `expires_at`), or null for
+    none. Media that exist keep their `expires_at`. `{}` changes nothing. Administrators only."""
+    if "default_ttl" not in payload.model_fields_set:
+        return services.store_get(pk)
+    return services.store_set_default_ttl(pk=pk, default_ttl=payload.default_ttl, user=request.auth)
 
 
 @router.delete("/store/{pk}", response={204: None}, summary="Delete a store configuration")
 def store_delete(request: HttpRequest, pk: int):
-    """Delete a store configuration; 409 while media use it."""
+    """Delete a store configuration; 409 while media use it, or media in the recycle bin (named)."""
     services.store_delete(pk=pk, user=request.auth)
     return Status(204, None)

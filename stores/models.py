@@ -108,6 +108,12 @@ class StoreConfig(models.Model):
     s3cfg = models.ForeignKey(
         S3Config, null=True, blank=True, on_delete=models.PROTECT, related_name="stores"
     )
+    default_ttl = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Seconds a new media of this store lives (its expires_at) unless it gives its own; "
+        "empty: media do not expire.",
+    )
     history = HistoricalRecords()
 
     class Meta:

@@ -87,3 +87,25 @@ class StoreConfigOut(Schema):
     type: str
     bucket: str
     s3_url: str = Field("", description="The S3 endpoint of a BucketStore; empty for other types.")
+
+
+class StoreOut(StoreConfigOut):
+    """A store configuration as the store endpoints answer it."""
+
+    default_ttl: int | None = Field(
+        None,
+        description="Seconds a new media of this store lives (its `expires_at` is set to creation time plus "
+        "this) unless it is created with its own `expires_at`; null: media of this store do not expire.",
+    )
+
+
+class StorePatch(RequestSchema):
+    """Changes to a store configuration; absent fields stay as they are."""
+
+    default_ttl: int | None = Field(
+        None,
+        ge=1,
+        le=10 * 365 * 24 * 3600,
+        description="Seconds new media of this store live (1 to ten years); null removes the default. "
+        "Media created before keep their `expires_at`.",
+    )

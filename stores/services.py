@@ -322,5 +322,26 @@ def store_delete(*, pk: int, user: User | None) -> None:
     store = store_get(pk)
     if store.media.exists():
         raise Conflict(f"StoreConfig {pk} is used by media; delete or move those first")
+    binned = list(store.binned_media.order_by("pid").values_list("pid", flat=True)[:11])
+    if binned:
+        shown = ", ".join(repr(pid) for pid in binned[:10]) + (", ..." if len(binned) > 10 else "")
+        raise Conflict(
+            f"StoreConfig {pk} is used by media in the recycle bin ({shown}); restore and move them, or "
+            "purge them (DELETE /api/trash/{pid}) first",
+            pids=binned[:10],
+        )
     store._history_user = user
     store.delete()
+
+
+@transaction.atomic
+def store_set_default_ttl(*, pk: int, default_ttl: int | None, user: User | None) -> StoreConfig:
+    """Set (or with None remove) the store's ``default_ttl``, with a history row."""
+    store = StoreConfig.objects.select_for_update(of=("self",)).select_related("s3cfg").filter(pk=pk).first()
+    if store is None:
+        raise NotFound("StoreConfig", pk)
+    if store.default_ttl != default_ttl:
+        store.default_ttl = default_ttl
+        store._history_user = user
+        store.save(update_fields=["default_ttl"])
+    return store

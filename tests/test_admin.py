@@ -142,10 +142,15 @@ def test_admin_delete_goes_through_the_service(admin_client_logged, api, id_type
     assert api.get("/api/media/m1/history").json()[0]["action"] == "deleted"
 
 
-def test_admin_delete_selected_removes_the_media_and_their_bytes(admin_client_logged, api, id_types):
+def test_admin_delete_selected_removes_the_media_and_their_bytes(
+    admin_client_logged, api, id_types, settings
+):
     """The changelist's "delete selected" goes through content.deletes as the API does: the rows,
     with a "deleted" history row each, then the stored bytes (once the number of media is typed:
     tests/content/test_admin_actions.py)."""
+    settings.MEDIASTORE_TRASH_DAYS = (
+        0  # final deletes; the bin: test_admin_delete_selected_bins_and_refuses_held
+    )
     for pid in ("s1", "s2", "kept"):
         body = {"mediadata": media_body(pid), "base64": base64.b64encode(pid.encode()).decode()}
         assert api.post("/api/upload", body).status_code == 200
@@ -166,6 +171,32 @@ def test_admin_delete_selected_removes_the_media_and_their_bytes(admin_client_lo
     assert not any(backend.exists(key) for backend, key in objects)
     for pid in ("s1", "s2"):
         assert api.get(f"/api/media/{pid}/history").json()[0]["action"] == "deleted"
+
+
+def test_admin_delete_selected_bins_and_refuses_held(admin_client_logged, api, id_types, settings):
+    """With the recycle bin (MEDIASTORE_TRASH_DAYS > 0) the admin's delete bins as the API's does
+    (bytes kept, restorable), and a held media stays, with a message naming its hold."""
+    settings.MEDIASTORE_TRASH_DAYS = 7
+    for pid in ("s1", "held"):
+        body = {"mediadata": media_body(pid), "base64": base64.b64encode(pid.encode()).decode()}
+        assert api.post("/api/upload", body).status_code == 200
+    assert api.post("/api/media/held/hold", {"reason": "case 9"}).status_code == 200
+    chosen = list(Media.objects.select_related("store_config").order_by("pk"))
+    response = admin_client_logged.post(
+        "/admin/media/media/",
+        {
+            "action": "delete_selected",
+            "_selected_action": [m.pk for m in chosen],
+            "apply": "1",
+            "confirm": "2",
+        },
+        follow=True,
+    )
+    assert "case 9" in response.content.decode()
+    assert list(Media.objects.values_list("pid", flat=True)) == ["held"]
+    assert chosen[0].store_config.backend().exists(chosen[0].store_key)
+    assert api.post("/api/trash/s1/restore").status_code == 200
+    assert admin_client_logged.get("/admin/media/binnedmedia/").status_code == 200
 
 
 # --- the media change page, history page and revert (issue "The first ten minutes") -------------

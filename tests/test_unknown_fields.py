@@ -52,6 +52,9 @@ BODIES: dict[str, object] = {
     "POST /api/download/archive": {"tags": ["t"], "metadata": [{"path": "keep", "op": "exists"}]},
     "PATCH /api/media/{pid}": {"new_pid": "m9", "store_config": DICT_STORE},
     "POST /api/media/{pid}/replicas": {"store_config": {"type": "DictStore", "bucket": "copies"}},
+    "PATCH /api/store/{pk}": {"default_ttl": 3600},
+    "POST /api/media/{pid}/hold": {"until": None, "reason": "audit", "freeze": False},
+    "POST /api/trash/restore": {"pids": ["gone"]},
     "POST /api/rules": {
         "name": "r",
         "match": {"tags": ["t"]},
@@ -90,7 +93,13 @@ def world(api, id_types, settings) -> dict[str, str]:
     settings.MEDIASTORE_WEBHOOK_ALLOW_HOSTS = ["127.0.0.1"]
     webhook = api.post("/api/webhooks", {"url": "http://127.0.0.1:9/hook"})
     assert webhook.status_code == 200, webhook.content
-    return {"pid": "m1", "pk": str(s3cfg.json()["pk"]), "id": str(webhook.json()["id"])}
+    store = api.get("/api/media/m1").json()["store_config"]["pk"]
+    return {
+        "pid": "m1",
+        "pk": str(s3cfg.json()["pk"]),
+        "id": str(webhook.json()["id"]),
+        "store_pk": str(store),
+    }
 
 
 def json_body_operations(document: dict) -> dict[str, dict]:
@@ -141,6 +150,8 @@ def with_fields(body, at: tuple, fields: dict):
 
 def call(api, operation: str, world: dict[str, str], body):
     method, path = operation.split(" ", 1)
+    if path.startswith("/api/store/"):  # a store's pk, not the S3 configuration's
+        path = path.replace("{pk}", world["store_pk"])
     path = re.sub(r"\{(\w+)\}", lambda m: world[m.group(1)], path)
     return api.request(method, path, body)
 

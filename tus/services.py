@@ -49,6 +49,7 @@ from content.services import (
     switch_bytes,
     upload_stream,
 )
+from media.lifecycle import check_hold
 from media.models import Media
 from media.rules import clean_content_type
 from media.schemas import MediaIn
@@ -119,6 +120,7 @@ def upload_create(
         # A store configuration made for ``item`` is deleted again when anything below fails.
         if item is None:
             media = media_get(pid)
+            check_hold(media, "given other bytes")  # refused before any byte is sent (423)
             Preconditions(if_match=etag or None).check(media)
             precheck_bytes(media, length)
             store, key, mediadata = media.store_config, fresh_key(media.store_key), {"pid": media.pid}
@@ -482,6 +484,7 @@ def _complete_parts(upload: TusUpload, lease: Lease, backend, content_type: str,
     with prepared_media([] if upload.replace else [MediaIn(**upload.mediadata)], user=user) as prepared:
         if upload.replace:
             media = media_get(upload.mediadata["pid"])
+            check_hold(media, "given other bytes")  # before the parts are joined: the upload can wait
             conditions.check(media)
             if media.store_config_id != upload.store_config_id:
                 raise Conflict(

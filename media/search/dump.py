@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from django.utils import timezone
 from ninja.responses import NinjaJSONEncoder
 
+from media.lifecycle import not_expired_q
 from media.schemas import MAX_OFFSET, media_out_dict
 from media.selectors import media_queryset
 from mediastore.errors import RuleViolation
@@ -26,7 +28,7 @@ def media_dump_chunks(*, limit: int | None = None, offset: int = 0) -> Iterator[
         raise RuleViolation(f"query parameter 'limit' must be from 0 to {MAX_OFFSET}")
     if not 0 <= offset <= MAX_OFFSET:
         raise RuleViolation(f"query parameter 'offset' must be from 0 to {MAX_OFFSET}")
-    qs = media_queryset().order_by("pk")
+    qs = media_queryset().filter(not_expired_q(timezone.now())).order_by("pk")  # expired: not served
     qs = qs[offset : offset + limit] if limit is not None else qs[offset:]
 
     def chunks() -> Iterator[str]:

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from django.utils.timezone import now
 from taggit.models import Tag
 
 from media.models import TaggedMedia
@@ -78,7 +79,13 @@ def conditions_for(filters: MediaSearch, paths: IndexedPaths | None = None) -> C
     """The conditions of every filter given (none: every media matches)."""
     vendor = connection.vendor
     tagged = f'"{TaggedMedia._meta.db_table}"'
-    parts: list[Sql] = []
+    # Expired media are not served, though ``manage.py expire`` has not deleted them yet (unless held).
+    moment = _moment(now())
+    served = (
+        f"({_column('expires_at')} IS NULL OR {_column('expires_at')} > %s OR ({_column('hold_since')} "
+        f"IS NOT NULL AND ({_column('hold_until')} IS NULL OR {_column('hold_until')} > %s)))"
+    )
+    parts: list[Sql] = [(served, [moment, moment])]
     ids = tag_ids([*filters.tags, *filters.tags_all])
     if filters.tags:
         wanted = list(dict.fromkeys(ids[name] for name in filters.tags if name in ids))

@@ -9,10 +9,13 @@ of them goes into the answer as it is (``orjson.Fragment``), which also keeps in
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import orjson
+from django.utils import timezone
 
+from media.lifecycle import hold_out
 from media.models import Media
 from media.search.filters import order_sql
 from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
@@ -34,10 +37,26 @@ FIELDS = (
     "created",
     "updated",
     "owner_id",
+    "expires_at",
+    "hold_since",
+    "hold_until",
+    "hold_reason",
+    "hold_freeze",
+    "hold_by",
 )
 JSON_FIELDS = ("identifiers", "metadata", "tag_list")
 
 _SQL: dict[str, tuple[str, list[tuple[int, Any]]]] = {}
+
+
+class Hold(NamedTuple):
+    """The hold columns of a row, as ``media.lifecycle.hold_out`` reads them."""
+
+    hold_since: datetime | None
+    hold_until: datetime | None
+    hold_reason: str
+    hold_freeze: bool
+    hold_by: str
 
 
 def _statement() -> tuple[str, list[tuple[int, Any]]]:
@@ -72,12 +91,15 @@ def media_rows(ids_sql: str, ids_params: list[Any], order_by: str | None) -> lis
         rows = cursor.fetchall()
     stores: dict[int, dict[str, Any]] = {}
     page = []
+    now = timezone.now()
     for row in rows:
         row = list(row)
         for position, convert in converters:
             row[position] = convert(row[position], connection)
         pk, pid, pid_type, store_id, status, mark, version, size, checksum, content_type = row[:10]
-        created, updated, owner, identifiers, metadata, tags, store_type, bucket, s3_url = row[10:]
+        created, updated, owner, expires_at = row[10:14]
+        hold = Hold(*row[14:19])
+        identifiers, metadata, tags, store_type, bucket, s3_url = row[19:]
         store = stores.get(store_id)
         if store is None:
             store = stores[store_id] = {
@@ -104,6 +126,8 @@ def media_rows(ids_sql: str, ids_params: list[Any], order_by: str | None) -> lis
                 "created": created,
                 "updated": updated,
                 "owner": owner,
+                "expires_at": expires_at,
+                "hold": hold_out(hold, now),
             }
         )
     return page

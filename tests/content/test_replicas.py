@@ -180,8 +180,9 @@ def test_promote_swaps_primary_and_replica_without_copying(api, id_types, stores
 
 
 def test_deleting_media_removes_every_replicas_bytes(
-    api, id_types, stores, django_capture_on_commit_callbacks
+    api, id_types, stores, django_capture_on_commit_callbacks, settings
 ):
+    settings.MEDIASTORE_TRASH_DAYS = 0  # final deletes (the bin keeps replicas: tests/content/test_trash.py)
     upload(api, "m1", b"one")
     upload(api, "m2", b"two")
     for pid in ("m1", "m2"):

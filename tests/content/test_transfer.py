@@ -47,7 +47,8 @@ def sha(data: bytes) -> str:
 
 
 @pytest.mark.parametrize("store_type", ALL_TYPES)
-def test_base64_round_trip_and_delete(api, id_types, store_for, store_type):
+def test_base64_round_trip_and_delete(api, id_types, store_for, store_type, settings):
+    settings.MEDIASTORE_TRASH_DAYS = 0  # deletes are final (tests/content/test_trash.py: the bin)
     response = upload(api, "10.1234/p.1", store_for(store_type), content_type="image/png")
     assert response.status_code == 200, response.content
     assert response.json() == {"status": "READY", "presigned_put": None, "pid": "10.1234/p.1"}
@@ -428,11 +429,12 @@ def test_more_than_django_default_limit_is_accepted(api, id_types, store_for):
 
 
 def test_delete_with_failing_backend_deletes_the_row_and_logs(
-    api, id_types, store_for, s3cfg, s3_bucket, caplog
+    api, id_types, store_for, s3cfg, s3_bucket, caplog, settings
 ):
     """Bytes were deleted first inside the row's transaction: a crash between the two left a
     READY row without bytes. Now the row goes first; bytes the store cannot remove are logged
     (collect_orphans finds them later)."""
+    settings.MEDIASTORE_TRASH_DAYS = 0  # deletes are final (the bin's purge: tests/content/test_trash.py)
     upload(api, "d1", store_for("BucketStore"))
     client = s3cfg.client()
     for obj in client.list_objects_v2(Bucket=s3_bucket).get("Contents", []):

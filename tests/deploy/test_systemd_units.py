@@ -33,9 +33,11 @@ JOBS = {
     "purge-tokens": "purge_tokens",
     "expire-tus-uploads": "expire_tus_uploads",
     "probe-stores": "probe_stores",
+    "expire": "expire",
+    "purge-trash": "purge_trash",
 }
 # Jobs that run every few minutes rather than on a calendar day.
-FREQUENT = {"probe-stores"}
+FREQUENT = {"probe-stores", "expire"}
 
 
 def unit_files() -> list[Path]:

@@ -377,3 +377,21 @@ def test_a_limit_lowered_below_the_use_refuses_growth_only(api, stores):
     assert api.delete("/api/media/l.2").status_code == 204
     assert upload(api, "l.3", b"x" * 6).status_code == 200  # 4 + 6 = 10 fits again
     assert usage_rows() == recount() == {(stores["fs"], "alice"): (10, 2)}
+
+
+def test_the_bin_gives_back_usage_and_a_restore_charges_it_again(api, stores, settings):
+    """Binned media count toward no quota (deleting frees the room at once) and a restore counts
+    them again, refused with 507 and nothing restored when the room was taken meanwhile."""
+    settings.MEDIASTORE_TRASH_DAYS = 7
+    binner = login("binner")
+    set_quota(api, user="binner", max_media=1)
+    assert upload(binner, "bin-1", b"one").status_code == 200
+    assert binner.delete("/api/media/bin-1").status_code in (200, 204)
+    assert usage_rows() == {} and recount() == {}  # the bin holds it; nobody is charged
+    assert upload(binner, "bin-2", b"two").status_code == 200  # the room the delete freed
+    refused = binner.post("/api/trash/bin-1/restore")
+    assert_refused(refused, unit="media", limit=1, used=1, requested=1, user="binner")
+    assert api.get("/api/media/bin-1").status_code == 404
+    assert binner.delete("/api/media/bin-2").status_code in (200, 204)
+    assert binner.post("/api/trash/bin-1/restore").status_code == 200
+    assert usage_rows() == {(stores["fs"], "binner"): (3, 1)} == recount()

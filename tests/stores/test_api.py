@@ -72,7 +72,10 @@ def test_store_get_or_create_for_local_types(api, store_type, bucket):
     again = api.post("/api/store", {"type": store_type, "bucket": bucket, "s3_url": ""})
     assert again.json()["pk"] == body["pk"]
     assert StoreConfig.objects.count() == 1
-    assert api.get(f"/api/store/{body['pk']}").json() == body
+    assert api.get(f"/api/store/{body['pk']}").json() == {
+        **body,
+        "default_ttl": None,
+    }  # one store: with its lifetime
     assert api.get("/api/stores").json() == [body]
 
 
@@ -133,7 +136,8 @@ def test_symlink_out_of_the_root_is_refused(api, storage_root):
     assert response.status_code == 422
 
 
-def test_store_delete(api, id_types):
+def test_store_delete(api, id_types, settings):
+    settings.MEDIASTORE_TRASH_DAYS = 0  # with the bin: tests/content/test_trash.py
     pk = api.post("/api/store", {"type": "DictStore", "bucket": "tests"}).json()["pk"]
     api.post("/api/media", media_body("m1"))
     response = api.delete(f"/api/store/{pk}")

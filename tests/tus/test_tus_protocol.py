@@ -366,6 +366,20 @@ def test_replace_switches_the_bytes_with_if_match(tus, api, id_types, store_for,
     assert b"".join(api.get("/api/media/big.1/content").streaming_content) == DATA
 
 
+@pytest.mark.parametrize("store_type", ["FilesystemStore", "BucketStore"])
+def test_replacing_the_bytes_of_a_held_media_is_423(tus, api, id_types, store_for, store_type):
+    """Issue 27: a hold refuses new bytes by tus too, at creation and, for a hold placed during the
+    upload, at completion (the media keeps its bytes)."""
+    tus.upload(b"old bytes", **new_media(store_for(store_type)))
+    etag = hashlib.sha256(b"old bytes").hexdigest()
+    url = path_of(tus.create(len(DATA), pid="big.1", replace="true", etag=etag))
+    assert api.post("/api/media/big.1/hold", {"reason": "case 3"}).status_code == 200
+    refused = tus.create(len(DATA), pid="big.1", replace="true", etag=etag)
+    assert refused.status_code == 423 and "case 3" in refused.json()["detail"][0]["error"]
+    assert tus.patch(url, 0, DATA).status_code == 423
+    assert b"".join(api.get("/api/media/big.1/content").streaming_content) == b"old bytes"
+
+
 def test_a_get_of_an_upload_is_405(tus, fs_store):
     url = path_of(tus.create(10, **new_media(fs_store)))
     answer = tus.client.get(url, headers=tus.headers)
