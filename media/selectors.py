@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from media.models import Media
 from media.pids import lookup_set, pick, pid_forms
+from mediastore.auth import NOT_READ, read_with_token
 from mediastore.errors import NotFound
 from mediastore.rowfetch import RowFetcher
 from stores.models import StoreConfig
@@ -29,8 +31,12 @@ def media_find(pid: str) -> Media | None:
     return None
 
 
-def media_get(pid: str) -> Media:
-    media = media_find(pid)
+def media_get(pid: str, request: HttpRequest | None = None) -> Media:
+    """The media of ``pid`` (as ``media_find``), or NotFound; with ``request``, the row its token
+    statement read for that pid when it did (``mediastore.auth.read_with_token``)."""
+    media = NOT_READ if request is None else read_with_token(request, MEDIA_BY_PID, pid)
+    if media is NOT_READ or media is None:  # None: the pid as given is not there; try its other forms
+        media = media_find(pid)
     if media is None:
         raise NotFound("Media", pid)
     return media
