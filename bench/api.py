@@ -622,7 +622,12 @@ def long_polls(server: Server, small_pid: str, args) -> tuple[float, float, int]
         c = requests.Session()
         c.headers.update(s.headers)
         while not done.is_set():
-            r = ok(c.get(f"{server.base}/api/events", params={"after": after, "wait": 30}, timeout=120))
+            try:
+                r = ok(c.get(f"{server.base}/api/events", params={"after": after, "wait": 30}, timeout=120))
+            except requests.RequestException:
+                if done.is_set():  # the server was stopped under a waiting poll
+                    return
+                raise
             if "Retry-After" in r.headers:
                 busy_answers[0] += 1
                 done.wait(int(r.headers["Retry-After"]))
