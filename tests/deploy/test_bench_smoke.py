@@ -31,7 +31,6 @@ RATIO_LINES = [
     "gthread / sync: (b) mixed workload (req/s)",
     "gthread / sync: (b) mixed workload p95",
     "bounded (MEDIASTORE_EVENTS_WAITERS=2): small-read p95 with polls / idle",
-    "unbounded: small-read p95 with polls / idle",
 ]
 
 
