@@ -25,7 +25,9 @@ Parts (see docs/performance.md for what each one means and the latest figures):
    peak memory growth (VmHWM reset through ``/proc/<pid>/clear_refs``);
 4. worker models (sync, gthread): (a) sequential reads over one keep-alive connection, (b)
    concurrent clients with a mixed workload, (c) slow large downloads while small reads go on
-   (small-read p95 beside its idle value).
+   (small-read p95 beside its idle value);
+5. long polls: small-read p95 while ``--pollers`` consumers follow ``/api/events?wait=30``, over
+   its idle value, with the shipped bound on waiting polls and without it.
 
 One file of about 700 lines, over the house's ~400, on purpose: it is a script that CI and people
 run as ``python bench/api.py``, its four parts share the helpers above them, and the server
@@ -600,6 +602,89 @@ def part_models(kind: str, s3_url: str | None, args, smoke: bool) -> None:
         )
 
 
+def long_polls(server: Server, small_pid: str, args) -> tuple[float, float, int]:
+    """Small-read p95 idle, then while ``args.pollers`` consumers follow ``/api/events?wait=30``
+    (honouring ``Retry-After`` as docs/events.md's consumer does) for ``args.window`` seconds;
+    (idle p95, busy p95 in seconds, polls answered at once with Retry-After)."""
+    s = server.client()
+
+    def small_read() -> float:
+        return timed(lambda: ok(s.get(f"{server.base}/api/media/{small_pid}", timeout=600)))
+
+    idle = p([small_read() for _ in range(args.small_reads)], 0.95)
+    after = ok(s.get(f"{server.base}/api/events", params={"limit": 1000}, timeout=60)).json()["next"]
+    done = threading.Event()
+    busy_answers, resets = [0], [0]
+
+    def consumer() -> None:
+        import requests
+
+        c = requests.Session()
+        c.headers.update(s.headers)
+        while not done.is_set():
+            try:
+                r = ok(
+                    c.get(
+                        f"{server.base}/api/events",
+                        params={"after": after, "wait": args.poll_wait},
+                        timeout=120,
+                    )
+                )
+            except requests.RequestException:
+                # A kept-alive connection the server closed while the consumer paused, or (no bound)
+                # a poll queued behind waiting ones past its timeout: ask again, as a consumer would.
+                resets[0] += 1
+                continue
+            if "Retry-After" in r.headers:
+                busy_answers[0] += 1
+                done.wait(int(r.headers["Retry-After"]))
+
+    threads = [threading.Thread(target=consumer, daemon=True) for _ in range(args.pollers)]
+    for t in threads:
+        t.start()
+    time.sleep(2)  # the polls are in
+    busy: list[float] = []
+    end = time.monotonic() + args.window
+    while time.monotonic() < end:
+        busy.append(small_read())
+        time.sleep(0.02)
+    done.set()
+    # The waiting polls end at their 30 s; the bench does not wait for them (daemon threads).
+    if resets[0]:
+        note(f"{resets[0]} polls failed (a closed keep-alive connection, a timeout) and were sent again")
+    return idle, p(busy, 0.95), busy_answers[0]
+
+
+def part_long_polls(kind: str, args, smoke: bool) -> None:
+    """5. small reads while ``--pollers`` consumers long-poll the events feed (issue 34), with the
+    shipped bound on waiting polls and, for comparison, without it (every poll waits)."""
+    print(f"5. long polls: {args.pollers} consumers on /api/events?wait=30, {args.workers} gthread workers")
+    figures = {}
+    configurations = [("bounded (MEDIASTORE_EVENTS_WAITERS=2)", "2"), ("unbounded", "100000")]
+    for label, waiters in configurations[:1] if smoke else configurations:  # smoke: the shipped one
+        server = start(kind, "gthread", args.workers, args.threads, MEDIASTORE_EVENTS_WAITERS=waiters)
+        try:
+            prepare_types(server)
+            pid = new_pid("poll-small")
+            ok(server.session.post(f"{server.base}/api/media", json=media_item(pid, 0, 0), timeout=30))
+            figures[label] = long_polls(server, pid, args)
+        finally:
+            server.close()
+        idle, busy, refused = figures[label]
+        note(
+            f"{label}: small-read p95 idle {idle * 1000:.1f} ms, with the polls {busy * 1000:.1f} ms; "
+            f"{refused} polls answered at once with Retry-After"
+        )
+    for label, (idle, busy, _) in figures.items():
+        report(
+            f"{label}: small-read p95 with polls / idle",
+            busy / idle,
+            1.5,
+            smoke=smoke,
+            judged=label.startswith("bounded"),
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -652,6 +737,8 @@ def run(kind: str, args, smoke: bool) -> None:
                 server.close()
         if "models" in args.parts:
             part_models(kind, s3_url, args, smoke)
+        if "longpoll" in args.parts:
+            part_long_polls(kind, args, smoke)
 
 
 def main() -> None:
@@ -661,7 +748,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, SQLite, no verdicts (CI)")
     parser.add_argument("--db", default=None, help="sqlite, postgres or both (default both; smoke: sqlite)")
-    parser.add_argument("--parts", default="single,models", help="single (parts 1-3), models (part 4)")
+    parser.add_argument(
+        "--parts", default="single,models,longpoll", help="single (parts 1-3), models (4), longpoll (5)"
+    )
     parser.add_argument("--model", default="gthread", help="worker class of parts 1-3 (default gthread)")
     parser.add_argument("--reads", type=int, default=300, help="timed rounds of single reads")
     parser.add_argument("--bulk", type=int, default=1000, help="media created in part 2")
@@ -679,11 +768,14 @@ def main() -> None:
     parser.add_argument("--slow-rate", type=float, default=4, help="(c) MiB/s each slow client reads")
     parser.add_argument("--window", type=float, default=10, help="(c) seconds of small reads beside them")
     parser.add_argument("--small-reads", type=int, default=200, help="(c) small reads when idle")
+    parser.add_argument("--pollers", type=int, default=200, help="5. consumers long-polling the feed")
+    parser.add_argument("--poll-wait", type=int, default=30, help="5. the consumers' wait= (seconds)")
     args = parser.parse_args()
     if args.smoke:
         args.reads, args.bulk, args.batch, args.mb, args.repeat = 10, 40, 20, 1, 1
         args.workers, args.threads, args.seq, args.clients, args.seconds = 2, 4, 30, 4, 1
         args.slow, args.slow_mb, args.slow_rate, args.small_reads, args.window = 3, 2, 1, 10, 1
+        args.pollers, args.poll_wait = 6, 2
     args.parts = args.parts.split(",")
     args.models = args.models.split(",")
     kinds = {"both": ["sqlite", "postgres"], None: ["sqlite"] if args.smoke else ["sqlite", "postgres"]}

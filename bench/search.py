@@ -284,6 +284,49 @@ CASES = [
     ("order_by -created, page 3", {"pid_type": "bin", "order_by": "-created", "limit": 100, "offset": 200}),
     ("pid prefix, 100 of 73k", {"pid": "D2023*", "limit": 100}),
     ("pid prefix, order_by pid", {"pid": "D2023*", "order_by": "pid", "limit": 100}),
+    # Combinations tried from outside (issue 34): a wildcard inside an identifier value, a common
+    # tag with a metadata equality, nested paths, identifier types with tags and metadata.
+    ("identifier wildcard inside", {"identifier": "10.5555/*.1234?", "limit": 100}),
+    ("identifier type, wildcard inside", {"identifiers": {"local": "run-12*-4*"}, "limit": 100}),
+    (
+        "common tag + metadata eq",
+        {"tags": ["tag000"], "metadata": [{"path": "cruise", "op": "eq", "value": "EN1234"}], "limit": 100},
+    ),
+    (
+        "pid prefix + tag + nested eq",
+        {
+            "pid": "D2017*",
+            "tags": ["tag005"],
+            "metadata": [{"path": "instrument.name", "op": "eq", "value": "IFCB110"}],
+            "limit": 100,
+        },
+    ),
+    (
+        "all tags + nested eq + bool",
+        {
+            "tags_all": ["tag000", "tag003"],
+            "metadata": [
+                {"path": "instrument.serial", "op": "eq", "value": 121},
+                {"path": "processed", "op": "eq", "value": True},
+            ],
+            "limit": 100,
+        },
+    ),
+    (
+        "identifier type + common tag",
+        {"identifiers": {"doi": "10.5555/ifcb.3*"}, "tags": ["tag001"], "limit": 100},
+    ),
+    (
+        "pid type + list item + eq",
+        {
+            "pid_type": "doi",
+            "metadata": [
+                {"path": "quality.flags", "op": "contains", "value": "focus"},
+                {"path": "station", "op": "eq", "value": 7},
+            ],
+            "limit": 100,
+        },
+    ),
 ]
 
 

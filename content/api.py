@@ -161,7 +161,7 @@ def download_url(request: HttpRequest, pid: str):
     `MEDIASTORE_PRESIGN_SECONDS`. 409 when the bytes were never stored. A media with a GOOD replica
     in a BucketStore gets a URL of that replica when its own store cannot presign or its primary
     copy failed (`X-Mediastore-Copy` names the copy)."""
-    media, url, copy = fallback.presigned_any_copy(media_get(pid), user=request.auth)
+    media, url, copy = fallback.presigned_any_copy(media_get(pid, request), user=request.auth)
     response = json_response(
         {"mediadata": media_out_dict(media), "presigned_get": url}
     )  # DownloadOut, unvalidated

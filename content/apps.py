@@ -11,3 +11,9 @@ class ContentConfig(AppConfig):
 
         # POST /api/upload's base64 is decoded from the raw body, without parsing it as text.
         register_large_member("api:upload", "base64", base64io.decode_base64)
+
+        from media.selectors import MEDIA_BY_PID
+        from mediastore.auth import register_read_with_token
+
+        # GET /api/download/url/{pid}: the media is read in the bearer token's statement.
+        register_read_with_token("GET", "api:download_url", MEDIA_BY_PID, "pid")

@@ -14,9 +14,11 @@ successors were deleted is answered with 410 Gone instead of silently skipping t
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Max
 
 from content.models import ReplicaEvent
@@ -30,6 +32,8 @@ from quotas.models import QuotaEvent
 DEFAULT_LIMIT = 100
 MAX_WAIT_SECONDS = 30
 POLL_SECONDS = 0.25
+#: What ``Retry-After`` says to a long poll that found no free waiting place.
+BUSY_RETRY_SECONDS = 5
 # Written by the webhook worker when it pauses a subscription (events.webhooks.paused_event).
 WEBHOOK_PAUSED = "webhook.paused"
 TYPES = [choice.value for choice in (*EventType, *ReplicaEvent, *QuotaEvent)] + [WEBHOOK_PAUSED]
@@ -39,6 +43,34 @@ TYPES = [choice.value for choice in (*EventType, *ReplicaEvent, *QuotaEvent)] + 
 class Page:
     items: list[MediaEvent]
     next: int
+    #: An empty page answered at once because this server process had no free waiting place.
+    busy: bool = False
+
+
+class Waiters:
+    """The long polls this server process lets wait at once (``MEDIASTORE_EVENTS_WAITERS``).
+
+    A waiting poll holds a request thread for up to 30 s; without a bound, a few hundred consumers
+    would hold every thread and small reads would queue behind them. Past the bound a poll that has
+    nothing to show answers at once (empty, ``busy``) instead of waiting (docs/events.md)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting = 0
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self._waiting >= settings.MEDIASTORE_EVENTS_WAITERS:
+                return False
+            self._waiting += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self._waiting -= 1
+
+
+WAITERS = Waiters()
 
 
 def parse_cursor(text: str | None) -> int | None:
@@ -93,19 +125,31 @@ def events_after(after: int | None, *, limit: int, types: set[str]) -> Page:
 
 
 def events_feed(after: str | None, *, limit: int, types: list[str] | None, wait: int) -> Page:
-    """``events_after``, long-polling up to ``wait`` seconds (in short sleeps) while it is empty."""
+    """``events_after``, long-polling up to ``wait`` seconds (in short sleeps) while it is empty;
+    at once, empty and ``busy``, when ``WAITERS`` has no free place."""
     if not 1 <= limit <= MAX_EVENTS_PAGE:
         raise RuleViolation(f"limit must be between 1 and {MAX_EVENTS_PAGE}")
     if not 0 <= wait <= MAX_WAIT_SECONDS:
         raise RuleViolation(f"wait must be between 0 and {MAX_WAIT_SECONDS} seconds")
     cursor, wanted = parse_cursor(after), parse_types(types)
     deadline = time.monotonic() + wait
-    for _ in range(int(wait / POLL_SECONDS) + 2):  # bounded even if the clock misbehaves
-        page = events_after(cursor, limit=limit, types=wanted)
-        remaining = deadline - time.monotonic()
-        if page.items or remaining <= 0:
-            break
-        time.sleep(min(POLL_SECONDS, remaining))
+    page = events_after(cursor, limit=limit, types=wanted)
+    if page.items or wait == 0:
+        return page
+    if not WAITERS.enter():
+        page.busy = True
+        return page
+    try:
+        for _ in range(int(wait / POLL_SECONDS) + 1):  # bounded even if the clock misbehaves
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            time.sleep(min(POLL_SECONDS, remaining))
+            page = events_after(cursor, limit=limit, types=wanted)
+            if page.items:
+                break
+    finally:
+        WAITERS.leave()
     return page
 
 

@@ -232,7 +232,7 @@ def media_hold_release(request: HttpRequest, pid: str):
 def media_get(request: HttpRequest, pid: str):
     """One media by pid (pids may contain `/`, `:` and `.`); 404 if there is none. The pid is looked
     up as given, then in Unicode NFC and NFD: `café` finds its media whichever way the `é` is written."""
-    return json_response(media_out_dict(selectors.media_get(pid)))  # MediaOut, unvalidated: hot path
+    return json_response(media_out_dict(selectors.media_get(pid, request)))  # MediaOut, unvalidated: hot path
 
 
 @router.patch("/media/{path:pid}", response={204: None}, summary="Rename, retype or re-store one media")

@@ -12,3 +12,9 @@ class MediaConfig(AppConfig):
 
         owners.connect()  # media follow their owner's renames
         usage.register(USAGE)  # identifier rules see the values media store, without importing media
+
+        from media.selectors import MEDIA_BY_PID
+        from mediastore.auth import register_read_with_token
+
+        # GET /api/media/{pid}: the media is read in the bearer token's statement.
+        register_read_with_token("GET", "api:media_get", MEDIA_BY_PID, "pid")

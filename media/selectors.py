@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from media.lifecycle import check_not_expired, not_expired_q
 from media.models import Media
 from media.pids import lookup_set, pick, pid_forms
+from mediastore.auth import NOT_READ, read_with_token
 from mediastore.errors import NotFound
 from mediastore.rowfetch import RowFetcher
 from stores.models import StoreConfig
@@ -31,10 +33,13 @@ def media_find(pid: str) -> Media | None:
     return None
 
 
-def media_get(pid: str) -> Media:
-    """The media of ``pid`` (``media_find``); NotFound when there is none, Expired (a 404 too) when
-    it passed its ``expires_at``."""
-    media = media_find(pid)
+def media_get(pid: str, request: HttpRequest | None = None) -> Media:
+    """The media of ``pid`` (as ``media_find``), or NotFound; Expired (a 404 too) when it passed its
+    ``expires_at``. With ``request``, the row its token statement read for that pid when it did
+    (``mediastore.auth.read_with_token``)."""
+    media = NOT_READ if request is None else read_with_token(request, MEDIA_BY_PID, pid)
+    if media is NOT_READ or media is None:  # None: the pid as given is not there; try its other forms
+        media = media_find(pid)
     if media is None:
         raise NotFound("Media", pid)
     check_not_expired(media)

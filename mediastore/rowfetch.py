@@ -82,23 +82,45 @@ class RowFetcher:
             f"{' '.join(joins)} WHERE t0.{where} = %s"
         )
 
-    def first(self, value) -> models.Model | None:
-        """The row whose column equals ``value`` (None when there is none), related rows attached."""
+    def sql(self) -> str:
+        """The statement, with one parameter (the value), compiled once per database vendor."""
         sql = self._sql.get(connection.vendor)
         if sql is None:
             sql = self._sql[connection.vendor] = self._compile()
+        return sql
+
+    def first(self, value) -> models.Model | None:
+        """The row whose column equals ``value`` (None when there is none), related rows attached."""
         with statement_cursor() as cursor:
-            cursor.execute(sql, [value])
+            cursor.execute(self.sql(), [value])
+            row = cursor.fetchone()
+        return None if row is None else self.build(row)[0]
+
+    def first_beside(
+        self, value, other: RowFetcher, other_value
+    ) -> tuple[models.Model | None, models.Model | None]:
+        """``(self.first(value), other.first(other_value))`` in one statement (one round trip):
+        ``(None, None)`` when this fetcher's row does not exist, whatever the other's."""
+        with statement_cursor() as cursor:
+            cursor.execute(
+                f"SELECT * FROM ({self.sql()}) a LEFT JOIN ({other.sql()}) b ON 1 = 1", [value, other_value]
+            )
             row = cursor.fetchone()
         if row is None:
-            return None
+            return None, None
+        mine, used = self.build(row)
+        return mine, other.build(row[used:])[0]
+
+    def build(self, row) -> tuple[models.Model | None, int]:
+        """The object of the statement's columns at the start of ``row`` (None when its primary key
+        is NULL: a LEFT JOIN found nothing), and how many columns it used."""
         converters = self._converted.get(connection.vendor)
         if converters is None:
             converters = self._converted[connection.vendor] = self._converters()
-        if converters:
-            row = list(row)
-            for position, convert in converters:
-                row[position] = convert(row[position], connection)
+        width = sum(len(attnames) for _, _, attnames in self._chain) + (self.extra is not None)
+        row = list(row[:width])
+        for position, convert in converters:
+            row[position] = convert(row[position], connection)
         objects: list[models.Model | None] = []
         start = 0
         for model, _, attnames in self._chain:
@@ -110,9 +132,9 @@ class RowFetcher:
             if owner is None:
                 break
             setattr(owner, link, target)  # as select_related leaves it: cached, no query on access
-        if self.extra is not None:
+        if self.extra is not None and objects[0] is not None:
             objects[0].fetched_extra = row[start]
-        return objects[0]
+        return objects[0], width
 
     def _converters(self) -> list[tuple[int, object]]:
         fields = []

@@ -65,6 +65,8 @@ MEDIASTORE_REPLICA_LEASE_SECONDS = env.get_int("MEDIASTORE_REPLICA_LEASE_SECONDS
 MEDIASTORE_MULTIPART_URLS = env.get_int("MEDIASTORE_MULTIPART_URLS", 1000, minimum=1)
 # manage.py prune_events deletes change events older than this.
 MEDIASTORE_EVENTS_RETENTION_DAYS = env.get_int("MEDIASTORE_EVENTS_RETENTION_DAYS", 30, minimum=0)
+# Long polls of /api/events (?wait=) allowed to wait at once per server process (docs/events.md).
+MEDIASTORE_EVENTS_WAITERS = env.get_int("MEDIASTORE_EVENTS_WAITERS", 2, minimum=0)
 # manage.py relay_events publishes the change events to this RabbitMQ (unset: no relay; then
 # prune_events also deletes events no relay published yet).
 MEDIASTORE_AMQP_URL = env.get_str("MEDIASTORE_AMQP_URL")

@@ -7,9 +7,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from media.selectors import MEDIA_BY_PID
-from mediastore.rowfetch import statement_cursor
+from mediastore.rowfetch import RowFetcher, statement_cursor
+from stores.models import StoreConfig
 
 pytestmark = pytest.mark.django_db
+
+StoreFetcher = RowFetcher(StoreConfig, "id", ("s3cfg",))
 
 
 def _prepared() -> list[str]:
@@ -64,3 +67,17 @@ def test_the_statement_is_counted_like_any_other():
     with statement_cursor() as cursor:
         cursor.execute("SELECT 1")
         assert cursor.fetchone()[0] == 1
+
+
+def test_first_beside_reads_two_rows_in_one_statement_or_none_without_the_first(user, token):
+    from mediastore.auth import TOKEN_WITH_USER
+    from mediastore.models import hash_token
+
+    store = StoreConfig.objects.create(type="DictStore", bucket="beside")
+    with CaptureQueriesContext(connection) as captured:
+        found, other = TOKEN_WITH_USER.first_beside(hash_token(token), StoreFetcher, store.pk)
+    assert len(captured.captured_queries) == 1
+    assert found.user == user and other == store and other.bucket == "beside"
+    assert found.fetched_extra == TOKEN_WITH_USER.first(hash_token(token)).fetched_extra
+    assert TOKEN_WITH_USER.first_beside(hash_token(token), StoreFetcher, store.pk + 1) == (found, None)
+    assert TOKEN_WITH_USER.first_beside("no-such-hash", StoreFetcher, store.pk) == (None, None)

@@ -35,4 +35,6 @@ def follow_feed(
         if draining and not page["items"]:
             return
         draining = stop.is_set()
+        if "Retry-After" in response.headers and not draining:
+            stop.wait(min(int(response.headers["Retry-After"]), wait))
     errors.append(("feed", "still following after the deadline"))

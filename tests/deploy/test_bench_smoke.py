@@ -30,6 +30,7 @@ RATIO_LINES = [
     "gthread / sync: (a) sequential keep-alive reads (req/s)",
     "gthread / sync: (b) mixed workload (req/s)",
     "gthread / sync: (b) mixed workload p95",
+    "bounded (MEDIASTORE_EVENTS_WAITERS=2): small-read p95 with polls / idle",
 ]
 
 

@@ -7,7 +7,8 @@ writer threads against four workers (creates, metadata and tag updates, PUT cont
 same media) while a consumer long-polls from the start; it must end with every change exactly
 once, in order per media. It runs on SQLite; on PostgreSQL, where commits really interleave,
 test_events_e2e_live.py runs the same with 1,000 changes, deletes and an AMQP consumer besides.
-The HTTP consumer example of docs/events.md runs here on the suite's database kind.
+The HTTP consumer example of docs/events.md runs here on the suite's database kind, and more long
+polls than the workers let wait at once get their immediate ``Retry-After`` answers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 from collections import defaultdict
 
 import pytest
+import requests
 
 from tests.deploy.feed import follow_feed
 from tests.deploy.readme import doc_example, run_example
@@ -143,3 +145,31 @@ def test_the_readme_consumer_example_follows_the_feed(server, monkeypatch):
     assert [(line[1], line[3]) for line in mine] == [("media.created", 1)] * 3
     cursors = [int(line[0]) for line in printed]
     assert cursors == sorted(set(cursors))
+
+
+def test_long_polls_beyond_the_waiting_places_answer_at_once_with_retry_after(server):
+    """Issue 34: every long poll held a request thread, so a few hundred consumers took them all.
+    Each worker lets MEDIASTORE_EVENTS_WAITERS (2) wait; the 4 workers then hold at most 8 of 14."""
+    session = server.client()
+    after = session.get(f"{server.base}/api/events", params={"limit": 1000}, timeout=60).json()["next"]
+    polls = 14
+    start = threading.Barrier(polls)
+    answers: list = []
+
+    def poll() -> None:
+        own = requests.Session()  # one login for all: 14 password hashes would only slow the start
+        own.headers.update(session.headers)
+        start.wait(timeout=120)
+        response = own.get(f"{server.base}/api/events", params={"after": after, "wait": 8}, timeout=60)
+        answers.append((response.status_code, response.json(), response.headers.get("Retry-After")))
+
+    threads = [threading.Thread(target=poll) for _ in range(polls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(answers) == polls
+    assert all(status == 200 and page == {"items": [], "next": after} for status, page, _ in answers), answers
+    busy = [retry for _, _, retry in answers if retry is not None]
+    assert set(busy) == {"5"}
+    assert len(busy) >= polls - 2 * WORKERS, answers

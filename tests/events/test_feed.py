@@ -192,6 +192,28 @@ def test_wait_long_polls_and_returns_empty_when_nothing_arrives(api, id_types):
     assert page == {"items": [], "next": start["next"]}
 
 
+def test_a_long_poll_without_a_free_waiting_place_answers_at_once_with_retry_after(api, id_types, settings):
+    settings.MEDIASTORE_EVENTS_WAITERS = 0
+    start = feed(api)
+    response = api.get(f"/api/events?after={start['next']}&wait=30")
+    assert response.status_code == 200
+    assert response.json() == {"items": [], "next": start["next"]}
+    assert response["Retry-After"] == "5"
+    assert api.post("/api/media", media_body("w1")).status_code == 200
+    found = api.get(f"/api/events?after={start['next']}&wait=30")  # events answer whatever the places
+    assert [event["pid"] for event in found.json()["items"]] == ["w1"]
+    assert "Retry-After" not in found
+
+
+def test_a_long_poll_that_waited_gives_its_place_back(api, id_types, settings):
+    settings.MEDIASTORE_EVENTS_WAITERS = 1
+    start = feed(api)
+    for _ in range(2):
+        response = api.get(f"/api/events?after={start['next']}&wait=1")
+        assert response.json() == {"items": [], "next": start["next"]}
+        assert "Retry-After" not in response
+
+
 @pytest.mark.parametrize(
     "query",
     ["after=abc", "after=-1", "limit=0", "limit=1001", "wait=31", "wait=-1", "types=media.exploded"],

@@ -147,3 +147,24 @@ def test_event_feed_page_is_constant(api, warm):
     # the token (with user and permissions), then the feed: the newest number, the page, the oldest
     # kept (pruning check)
     assert counts[0] == counts[1] <= 4, counts
+
+
+def test_a_single_read_is_one_statement_with_the_token(api, id_types):
+    """Issue 34: the token (with its user and permissions) and the media were two statements, two
+    round trips to the database; GET /api/media/{pid} reads both in one."""
+    created = api.post("/api/media", media_body("one-stmt", metadata={"k": [1, "x"]}))
+    assert created.status_code == 200, created.content
+    api.get("/api/media/one-stmt")  # the token's last_used is noted (a write) at most once a minute
+    count, response = count_queries(lambda: api.get("/api/media/one-stmt"))
+    assert count == 1
+    assert response.json() == created.json()
+
+
+def test_a_single_read_of_an_unknown_pid_or_with_a_bad_token_reads_nothing_for_the_caller(
+    api, id_types, anon
+):
+    assert api.post("/api/media", media_body("known")).status_code == 200
+    assert api.get("/api/media/unknown").status_code == 404
+    refused = anon.get("/api/media/known", headers={"Authorization": "Bearer not-a-token"})
+    assert refused.status_code == 401
+    assert "known" not in refused.content.decode()
