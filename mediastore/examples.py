@@ -58,6 +58,7 @@ EXAMPLES: dict[tuple[str, str], dict] = {
     # Store 1 is the README's `products`; store 2, a RAM namespace no media uses, is made and deleted.
     ("POST", "/api/store"): {"body": {"type": "DictStore", "bucket": "scratch"}},
     ("GET", "/api/store/{pk}"): {"path": {"pk": 1}},
+    ("PATCH", "/api/store/{pk}"): {"path": {"pk": 2}, "body": {"default_ttl": 86400}},
     ("DELETE", "/api/store/{pk}"): {"path": {"pk": 2}},
     # Bytes: demo.5 is uploaded; demo.1's bytes are read, rewritten with the same bytes and verified.
     ("POST", "/api/upload"): {
@@ -132,8 +133,20 @@ EXAMPLES: dict[tuple[str, str], dict] = {
         "path": {"pid": "10.1234/demo.2"},
         "body": {"new_pid": "10.1234/demo.2a"},
     },
+    # A hold on demo.1 is placed and released.
+    ("POST", "/api/media/{pid}/hold"): {
+        "path": {"pid": DEMO},
+        "body": {"until": None, "reason": "under review", "freeze": False},
+    },
+    ("DELETE", "/api/media/{pid}/hold"): {"path": {"pid": DEMO}},
     ("DELETE", "/api/media/{pid}"): {"path": {"pid": "10.1234/demo.2a"}},
     ("POST", "/api/media/delete"): {"body": ["10.1234/demo.3", "10.1234/demo.4"]},
+    # The recycle bin: demo.2a comes back; of demo.3 and demo.4, demo.3 comes back and demo.4 is purged.
+    ("POST", "/api/trash/{pid}/restore"): {"path": {"pid": "10.1234/demo.2a"}},
+    ("POST", "/api/trash/restore"): {"body": {"pids": ["10.1234/demo.3"]}},
+    ("DELETE", "/api/trash/{pid}"): {"path": {"pid": "10.1234/demo.4"}},
+    # A quota of a terabyte on the README's store `products` (store 1), for every owner.
+    ("PUT", "/api/quotas"): {"body": {"store": 1, "user": None, "max_bytes": 10**12, "max_media": None}},
 }
 
 
