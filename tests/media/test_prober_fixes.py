@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
 from media.models import Media
-from tests.conftest import create_media
+from tests.conftest import create_media, media_body
 
 
 @pytest.fixture
@@ -41,3 +42,27 @@ def test_admin_pages_of_held_or_expiring_media_render(api, id_types, staff):
     text = staff.get(f"/admin/media/media/{Media.objects.get(pid='exp1').pk}/history/").content.decode()
     assert later.isoformat() in text
 
+
+FAR = "9999-12-31T23:59:59-14:00"  # past datetime.max once converted to UTC
+
+
+def test_times_out_of_range_in_utc_are_422(api, id_types):
+    """Bug: an ``expires_at``/``until`` valid in its zone but past year 9999 in UTC was a 500
+    (OverflowError) at create, bulk create, upload, PATCH and hold; also the search time filters."""
+    create_media(api, "far1")
+    answers = {
+        "patch": api.patch("/api/media/far1", {"expires_at": FAR}),
+        "create": api.post("/api/media", media_body("far2", expires_at=FAR)),
+        "bulk": api.post("/api/media/create", [media_body("far3", expires_at=FAR)]),
+        "upload": api.post("/api/upload", {"mediadata": media_body("far4", expires_at=FAR), "base64": ""}),
+        "hold": api.post("/api/media/far1/hold", {"reason": "r", "until": FAR}),
+        "search": api.post("/api/media/search", {"created_after": FAR}),
+        "list": api.get(f"/api/media?created_after={quote(FAR)}"),
+    }
+    for name, response in answers.items():
+        assert response.status_code == 422, (name, response.content)
+        assert "out of range" in response.content.decode(), name
+    assert not Media.objects.filter(pid__in=["far2", "far3", "far4"]).exists()
+    assert api.get("/api/media/far1").json()["expires_at"] is None
+    # The latest representable instant is fine.
+    assert api.patch("/api/media/far1", {"expires_at": "9999-12-31T23:59:59+14:00"}).status_code == 204
