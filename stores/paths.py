@@ -21,10 +21,14 @@ MAX_NAME_BYTES = 255
 MAX_BUCKET_NAME_BYTES = MAX_NAME_BYTES - len("-journal")
 
 
+class NameTooLong(RuleViolation):
+    """A path part longer than a file name may be: nothing can be stored under it."""
+
+
 def _check_name_lengths(parts: list[str], what: str, limit: int) -> None:
     for part in parts:
         if len(part.encode("utf-8", "surrogatepass")) > limit:
-            raise RuleViolation(
+            raise NameTooLong(
                 f"{what} has a path part of more than {limit} bytes (UTF-8), longer than a file name "
                 f"may be: {part[:40]!r}..."
             )

@@ -66,3 +66,26 @@ def test_times_out_of_range_in_utc_are_422(api, id_types):
     assert api.get("/api/media/far1").json()["expires_at"] is None
     # The latest representable instant is fine.
     assert api.patch("/api/media/far1", {"expires_at": "9999-12-31T23:59:59+14:00"}).status_code == 204
+
+
+def test_path_parts_longer_than_a_file_name_are_422(api, id_types, storage_root):
+    """Bug: a FilesystemStore bucket (or a store key part) over 255 bytes was a 500 (OSError
+    ENAMETOOLONG) at POST /api/store, at POST /api/media creating the store, and at upload."""
+    long = "x" * 300
+    answer = api.post("/api/store", {"type": "FilesystemStore", "bucket": long})
+    assert answer.status_code == 422 and "247 bytes" in answer.content.decode(), answer.content
+    body = media_body("long1", store_config={"type": "FilesystemStore", "bucket": long})
+    answer = api.post("/api/media", body)
+    assert answer.status_code == 422 and "247 bytes" in answer.content.decode(), answer.content
+    assert api.post("/api/store", {"type": "SqliteStore", "bucket": f"a/{'y' * 247}"}).status_code == 200
+    # A store key part too long for a file name is a 422 where it is used as it is (a read); a
+    # new version's key (name~suffix) is cut to fit, so writing new bytes works.
+    create_media(api, "long2", store_config={"type": "FilesystemStore", "bucket": "fs"})
+    moved = api.put("/api/media/update/storekeys", [{"pid": "long2", "store_key": f"d/{long}"}])
+    assert moved.json()["successes"] == ["long2"]
+    answer = api.get("/api/media/long2/content")
+    assert answer.status_code == 422 and "255 bytes" in answer.content.decode(), answer.content
+    answer = api.put_content("long2", b"bytes")
+    assert answer.status_code == 200, answer.content
+    assert b"".join(api.get("/api/media/long2/content").streaming_content) == b"bytes"
+    assert len(Media.objects.get(pid="long2").store_key.split("/")[-1]) == 255
