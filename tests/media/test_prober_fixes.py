@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
+from django.core.management import call_command
 
 from media.models import Media
 from tests.conftest import create_media, media_body
@@ -89,3 +90,39 @@ def test_path_parts_longer_than_a_file_name_are_422(api, id_types, storage_root)
     assert answer.status_code == 200, answer.content
     assert b"".join(api.get("/api/media/long2/content").streaming_content) == b"bytes"
     assert len(Media.objects.get(pid="long2").store_key.split("/")[-1]) == 255
+
+
+def test_restore_after_the_expiry_passed_clears_it(api, id_types):
+    """Bug: a media restored from the bin after its expires_at passed came back 200 but then
+    answered 404 everywhere, PATCH could not clear it, and the next ``expire`` binned it again."""
+    create_media(api, "gone1", expires_at=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+    Media.objects.filter(pid="gone1").update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert api.get("/api/media/gone1").status_code == 404  # expired, not yet swept
+    assert api.patch("/api/media/gone1", {"expires_at": None}).status_code == 404  # no rescue by PATCH
+    call_command("expire")
+    assert api.post("/api/trash/gone1/restore").status_code == 200
+    answer = api.get("/api/media/gone1")
+    assert answer.status_code == 200 and answer.json()["expires_at"] is None
+    call_command("expire")
+    assert api.get("/api/media/gone1").status_code == 200
+    reasons = [entry["reason"] for entry in api.get("/api/media/gone1/history").json()]
+    assert any("had passed: cleared" in (reason or "") for reason in reasons), reasons
+
+
+def test_explicit_null_expiry_at_create_means_never(api, id_types):
+    """Bug: an explicit ``"expires_at": null`` at create, bulk create and upload still got the
+    store's default_ttl; only an absent expires_at takes it."""
+    store = {"type": "DictStore", "bucket": "ttl"}
+    pk = api.post("/api/store", store).json()["pk"]
+    assert api.patch(f"/api/store/{pk}", {"default_ttl": 3600}).status_code == 200
+    assert api.post("/api/media", media_body("n1", store_config=store, expires_at=None)).status_code == 200
+    bulk = [media_body("n2", store_config=store, expires_at=None), media_body("n3", store_config=store)]
+    assert api.post("/api/media/create", bulk).status_code == 200
+    body = {"mediadata": media_body("n4", store_config=store, expires_at=None), "base64": "eA=="}
+    assert api.post("/api/upload", body).status_code == 200
+    body = {"mediadata": media_body("n5", store_config=store), "base64": "eA=="}
+    assert api.post("/api/upload", body).status_code == 200
+    expiries = {
+        pid: api.get(f"/api/media/{pid}").json()["expires_at"] for pid in ("n1", "n2", "n3", "n4", "n5")
+    }
+    assert [pid for pid, when in expiries.items() if when is not None] == ["n3", "n5"], expiries
