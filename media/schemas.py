@@ -58,8 +58,8 @@ class MediaIn(RequestSchema):
     expires_at: datetime | None = Field(
         None,
         description="When the media expires (ISO 8601; without a zone UTC): afterwards it answers 404 "
-        "everywhere and `manage.py expire` deletes it. Absent or null: the store's `default_ttl` from now, "
-        "if it has one, else never.",
+        "everywhere and `manage.py expire` deletes it. Absent: the store's `default_ttl` from now, if it has "
+        "one, else never; `null` given explicitly: never.",
     )
 
     nulls_are_defaults = null_means_default("identifiers", "metadata", "tags")
