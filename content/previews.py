@@ -34,6 +34,9 @@ from django.conf import settings
 
 from content.reads import missing_bytes
 from media.models import Media, StoreStatus
+from mediastore import parser
+from mediastore.errors import RuleViolation
+from mediastore.parser import has_bad_text
 from stores.backends import ObjectNotFound
 
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 64, 1024, 256
@@ -159,15 +162,25 @@ def text_excerpt(media: Media, *, as_json: bool) -> str:
     text = data.decode("utf-8", errors="replace")
     whole = media.size is not None and media.size <= TEXT_BYTES
     if as_json and whole:
-        try:
-            text = json.dumps(json.loads(data), indent=2, ensure_ascii=False)
-        except (ValueError, RecursionError):
-            pass  # not JSON after all: shown as it is
+        text = pretty_json(data) or text
     lines = text.splitlines()
     shown = [line if len(line) <= LINE_CHARS else line[:LINE_CHARS] + "…" for line in lines[:TEXT_LINES]]
     if len(lines) > TEXT_LINES or not whole:
         shown.append("…")
     return "\n".join(shown)
+
+
+def pretty_json(data: bytes) -> str | None:
+    """``data`` pretty-printed when it is JSON the API itself would take (mediastore.parser's strict
+    parser: no duplicate keys, no NaN/Infinity or numbers overflowing to it, no lone surrogates), so
+    the preview never shows a value the bytes do not hold; None otherwise (shown as it is)."""
+    try:
+        value = parser.loads(data)
+    except (ValueError, RecursionError, RuleViolation):
+        return None
+    if has_bad_text(value):
+        return None
+    return json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def make_image(media: Media, size: int, key: str) -> Preview:

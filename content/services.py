@@ -35,7 +35,7 @@ from media.usage import charge_change, counted, precheck_bytes
 from mediastore import failpoints, metrics
 from mediastore.errors import Conflict, PreconditionFailed, StorageError
 from stores.backends import Backend, ObjectNotFound
-from stores.paths import MAX_KEY_LENGTH
+from stores.paths import MAX_KEY_LENGTH, MAX_NAME_BYTES
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 
@@ -94,9 +94,11 @@ _KEY_SUFFIX = re.compile(r"~[0-9a-f]{12}$")
 
 def fresh_key(key: str) -> str:
     """The key for a new version of the bytes now under ``key``: the same name with a new random
-    suffix (``name~3f9c0a1b2d4e``), so each version of a media's bytes is its own object."""
-    base = _KEY_SUFFIX.sub("", key)[: MAX_KEY_LENGTH - 13]
-    return f"{base}~{secrets.token_hex(6)}"
+    suffix (``name~3f9c0a1b2d4e``), so each version of a media's bytes is its own object. The name's
+    last part is cut so that it stays a valid file name (stores.paths.MAX_NAME_BYTES) with the suffix."""
+    head, _, name = _KEY_SUFFIX.sub("", key)[: MAX_KEY_LENGTH - 13].rpartition("/")
+    name = name.encode("utf-8", "surrogatepass")[: MAX_NAME_BYTES - 13].decode("utf-8", "ignore")
+    return f"{head}{'/' if head else ''}{name}~{secrets.token_hex(6)}"
 
 
 def current_etag(media: Media) -> str | None:

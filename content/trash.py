@@ -94,6 +94,13 @@ def restore_media(items: list[BinnedMedia], media: list[Media], *, user) -> None
     for obj, mark in zip(media, next_marks(len(media)), strict=True):
         obj.stamp(mark)
         obj.updated = now
+        if obj.expires_at is not None and obj.expires_at <= now:
+            # Back with an expiry already past it would answer 404 everywhere and go to the bin
+            # again at the next `expire`: restoring it means keeping it, so the expiry is cleared.
+            obj._change_reason = (
+                f"{RESTORE_REASON}; its expiry {obj.expires_at.isoformat()} had passed: cleared"
+            )
+            obj.expires_at = None
     # Binned media count toward no quota; back, they count again (QuotaExceeded, 507: nothing restored).
     warnings = charge_inserted(media, user=user)
     created = [obj.created for obj in media]

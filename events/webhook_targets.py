@@ -132,9 +132,16 @@ def resolve(host: str, port: int) -> list[Address]:
 
 def public(address: Address) -> bool:
     """Whether ``address`` is a public unicast address (not loopback, private, shared, link-local,
-    unspecified, multicast, reserved or a known metadata address)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    unspecified, multicast, reserved or a known metadata address). IPv6 addresses that embed an IPv4
+    one are judged by it: IPv4-mapped, 6to4 (2002::/16, routed to the embedded host by a relay)
+    and Teredo (2001::/32, server and client both)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address.sixtofour is not None:
+            return public(address.sixtofour)
+        elif address.teredo is not None:
+            return all(public(embedded) for embedded in address.teredo)
     return (
         address.is_global
         and not address.is_multicast

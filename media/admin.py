@@ -1,5 +1,4 @@
 import json
-from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -21,7 +20,7 @@ from content.deletes import media_delete_many
 from media import admin_search, outbox
 from media import metadata as meta_ops
 from media.history import history_entries
-from media.history_story import ADMIN_REASON
+from media.history_story import ADMIN_REASON, shown
 from media.lifecycle import hold_active
 from media.models import BinnedMedia, Media, SearchIndex
 from media.rules import IdentifierRules, clean_tags
@@ -45,15 +44,6 @@ REVERT_FIELDS = [
     ("ETag", "etag", False),
     ("content type", "content_type", False),
 ]
-
-
-def shown(value: Any) -> str:
-    """A field value as text for the history pages: strings as they are, JSON for the rest."""
-    if value is None:
-        return "—"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 class MetadataField(forms.JSONField):

@@ -5,6 +5,7 @@ metadata keys included. Reads ``media.history.history_entries``, the changes the
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -44,12 +45,16 @@ def how(reason: str | None) -> str:
 
 
 def shown(value: Any) -> str:
+    """A field value as text for the history pages: strings as they are, datetimes (a hold, an
+    expiry) as ISO 8601 text, JSON for the rest."""
     if value is None:
         return "—"
     if isinstance(value, str):
         return value
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
     try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     except RecursionError:  # stored before MEDIASTORE_MAX_METADATA_DEPTH existed
         return "(nested too deeply to show)"
 

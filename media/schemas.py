@@ -18,10 +18,19 @@ from stores.schemas import StoreConfigIn, StoreConfigOut
 
 
 def as_aware(value: datetime | None) -> datetime | None:
-    """A time without a zone is taken as UTC (the server's and the API's zone)."""
-    if value is not None and value.tzinfo is None:
+    """A time without a zone is taken as UTC (the server's and the API's zone); others are converted
+    to UTC, and one out of range once converted (e.g. 9999-12-31T23:59:59-14:00, a 500 before) is a
+    422."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            "date is out of range once converted to UTC (at most 9999-12-31T23:59:59Z)"
+        ) from None
 
 
 class MediaIn(RequestSchema):
@@ -49,8 +58,8 @@ class MediaIn(RequestSchema):
     expires_at: datetime | None = Field(
         None,
         description="When the media expires (ISO 8601; without a zone UTC): afterwards it answers 404 "
-        "everywhere and `manage.py expire` deletes it. Absent or null: the store's `default_ttl` from now, "
-        "if it has one, else never.",
+        "everywhere and `manage.py expire` deletes it. Absent: the store's `default_ttl` from now, if it has "
+        "one, else never; `null` given explicitly: never.",
     )
 
     nulls_are_defaults = null_means_default("identifiers", "metadata", "tags")

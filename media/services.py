@@ -66,7 +66,7 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
     meta_ops.check_limits(item.metadata)
     store = stores.resolve(item.store_config)
     check_expiry(item.expires_at)
-    return Media(
+    obj = Media(
         pid=pid,
         pid_type_id=item.pid_type,
         store_config=store,
@@ -77,6 +77,9 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
         tag_list=tags,
         expires_at=item.expires_at,
     )
+    # An explicit "expires_at": null means never: the store's default_ttl is for an absent one.
+    obj.expiry_given = "expires_at" in item.model_fields_set
+    return obj
 
 
 def check_expiry(value) -> None:
@@ -157,7 +160,7 @@ def media_insert(objs: list[Media], *, user, reason: str = "", name_items: bool 
     for obj, mark in zip(objs, next_marks(len(objs)), strict=True):
         obj.stamp(mark)
         obj.created = obj.updated = now
-        if obj.expires_at is None:
+        if obj.expires_at is None and not getattr(obj, "expiry_given", False):
             obj.expires_at = default_expiry(obj.store_config, now)
     try:
         Media.objects.bulk_create(objs)

@@ -15,6 +15,24 @@ from django.conf import settings
 from mediastore.errors import RuleViolation
 from mediastore.limits import MAX_KEY_LENGTH
 
+# File systems refuse a path part (a file or directory name) over 255 bytes (ENAMETOOLONG, a 500
+# before). A store's own name leaves room for the files it keeps beside it (SQLite's "-journal").
+MAX_NAME_BYTES = 255
+MAX_BUCKET_NAME_BYTES = MAX_NAME_BYTES - len("-journal")
+
+
+class NameTooLong(RuleViolation):
+    """A path part longer than a file name may be: nothing can be stored under it."""
+
+
+def _check_name_lengths(parts: list[str], what: str, limit: int) -> None:
+    for part in parts:
+        if len(part.encode("utf-8", "surrogatepass")) > limit:
+            raise NameTooLong(
+                f"{what} has a path part of more than {limit} bytes (UTF-8), longer than a file name "
+                f"may be: {part[:40]!r}..."
+            )
+
 
 def storage_root() -> Path:
     """The configured storage root, created on first use, with symlinks resolved."""
@@ -34,6 +52,7 @@ def _clean_relative(value: str, what: str) -> PurePosixPath:
         raise RuleViolation(f"{what} must name a path below the storage root, got {value!r}")
     if ".." in parts:
         raise RuleViolation(f"{what} must not contain '..': {value!r}")
+    _check_name_lengths(parts, what, MAX_BUCKET_NAME_BYTES)
     return PurePosixPath(*parts)
 
 
@@ -86,8 +105,10 @@ def validate_store_key(key: str) -> str:
 
 
 def resolve_key_path(directory: Path, key: str) -> Path:
-    """Absolute path of ``key`` below a store ``directory``, refusing any escape (symlinks too)."""
+    """Absolute path of ``key`` below a store ``directory``, refusing any escape (symlinks too)
+    and parts longer than a file name may be."""
     validate_store_key(key)
+    _check_name_lengths(key.split("/"), "store_key", MAX_NAME_BYTES)
     base = Path(os.path.realpath(directory))
     target = Path(os.path.realpath(base / key))
     if base not in target.parents:

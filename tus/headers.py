@@ -40,6 +40,7 @@ MEDIA_KEYS = (
     "content_type",
     "replace",
     "etag",
+    "expires_at",
 )
 
 
@@ -173,7 +174,7 @@ def media_request(entries: dict[str, str]) -> tuple[MediaIn | None, str, bool, s
             raise RuleViolation(f"Upload-Metadata '{key}': {NUL_MESSAGE}")
     pid = entries.get("pid", "")
     if truthy(entries["replace"]) if "replace" in entries else False:
-        extra = sorted({"pid_type", "store", "identifiers", "metadata", "tags"} & set(entries))
+        extra = sorted({"pid_type", "store", "identifiers", "metadata", "tags", "expires_at"} & set(entries))
         if extra:
             raise RuleViolation(
                 f"Upload-Metadata: an upload that replaces bytes takes only pid, etag and content_type, "
@@ -196,8 +197,14 @@ def media_request(entries: dict[str, str]) -> tuple[MediaIn | None, str, bool, s
             raise RuleViolation(
                 f"Upload-Metadata needs '{key}' (or 'replace' with the pid of an existing media)"
             )
+    # expires_at: ISO 8601 as in the API; empty or "null": never (not the store's default_ttl).
+    expiry = {}
+    if "expires_at" in entries:
+        text = entries["expires_at"].strip()
+        expiry["expires_at"] = None if text.lower() in ("", "null") else text
     try:
         item = MediaIn(
+            **expiry,
             pid=pid or None,
             pid_type=entries["pid_type"],
             store_config=store_spec(entries["store"]),

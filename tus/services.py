@@ -129,7 +129,8 @@ def upload_create(
             _check_pid_free(media.pid)
             precheck_bytes(media, length, new=True)
             store, key = media.store_config, media.store_key
-            mediadata = item.model_dump(mode="json") | {"pid": media.pid}
+            # Only what was given: an absent expires_at is the store's default_ttl, a null one never.
+            mediadata = item.model_dump(mode="json", exclude_unset=True) | {"pid": media.pid}
         upload = TusUpload(
             id=secrets.token_hex(16),
             user=user,

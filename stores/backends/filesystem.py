@@ -32,7 +32,7 @@ from stores.backends.base import (
     read_chunks,
 )
 from stores.backends.local import LocalStore
-from stores.paths import resolve_key_path
+from stores.paths import NameTooLong, resolve_key_path
 
 TEMP_PREFIX = ".tmp-"
 _MISSING = (FileNotFoundError, NotADirectoryError)
@@ -164,7 +164,10 @@ class FilesystemStore(LocalStore):
         return info.st_size
 
     def _delete(self, key: str) -> None:
-        path = self._path(key)
+        try:
+            path = self._path(key)
+        except NameTooLong:
+            return  # no file can have that name
         try:
             os.unlink(path)
         except (*_MISSING, IsADirectoryError):

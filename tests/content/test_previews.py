@@ -115,6 +115,21 @@ def test_text_csv_and_json_show_their_first_lines(api, id_types):
     assert text == json.dumps({"sample": {"depth": 5, "tags": ["a"]}}, indent=2)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"a":"\\ud800"}', b'{"a":1,"a":2}', b"[1e999999]", b"[NaN]", b'{"b": [1, 2]'],
+    ids=["lone-surrogate", "duplicate-key", "overflow", "nan", "malformed"],
+)
+def test_json_that_does_not_parse_strictly_is_shown_as_it_is(api, id_types, raw):
+    """Bug: a JSON media holding a lone surrogate escape made GET .../preview a 500
+    (UnicodeEncodeError), and JSON was re-serialised unfaithfully (``{"a":1,"a":2}`` shown as
+    ``{"a": 2}``, ``[1e999999]`` as ``[Infinity]``): only strictly valid JSON is pretty-printed."""
+    stored(api, "odd", raw, "application/json")
+    response = api.get("/api/media/odd/preview")
+    assert response.status_code == 200, response.content
+    assert response.content == raw
+
+
 def test_other_types_have_no_preview_but_their_type_and_size(api, id_types):
     stored(api, "blob", b"\x00\x01binary" * 10, "application/x-netcdf")
     response = api.get("/api/media/blob/preview")

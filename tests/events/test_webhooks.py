@@ -116,6 +116,10 @@ def test_patch_and_delete(api, id_types, dns):
         ("https://internal.example.org/hook", "10.0.0.1", "resolves to 10.0.0.1"),
         ("https://cgnat.example.org/hook", "100.64.1.1", "resolves to 100.64.1.1"),
         ("https://mapped.example.org/hook", "::ffff:192.168.1.1", "not a public address"),
+        # 6to4 and Teredo embedding a non-public IPv4 (a 6to4 relay reaches 127.0.0.1; prober finding).
+        ("https://[2002:7f00:1::]/hook", None, "2002:7f00:1::, which is not a public address"),
+        ("https://sixtofour.example.org/hook", "2002:a9fe:a9fe::1", "not a public address"),
+        ("https://teredo.example.org/hook", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "not a public address"),
         ("https://zero.example.org/hook", "0.0.0.0", "not a public address"),
         ("https://multicast.example.org/hook", "224.0.0.1", "not a public address"),
         ("https://nowhere.example.org/hook", "", "does not resolve"),

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import json
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
@@ -499,3 +499,21 @@ def test_a_method_override_on_get_is_refused(tus, fs_store):
 def test_a_store_pk_past_the_column_is_404(tus, fs_store, pk):
     answer = tus.create(10, **{**new_media(fs_store), "store": pk})
     assert answer.status_code == 404, answer.content
+
+
+def test_expires_at_in_upload_metadata(tus, api, fs_store):
+    """Bug: docs/lifecycle.md said expires_at could be set at upload, but tus refused the
+    ``expires_at`` Upload-Metadata key (422 unknown keys). Given: that expiry; empty: never, even in
+    a store with a default_ttl; absent: the store's default; past or malformed: 422."""
+    later = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    tus.upload(b"one", **new_media(fs_store, "exp.1", expires_at=later.isoformat()))
+    assert datetime.fromisoformat(api.get("/api/media/exp.1").json()["expires_at"]) == later
+    pk = api.get("/api/media/exp.1").json()["store_config"]["pk"]
+    assert api.patch(f"/api/store/{pk}", {"default_ttl": 3600}).status_code == 200
+    tus.upload(b"two", **new_media(fs_store, "exp.2", expires_at=""))
+    assert api.get("/api/media/exp.2").json()["expires_at"] is None
+    tus.upload(b"three", **new_media(fs_store, "exp.3"))
+    assert api.get("/api/media/exp.3").json()["expires_at"] is not None
+    for bad in ("2000-01-01T00:00:00Z", "soon"):
+        answer = tus.create(3, **new_media(fs_store, "exp.4", expires_at=bad))
+        assert answer.status_code == 422, answer.content
