@@ -34,7 +34,8 @@ DEADLINE_SECONDS = 180
 
 
 def flaky(number: int) -> int:
-    """Every 40th request (from the 5th) is answered 500, so retries happen throughout."""
+    """Every 40th request of each subscription (from its 5th) is answered 500, so retries happen
+    throughout, to both. (Counted over all requests, the 500s once all fell on one subscription.)"""
     return 500 if number % 40 == 5 else 200
 
 

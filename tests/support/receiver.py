@@ -1,6 +1,6 @@
 """A webhook receiver for tests: a threaded ``http.server`` on loopback that records every POST
-(time, headers, body) and answers what ``answer(n)`` says for the n-th one (1-based): a status,
-or ``HANG`` (read the request, then answer nothing until the server closes)."""
+(time, headers, body) and answers what ``answer(n)`` says for the n-th one to its path (1-based):
+a status, or ``HANG`` (read the request, then answer nothing until the server closes)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ class Receiver:
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver.lock:
-                    number = len(receiver.received) + 1
+                    # Numbered per path (each subscription's URL): which of its requests this is.
+                    number = 1 + sum(1 for earlier in receiver.received if earlier.path == self.path)
                     status = receiver.answer(number)
                     receiver.received.append(
                         Received(time.monotonic(), dict(self.headers), body, status, self.path)
