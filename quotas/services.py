@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q
 
 from mediastore.errors import NotFound, QuotaExceeded, RuleViolation
 from quotas.models import Quota, Usage, describe
+from quotas.selectors import quota_use
 from stores.models import StoreConfig
 
 # A quota.warning event is written when a write takes a quota's use to this share of its limit
@@ -75,13 +76,7 @@ def _applies(quota: Quota, delta: Delta) -> bool:
 
 
 def _use(quota: Quota) -> dict[str, int]:
-    rows = Usage.objects.all()
-    if quota.store_id is not None:
-        rows = rows.filter(store_id=quota.store_id)
-    if quota.user_id is not None:
-        rows = rows.filter(owner=quota.user.get_username())
-    totals = rows.aggregate(bytes=Sum("bytes"), media=Sum("media"))
-    return {unit: int(totals[unit] or 0) for unit in UNITS}  # PostgreSQL sums bigints as numeric
+    return dict(zip(UNITS, quota_use(quota), strict=True))
 
 
 class Ledger:
