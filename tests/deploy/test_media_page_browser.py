@@ -53,6 +53,7 @@ call_command(
 )
 """
 TIFF_BYTES = 300 * 1024 * 1024
+THUMBS = 50
 
 
 def png(size=(480, 320)) -> bytes:
@@ -118,6 +119,8 @@ def media(server) -> dict[str, int]:
     upload("bomb", bomb_png(), "image/png")
     upload("notes", b"depth,temperature\n5,12.5\n10,11.0\n", "text/csv")
     upload("10.1234/demo.1", png((64, 48)), "image/png")  # the pid the docs' recipe asks for
+    for n in range(THUMBS):  # a list page of PNG thumbnails
+        upload(f"thumb-{n:02d}", png((48 + n, 32)), "image/png", tags=["thumbs"])
     dump = session.get(f"{base}/api/media/dump", timeout=60).json()
     assert {m["pid"] for m in dump} >= {"pic", "bomb", "notes", "big.tif"}
     return {m["pid"]: m["pk"] for m in dump}
@@ -161,8 +164,20 @@ def test_writer_sees_preview_and_history_and_reverts(server, browser, media):  #
     browser.open(f"{base}/admin/media/media/?o=1", None)
     thumbs = browser.css("img.ms-thumb")
     assert len(thumbs) == len(media)
-    browser.wait(lambda d: all(d.execute_script("return arguments[0].complete", t) for t in thumbs))
+    for thumb in thumbs:  # lazy: each loads once scrolled into view
+        browser.js("arguments[0].scrollIntoView({block: 'center'})", thumb)
+        browser.wait(lambda d, t=thumb: d.execute_script("return arguments[0].complete", t))
     assert all(browser.js("return arguments[0].naturalWidth", t) > 0 for t in thumbs)  # none broken
+    browser.open(f"{base}/admin/media/media/?tags_all=thumbs", None)
+    thumbs = browser.css("img.ms-thumb")
+    assert len(thumbs) == THUMBS
+    for thumb in thumbs:
+        browser.js("arguments[0].scrollIntoView({block: 'center'})", thumb)
+        browser.wait(lambda d, t=thumb: d.execute_script("return arguments[0].complete", t))
+    # Real thumbnails of PNGs (WebP, as wide as the list's square), not the no-preview placeholder.
+    sizes = [browser.js("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", t) for t in thumbs]
+    assert all(width > height > 0 for width, height in sizes), sizes
+    browser.js("window.scrollTo(0, 0)")
     browser.shot("media-list")
 
     browser.open(f"{base}/admin/media/media/{media['pic']}/change/", None)
