@@ -14,7 +14,9 @@ Not here, because they are public: ``Model._meta`` (Django's documented Model _m
 ``HttpRequest.current_app``, and attributes of our own that we set on a request. Overriding
 ``is_usable`` in ``mediastore.postgresql_backend`` is subclassing a built-in backend, which Django
 documents; that Django calls it before each request's first query (with ``CONN_HEALTH_CHECKS``) is
-what tests/test_compat.py checks.
+what tests/test_compat.py checks. Likewise ``mediastore.sqlite_backend`` overrides SQLite's
+``_start_transaction_under_autocommit`` and ``_set_autocommit``, the hooks a backend implements for
+``transaction.atomic``, to queue writers; that atomic begins and ends through them is checked there.
 """
 
 from __future__ import annotations

@@ -289,6 +289,8 @@ else:
             "OPTIONS": {
                 "timeout": 30,
                 "transaction_mode": "IMMEDIATE",
+                # Writers wait in line for SQLite's write lock (mediastore/sqlite_backend/writequeue.py).
+                "write_queue": env.get_bool("MEDIASTORE_SQLITE_WRITE_QUEUE", True),
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
         }

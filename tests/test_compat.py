@@ -142,6 +142,33 @@ def test_django_asks_is_usable_before_a_kept_connections_first_query():
         assert type(wrapper) is DatabaseWrapper
 
 
+@pytest.mark.django_db(transaction=True)
+def test_atomic_on_sqlite_begins_and_ends_through_the_backend_hooks_the_writer_queue_overrides():
+    """transaction.atomic on SQLite begins its transaction with _start_transaction_under_autocommit()
+    and ends it with _set_autocommit(True), after the commit: mediastore.sqlite_backend takes a
+    writer's turn in the first and gives it back in the second."""
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    if wrapper.vendor != "sqlite":
+        pytest.skip("SQLite's hooks")
+    from django.db import transaction
+
+    calls: list[object] = []
+    begin, set_autocommit = wrapper._start_transaction_under_autocommit, wrapper._set_autocommit
+    wrapper._start_transaction_under_autocommit = lambda: calls.append("begin") or begin()
+    wrapper._set_autocommit = lambda on: calls.append(("autocommit", on)) or set_autocommit(on)
+    try:
+        with transaction.atomic():
+            Group.objects.create(name="hooked")
+            calls.append("write")
+    finally:
+        del wrapper._start_transaction_under_autocommit, wrapper._set_autocommit
+    assert calls == ["begin", "write", ("autocommit", True)], (
+        "Django no longer begins and ends a SQLite transaction through these hooks: the writer queue "
+        "would not be taken or not given back"
+    )
+    assert Group.objects.filter(name="hooked").exists(), "the transaction did not commit"
+
+
 def test_close_after_answer_makes_gunicorn_close_the_connection():
     """gunicorn's Response.force_close(), reached through the bound start_response its workers pass."""
     from gunicorn.http.wsgi import Response
