@@ -441,16 +441,23 @@ def mixed_request(base: str, s, roll: float, pid: str, n: int, i: int):
 
 
 def mixed(
-    server: Server, pids: list[str], clients: int, seconds: float, *, quiet: bool = False
+    server: Server,
+    pids: list[str],
+    clients: int,
+    seconds: float,
+    *,
+    quiet: bool = False,
+    sessions: list | None = None,
 ) -> tuple[float, float, float, int, list[float], list[float]]:
     """``clients`` threads for ``seconds``: 70% single reads, 10% search, 10% tag updates, 10%
-    creates. (requests per second, p50, p95, errors, read times, write times)."""
+    creates. (requests per second, p50, p95, errors, read times, write times). ``sessions``: the
+    clients' logged-in sessions when they are kept between calls."""
     times: list[float] = []
     reads: list[float] = []  # list.append is atomic: the threads share these two
     writes: list[float] = []
     errors = [0]
     lock = threading.Lock()
-    sessions = [server.client() for _ in range(clients)]
+    sessions = sessions or [server.client() for _ in range(clients)]
     stop_at = time.monotonic() + seconds
 
     def client(n: int) -> None:

@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     names = args.variants.split(",")
     p = bench_api.p
-    servers, pids = {}, {}
+    servers, pids, sessions = {}, {}, {}
     try:
         for name in names:
             server = servers[name] = bench_api.start(
@@ -60,13 +60,14 @@ def main() -> None:
                     timeout=60,
                 )
             )
+            sessions[name] = [server.client() for _ in range(args.clients)]
         figures = {
             name: {"reads": [], "writes": [], "requests": 0, "seconds": 0.0, "errors": 0} for name in names
         }
         for round_no in range(args.rounds):
             for name in names if round_no % 2 == 0 else reversed(names):
                 rate, _m50, _m95, errors, reads, writes = bench_api.mixed(
-                    servers[name], pids[name], args.clients, args.seconds, quiet=True
+                    servers[name], pids[name], args.clients, args.seconds, quiet=True, sessions=sessions[name]
                 )
                 f = figures[name]
                 f["reads"] += reads

@@ -132,6 +132,32 @@ def test_reads_go_on_while_a_writer_holds_the_lock(database):
     holder.close()
 
 
+def test_a_write_outside_a_transaction_waits_in_line_too(database):
+    """Left to SQLite's busy handler, a write in autocommit (the bearer token's ``last_used``)
+    would find the lock taken by one queued writer after another."""
+    handler = database()
+    holder = handler[ALIAS]
+    done: list[str] = []
+
+    def autocommit_write() -> None:
+        conn = handler[ALIAS]
+        with conn.cursor() as cursor:
+            cursor.execute("UPDATE w SET name = 'updated' WHERE name = 'holder'")
+        done.append("written")
+        conn.close()
+
+    with writing(holder) as cursor:
+        cursor.execute("INSERT INTO w (name) VALUES ('holder')")
+        thread = threading.Thread(target=autocommit_write)
+        thread.start()
+        wait_until(lambda: holder.writer_queue.waiting == 1, "the autocommit write waiting in line")
+        assert done == []
+    thread.join(WAIT_S)
+    assert done == ["written"] and names(holder) == ["updated"]
+    assert holder.writer_queue.waiting == 0
+    holder.close()
+
+
 def test_a_failed_transaction_lets_the_next_writer_go(database):
     handler = database()
     conn = handler[ALIAS]

@@ -11,8 +11,9 @@ rolls back, so concurrent writers take SQLite's lock one after another in the or
 rather than by the luck of SQLite's busy handler. The wait is bounded by the connection's
 ``timeout`` option (SQLite's own busy timeout), after which ``OperationalError`` ("database is
 locked") is raised as SQLite itself would, and answered 503 with ``Retry-After``
-(``mediastore.dbretry``). Statements outside a transaction (reads, and the rare write in
-autocommit) do not queue. A database in memory has no file to lock beside it and does not queue.
+(``mediastore.dbretry``). A write statement outside a transaction takes its turn for itself;
+reads outside a transaction never queue (in WAL mode they do not wait for writers). A database
+in memory has no file to lock beside it and does not queue.
 The ``write_queue`` option (``MEDIASTORE_SQLITE_WRITE_QUEUE``) turns the queue off.
 """
 
@@ -25,6 +26,16 @@ from django.db import OperationalError
 from django.db.backends.sqlite3 import base, features
 
 from mediastore.sqlite_backend.writequeue import WriterQueue, WriterQueueTimeout, queue_for
+
+#: The first words of the statements that write (and so take SQLite's write lock).
+WRITE_STATEMENTS = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER"})
+
+
+def writes(sql: str) -> bool:
+    """Whether ``sql`` is a statement that writes (by its first word)."""
+    words = sql.lstrip()[:8].split(None, 1)
+    return bool(words) and words[0].upper() in WRITE_STATEMENTS
+
 
 #: SQLite's own default busy timeout (seconds), used when the settings give none.
 DEFAULT_TIMEOUT_S = 5.0
@@ -40,6 +51,22 @@ class DatabaseWrapper(base.DatabaseWrapper):
     holds_write_turn = False
     queue_timeout = DEFAULT_TIMEOUT_S
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.execute_wrappers.append(self.queue_write_in_autocommit)
+
+    def queue_write_in_autocommit(self, execute, sql, params, many, context):
+        """A write outside a transaction (the bearer token's ``last_used``, a login's new token)
+        takes its turn too: left to SQLite's busy handler it would find the lock taken by one
+        queued writer after another, and lose to them for as long as writers keep coming."""
+        if self.writer_queue is None or self.in_atomic_block or self.holds_write_turn or not writes(sql):
+            return execute(sql, params, many, context)
+        self.take_write_turn()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.release_write_turn()
+
     def get_connection_params(self) -> dict:
         params = super().get_connection_params()
         use_queue = params.pop("write_queue", True)
@@ -48,13 +75,18 @@ class DatabaseWrapper(base.DatabaseWrapper):
             self.writer_queue = queue_for(Path(self.settings_dict["NAME"]).resolve())
         return params
 
-    def _start_transaction_under_autocommit(self) -> None:
+    def take_write_turn(self) -> None:
+        """Wait for this connection's turn to write; ``OperationalError`` ("database is locked")
+        after the connection's timeout."""
         if self.writer_queue is not None and not self.holds_write_turn:
             try:
                 self.writer_queue.acquire(self.queue_timeout)
             except WriterQueueTimeout as exc:
                 raise OperationalError(f"database is locked ({exc})") from exc
             self.holds_write_turn = True
+
+    def _start_transaction_under_autocommit(self) -> None:
+        self.take_write_turn()
         try:
             super()._start_transaction_under_autocommit()
         except BaseException:
