@@ -15,6 +15,7 @@ import pytest
 from django.db import OperationalError
 from django.db.utils import ConnectionHandler
 
+from mediastore.sqlite_backend.base import SWITCH_INTERVAL_S
 from mediastore.sqlite_backend.writequeue import HandOffLock, queue_for
 
 ALIAS = "default"  # of a ConnectionHandler of its own, not the suite's
@@ -216,10 +217,16 @@ def test_the_queue_can_be_turned_off_and_memory_databases_do_not_queue(database)
     memory = ConnectionHandler({ALIAS: {"ENGINE": "mediastore.sqlite_backend", "NAME": ":memory:"}})[ALIAS]
     memory.ensure_connection()
     assert memory.writer_queue is None
-    on = database()[ALIAS]
-    on.ensure_connection()
-    assert on.writer_queue is queue_for(Path(on.settings_dict["NAME"]).resolve())
-    on.close()
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    try:
+        on = database()[ALIAS]
+        on.ensure_connection()
+        assert on.writer_queue is queue_for(Path(on.settings_dict["NAME"]).resolve())
+        assert sys.getswitchinterval() <= SWITCH_INTERVAL_S, "the turn's holder waits 5 ms for the GIL"
+        on.close()
+    finally:
+        sys.setswitchinterval(switch_interval)
 
 
 def test_a_waiter_that_gives_up_leaves_the_line():

@@ -13,13 +13,16 @@ rather than by the luck of SQLite's busy handler. The wait is bounded by the con
 locked") is raised as SQLite itself would, and answered 503 with ``Retry-After``
 (``mediastore.dbretry``). A write statement outside a transaction takes its turn for itself;
 reads outside a transaction never queue (in WAL mode they do not wait for writers). A database
-in memory has no file to lock beside it and does not queue.
+in memory has no file to lock beside it and does not queue. A process that queues writers
+switches threads every millisecond rather than every 5 (``SWITCH_INTERVAL_S``), so the writer
+holding the turn gets the interpreter back soon after each statement.
 The ``write_queue`` option (``MEDIASTORE_SQLITE_WRITE_QUEUE``) turns the queue off.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 from django.db import OperationalError
@@ -36,6 +39,9 @@ def writes(sql: str) -> bool:
     words = sql.lstrip()[:8].split(None, 1)
     return bool(words) and words[0].upper() in WRITE_STATEMENTS
 
+
+#: The interpreter's thread switch interval (seconds) in a process that queues writers.
+SWITCH_INTERVAL_S = 0.001
 
 #: SQLite's own default busy timeout (seconds), used when the settings give none.
 DEFAULT_TIMEOUT_S = 5.0
@@ -73,6 +79,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         self.queue_timeout = float(params.get("timeout", DEFAULT_TIMEOUT_S))
         if use_queue and not self.is_in_memory_db():
             self.writer_queue = queue_for(Path(self.settings_dict["NAME"]).resolve())
+            # A writer holds its turn across many sqlite3 calls, each of which lets go of the GIL;
+            # getting it back waits up to the switch interval (5 ms) while other threads compute,
+            # and everyone in line waits with it (docs/performance.md). Process-wide, SQLite only.
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
         return params
 
     def take_write_turn(self) -> None:
