@@ -27,6 +27,8 @@ RATIO_LINES = [
     "base64 download peak memory / object size",
     "sync: (c) small-read p95 during slow downloads / idle",
     "gthread: (c) small-read p95 during slow downloads / idle",
+    "sync: (b) write p95 / write p50 (SQLite writers in line)",
+    "gthread: (b) write p95 / write p50 (SQLite writers in line)",
     "gthread / sync: (a) sequential keep-alive reads (req/s)",
     "gthread / sync: (b) mixed workload (req/s)",
     "gthread / sync: (b) mixed workload p95",
