@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.db import OperationalError
@@ -51,25 +53,42 @@ class DatabaseFeatures(features.DatabaseFeatures):
     max_query_params = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 
 
+class QueuedCursor(base.SQLiteCursorWrapper):
+    """Django's SQLite cursor, whose writes outside a transaction wait their turn."""
+
+    database: DatabaseWrapper
+
+    def execute(self, query, params=None):
+        with self.database.turn_for(query):
+            return super().execute(query, params)
+
+    def executemany(self, query, param_list):
+        with self.database.turn_for(query):
+            return super().executemany(query, param_list)
+
+
 class DatabaseWrapper(base.DatabaseWrapper):
     features_class = DatabaseFeatures
     writer_queue: WriterQueue | None = None
     holds_write_turn = False
     queue_timeout = DEFAULT_TIMEOUT_S
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.execute_wrappers.append(self.queue_write_in_autocommit)
+    def create_cursor(self, name=None):
+        cursor = self.connection.cursor(factory=QueuedCursor)
+        cursor.database = self
+        return cursor
 
-    def queue_write_in_autocommit(self, execute, sql, params, many, context):
+    @contextmanager
+    def turn_for(self, sql: str) -> Iterator[None]:
         """A write outside a transaction (the bearer token's ``last_used``, a login's new token)
         takes its turn too: left to SQLite's busy handler it would find the lock taken by one
         queued writer after another, and lose to them for as long as writers keep coming."""
         if self.writer_queue is None or self.in_atomic_block or self.holds_write_turn or not writes(sql):
-            return execute(sql, params, many, context)
+            yield
+            return
         self.take_write_turn()
         try:
-            return execute(sql, params, many, context)
+            yield
         finally:
             self.release_write_turn()
 
