@@ -15,8 +15,8 @@ the ``probe`` parameter of ``GET /api/stats`` with the probe's ``probed_at`` and
 configurations (whose keys became optional: the server's credential chain), and the lifecycle of
 issue 27 (``expires_at`` and ``hold`` in the media answer, ``expires_at`` of create and PATCH,
 ``POST``/``DELETE /api/media/{pid}/hold``, ``PATCH /api/store/{pk}`` and ``default_ttl``,
-``/api/trash...``, the 423 of a held media); a change that removes or renames anything a client
-sends or reads must fail here).
+``/api/trash...``, the 423 of a held media, also on removing a replica); a change that removes
+or renames anything a client sends or reads must fail here).
 
 Component (schema) names may change with a refactoring, so ``$ref``s are followed and only what a
 client sees is compared: for every operation its parameters (where, name, required) and, for the
