@@ -18,15 +18,13 @@ the statement budgets) see each COPY as one statement; its errors arrive as Djan
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import partial
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 from media.models import MARK_SEQUENCE, Media, next_marks
-from mediastore.compat import raw_connection
+from mediastore.compat import raw_connection, run_as_statement
 
 
 def copy_enabled() -> bool:
@@ -79,17 +77,7 @@ def insert(model: type[models.Model], objs: Sequence[models.Model]) -> None:
     prepare = [_preparer(field, db) for field in fields]
     rows = [[value(obj) for value in prepare] for obj in objs]
     with connection.cursor() as cursor:  # opens the connection if needed
-        context = {"connection": connection, "cursor": cursor}
-        execute = _copy
-        for wrapper in reversed(connection.execute_wrappers):
-            execute = partial(wrapper, execute)
-        started = time.monotonic()
-        with connection.wrap_database_errors:
-            execute(sql, rows, False, context)
-        if connection.queries_logged:
-            connection.queries_log.append(
-                {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - started:.3f}"}
-            )
+        run_as_statement(connection, cursor, sql, rows, _copy, logged_as=f"{sql} -- {len(rows)} rows")
     for obj in objs:
         obj._state.adding = False
         obj._state.db = connection.alias
