@@ -347,7 +347,7 @@ CASES = [
         },
     ),
     ("two identifier types", {"identifiers": {"doi": "10.5555/ifcb.1*", "local": "run-7*"}, "limit": 100}),
-    ("pid type + identifier type", {"pid_type": "bin", "identifiers": {"local": "run-4999-*"}, "limit": 100}),
+    ("pid type + identifier type", {"pid_type": "bin", "identifiers": {"local": "run-4996-*"}, "limit": 100}),
     (
         "common tag + nested eq + pid type",
         {
