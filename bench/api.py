@@ -19,7 +19,9 @@ Parts (see docs/performance.md for what each one means and the latest figures):
    of ``GET /api/hello`` (gunicorn + Django + ninja without the database);
 2. bulk create of N media in batches (2 tags, 2 identifiers, metadata each) through
    ``POST /api/media/create``, over the bare ORM floor: ``bulk_create`` of the same rows
-   (media, history, tags) in a process of this script with the server's settings;
+   (media, history, tags) in a process of this script with the server's settings, and the rate in
+   media/s (PostgreSQL: at least 2,500; there the API writes with COPY, so the floor is the ORM's
+   way rather than a lower bound: a ratio below 1 says the API beats it);
 3. bytes: base64 upload (``POST /api/upload``) over a streamed ``PUT .../content`` of the same
    bytes, base64 download (``GET /api/download/{pid}``) over a streamed GET, with the worker's
    peak memory growth (VmHWM reset through ``/proc/<pid>/clear_refs``);
@@ -60,6 +62,7 @@ from tests.support.servers import Server  # noqa: E402
 
 MiB = 1 << 20
 SHIPPED_MODEL = "gthread"  # gunicorn.conf.py's default worker class: the one the targets judge
+BULK_RATE = 2500  # media/s of part 2 on PostgreSQL, 100 per call (issue 34)
 RESULTS: list[tuple[str, str, str, str]] = []  # (name, value, target, verdict)
 DATABASE = [""]  # the database of the lines being reported (summary prefix)
 
@@ -337,7 +340,12 @@ def part_bulk(server: Server, args, smoke: bool) -> None:
     api_time = min(api_batches("api"), api_batches("api2"))
     floor_time = min(floor(), floor())
     note(f"API {api_time:.3f} s ({args.bulk / api_time:.0f} media/s), ORM floor {floor_time:.3f} s")
+    if DATABASE[0] == "postgres":
+        note("PostgreSQL: the API writes with COPY, the floor with bulk_create: below 1x it is no floor")
     report("bulk create / ORM bulk_create floor", api_time / floor_time, 3, smoke=smoke)
+    # The absolute rate issue 34 asks of PostgreSQL (an absolute figure: judge it on a quiet machine).
+    target = BULK_RATE if DATABASE[0] == "postgres" else None
+    report("bulk create media/s", args.bulk / api_time, target, at_least=True, unit="", smoke=smoke)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,10 +25,12 @@ import argparse
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -327,7 +329,42 @@ CASES = [
             "limit": 100,
         },
     ),
+    # More of them (issue 34, identifier types with their own index): two and three filters.
+    (
+        "identifier type prefix + eq",
+        {
+            "identifiers": {"doi": "10.5555/ifcb.2*"},
+            "metadata": [{"path": "station", "op": "eq", "value": 12}],
+        },
+    ),
+    (
+        "id type + tag + range",
+        {
+            "identifiers": {"local": "run-42*"},
+            "tags": ["tag004"],
+            "metadata": [{"path": "sample.depth", "op": "lt", "value": 100}],
+            "limit": 100,
+        },
+    ),
+    ("two identifier types", {"identifiers": {"doi": "10.5555/ifcb.1*", "local": "run-7*"}, "limit": 100}),
+    ("pid type + identifier type", {"pid_type": "bin", "identifiers": {"local": "run-4996-*"}, "limit": 100}),
+    (
+        "common tag + nested eq + pid type",
+        {
+            "tags": ["tag000"],
+            "pid_type": "doi",
+            "metadata": [{"path": "instrument.serial", "op": "eq", "value": 101}],
+            "limit": 100,
+        },
+    ),
+    (
+        "identifier wildcard + common tag",
+        {"identifier": "10.5555/ifcb.77*", "tags": ["tag000"], "limit": 100},
+    ),
 ]
+
+#: Identifier types given their own index (``manage.py search_index add-identifier``) before measuring.
+IDENTIFIER_INDEXES = ("doi", "local")
 
 
 def sql_timer(sql: str, params):
@@ -342,13 +379,17 @@ def sql_timer(sql: str, params):
     return run
 
 
+_MOMENT = re.compile(r"'\d{4}-\d\d-\d\d[ T][^']*'")
+
+
 def plan_shape(sql: str, params) -> str:
-    """The plan's nodes and indexes without costs: equal shapes mean the same plan."""
+    """The plan's nodes and indexes without costs: equal shapes mean the same plan (the moment of
+    the expiry condition, a literal that changes at every call, is left out)."""
     from django.db import connection
 
     with connection.cursor() as cur:
         cur.execute("EXPLAIN (COSTS OFF) " + sql, params)
-        return "\n".join(row[0] for row in cur.fetchall())
+        return _MOMENT.sub("'<now>'", "\n".join(row[0] for row in cur.fetchall()))
 
 
 def analyze() -> None:
@@ -392,6 +433,122 @@ class Case:
 
     def sql_p50(self) -> float:
         return self.sql_page[0] + (self.sql_count[0] if self.sql_count else 0.0)
+
+
+def identifier_indexes(wanted: bool) -> None:
+    """Build (or drop) the identifier type indexes of ``IDENTIFIER_INDEXES``; kept between runs."""
+    from django.core.management import call_command
+
+    from media.models import SearchIndex
+    from media.search.indexes import IDENTIFIER
+
+    have = set(SearchIndex.objects.filter(kind=IDENTIFIER).values_list("path", flat=True))
+    for type_name in IDENTIFIER_INDEXES:
+        if wanted and type_name not in have:
+            t = time.perf_counter()
+            call_command("search_index", "add-identifier", type_name, verbosity=0)
+            print(f"search_index add-identifier {type_name}: {time.perf_counter() - t:.0f} s", flush=True)
+        elif not wanted and type_name in have:
+            call_command("search_index", "drop-identifier", type_name, verbosity=0)
+
+
+def identifier_index_ab(runs: int) -> None:
+    """Each case with an identifier type filter before and after ``add-identifier``, interleaved call
+    by call. Before: the type's index dropped inside a transaction that is rolled back (so the
+    database holds it again at once; nothing else uses this database) and search writing what it
+    wrote without it, the trigram pre-filter of all identifier values. After: the index, and the
+    range on it. The same rows, asserted."""
+    from django.db import connection, transaction
+    from django.test import Client
+
+    from media import search
+    from media.models import SearchIndex
+    from media.schemas import MediaSearch
+    from media.search.indexes import IDENTIFIER, indexed_paths
+    from media.search.rows import rows_sql
+
+    client = Client(headers={"Authorization": f"Bearer {token()}"})
+    names = list(SearchIndex.objects.filter(kind=IDENTIFIER).values_list("name", flat=True))
+    with_index = indexed_paths()
+    without = {key: kinds - {IDENTIFIER} for key, kinds in with_index.items() if kinds - {IDENTIFIER}}
+
+    def page_sql(filters: MediaSearch, paths) -> tuple[str, list]:
+        plan = search.search_plan(filters, paths)
+        ids_sql, params = search.page_ids_sql(
+            search.conditions_for(filters, paths),
+            order_by=filters.order_by,
+            limit=filters.limit + 1,
+            offset=filters.offset,
+            candidates_first=plan.candidates_first,
+            walk=plan.walk,
+        )
+        return rows_sql(ids_sql, filters.order_by), params
+
+    def rows(sql: str, params) -> list:
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def call(indexed: bool, run) -> tuple[float, object]:
+        """``run()`` timed; before (not ``indexed``): with the identifier indexes and their records
+        gone, inside a transaction rolled back afterwards."""
+        if indexed:
+            t = time.perf_counter()
+            out = run()
+            return (time.perf_counter() - t) * 1000, out
+        with transaction.atomic():
+            SearchIndex.objects.filter(kind=IDENTIFIER).delete()
+            with connection.cursor() as cur:
+                for name in names:
+                    cur.execute(f"DROP INDEX {name}")
+            t = time.perf_counter()
+            out = run()
+            elapsed = (time.perf_counter() - t) * 1000
+            transaction.set_rollback(True)
+        return elapsed, out
+
+    print(
+        f"\nidentifier type indexes ({', '.join(IDENTIFIER_INDEXES)}), before / after, interleaved"
+        f" ({runs} calls each; load average {os.getloadavg()[0]:.1f}); p50 / p95 ms, ratio of p50s:"
+    )
+    print(
+        f"{'query':34} {'sql before':>15} {'sql after':>15} {'ratio':>6}"
+        f" {'http before':>15} {'http after':>15} {'ratio':>6}"
+    )
+    for name, body in CASES:
+        if not body.get("identifiers"):
+            continue
+        filters = MediaSearch.model_validate(body)
+        before, after = page_sql(filters, without), page_sql(filters, with_index)
+        if before[0] == after[0]:
+            continue
+        found = {
+            indexed: call(indexed, lambda s=(after if indexed else before): rows(*s))[1] for indexed in (0, 1)
+        }
+        assert found[0] == found[1], name
+        sql: dict[bool, list[float]] = {False: [], True: []}
+        http: dict[bool, list[float]] = {False: [], True: []}
+        post = partial(client.post, "/api/media/search", json.dumps(body), content_type="application/json")
+        for n in range(runs):
+            for indexed in (n % 2 == 0, n % 2 == 1):  # alternate which goes first
+                statement = after if indexed else before
+                sql[indexed].append(call(indexed, lambda s=statement: rows(*s))[0])
+                http[indexed].append(call(indexed, post)[0])
+        p = {
+            key: (statistics.median(values), percentile(values, 0.95))
+            for key, values in (
+                ("sb", sql[False]),
+                ("sa", sql[True]),
+                ("hb", http[False]),
+                ("ha", http[True]),
+            )
+        }
+        print(
+            f"{name:34} {p['sb'][0]:6.1f}/{p['sb'][1]:7.1f} {p['sa'][0]:6.1f}/{p['sa'][1]:7.1f}"
+            f" {p['sa'][0] / p['sb'][0]:6.3f} {p['hb'][0]:6.1f}/{p['hb'][1]:7.1f}"
+            f" {p['ha'][0]:6.1f}/{p['ha'][1]:7.1f} {p['ha'][0] / p['hb'][0]:6.3f}",
+            flush=True,
+        )
 
 
 def measure(runs: int, path_index: bool, rounds: int) -> None:
@@ -573,9 +730,21 @@ def main() -> None:
         "--no-path-index", action="store_true", help="skip the metadata expression-index demo"
     )
     parser.add_argument("--rounds", type=int, default=5, help="ANALYZE rounds of the stability check (5)")
+    parser.add_argument(
+        "--no-identifier-index",
+        action="store_true",
+        help=f"measure without `search_index add-identifier` of {', '.join(IDENTIFIER_INDEXES)}",
+    )
+    parser.add_argument(
+        "--only-identifier-ab", action="store_true", help="only the identifier index comparison"
+    )
     args = parser.parse_args()
     prepare(args.db, args.rows, args.reload, args.seed, args.reindex)
-    measure(args.runs, not args.no_path_index, args.rounds)
+    identifier_indexes(not args.no_identifier_index)
+    if not args.no_identifier_index:
+        identifier_index_ab(args.runs)
+    if not args.only_identifier_ab:
+        measure(args.runs, not args.no_path_index, args.rounds)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Replicas in the admin: read-only on each media's page (changes go through the API and the
-worker, which check and copy the bytes), a list of all copies by state, and editable rules."""
+"""Replicas in the admin: read only, each linked from its media's page ("Copies and health",
+``content.media_page``; changes go through the API and the worker, which check and copy the
+bytes), a list of all copies by state, and editable rules."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from django.utils import timezone
 from content import admin_jobs
 from content.models import AdminJob, AdminJobState, Replica, ReplicationRule
 from identifiers.models import IdentifierType
-from media.models import Media
 from mediastore.admin import ViewOnlyAdmin
 
 SHOWN = [
@@ -29,20 +29,6 @@ SHOWN = [
     "attempts",
     "due_at",
 ]
-
-
-class ReplicaInline(admin.TabularInline):
-    """The media's replicas, read only: a replica is asked for, removed or promoted through the API
-    (``/api/media/{pid}/replicas``), so that its bytes are copied, checked and removed with it."""
-
-    model = Replica
-    fields = readonly_fields = SHOWN
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Replica)
@@ -107,16 +93,6 @@ class ReplicationRuleAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("copies")
-
-
-def add_replicas_to_media_admin() -> None:
-    """Show the replicas on each media's admin page (``media.admin`` cannot import this app)."""
-    media_admin = admin.site.get_model_admin(Media)
-    if ReplicaInline not in media_admin.inlines:
-        media_admin.inlines = [*media_admin.inlines, ReplicaInline]
-
-
-add_replicas_to_media_admin()
 
 
 @admin.register(AdminJob)

@@ -1,12 +1,17 @@
 """Ingest: register and store a tree of existing files (``manage.py ingest``).
 
-Every file goes through the services the API uses (``content.services``): a new media is created
-with its bytes by ``upload_stream`` (bytes to a fresh key, then one insert with history and the
-outbox event), bytes of an existing media are replaced by ``put_content`` (fresh key, conditional
+Every file goes through the services the API uses (``content.services``, ``media.services``): a
+new media has its bytes written (fsynced, checksummed) under a fresh key as ``upload_stream`` does,
+and its row then waits, ``Staged``, for the batch it is inserted with: up to ``BATCH_FILES`` new
+media of a worker go in one ``media_insert`` (one transaction: rows, history with each file's own
+change reason, one outbox event each, quota charged), so a batch commits whole or not at all. A
+batch that fails is retried file by file, so a taken pid or a full quota fails only its file
+(``commit``). Bytes of an existing media are replaced by ``put_content`` (fresh key, conditional
 switch), and ``--in-place`` registers a file the store already holds under its own key, after
 reading it for its checksum. A row is written only after its bytes are complete, so an
-interruption leaves no record claiming bytes that are not there; a rerun skips every file already
-stored with the same size and checksum and so resumes where the last run stopped.
+interruption leaves no record claiming bytes that are not there (only objects no row names yet,
+which a failed batch removes and ``collect_orphans`` finds after a crash); a rerun skips every file
+already stored with the same size and checksum and so resumes where the last run stopped.
 
 Files run on ``workers`` threads, each with its own database connection, closed when the thread
 ends. ``Ingest.stop()`` (the command calls it on Ctrl-C) makes the streams of files in flight
@@ -16,6 +21,7 @@ is written, and files not started are left for the rerun.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import mimetypes
@@ -28,23 +34,29 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from content.hashing import checksum_label
+from django.db import DatabaseError, transaction
+
+from content.hashing import HashingReader, checksum_label
 from content.models import Replica
 from content.services import (
     DEFAULT_CONTENT_TYPE,
     Preconditions,
     current_etag,
+    discard_after,
     put_content,
     switch_bytes,
-    upload_stream,
 )
 from media import metadata as meta_ops
 from media.models import Media, StoreStatus
-from media.rules import IdentifierRules, clean_tags
+from media.pids import lookup_set
+from media.rules import IdentifierRules, clean_content_type, clean_tags
 from media.schemas import MediaIn
 from media.selectors import media_find
-from media.services import media_insert, media_prepare_many
-from mediastore.errors import RuleViolation
+from media.services import media_insert, media_prepare_many, prepared_media
+from media.usage import precheck_bytes
+from mediastore import failpoints
+from mediastore.errors import MediastoreError, RuleViolation
+from quotas.services import precheck
 from stores.backends import Backend
 from stores.models import StoreConfig
 from stores.schemas import StoreConfigIn
@@ -87,6 +99,119 @@ class Result:
     pid: str = ""
     detail: str = ""
     written: int = 0  # bytes stored (0 for skips, failures and in-place registrations)
+
+
+@dataclass
+class Staged:
+    """A new media whose bytes are stored under its key and whose row waits for its batch: ``result``
+    once the batch commits; until then no row names the object."""
+
+    result: Result
+    media: Media
+    backend: Backend
+
+
+@dataclass
+class New:
+    """A file that makes a new media with its bytes: checked, then stored with others (``stage_many``)."""
+
+    work: FileWork
+    pid: str
+    item: MediaIn
+
+
+UNKNOWN: Any = object()  # FileWork.run's media when it was not looked up beforehand
+
+
+def settle(source: Source, pid: str, call: Callable[[], Any]) -> Any:
+    """``call()``, or the Result of the file that it failed for: INTERRUPTED once stopped, FAILED
+    with the error's message (a bug's traceback logged)."""
+    try:
+        return call()
+    except Interrupted:
+        return Result(source, Outcome.INTERRUPTED, pid, "stopped before it was stored")
+    except MediastoreError as exc:
+        return Result(source, Outcome.FAILED, pid, exc.message)
+    except OSError as exc:
+        return Result(source, Outcome.FAILED, pid, f"cannot read the file: {exc.strerror or exc}")
+    except DatabaseError as exc:
+        return Result(source, Outcome.FAILED, pid, f"database error: {exc}")
+    except Exception as exc:  # a bug: logged with its traceback, listed, and the exit status says so
+        log.exception("ingest of %s failed unexpectedly", source.path)
+        return Result(source, Outcome.FAILED, pid, f"unexpected {type(exc).__name__}: {exc}")
+
+
+def media_of(pids: list[str]) -> dict[str, Media]:
+    """The stored media of these pids (in any of their Unicode forms; ``pick`` finds them), in one
+    query, for ``FileWork.run``."""
+    found = Media.objects.select_related("store_config__s3cfg").filter(pid__in=lookup_set(pids))
+    return {media.pid: media for media in found}
+
+
+def stage_many(news: list[New], *, user, stopped: threading.Event) -> list[Result | Staged]:
+    """``FileWork.stage`` for each, with the checks of all (rules, pids free, quota) made together;
+    when they refuse one, each file is checked alone, so only the refused fail. Files not begun
+    when ``stopped`` is set are left out (not started)."""
+    if len(news) > 1:
+        try:
+            prepared = media_prepare_many([new.item for new in news], user=user, name_items=False)
+            precheck(
+                prepared[0].store_config_id,
+                prepared[0].owner_id or "",
+                bytes=sum(new.work.source.size for new in news),
+                media=len(news),
+            )
+        except MediastoreError:
+            pass
+        else:
+            return [
+                settle(new.work.source, new.pid, lambda new=new, media=media: new.work.store(new.pid, media))
+                for new, media in zip(news, prepared, strict=True)
+                if not stopped.is_set()
+            ]
+    return [
+        settle(new.work.source, new.pid, lambda new=new: new.work.stage(new.pid, new.item))
+        for new in news
+        if not stopped.is_set()
+    ]
+
+
+def commit(batch: list[Staged], *, user) -> list[Result]:
+    """Insert the rows of ``batch`` in one transaction (``media_insert``) and return each file's
+    result. When the batch is refused (a pid taken meanwhile, a quota, a rule), each file is tried
+    alone, so only those refused fail; the bytes of a file that fails are removed (``discard_after``:
+    after a lost connection only when no row claims them). A database error fails the whole batch
+    without retrying it: whether it committed is unknown, and ``discard_after`` keeps what it did."""
+    if not batch:
+        return []
+    fresh = [copy.copy(staged.media) for staged in batch]  # media_insert stamps and numbers its objects
+    try:
+        insert(batch, user=user)
+        return [staged.result for staged in batch]
+    except MediastoreError as exc:
+        if len(batch) == 1:
+            return [abandon(batch[0], exc, exc.message)]
+    except DatabaseError as exc:
+        return [abandon(staged, exc, f"database error: {exc}") for staged in batch]
+    except BaseException as exc:
+        for staged in batch:
+            discard_after(exc, staged.media, staged.backend, staged.media.store_key)
+        raise
+    results = []
+    for staged, media in zip(batch, fresh, strict=True):
+        results += commit([Staged(staged.result, media, staged.backend)], user=user)
+    return results
+
+
+def insert(batch: list[Staged], *, user) -> None:
+    with transaction.atomic():
+        media_insert([staged.media for staged in batch], user=user)
+        failpoints.hit("ingest.before_commit")  # the tests fail a batch here, its rows inserted
+
+
+def abandon(staged: Staged, failure: BaseException, detail: str) -> Result:
+    discard_after(failure, staged.media, staged.backend, staged.media.store_key)
+    return Result(staged.result.source, Outcome.FAILED, staged.result.pid, detail)
 
 
 def parse_template(template: str, what: str) -> str:
@@ -275,10 +400,13 @@ class FileWork:
             )
         return key
 
-    def run(self, pid: str, identifiers: dict[str, str]) -> Result:
+    def run(self, pid: str, identifiers: dict[str, str], media: Media | None = UNKNOWN) -> Result | New:
+        """What became of the file, or for a new media with its bytes to store, its New. ``media``:
+        the media of ``pid`` when it was looked up already (None: there is none)."""
         plan, source = self.plan, self.source
         key = self.key_in_place() if plan.in_place else None
-        media = media_find(pid)
+        if media is UNKNOWN:
+            media = media_find(pid)
         if media is None:
             if plan.dry_run:
                 return self.check_new(pid, identifiers)
@@ -326,7 +454,7 @@ class FileWork:
         room = REASON_LENGTH - len(INGEST_REASON)
         return INGEST_REASON + (path if len(path) <= room else "…" + path[-(room - 1) :])
 
-    def create(self, pid: str, identifiers: dict[str, str], key: str | None) -> Result:
+    def create(self, pid: str, identifiers: dict[str, str], key: str | None) -> Result | New:
         item = self.plan.item(pid, identifiers)
         if key is not None:
             taken = Media.objects.filter(store_config=self.plan.store, store_key=key).first()
@@ -348,16 +476,30 @@ class FileWork:
             # never discards: the file is the object
             media_insert([media], user=self.plan.user, reason=self.reason())
             return Result(self.source, Outcome.STORED, pid)
+        return New(self, pid, item)
+
+    def stage(self, pid: str, item: MediaIn) -> Staged:
+        """Phase one of ``upload_stream``: the new media checked and its bytes written (durably,
+        hashed on the way) under its fresh key; the row, READY with that size and checksum, is left
+        for ``commit``. Nothing is left behind when this raises."""
+        with prepared_media([item], user=self.plan.user, name_items=False) as [media]:
+            precheck_bytes(media, self.source.size, new=True)
+            return self.store(pid, media)
+
+    def store(self, pid: str, media: Media) -> Staged:
+        """The bytes of a checked new media under its key (see ``stage``)."""
+        content_type = self.content_type()
+        clean_content_type(content_type)
+        backend = media.store_config.backend()
         with self.open() as reader:
-            media = upload_stream(
-                item,
-                reader,
-                content_type=self.content_type(),
-                size=self.source.size,
-                user=self.plan.user,
-                reason=self.reason(),
-            )
-        return Result(self.source, Outcome.STORED, pid, written=media.size or 0)
+            hashing = HashingReader(reader)
+            backend.put_stream(media.store_key, hashing, self.source.size)
+        media.store_status = StoreStatus.READY
+        media.size, media.checksum = hashing.size, hashing.checksum
+        media.etag = backend.etag(media.store_key) or ""
+        media.content_type = content_type
+        media._change_reason = self.reason()  # django-simple-history's per-object reason
+        return Staged(Result(self.source, Outcome.STORED, pid, written=hashing.size), media, backend)
 
     def register(self, media: Media, key: str, conditions: Preconditions) -> None:
         """In place: point the media at the file it already is, with the checksum just read."""

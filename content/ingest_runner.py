@@ -11,15 +11,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, connections
+from django.db import connections
 
-from content.ingest import FileWork, IngestPlan, Interrupted, Outcome, Result, Source, Watch
+from content.ingest import (
+    UNKNOWN,
+    FileWork,
+    IngestPlan,
+    New,
+    Outcome,
+    Result,
+    Source,
+    Staged,
+    Watch,
+    commit,
+    media_of,
+    settle,
+    stage_many,
+)
+from media.pids import pick
 from mediastore import metrics
-from mediastore.errors import MediastoreError, RuleViolation
+from mediastore.errors import RuleViolation
 from stores.models import StoreConfig
 from stores.services import normalize_store, store_get_or_create
 
 log = logging.getLogger(__name__)
+
+BATCH_FILES = 100  # new media a worker inserts in one transaction, at most
+BATCH_BYTES = 64 << 20  # and files of this many bytes together at most (one file may be larger)
+BATCH_SECONDS = 1.0  # how long a stored file's row may wait for its batch to fill (about)
 
 
 @dataclass
@@ -45,8 +64,10 @@ class Summary:
 
 class Ingest:
     """Ingest ``sources`` by ``plan`` on ``workers`` threads. ``on_bytes(n)`` is called as file
-    bytes are read, ``on_result(result)`` once per file (both from worker threads). ``stop()`` may
-    be called from any thread (a signal handler): files in flight are abandoned, no new one starts.
+    bytes are read, ``on_result(result)`` once per file (both from worker threads), for a new
+    media once its batch committed. ``stop()`` may be called from any thread (a signal handler):
+    files in flight are abandoned, no new one starts; the rows of files whose bytes are already
+    stored are committed. ``batch``: new media per transaction (see ``content.ingest.commit``).
     """
 
     def __init__(
@@ -57,10 +78,11 @@ class Ingest:
         workers: int = 1,
         on_bytes: Callable[[int], None] = lambda n: None,
         on_result: Callable[[Result], None] = lambda r: None,
+        batch: int = BATCH_FILES,
     ) -> None:
-        if workers < 1:
-            raise ValueError("workers must be at least 1")
-        self.plan, self.sources, self.workers = plan, sources, workers
+        if workers < 1 or batch < 1:
+            raise ValueError("workers and batch must be at least 1")
+        self.plan, self.sources, self.workers, self.batch = plan, sources, workers, batch
         self.on_result = on_result
         self.watch = Watch(on_bytes)
         self.lock = threading.Lock()
@@ -92,45 +114,97 @@ class Ingest:
         )
 
     def work(self) -> None:
+        pending: list[Staged] = []
+        since = 0.0
         try:
             while not self.watch.stopped.is_set():
-                try:
-                    source = self.todo.get_nowait()
-                except queue.Empty:
+                sources = self.take()
+                if not sources:
                     return
-                result = self.one(source)
-                with self.lock:
-                    self.results.append(result)
-                if not self.plan.dry_run:  # /metrics: counted when run with the server's metrics directory
-                    metrics.INGEST_FILES.labels(result.outcome.value).inc()
-                    metrics.INGEST_BYTES.inc(result.written)
-                self.on_result(result)
+                for done in self.chunk(sources):
+                    if isinstance(done, Staged):
+                        since = since if pending else time.monotonic()
+                        pending.append(done)
+                    else:
+                        self.finished(done)
+                    if pending and (len(pending) >= self.batch or time.monotonic() - since >= BATCH_SECONDS):
+                        self.flush(pending)
+                        pending = []
         finally:
-            connections.close_all()  # this thread's connections only (they are per thread)
+            try:
+                self.flush(pending)  # after a stop too: these files' bytes are complete
+            finally:
+                connections.close_all()  # this thread's connections only (they are per thread)
 
-    def one(self, source: Source) -> Result:
-        work = FileWork(self.plan, source, self.watch)
-        pid = ""
+    def take(self) -> list[Source]:
+        """Files not yet started: up to ``batch`` of them, and ``BATCH_BYTES`` unless one is larger."""
+        sources: list[Source] = []
+        size = 0
+        while len(sources) < self.batch and size < BATCH_BYTES:
+            try:
+                sources.append(self.todo.get_nowait())
+            except queue.Empty:
+                break
+            size += sources[-1].size
+        return sources
+
+    def chunk(self, sources: list[Source]) -> list[Result | Staged]:
+        """What became of ``sources``, each as ``FileWork.run`` says, with the database asked once
+        for the media of all their pids and the new media among them checked together
+        (``stage_many``). Files not begun once stopped are left out (not started)."""
+        works = [FileWork(self.plan, source, self.watch) for source in sources]
         try:
-            pid, identifiers = work.names()
-            with self.lock:
-                first = self.claimed.setdefault(pid, source.relpath)
-            if first != source.relpath:
-                return Result(source, Outcome.FAILED, pid, f"pid '{pid}' is also made from '{first}'")
-            return work.run(pid, identifiers)
-        except Interrupted:
-            return Result(source, Outcome.INTERRUPTED, pid, "stopped before it was stored")
-        except MediastoreError as exc:
-            return Result(source, Outcome.FAILED, pid, exc.message)
-        except OSError as exc:
-            return Result(source, Outcome.FAILED, pid, f"cannot read the file: {exc.strerror or exc}")
-        except DatabaseError as exc:
-            return Result(source, Outcome.FAILED, pid, f"database error: {exc}")
-        except Exception as exc:  # a bug: logged with its traceback, listed, and the exit status says so
-            log.exception("ingest of %s failed unexpectedly", source.path)
-            return Result(source, Outcome.FAILED, pid, f"unexpected {type(exc).__name__}: {exc}")
+            done: list[Result | Staged] = []
+            named = []
+            for work in works:
+                if self.watch.stopped.is_set():
+                    break
+                outcome = settle(work.source, "", lambda work=work: self.name(work))
+                if isinstance(outcome, Result):
+                    done.append(outcome)
+                else:
+                    named.append((work, *outcome))
+            found = settle(works[0].source, "", lambda: media_of([pid for _, pid, _ in named]))
+            news = []
+            for work, pid, identifiers in named:
+                if self.watch.stopped.is_set():
+                    break
+                media = UNKNOWN if isinstance(found, Result) else pick(found, pid)
+                outcome = settle(
+                    work.source, pid, lambda w=work, p=pid, i=identifiers, m=media: w.run(p, i, m)
+                )
+                (news if isinstance(outcome, New) else done).append(outcome)
+            return done + stage_many(news, user=self.plan.user, stopped=self.watch.stopped)
         finally:
-            work.finish()
+            for work in works:
+                work.finish()
+
+    def name(self, work: FileWork) -> tuple[str, dict[str, str]] | Result:
+        """The file's pid and identifiers; a failure when another file of this run made the pid."""
+        pid, identifiers = work.names()
+        with self.lock:
+            first = self.claimed.setdefault(pid, work.source.relpath)
+        if first != work.source.relpath:
+            return Result(work.source, Outcome.FAILED, pid, f"pid '{pid}' is also made from '{first}'")
+        return pid, identifiers
+
+    def flush(self, pending: list[Staged]) -> None:
+        try:
+            results = commit(pending, user=self.plan.user)
+        except Exception as exc:  # a bug: as in one(); commit() removed the batch's bytes
+            log.exception("ingest of a batch of %d files failed unexpectedly", len(pending))
+            detail = f"unexpected {type(exc).__name__}: {exc}"
+            results = [Result(s.result.source, Outcome.FAILED, s.result.pid, detail) for s in pending]
+        for result in results:
+            self.finished(result)
+
+    def finished(self, result: Result) -> None:
+        with self.lock:
+            self.results.append(result)
+        if not self.plan.dry_run:  # /metrics: counted when run with the server's metrics directory
+            metrics.INGEST_FILES.labels(result.outcome.value).inc()
+            metrics.INGEST_BYTES.inc(result.written)
+        self.on_result(result)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -99,9 +99,14 @@ def page_preview(media: Media) -> dict[str, Any]:
 
 def copies(media: Media) -> list[dict[str, Any]]:
     """The primary copy, then the replicas, each with its state and last verification (as
-    ``GET /api/media/{pid}/replicas`` lists them)."""
+    ``GET /api/media/{pid}/replicas`` lists them); each replica links to its own admin page. The
+    page has no inline of replicas besides: it showed every replica a second time."""
     replicas = Replica.objects.select_related("store_config").filter(media=media).order_by("pk")
-    return [primary_dict(media), *(replica_dict(r) for r in replicas)]
+    shown = [
+        {**replica_dict(r), "admin_url": reverse("admin:content_replica_change", args=[r.pk])}
+        for r in replicas
+    ]
+    return [primary_dict(media), *shown]
 
 
 def pretty(metadata: Any) -> str:

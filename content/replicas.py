@@ -141,9 +141,11 @@ def copy_is_good(media: Media) -> bool:
 
 def replica_delete(pid: str, store_pk: int, *, user) -> None:
     """Remove the media's replica in store ``store_pk`` (its bytes after the commit). Conflict for
-    the primary, and for the last GOOD copy of the media's bytes."""
+    the primary, and for the last GOOD copy of the media's bytes; Locked while the media is on hold
+    (a hold keeps every copy of its bytes)."""
     with transaction.atomic():
         media = locked_media(pid)
+        check_hold(media, "left with fewer copies (removing a replica)")
         if media.store_config_id == store_pk:
             raise Conflict(
                 f"store {store_pk} holds the primary copy of media '{media.pid}'; promote a replica first "

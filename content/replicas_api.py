@@ -38,7 +38,8 @@ def replica_create(request: HttpRequest, pid: str, payload: ReplicaIn):
 @router.delete("/media/{path:pid}/replicas/{store_pk}", response={204: None}, summary="Remove a replica")
 def replica_delete(request: HttpRequest, pid: str, store_pk: int):
     """Remove the media's replica in store `store_pk`; its bytes are removed after the commit.
-    409 for the primary copy (promote another first) and for the last GOOD copy."""
+    409 for the primary copy (promote another first) and for the last GOOD copy; 423 while the
+    media is on hold (a hold keeps every copy)."""
     replicas.replica_delete(pid, store_pk, user=request.auth)
     return Status(204, None)
 

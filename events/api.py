@@ -108,6 +108,15 @@ def webhook_test(request: HttpRequest, id: int):
     return delivery_out(webhook_delivery.send_test(webhooks.webhook_get(id), request.auth))
 
 
+@router.post("/webhooks/{id}/secret", response=WebhookCreated, summary="Give a webhook a new secret")
+def webhook_new_secret(request: HttpRequest, id: int):
+    """Replace the subscription's secret with a new one, answered with the subscription: the only
+    time it is shown. Deliveries from now on are signed with it alone (one already under way may
+    still carry the old signature), so let the receiver accept both secrets while it switches over."""
+    subscription, secret = webhooks.webhook_new_secret(id)
+    return {**webhook_out(subscription), "secret": secret}
+
+
 @router.post("/webhooks/{id}/redeliver", response=WebhookOut, summary="Deliver again from a cursor")
 def webhook_redeliver(request: HttpRequest, id: int, payload: RedeliverIn):
     """Send again every event from `cursor` on (the worker does, in order, with new delivery ids).

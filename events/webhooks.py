@@ -119,6 +119,19 @@ def webhook_update(pk: int, changes: dict[str, Any]) -> WebhookSubscription:
     return subscription
 
 
+@transaction.atomic
+def webhook_new_secret(pk: int) -> tuple[WebhookSubscription, str]:
+    """Give the subscription a new secret and answer it in clear (the only time it is given out):
+    every delivery from the commit on is signed with it, none with the old one."""
+    subscription = WebhookSubscription.objects.select_for_update().filter(pk=pk).first()
+    if subscription is None:
+        raise NotFound("webhook", pk)
+    secret = secrets.token_urlsafe(32)
+    subscription.secret = crypto.encrypt(secret)
+    subscription.save(update_fields=["secret"])
+    return subscription, secret
+
+
 def webhook_delete(pk: int) -> None:
     deleted, _ = WebhookSubscription.objects.filter(pk=pk).delete()
     if not deleted:

@@ -1,4 +1,5 @@
 import json
+from functools import partial
 
 from django import forms
 from django.conf import settings
@@ -17,7 +18,7 @@ from taggit.utils import edit_string_for_tags, parse_tags
 
 from content import admin_actions, archives, media_page
 from content.deletes import media_delete_many
-from media import admin_search, outbox
+from media import admin_hold, admin_search, outbox
 from media import metadata as meta_ops
 from media.history import history_entries
 from media.history_story import ADMIN_REASON, shown
@@ -207,7 +208,12 @@ class MediaAdmin(SimpleHistoryAdmin):
 
     def get_urls(self):
         preview = self.admin_site.admin_view(self.preview_view)
-        return [path("<path:object_id>/preview/", preview, name="media_media_preview"), *super().get_urls()]
+        hold = self.admin_site.admin_view(partial(admin_hold.hold_view, self))
+        return [
+            path("<path:object_id>/preview/", preview, name="media_media_preview"),
+            path("<path:object_id>/hold/", hold, name="media_media_hold"),
+            *super().get_urls(),
+        ]
 
     def preview_view(self, request, object_id):
         """The media's thumbnail for the list and the page (``content.media_page``): view permission."""
@@ -226,7 +232,12 @@ class MediaAdmin(SimpleHistoryAdmin):
             can_revert = self.has_change_history_permission(request, media) and not self.revert_disabled(
                 request, media
             )
-            extra_context = {**media_page.page_context(media, can_revert=can_revert), **(extra_context or {})}
+            extra_context = {
+                **media_page.page_context(media, can_revert=can_revert),
+                "ms_held": hold_active(media),
+                "ms_can_hold": admin_hold.can_hold(request),
+                **(extra_context or {}),
+            }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request) -> bool:

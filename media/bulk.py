@@ -87,6 +87,11 @@ def bulk_apply(
                     check_not_expired(media)  # not served: not changed either
                 updates = {k: v for k, v in change(media, item).items() if _differs(media, k, v)}
                 if "store_config" in updates:  # a move: charged to the new store (or refused) now
+                    if not ledger.stores:  # the first move: lock every quota the moves may touch at once
+                        ledger.reserve(
+                            {m.store_config_id for m in found.values()} | {updates["store_config"].pk},
+                            {m.owner_id for m in found.values() if m.owner_id},
+                        )
                     crossings.append((media, charge_move(ledger, media, updates["store_config"].pk)))
             except MediastoreError as exc:
                 outcome.failures.append((pid, exc))

@@ -196,14 +196,20 @@ class MediaEvent(models.Model):
 
 
 class SearchIndex(models.Model):
-    """A metadata path given its own index by ``manage.py search_index add`` (media.search.indexes).
+    """A metadata path (``manage.py search_index add``) or an identifier type (``add-identifier``)
+    given its own index (media.search.indexes).
 
     Search reads these rows to write its SQL exactly as the index expression is written, so the
     database can use it, and to tell which range searches have no index (``X-Search-Plan``).
     """
 
-    path = models.CharField(max_length=512, help_text="Dotted path into the metadata, e.g. sample.depth.")
-    kind = models.CharField(max_length=8, choices=[("number", "number"), ("text", "text")])
+    path = models.CharField(
+        max_length=512,
+        help_text="Dotted path into the metadata, e.g. sample.depth, or (kind identifier) a type.",
+    )
+    kind = models.CharField(
+        max_length=10, choices=[("number", "number"), ("text", "text"), ("identifier", "identifier")]
+    )
     name = models.CharField(max_length=63, unique=True, help_text="Name of the database index.")
     created = models.DateTimeField(auto_now_add=True)
 

@@ -34,8 +34,8 @@ Why not PostgreSQL's snapshot horizon (serve only events whose writing transacti
 transaction in any database of the server holds the feed back, and a reader never sees events of
 its own open transaction; the counter works the same on both databases and inside tests.
 
-Each write adds two statements whatever the number of media: the counter update and one
-``bulk_create`` of the events.
+Each write adds two statements whatever the number of media: the counter update and one insert
+of the events (a COPY on PostgreSQL, ``media.copyrows``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from media.copyrows import insert
 from media.models import EventCounter, Media, MediaEvent
 from media.schemas import media_out_dict
 from mediastore import failpoints
@@ -109,7 +110,7 @@ def record(events: list[MediaEvent]) -> list[MediaEvent]:
         raise RuntimeError("events must be recorded in the transaction of their change")
     for event, seq in zip(events, take_numbers(len(events)), strict=True):
         event.seq = seq
-    MediaEvent.objects.bulk_create(events)
+    insert(MediaEvent, events)
     failpoints.hit("events.before_commit")  # the live test widens the window to the commit here
     return events
 

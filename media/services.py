@@ -24,8 +24,10 @@ from django.utils import timezone
 from identifiers.rules import matches
 from media import metadata as meta_ops
 from media.bulk import BulkOutcome, bulk_apply, raise_first_failure
+from media.copyrows import insert, marks_and_ids
+from media.history import insert_created
 from media.lifecycle import check_hold, default_expiry
-from media.models import EventType, Media, StoreStatus, next_marks
+from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
 from media.pids import lookup_set, nfc
 from media.rules import IdentifierRules, StoreResolver, check_tag_count, clean_tags, new_store_key
@@ -157,13 +159,16 @@ def media_insert(objs: list[Media], *, user, reason: str = "", name_items: bool 
     if not objs:
         return []
     now = timezone.now()
-    for obj, mark in zip(objs, next_marks(len(objs)), strict=True):
+    marks, ids = marks_and_ids(len(objs))  # ids: None where the database numbers the rows itself
+    for index, (obj, mark) in enumerate(zip(objs, marks, strict=True)):
         obj.stamp(mark)
+        if ids is not None:
+            obj.pk = ids[index]
         obj.created = obj.updated = now
         if obj.expires_at is None and not getattr(obj, "expiry_given", False):
             obj.expires_at = default_expiry(obj.store_config, now)
     try:
-        Media.objects.bulk_create(objs)
+        insert(Media, objs)
     except IntegrityError:  # another request took one of the pids since media_prepare_many looked
         raise Conflict(
             "a media with one of these pids was created concurrently; nothing was created"
@@ -175,7 +180,7 @@ def media_insert(objs: list[Media], *, user, reason: str = "", name_items: bool 
         if name_items and exc.index is not None:
             exc.extra.update(index=exc.index, pid=objs[exc.index].pid)
         raise
-    Media.history.bulk_history_create(objs, default_user=user, default_date=now, default_change_reason=reason)
+    insert_created(objs, user=user, date=now, reason=reason)
     sync_tags(objs, fresh=True)
     record([event_for(obj, EventType.CREATED, user=user, now=now) for obj in objs] + warnings)
     return objs

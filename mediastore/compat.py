@@ -73,6 +73,42 @@ def raw_connection(connection: BaseDatabaseWrapper) -> Any:
     return connection.connection
 
 
+def run_as_statement(
+    connection: BaseDatabaseWrapper,
+    cursor: CursorWrapper,
+    sql: str,
+    params: Any,
+    run: Callable[[str, Any, bool, dict], None],
+    *,
+    logged_as: str,
+) -> None:
+    """Run ``run(sql, params, False, context)``, work done on the DB-API connection where Django does
+    not see it (a COPY, ``media.copyrows``), as Django runs one statement: through the connection's
+    ``execute_wrapper``s (the metrics' statement count), with a DB-API error raised as Django's
+    (``IntegrityError`` for a taken unique value), and recorded in the query log as ``logged_as``
+    when queries are logged (``CaptureQueriesContext``, the statement budgets).
+
+    Internal: ``DatabaseWrapper.execute_wrappers`` (the list ``execute_wrapper()`` appends to),
+    ``wrap_database_errors``, ``queries_logged`` and ``queries_log``, which Django's own
+    ``CursorDebugWrapper`` uses. Why: Django has no public way to run a statement it did not write
+    through those, and COPY is not a statement ``cursor.execute`` can send. If it changes:
+    AttributeError at the first COPY (bulk creates on PostgreSQL fail: loud); the compat test names
+    the attribute.
+    """
+    import time
+    from functools import partial
+
+    context = {"connection": connection, "cursor": cursor}
+    execute = run
+    for wrapper in reversed(connection.execute_wrappers):
+        execute = partial(wrapper, execute)
+    started = time.monotonic()
+    with connection.wrap_database_errors:
+        execute(sql, params, False, context)
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": logged_as, "time": f"{time.monotonic() - started:.3f}"})
+
+
 def replace_cursor(wrapper: CursorWrapper, cursor: Any) -> None:
     """Make Django's ``wrapper`` run its statements on the DB-API ``cursor`` instead of the one
     Django opened (which is closed); query logging, ``execute_wrappers``, ``CaptureQueriesContext``

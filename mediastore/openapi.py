@@ -226,7 +226,7 @@ EXTRA: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/media/{pid}/revert"): {409, 423},
     ("GET", "/api/events"): {410},
     ("POST", "/api/media/{pid}/replicas"): {409},
-    ("DELETE", "/api/media/{pid}/replicas/{store_pk}"): {409},
+    ("DELETE", "/api/media/{pid}/replicas/{store_pk}"): {409, 423},
     ("POST", "/api/media/{pid}/replicas/{store_pk}/promote"): {409, 423, 507, *STORAGE_READ},
     ("POST", "/api/rules"): {409},
     ("POST", "/api/webhooks/{id}/redeliver"): {410},

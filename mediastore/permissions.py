@@ -167,6 +167,7 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/api/webhooks/{id}/deliveries"): VIEW_WEBHOOK,
     ("POST", "/api/webhooks/{id}/test"): CHANGE_WEBHOOK,
     ("POST", "/api/webhooks/{id}/redeliver"): CHANGE_WEBHOOK,
+    ("POST", "/api/webhooks/{id}/secret"): CHANGE_WEBHOOK,
     # operators' figures (the status page's, as JSON)
     ("GET", "/api/stats"): VIEW_MEDIA,
     # served outside the NinjaAPI by mediastore.metrics, which checks this entry with the token's scopes

@@ -342,7 +342,9 @@ def test_media_page_lists_its_replicas(admin_client_logged, api, id_types, setti
 
     page = admin_client_logged.get(f"/admin/media/media/{media.pk}/change/").content.decode()
 
-    assert "FilesystemStore:copies" in page and "GOOD" in page
+    replica = media.replicas.get()
+    assert f"FilesystemStore copies (#{replica.store_config_id})" in page and "GOOD" in page
+    assert f'href="/admin/content/replica/{replica.pk}/change/"' in page
 
 
 def test_replication_rules_are_edited_with_the_api_rules(admin_client_logged, api, id_types):

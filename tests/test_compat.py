@@ -93,6 +93,35 @@ def test_replace_cursor_runs_django_statements_on_our_cursor():
         ours.execute("SELECT 1")  # closed with the wrapper
 
 
+def test_run_as_statement_is_seen_as_one_statement_by_wrappers_and_the_log():
+    """execute_wrappers, wrap_database_errors, queries_logged/queries_log: work Django does not see
+    is counted by an execute_wrapper, logged once, and its DB-API errors come back as Django's."""
+    from django.db import IntegrityError
+
+    seen = []
+
+    def counting(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    def run(sql, params, many, context):
+        raw = compat.raw_connection(connection).cursor()
+        raw.execute(sql)
+        raw.close()
+
+    with connection.cursor() as cursor, connection.execute_wrapper(counting):
+        with CaptureQueriesContext(connection) as queries:
+            compat.run_as_statement(connection, cursor, "SELECT 1", None, run, logged_as="one -- 1 row")
+        assert seen == ["SELECT 1"], "execute_wrappers did not see it"
+        assert [q["sql"] for q in queries.captured_queries] == ["one -- 1 row"], "not in the query log"
+
+        def fails(sql, params, many, context):
+            raise connection.Database.IntegrityError("taken")
+
+        with pytest.raises(IntegrityError):  # Django's, not the driver's
+            compat.run_as_statement(connection, cursor, "x", None, fails, logged_as="x")
+
+
 def test_db_converters_give_what_the_orm_gives(api, id_types):
     """Field.get_col, DatabaseOperations.get_db_converters and Expression.get_db_converters turn
     the driver's values into the ORM's (JSON, datetimes on SQLite)."""

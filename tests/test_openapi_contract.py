@@ -8,15 +8,15 @@ body cut short or in a transfer coding, ``keys`` of the metadata updates declare
 S3 direct multipart uploads (``multipart`` of ``POST /api/upload`` and its
 answer, ``POST /api/upload/{pid}/parts``, the parts of ``.../complete``, ``DELETE /api/upload/{pid}``),
 the ``probe`` parameter of ``GET /api/stats`` with the probe's ``probed_at`` and ``age_s``, and
-``POST``/``GET /api/download/archive``, the webhook subscriptions (``/api/webhooks...``),
-``GET /api/media/{pid}/preview``, the quotas (``GET``/``PUT /api/quotas``, ``GET /api/usage``,
-``owner`` in media answers, the 507 of a quota exceeded), the ``probe`` parameter of
+``POST``/``GET /api/download/archive``, the webhook subscriptions (``/api/webhooks...``, a new
+secret included), ``GET /api/media/{pid}/preview``, the quotas (``GET``/``PUT /api/quotas``,
+``GET /api/usage``, ``owner`` in media answers, the 507 of a quota exceeded), the ``probe`` parameter of
 ``POST /api/store`` and ``PUT /api/s3cfg/{pk}`` with ``region`` and ``addressing_style`` of S3
 configurations (whose keys became optional: the server's credential chain), and the lifecycle of
 issue 27 (``expires_at`` and ``hold`` in the media answer, ``expires_at`` of create and PATCH,
 ``POST``/``DELETE /api/media/{pid}/hold``, ``PATCH /api/store/{pk}`` and ``default_ttl``,
-``/api/trash...``, the 423 of a held media); a change that removes or renames anything a client
-sends or reads must fail here).
+``/api/trash...``, the 423 of a held media, also on removing a replica); a change that removes
+or renames anything a client sends or reads must fail here).
 
 Component (schema) names may change with a refactoring, so ``$ref``s are followed and only what a
 client sees is compared: for every operation its parameters (where, name, required) and, for the

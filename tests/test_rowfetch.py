@@ -7,8 +7,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from media.selectors import MEDIA_BY_PID
-from mediastore.rowfetch import RowFetcher, statement_cursor
+from mediastore.models import ApiToken
+from mediastore.rowfetch import RowFetcher, fast_loaders, statement_cursor
 from stores.models import StoreConfig
+from tests.conftest import ApiClient, create_media
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +83,40 @@ def test_first_beside_reads_two_rows_in_one_statement_or_none_without_the_first(
     assert found.fetched_extra == TOKEN_WITH_USER.first(hash_token(token)).fetched_extra
     assert TOKEN_WITH_USER.first_beside(hash_token(token), StoreFetcher, store.pk + 1) == (found, None)
     assert TOKEN_WITH_USER.first_beside("no-such-hash", StoreFetcher, store.pk) == (None, None)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's loaders are PostgreSQL's")
+def test_fast_loaders_read_what_djangos_own_read():
+    """``fast_loaders`` swaps Django's loaders of timestamptz and jsonb for psycopg's: the values
+    (types, time zone object, microseconds, JSON text as stored) must stay exactly the same."""
+    sql = (
+        "SELECT %s::timestamptz, %s::timestamptz, %s::timestamptz, NULL::timestamptz, "
+        '\'{"b": [1, 2.50, "\\u00e9"], "a": null}\'::jsonb, NULL::jsonb'
+    )
+    params = ["2026-12-07 09:30:00.123456+00", "1969-07-20 20:17:40-05:30", "0001-01-01 00:00:00+00"]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        django_row = cursor.fetchone()
+    with connection.cursor() as cursor:
+        fast_loaders(cursor)
+        cursor.execute(sql, params)
+        fast_row = cursor.fetchone()
+    with connection.cursor() as cursor:
+        later = cursor.adapters.get_loader(1184, 0)  # timestamptz, text: other cursors keep Django's
+    assert fast_row == django_row
+    assert [type(v) for v in fast_row] == [type(v) for v in django_row]
+    assert [getattr(v, "tzinfo", None) for v in fast_row] == [getattr(v, "tzinfo", None) for v in django_row]
+    assert fast_row[4] == '{"a": null, "b": [1, 2.50, "é"]}'
+    assert later.__module__.startswith("django.")
+
+
+def test_a_token_revoked_between_two_single_reads_is_refused_at_the_second(api, id_types, token):
+    """The token and the media are one statement (``first_beside``): nothing about the token is
+    kept from one request to the next, so a token deleted in between is refused at once."""
+    created = create_media(api, "revoked-read")
+    second = ApiClient(api.post("/api/tokens", {"name": "second", "scopes": ["read"]}).json()["token"])
+    assert second.get("/api/media/revoked-read").json() == created
+    ApiToken.objects.filter(name="second").delete()
+    refused = second.get("/api/media/revoked-read")
+    assert refused.status_code == 401 and refused.json() == {"detail": "Unauthorized"}
+    assert api.get("/api/media/revoked-read").json() == created

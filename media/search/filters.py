@@ -21,7 +21,7 @@ from taggit.models import Tag
 from media.models import TaggedMedia
 from media.pids import pid_forms
 from media.schemas import MediaSearch
-from media.search.indexes import IndexedPaths, index_for, indexed_paths
+from media.search.indexes import IndexedPaths, identifier_indexed, index_for, indexed_paths
 from media.search.sql import TABLE, any_identifier_matches, identifier_type_matches, metadata_condition
 from media.search.wildcards import Sql, Wildcard, text_matches
 from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
@@ -116,13 +116,14 @@ def conditions_for(filters: MediaSearch, paths: IndexedPaths | None = None) -> C
     pid_types = [filters.pid_type] if isinstance(filters.pid_type, str) else filters.pid_type
     if pid_types:
         parts.append((f"{_column('pid_type')} IN ({_marks(pid_types)})", list(pid_types)))
+    if (filters.metadata or filters.identifiers) and paths is None:
+        paths = indexed_paths()
     for type_name, pattern in sorted(filters.identifiers.items()):
-        of_type = partial(identifier_type_matches, type_name)
+        indexed = identifier_indexed(type_name, paths or {})
+        of_type = partial(identifier_type_matches, type_name, indexed=indexed)
         parts.append(_in_any_form(pattern, lambda form, of_type=of_type: of_type(form).sql(vendor)))
     if filters.identifier is not None:
         parts.append(_in_any_form(filters.identifier, lambda form: any_identifier_matches(form).sql(vendor)))
-    if filters.metadata and paths is None:
-        paths = indexed_paths()
     for condition in filters.metadata:
         parts.append(metadata_condition(condition, index_for(condition, paths or {})).sql(vendor))
     if filters.store_status is not None:

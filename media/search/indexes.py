@@ -7,6 +7,12 @@ a literal rather than a parameter. Paths that can be indexed are therefore restr
 letters, digits, ``_`` and ``-`` that do not look like list indexes, so they are safe to write
 into SQL text. Equality, ``in`` and ``contains`` need no such index: the GIN index of migration
 0003 serves them.
+
+An identifier type can have one too (``manage.py search_index add-identifier doi``, PostgreSQL
+only): a B-tree on ``(identifiers ->> 'doi') COLLATE "C"``, which answers a wildcard with a literal
+prefix (``10.5555/ifcb.3*``) as a range, where the trigram index of all identifier values can
+only use whole words of it (pg_trgm splits at punctuation). Type names are checked by
+``identifiers.rules.NAME_RE`` (no quotes), so they too are safe to write into SQL text.
 """
 
 from __future__ import annotations
@@ -17,10 +23,15 @@ from typing import Any
 
 from django.db import connection
 
+from identifiers.rules import NAME_RE
 from media.models import SearchIndex
 from media.schemas import MetadataCondition
 
 KINDS = ("number", "text")
+#: ``SearchIndex.kind`` of an identifier type's index (its ``path`` is the type name).
+IDENTIFIER = "identifier"
+#: First key under which ``indexed_paths`` lists identifier types: no metadata path can start with it.
+IDENTIFIER_KEY = "#identifiers"
 RANGE_OPS = ("lt", "lte", "gt", "gte")
 _KEY = re.compile(r"[A-Za-z_-][A-Za-z0-9_-]*")
 
@@ -64,11 +75,44 @@ def index_ddl(keys: tuple[str, ...], kind: str, vendor: str) -> str:
 
 
 def indexed_paths() -> IndexedPaths:
-    """Every recorded index, by path (one small query)."""
+    """Every recorded index, by path (one small query); identifier types under
+    ``(IDENTIFIER_KEY, type)`` with the kind ``IDENTIFIER``."""
     paths: IndexedPaths = {}
     for path, kind in SearchIndex.objects.values_list("path", "kind"):
-        paths.setdefault(tuple(path.split(".")), set()).add(kind)
+        key = (IDENTIFIER_KEY, path) if kind == IDENTIFIER else tuple(path.split("."))
+        paths.setdefault(key, set()).add(kind)
     return paths
+
+
+def identifier_indexed(type_name: str, paths: IndexedPaths) -> bool:
+    """Whether the identifier type ``type_name`` has its own index."""
+    return IDENTIFIER in paths.get((IDENTIFIER_KEY, type_name), ())
+
+
+def check_identifier_type(type_name: str) -> str:
+    """``type_name`` if it is a valid identifier type name (safe in SQL text); ValueError otherwise."""
+    if not NAME_RE.fullmatch(type_name):
+        raise ValueError(f"{type_name!r} is not an identifier type name")
+    return type_name
+
+
+def identifier_value_sql(type_name: str, column: str = "identifiers") -> str:
+    """The expression an identifier type's index holds and the query compares (PostgreSQL)."""
+    return f"({column} ->> '{check_identifier_type(type_name)}')"
+
+
+def identifier_index_name(type_name: str) -> str:
+    digest = hashlib.sha256(type_name.encode()).hexdigest()[:12]
+    return f"media_id_{digest}"
+
+
+def identifier_index_ddl(type_name: str) -> str:
+    """The index of an identifier type's values in byte order (PostgreSQL)."""
+    name = identifier_index_name(type_name)
+    return (
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON media_media "
+        f'({identifier_value_sql(type_name)} COLLATE "C")'
+    )
 
 
 def _kind_of(value: Any) -> str | None:

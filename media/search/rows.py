@@ -19,7 +19,7 @@ from media.lifecycle import hold_out
 from media.models import Media
 from media.search.filters import order_sql
 from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
-from mediastore.rowfetch import column_converters
+from mediastore.rowfetch import column_converters, fast_loaders
 from stores.endpoints import without_userinfo
 from stores.models import S3Config, StoreConfig
 
@@ -87,6 +87,7 @@ def media_rows(ids_sql: str, ids_params: list[Any], order_by: str | None) -> lis
     them (one statement)."""
     converters = _statement()[1]
     with connection.cursor() as cursor:
+        fast_loaders(cursor, connection)
         cursor.execute(rows_sql(ids_sql, order_by), ids_params)
         rows = cursor.fetchall()
     stores: dict[int, dict[str, Any]] = {}

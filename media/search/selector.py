@@ -80,7 +80,7 @@ def search_plan(filters: MediaSearch, paths: IndexedPaths) -> Plan:
 
 
 def _read(filters: MediaSearch, *, limit: int, offset: int, cursor: str | None) -> tuple[Page, Plan]:
-    paths = indexed_paths() if filters.metadata else {}
+    paths = indexed_paths() if filters.metadata or filters.identifiers else {}
     plan = search_plan(filters, paths)
     digest = filters_digest(filters.model_dump_json(exclude={"limit", "offset"}))
     page = search_page(

@@ -23,7 +23,7 @@ from typing import Any
 
 from identifiers.rules import NAME_RE
 from media.schemas import MetadataCondition
-from media.search.indexes import value_sql
+from media.search.indexes import identifier_value_sql, value_sql
 from media.search.wildcards import Sql, Wildcard, text_matches
 from mediastore.errors import RuleViolation
 
@@ -55,8 +55,9 @@ class Where:
 # --- identifiers ----------------------------------------------------------------------------
 
 
-def identifier_type_matches(type_name: str, pattern: str) -> Where:
-    """The identifier of type ``type_name`` is a string matching ``pattern``."""
+def identifier_type_matches(type_name: str, pattern: str, indexed: bool = False) -> Where:
+    """The identifier of type ``type_name`` is a string matching ``pattern``; ``indexed``: the type
+    has its own index (``manage.py search_index add-identifier``)."""
     if not NAME_RE.fullmatch(type_name):
         raise RuleViolation(f"search filter 'identifiers': {type_name!r} is not an identifier type name")
     wildcard = Wildcard.parse(pattern)
@@ -65,6 +66,13 @@ def identifier_type_matches(type_name: str, pattern: str) -> Where:
         if vendor == "postgresql":
             if wildcard.is_literal:  # containment: served by the GIN index on identifiers
                 return f"{ids} @> %s::jsonb", [json.dumps({type_name: wildcard.literal})]
+            if indexed and wildcard.prefix:  # the prefix is a range of the type's own index
+                value = identifier_value_sql(type_name, ids)
+                return (
+                    f"jsonb_typeof({ids} -> %s::text) = 'string' "
+                    f"AND {value} COLLATE \"C\" LIKE %s ESCAPE '\\'",
+                    [type_name, wildcard.like],
+                )
             # The trigram-indexed text of all values holds every matching value, so it pre-filters.
             return (
                 f"jsonb_typeof({ids} -> %s::text) = 'string' AND ({ids} ->> %s::text) LIKE %s ESCAPE '\\' "

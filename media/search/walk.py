@@ -27,7 +27,7 @@ def _key(media: Media, order_by: str | None) -> list:
 
 def search_count(filters: MediaSearch, cap: int) -> int:
     """How many media match ``filters``, counting no further than ``cap``."""
-    paths = indexed_paths() if filters.metadata else {}
+    paths = indexed_paths() if filters.metadata or filters.identifiers else {}
     plan = search_plan(filters, paths)
     return count_matches(conditions_for(filters, paths), cap, candidates_first=plan.candidates_first)
 
@@ -38,7 +38,7 @@ def search_walk(
     """The media matching ``filters`` in the search's order (``order_by``, else pk), with their
     stores, ``limit`` of them (None: all) after the first ``offset``. Reads ``chunk`` media per
     statement pair (their ids, then the rows)."""
-    paths = indexed_paths() if filters.metadata else {}
+    paths = indexed_paths() if filters.metadata or filters.identifiers else {}
     plan = search_plan(filters, paths)
     conditions = conditions_for(filters, paths)
     order_by = filters.order_by

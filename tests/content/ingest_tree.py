@@ -10,11 +10,17 @@ MB = 1 << 20
 
 
 def make_tree(
-    root: Path, *, small: int = 2000, big: int = 3, big_mb: int = 50, fanout: int = 10
+    root: Path,
+    *,
+    small: int = 2000,
+    big: int = 3,
+    big_mb: int = 50,
+    fanout: int = 10,
+    small_size: int | None = None,
 ) -> dict[str, str]:
-    """Write ``small`` small files (tens to a few thousand bytes, nested two folders deep,
-    ``fanout`` per folder) and ``big`` files of ``big_mb`` MiB under ``root``. Returns
-    {relpath: "sha256:<hex>"} of every file.
+    """Write ``small`` small files (tens to a few thousand bytes, or exactly ``small_size`` bytes
+    each when given; nested two folders deep, ``fanout`` per folder) and ``big`` files of
+    ``big_mb`` MiB under ``root``. Returns {relpath: "sha256:<hex>"} of every file.
 
     Cheap to make: one MiB of random bytes, repeated with a per-file prefix, so each big file
     differs from the others and costs one write; small files are slices of one random block.
@@ -25,6 +31,8 @@ def make_tree(
         rel = f"d{n // (fanout * fanout):03d}/s{n // fanout % fanout:02d}/f{n:05d}.txt"
         start = (n * 7919) % (MB - 5000)
         data = f"file {n}\n".encode() + block[start : start + 20 + (n * 37) % 3000]
+        if small_size is not None:
+            data = (data + block[: max(small_size - len(data), 0)])[:small_size]
         sums[rel] = _write(root / rel, [data])
     for n in range(big):
         rel = f"big/large-{n}.bin"

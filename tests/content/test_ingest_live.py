@@ -121,3 +121,34 @@ def test_sigint_stops_cleanly_and_a_rerun_completes(site, tmp_path):
     assert final["objects"] == final["keys"]
     # The acting user by default: $DJANGO_SERVICEUSER_USERNAME names no account here, so the superuser.
     assert final["users"] == [ADMIN_USER]
+
+
+def test_a_crash_inside_a_batch_leaves_no_row_without_bytes_and_a_rerun_completes(site, tmp_path):
+    """Ingest inserts new media in batches: a process killed inside a batch's transaction (the
+    failpoint ends it after the rows are inserted, before the commit) leaves none of the batch's
+    rows, and its objects are orphans that collect_orphans finds; a rerun stores everything."""
+    sums = make_tree(tmp_path / "src", small=300, big=0, small_size=4096)
+    command = [str(tmp_path / "src"), "--store", "FilesystemStore:products", "--pid-type", "local"]
+    crashing = {**site, "MEDIASTORE_FAILPOINTS": "ingest.before_commit=crash"}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "ingest", *command, "--workers", "2"],
+        cwd=REPO,
+        env=crashing,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 70, done.stdout + done.stderr  # failpoints' crash: os._exit(70)
+
+    after = state(site)
+    assert after["checksums"] == {} and after["keys"] == []  # no row of the batch was committed
+    assert after["objects"], "the batch's bytes were written before its rows"
+    listed = manage(site, "collect_orphans", "--older-than", "0", "--list")
+    assert all(f"  {key}  4096" in listed for key in after["objects"]), listed
+
+    again = manage(site, "ingest", *command, "--workers", "2")
+    assert again.startswith("stored 300, replaced 0, skipped 0, failed 0;"), again
+    final = state(site)
+    assert final["checksums"] == sums and final["pending"] == [] and final["bad"] == []
+    manage(site, "collect_orphans", "--older-than", "0", "--delete")
+    assert state(site)["objects"] == final["keys"]  # the crash's orphans removed, nothing else

@@ -176,6 +176,11 @@ def test_copies_and_health(writer, api, id_types):
     assert "Last fixity check of the media: Jan. 2, 2026, 3:04 a.m., passed" in text
     assert "primary DictStore tests" in text and "GOOD" in text
     assert "replica DictStore elsewhere" in text and "BAD never — checksum differs" in text
+    # Shown once, in this table (an inline of replicas below it listed them a second time), and
+    # linked to the replica's own admin page.
+    assert text.count("checksum differs") == 1
+    replica = Replica.objects.get(media=media)
+    assert f'href="/admin/content/replica/{replica.pk}/change/">replica</a>' in page_of(writer, "copied")
 
 
 def test_the_list_filters_on_failed_verification(writer, api, id_types):

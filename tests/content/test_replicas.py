@@ -456,3 +456,21 @@ def test_ingest_in_place_refuses_a_replicas_file(api, id_types, stores):
 
     assert "is a replica of media 'm1'" in out.getvalue()
     assert list(Media.objects.values_list("pid", flat=True)) == ["m1"]
+
+
+def test_a_held_media_keeps_its_replicas(api, id_types, stores):
+    upload(api, "m1", b"kept bytes")
+    api.post("/api/media/m1/replicas", {"store_config": SHORE})
+    replicate()
+    replica = copies(api, "m1")[1]
+    shore = replica["store_config"]["pk"]
+    assert api.post("/api/media/m1/hold", {"reason": "case 7"}).status_code == 200
+
+    refused = api.delete(f"/api/media/m1/replicas/{shore}")
+
+    assert refused.status_code == 423 and "case 7" in refused.json()["detail"][0]["error"]
+    assert copies(api, "m1")[1]["state"] == "GOOD"
+    assert object_path(shore, replica["store_key"]).read_bytes() == b"kept bytes"
+    assert api.delete("/api/media/m1/hold").status_code == 200
+    assert api.delete(f"/api/media/m1/replicas/{shore}").status_code == 204
+    assert len(copies(api, "m1")) == 1 and not object_path(shore, replica["store_key"]).exists()

@@ -3,7 +3,8 @@ preview and the history diff of two metadata changes, reverts one through the co
 the API then has the reverted metadata; a reader sees previews and history and no action; axe-core
 (vendored, injected) finds no serious or critical violation at 1400 and at 400 px. A decompression
 bomb PNG and a 300 MB TIFF (sparse on disk) get "no preview" while the one worker stays up and the
-pages answer. Screenshots go to the browser artifacts folder (tests/deploy/test_browser.py);
+pages answer. An administrator places a frozen hold from the page (a delete is then 423) and
+releases it. Screenshots go to the browser artifacts folder (tests/deploy/test_browser.py);
 ``media-page-1400`` and ``history-diff-1400`` there are the pictures docs/media-page.png and
 docs/history-diff.png are taken from."""
 
@@ -39,12 +40,12 @@ OVERFLOW_JS = """
 return Array.from(document.querySelectorAll(arguments[0])).filter(
     el => el.getBoundingClientRect().right > document.documentElement.clientWidth + 1).map(el => el.id);
 """
-# One manage.py shell (each Django start costs seconds): the two staff accounts, and the 300 MB TIFF
+# One manage.py shell (each Django start costs seconds): the three staff accounts, and the 300 MB TIFF
 # registered where it lies (manage.py ingest --in-place reads it once for its checksum).
 SETUP = """
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
-for name, group in (("wanda", "writers"), ("rita", "readers")):
+for name, group in (("wanda", "writers"), ("rita", "readers"), ("ada", "admins")):
     user = User.objects.create_user(name, password={password!r}, is_staff=True)
     user.groups.add(Group.objects.get(name=group))
 call_command(
@@ -223,6 +224,33 @@ def test_reader_sees_previews_and_history_and_no_action(server, browser, media):
     check_widths(browser, "reader-media-page", "#ms-preview, #ms-metadata, #ms-copies, #ms-history")
     browser.open(f"{base}/admin/media/media/{media['notes']}/change/", "reader-text-preview")
     assert browser.one("#ms-preview pre").text == "depth,temperature\n5,12.5\n10,11.0"
+
+
+def test_an_admin_places_a_hold_from_the_page_and_releases_it(server, browser, media):  # noqa: F811
+    base = server.base
+    log_in(browser, base, "ada")
+    browser.open(f"{base}/admin/media/media/{media['notes']}/change/", None)
+    assert "Not on hold." in browser.one("#ms-hold").text
+    browser.one("#ms-hold a").click()
+    browser.wait(lambda d: urlsplit(d.current_url).path.endswith("/hold/"))
+    browser.one("#id_reason").send_keys("case 21: keep for the review")
+    browser.one("#id_freeze").click()
+    check_widths(browser, "hold-form", "#ms-hold-now, #ms-hold-place")
+    browser.one('input[name="_place"]').click()
+    browser.wait(lambda d: urlsplit(d.current_url).path.endswith(f"/{media['notes']}/change/"))
+    assert "Placed a hold" in browser.one(".messagelist").text
+    assert "On hold (frozen) until released: case 21: keep for the review." in browser.one("#ms-hold").text
+    hold = server.media("notes")["hold"]
+    assert hold["reason"] == "case 21: keep for the review" and hold["freeze"] and hold["by"] == "ada"
+    refused = server.session.delete(f"{base}/api/media/notes", timeout=30)
+    assert refused.status_code == 423, refused.text
+    browser.shot("media-page-held")
+
+    browser.one("#ms-hold a").click()
+    browser.wait(lambda d: urlsplit(d.current_url).path.endswith("/hold/"))
+    browser.one('input[name="_release"]').click()
+    browser.wait(lambda d: urlsplit(d.current_url).path.endswith(f"/{media['notes']}/change/"))
+    assert "Not on hold." in browser.one("#ms-hold").text and server.media("notes")["hold"] is None
 
 
 def test_a_bomb_and_a_300_mb_tiff_get_no_preview_and_the_worker_stays_up(server, media):

@@ -114,6 +114,7 @@ EXCLUDED = {
     "GET /api/webhooks/{id}/deliveries": "needs a public receiver",
     "POST /api/webhooks/{id}/test": "needs a public receiver",
     "POST /api/webhooks/{id}/redeliver": "needs a public receiver",
+    "POST /api/webhooks/{id}/secret": "needs a public receiver",
 }
 
 

@@ -35,9 +35,10 @@ JOBS = {
     "probe-stores": "probe_stores",
     "expire": "expire",
     "purge-trash": "purge_trash",
+    "run-admin-jobs": "run_admin_jobs",
 }
 # Jobs that run every few minutes rather than on a calendar day.
-FREQUENT = {"probe-stores", "expire"}
+FREQUENT = {"probe-stores", "expire", "run-admin-jobs"}
 
 
 def unit_files() -> list[Path]:

@@ -357,3 +357,28 @@ def test_prune_keeps_what_an_active_subscription_has_not_had_yet(api, hooks):
     call_command("prune_events", "--days", "0", stdout=open("/dev/null", "w"))  # noqa: SIM115
     assert feed_items(api) == {}  # delivered: pruned as usual
     assert api.get(f"/api/webhooks/{hook['id']}").json()["delivered_total"] == 3
+
+
+def test_a_new_secret_signs_every_delivery_from_then_on(api, hooks):
+    with Receiver() as receiver:
+        hook = subscribe(api, receiver.url)
+        create_media(api, "before")
+        deliver_until(lambda: len(receiver.received) >= 1)
+        renewed = api.post(f"/api/webhooks/{hook['id']}/secret")
+        assert renewed.status_code == 200, renewed.content
+        secret = renewed.json()["secret"]
+        assert (
+            secret != hook["secret"]
+            and renewed.json()["cursor"] == api.get(f"/api/webhooks/{hook['id']}").json()["cursor"]
+        )
+        assert secret not in str(api.get(f"/api/webhooks/{hook['id']}").json())
+        create_media(api, "after")
+        deliver_until(lambda: len(receiver.received) >= 2)
+        assert api.post(f"/api/webhooks/{hook['id']}/test").json()["ok"] is True
+    first, second, test = receiver.received
+    assert signature_valid(hook["secret"], first.headers, first.body)
+    for received in (second, test):
+        assert signature_valid(secret, received.headers, received.body)
+        assert not signature_valid(hook["secret"], received.headers, received.body)
+    assert json.loads(second.body)["pid"] == "after"
+    assert api.post("/api/webhooks/999/secret").status_code == 404

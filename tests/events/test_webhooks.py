@@ -60,6 +60,7 @@ def test_only_admins_manage_webhooks(api, django_user_model, dns):
             ("GET", f"/api/webhooks/{ident}/deliveries"),
             ("POST", f"/api/webhooks/{ident}/test"),
             ("POST", f"/api/webhooks/{ident}/redeliver"),
+            ("POST", f"/api/webhooks/{ident}/secret"),
         ]:
             response = client.request(method, path, {"url": "https://hooks.example.org/x", "cursor": 1})
             assert response.status_code == 403, (name, method, path, response.status_code)

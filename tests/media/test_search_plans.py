@@ -56,6 +56,7 @@ CASES = {
     "pid infix": ({"pid": "*T1530*_IFCB11?"}, {"media_pid_trgm"}),
     "identifier wildcard": ({"identifier": "10.5555/ifcb.1234?"}, {"media_identifier_values_trgm"}),
     "identifiers exact": ({"identifiers": {"doi": "10.5555/ifcb.4242"}}, {"media_identifiers_gin"}),
+    "identifier type prefix": ({"identifiers": {"doi": "10.5555/ifcb.4242*"}}, {"media_id_"}),
     "any tag": (
         {"tags": ["tag7", "tag8"], "limit": 100},
         {"media_tagged_tag_object", "media_taggedmedia_tag_id"},
@@ -120,7 +121,8 @@ def loaded(db, id_types):
         cursor.execute(LOAD.replace("%", "%%").replace("%%s", "%s"), [store.pk])
         cursor.execute(TAGS)
     call_command("search_index", "add", "sample.depth", "--as", "number", verbosity=0)
-    assert Media.objects.count() == ROWS and SearchIndex.objects.count() == 1
+    call_command("search_index", "add-identifier", "doi", verbosity=0)
+    assert Media.objects.count() == ROWS and SearchIndex.objects.count() == 2
 
 
 def test_indexed_searches_keep_their_index_plans_after_every_analyze(loaded):

@@ -2,7 +2,8 @@
 account's media quota are never passed together, usage equals a recount afterwards, and the refused
 writes left nothing in the stores. The failpoint widens each write's window between its quota check
 and its commit (``events.before_commit=delay``, up to 50 ms), where writers that did not lock the
-quota would both see room. Also runs docs/quotas.md's example as written."""
+quota would both see room; ``quotas.after_lock=delay`` the window between two locks of quotas. Also
+two opposite bulk moves, which could deadlock. Also runs docs/quotas.md's example as written."""
 
 from __future__ import annotations
 
@@ -46,7 +47,9 @@ print(json.dumps({"stores": stores, "usage": usage, "recount": counted}))
 
 @pytest.fixture(scope="module")
 def server():
-    srv = Server("mediastore-quotas-", 3, MEDIASTORE_FAILPOINTS="events.before_commit=delay")
+    srv = Server(
+        "mediastore-quotas-", 3, MEDIASTORE_FAILPOINTS="events.before_commit=delay,quotas.after_lock=delay"
+    )
     try:
         srv.manage(
             "shell",
@@ -190,3 +193,56 @@ def test_the_docs_example_runs_as_written(server):
     ]
     assert removed == "204"
     assert server.session.get(f"{server.base}/api/media/q.2", timeout=30).status_code == 404
+
+
+def test_opposite_bulk_moves_of_two_accounts_media_do_not_deadlock(server):
+    """Two bulk moves in opposite directions between two stores, each of media of two accounts with
+    quotas of their own: each move used to lock the accounts' quotas as their media came up, one
+    move alice's then bob's, the other bob's then alice's, and PostgreSQL broke the deadlock with a
+    503. Now a bulk move locks every quota it may touch at once, in one order."""
+    east = {"type": "DictStore", "bucket": "moves-east"}
+    west = {"type": "DictStore", "bucket": "moves-west"}
+    east_pk, west_pk = store_of(server, east), store_of(server, west)
+    server.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User, Group\n"
+        "writers = Group.objects.get(name='writers')\n"
+        "for name in ('alice', 'bob'):\n"
+        f"    User.objects.create_user(name, password={PASSWORD!r}).groups.add(writers)",
+    )
+    accounts = {name: as_user(server, name) for name in ("alice", "bob")}
+    for name in accounts:
+        put_quota(server, user=name, max_media=1000)
+    count = 20
+    for side, store in (("e", east), ("w", west)):
+        for n in range(count):
+            # east's first media is alice's, west's is bob's: the moves meet the accounts in opposite orders
+            owner = "alice" if (n % 2 == 0) == (side == "e") else "bob"
+            body = {"pid": f"{side}.{n}", "pid_type": "pidtype", "store_config": store}
+            answer = accounts[owner].post(f"{server.base}/api/media", json=body, timeout=30)
+            assert answer.status_code == 200, answer.text
+
+    def mover(side: str, first: int, second: int):
+        def run():
+            session, answers = server.client(), []
+            for attempt in range(8):
+                target = first if attempt % 2 == 0 else second
+                body = {
+                    "pids": [f"{side}.{n}" for n in range(count)],
+                    "medias": [{"store_config": target}] * count,
+                }
+                answer = session.patch(f"{server.base}/api/media/update", json=body, timeout=60)
+                answers.append((answer.status_code, answer.text[:300]))
+            return answers
+
+        return run
+
+    answers = [a for run in race([mover("e", west_pk, east_pk), mover("w", east_pk, west_pk)]) for a in run]
+    assert [a for a in answers if a[0] != 200] == []
+    seen = state(server)
+    assert seen["usage"] == seen["recount"]
+    assert seen["usage"][f"{east_pk}:alice"] == [0, count // 2] and seen["usage"][f"{west_pk}:bob"] == [
+        0,
+        count // 2,
+    ]
