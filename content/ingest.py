@@ -161,7 +161,7 @@ def stage_many(news: list[New], *, user, stopped: threading.Event) -> list[Resul
                 bytes=sum(new.work.source.size for new in news),
                 media=len(news),
             )
-        except MediastoreError:
+        except (MediastoreError, DatabaseError):  # each file checked alone below, and failed alone
             pass
         else:
             return [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
@@ -128,8 +129,10 @@ class Ingest:
                     else:
                         self.finished(done)
                     if pending and (len(pending) >= self.batch or time.monotonic() - since >= BATCH_SECONDS):
-                        self.flush(pending)
-                        pending = []
+                        # Emptied before the flush: were a batch flushed twice, its second insert
+                        # would conflict with its own committed rows and remove their bytes.
+                        batch, pending = pending, []
+                        self.flush(batch)
         finally:
             try:
                 self.flush(pending)  # after a stop too: these files' bytes are complete
@@ -137,10 +140,12 @@ class Ingest:
                 connections.close_all()  # this thread's connections only (they are per thread)
 
     def take(self) -> list[Source]:
-        """Files not yet started: up to ``batch`` of them, and ``BATCH_BYTES`` unless one is larger."""
+        """Files not yet started: up to ``batch`` of them, and ``BATCH_BYTES`` unless one is larger,
+        and no more than a fair share of what is left (every worker gets files of a small tree)."""
         sources: list[Source] = []
         size = 0
-        while len(sources) < self.batch and size < BATCH_BYTES:
+        share = min(self.batch, max(1, math.ceil(self.todo.qsize() / self.workers)))
+        while len(sources) < share and size < BATCH_BYTES:
             try:
                 sources.append(self.todo.get_nowait())
             except queue.Empty:
@@ -195,8 +200,11 @@ class Ingest:
             log.exception("ingest of a batch of %d files failed unexpectedly", len(pending))
             detail = f"unexpected {type(exc).__name__}: {exc}"
             results = [Result(s.result.source, Outcome.FAILED, s.result.pid, detail) for s in pending]
-        for result in results:
-            self.finished(result)
+        for result in results:  # committed: a failing progress callback must not undo that
+            try:
+                self.finished(result)
+            except Exception:
+                log.exception("reporting the ingest of %s failed", result.source.path)
 
     def finished(self, result: Result) -> None:
         with self.lock:

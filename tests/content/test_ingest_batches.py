@@ -120,3 +120,38 @@ def test_a_failed_batch_leaves_nothing_and_a_rerun_stores_everything(store, user
     assert MediaEvent.objects.count() == Media.history.count() == FILES
     assert objects(store) == set(Media.objects.values_list("store_key", flat=True))
     assert run(root, store, user).count(Outcome.SKIPPED) == FILES
+
+
+def test_a_failing_progress_callback_after_a_commit_keeps_every_stored_file(store, user, tmp_path):
+    """The batch has committed when its files are reported; a report that raises (a progress bar on
+    a closed terminal) must not make the worker insert the batch again, which conflicted with its own
+    rows and removed the bytes they point at."""
+    root = tmp_path / "src"
+    sums = make_tree(root, small=4, big=0, fanout=2)
+    sources, _ = find_sources([root])
+    calls = []
+
+    def broken(result):
+        calls.append(result)
+        if len(calls) == 1:
+            raise OSError("the terminal went away")
+
+    summary = Ingest(IngestPlan(store=store, pid_type="local", user=user), sources, on_result=broken).run()
+
+    media = {m.pid: m for m in Media.objects.all()}
+    assert {pid: m.checksum for pid, m in media.items()} == sums
+    assert objects(store) == {m.store_key for m in media.values()}  # every row's bytes are there
+    assert summary.count(Outcome.STORED) == 4 and not summary.failures and len(calls) == 4
+
+
+def test_every_worker_gets_files_of_a_small_tree(store, user, tmp_path):
+    root = tmp_path / "src"
+    make_tree(root, small=8, big=0, fanout=2)
+    sources, _ = find_sources([root])
+    ingest = Ingest(IngestPlan(store=store, pid_type="local", user=user), sources, workers=4)
+    for source in sources:
+        ingest.todo.put(source)
+
+    shares = [len(ingest.take()) for _ in range(4)]
+
+    assert shares == [2, 2, 1, 1], shares  # a quarter of what is left, rounded up (before: 8, 0, 0, 0)

@@ -212,6 +212,12 @@ class Command(BaseCommand):
             )
         if summary.failures:
             raise CommandError(f"{len(summary.failures)} files failed (listed above)", returncode=EXIT_FAILED)
+        if summary.not_started:  # not stopped, yet files were left: a worker ended on an error (logged)
+            raise CommandError(
+                f"{summary.not_started} files were not ingested (a worker failed; see the log): run the same "
+                "command again to resume",
+                returncode=EXIT_FAILED,
+            )
 
 
 DRY_VERBS = {
