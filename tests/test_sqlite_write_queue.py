@@ -173,6 +173,27 @@ def test_a_failed_transaction_lets_the_next_writer_go(database):
     conn.close()
 
 
+def test_a_connection_closed_inside_atomic_gives_the_turn_back(database, monkeypatch):
+    """Closed inside ``atomic`` (a lost connection, a worker's cleanup): Django drops the closed
+    connection when the block ends without the call that ends a transaction, and the turn must go
+    with it, or every other writer of the host waits out its timeout."""
+    from django.db import transaction
+
+    conn = database()[ALIAS]
+    monkeypatch.setattr(transaction, "get_connection", lambda using=None: conn)
+    with transaction.atomic():
+        with conn.cursor() as cursor:
+            cursor.execute("INSERT INTO w (name) VALUES ('lost with the connection')")
+        assert conn.holds_write_turn
+        conn.close()
+    assert not conn.holds_write_turn and conn.connection is None
+    other = database()[ALIAS]
+    with writing(other) as cursor:  # the same process: waits for the turn if it were still held
+        cursor.execute("INSERT INTO w (name) VALUES ('next')")
+    assert names(other) == ["next"]
+    other.close()
+
+
 HOLD_LOCK = """
 import fcntl, sys
 with open(sys.argv[1], "a+") as f:

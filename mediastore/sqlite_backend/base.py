@@ -16,7 +16,9 @@ reads outside a transaction never queue (in WAL mode they do not wait for writer
 in memory has no file to lock beside it and does not queue. A process that queues writers
 switches threads every millisecond rather than every 5 (``SWITCH_INTERVAL_S``), so the writer
 holding the turn gets the interpreter back soon after each statement.
-The ``write_queue`` option (``MEDIASTORE_SQLITE_WRITE_QUEUE``) turns the queue off.
+The ``write_queue`` option (``MEDIASTORE_SQLITE_WRITE_QUEUE``) turns the queue off. Transactions
+are ``atomic`` blocks here: one begun with ``set_autocommit(False)`` (which nothing in the project
+does) would take the turn per statement only, and race SQLite's busy handler as before.
 """
 
 from __future__ import annotations
@@ -131,7 +133,10 @@ class DatabaseWrapper(base.DatabaseWrapper):
         try:
             super().close()
         finally:
-            if self.connection is None:
+            # Closed inside ``atomic`` Django keeps ``connection`` set until the block ends (and
+            # then drops it without a call that would release the turn); the SQLite connection is
+            # closed either way, so SQLite's lock is free and the turn goes too.
+            if self.connection is None or self.closed_in_transaction:
                 self.release_write_turn()
 
     def release_write_turn(self) -> None:
