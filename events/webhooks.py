@@ -1,8 +1,9 @@
 """Webhook subscriptions: the services behind ``/api/webhooks`` (delivery: ``events.webhook_delivery``).
 
 A subscription starts after the newest event at its creation (``redeliver`` goes back). Its secret
-is made here (``secrets.token_urlsafe``), answered once by ``webhook_create`` and stored encrypted
-(``mediastore.crypto``, as the S3 secret keys); the worker decrypts it to sign each delivery.
+is made here (``new_secret``), answered once by ``webhook_create`` or ``webhook_new_secret`` and
+stored encrypted (``mediastore.crypto``, as the S3 secret keys); the worker decrypts it to sign
+each delivery.
 """
 
 from __future__ import annotations
@@ -78,6 +79,12 @@ def webhook_get(pk: int) -> WebhookSubscription:
     return found
 
 
+def new_secret() -> tuple[str, str]:
+    """A new secret, in clear and as stored (encrypted)."""
+    secret = secrets.token_urlsafe(32)
+    return secret, crypto.encrypt(secret)
+
+
 @transaction.atomic
 def webhook_create(
     *, url: str, types: list[str], pid_types: list[str], tags: list[str], active: bool, user
@@ -85,10 +92,10 @@ def webhook_create(
     """A new subscription and its secret in clear (the only time it is given out).
     RuleViolation (TargetRefused) for a refused URL or unknown filters."""
     check_url(url)
-    secret = secrets.token_urlsafe(32)
+    secret, stored = new_secret()
     subscription = WebhookSubscription.objects.create(
         url=url,
-        secret=crypto.encrypt(secret),
+        secret=stored,
         active=active,
         last_seq=newest_seq(),
         created_by=user.get_username() if getattr(user, "is_authenticated", False) else "",
@@ -121,13 +128,13 @@ def webhook_update(pk: int, changes: dict[str, Any]) -> WebhookSubscription:
 
 @transaction.atomic
 def webhook_new_secret(pk: int) -> tuple[WebhookSubscription, str]:
-    """Give the subscription a new secret and answer it in clear (the only time it is given out):
-    every delivery from the commit on is signed with it, none with the old one."""
+    """Give the subscription a new secret and answer it in clear (the only time it is given out).
+    Deliveries the worker begins after the commit are signed with it; one already under way still
+    carries the old signature."""
     subscription = WebhookSubscription.objects.select_for_update().filter(pk=pk).first()
     if subscription is None:
         raise NotFound("webhook", pk)
-    secret = secrets.token_urlsafe(32)
-    subscription.secret = crypto.encrypt(secret)
+    secret, subscription.secret = new_secret()
     subscription.save(update_fields=["secret"])
     return subscription, secret
 

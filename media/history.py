@@ -51,14 +51,13 @@ def insert_created(objs: list[Media], *, user, date, reason: str) -> None:
     if not getattr(settings, "SIMPLE_HISTORY_ENABLED", True):
         return
     historical = Media.history.model
-    tracked = [field.attname for field in historical.tracked_fields]
     rows = [
-        historical(
+        history_row(
+            obj,
             history_date=getattr(obj, "_history_date", date),
             history_user=getattr(obj, "_history_user", user or historical.get_default_history_user(obj)),
             history_change_reason=get_change_reason_from_object(obj) or reason,
             history_type="+",
-            **{name: getattr(obj, name) for name in tracked},
         )
         for obj in objs
     ]

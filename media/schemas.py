@@ -78,9 +78,9 @@ class HoldOut(Schema):
 
 class HoldIn(RequestSchema):
     """A hold: until `until` (null: until released with `DELETE /api/media/{pid}/hold`) the media cannot
-    be deleted, have its bytes replaced, be moved, change store key or expire (423 Locked naming the
-    hold); with `freeze` its metadata, tags, identifiers, pid and reverts are refused too. Placing a hold
-    on a held media replaces that hold."""
+    be deleted, have its bytes replaced, be moved, lose a replica, change store key or expire (423
+    Locked naming the hold); with `freeze` its metadata, tags, identifiers, pid and reverts are refused
+    too. Placing a hold on a held media replaces that hold."""
 
     until: datetime | None = Field(None, description="When the hold ends by itself (ISO 8601); null: never.")
     reason: str = Field(..., min_length=1, max_length=500, description="Why (shown in 423 answers).")
