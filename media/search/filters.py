@@ -21,7 +21,7 @@ from taggit.models import Tag
 from media.models import TaggedMedia
 from media.pids import pid_forms
 from media.schemas import MediaSearch
-from media.search.indexes import IndexedPaths, identifier_indexed, index_for, indexed_paths
+from media.search.indexes import IndexedPaths, identifier_indexed, index_for, indexes_for
 from media.search.sql import TABLE, any_identifier_matches, identifier_type_matches, metadata_condition
 from media.search.wildcards import Sql, Wildcard, text_matches
 from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
@@ -116,8 +116,8 @@ def conditions_for(filters: MediaSearch, paths: IndexedPaths | None = None) -> C
     pid_types = [filters.pid_type] if isinstance(filters.pid_type, str) else filters.pid_type
     if pid_types:
         parts.append((f"{_column('pid_type')} IN ({_marks(pid_types)})", list(pid_types)))
-    if (filters.metadata or filters.identifiers) and paths is None:
-        paths = indexed_paths()
+    if paths is None:
+        paths = indexes_for(filters)
     for type_name, pattern in sorted(filters.identifiers.items()):
         indexed = identifier_indexed(type_name, paths or {})
         of_type = partial(identifier_type_matches, type_name, indexed=indexed)

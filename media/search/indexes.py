@@ -84,6 +84,15 @@ def indexed_paths() -> IndexedPaths:
     return paths
 
 
+def indexes_for(filters) -> IndexedPaths:
+    """``indexed_paths`` for a search with ``filters`` (a ``MediaSearch``), without its query when
+    no recorded index can serve it: no metadata conditions, and no identifier conditions on
+    PostgreSQL (identifier types have indexes there only)."""
+    if filters.metadata or (filters.identifiers and connection.vendor == "postgresql"):
+        return indexed_paths()
+    return {}
+
+
 def identifier_indexed(type_name: str, paths: IndexedPaths) -> bool:
     """Whether the identifier type ``type_name`` has its own index."""
     return IDENTIFIER in paths.get((IDENTIFIER_KEY, type_name), ())

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from media.schemas import MAX_OFFSET, MAX_PAGE, MediaListQuery, MediaSearch, MetadataCondition
 from media.search.filters import conditions_for
-from media.search.indexes import IndexedPaths, index_for, indexed_paths, media_rows_estimate
+from media.search.indexes import IndexedPaths, index_for, indexes_for, media_rows_estimate
 from media.search.pages import filters_digest, search_page
 from media.search.params import filters_from_query
 from media.search.wildcards import Wildcard
@@ -80,7 +80,7 @@ def search_plan(filters: MediaSearch, paths: IndexedPaths) -> Plan:
 
 
 def _read(filters: MediaSearch, *, limit: int, offset: int, cursor: str | None) -> tuple[Page, Plan]:
-    paths = indexed_paths() if filters.metadata or filters.identifiers else {}
+    paths = indexes_for(filters)
     plan = search_plan(filters, paths)
     digest = filters_digest(filters.model_dump_json(exclude={"limit", "offset"}))
     page = search_page(

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from media.models import Media
 from media.schemas import MediaSearch
 from media.search.filters import after_key, conditions_for, key_fields
-from media.search.indexes import indexed_paths
+from media.search.indexes import indexes_for
 from media.search.pages import count_matches, page_ids_sql
 from media.search.selector import search_plan
 from media.selectors import media_queryset
@@ -27,7 +27,7 @@ def _key(media: Media, order_by: str | None) -> list:
 
 def search_count(filters: MediaSearch, cap: int) -> int:
     """How many media match ``filters``, counting no further than ``cap``."""
-    paths = indexed_paths() if filters.metadata or filters.identifiers else {}
+    paths = indexes_for(filters)
     plan = search_plan(filters, paths)
     return count_matches(conditions_for(filters, paths), cap, candidates_first=plan.candidates_first)
 
@@ -38,7 +38,7 @@ def search_walk(
     """The media matching ``filters`` in the search's order (``order_by``, else pk), with their
     stores, ``limit`` of them (None: all) after the first ``offset``. Reads ``chunk`` media per
     statement pair (their ids, then the rows)."""
-    paths = indexed_paths() if filters.metadata or filters.identifiers else {}
+    paths = indexes_for(filters)
     plan = search_plan(filters, paths)
     conditions = conditions_for(filters, paths)
     order_by = filters.order_by
