@@ -87,7 +87,10 @@ def bulk_apply(
                     check_not_expired(media)  # not served: not changed either
                 updates = {k: v for k, v in change(media, item).items() if _differs(media, k, v)}
                 if "store_config" in updates:  # a move: charged to the new store (or refused) now
-                    if not ledger.stores:  # the first move: lock every quota the moves may touch at once
+                    # The first move locks every quota the moves may touch at once (the stores and
+                    # owners of all these media, and this target: a bulk move has one target; a
+                    # later item's other target would be locked when it comes up).
+                    if not ledger.stores:
                         ledger.reserve(
                             {m.store_config_id for m in found.values()} | {updates["store_config"].pk},
                             {m.owner_id for m in found.values() if m.owner_id},
