@@ -48,7 +48,6 @@ from content.services import (
 )
 from media import metadata as meta_ops
 from media.models import Media, StoreStatus
-from media.pids import lookup_set
 from media.rules import IdentifierRules, clean_content_type, clean_tags
 from media.schemas import MediaIn
 from media.selectors import media_find
@@ -139,13 +138,6 @@ def settle(source: Source, pid: str, call: Callable[[], Any]) -> Any:
     except Exception as exc:  # a bug: logged with its traceback, listed, and the exit status says so
         log.exception("ingest of %s failed unexpectedly", source.path)
         return Result(source, Outcome.FAILED, pid, f"unexpected {type(exc).__name__}: {exc}")
-
-
-def media_of(pids: list[str]) -> dict[str, Media]:
-    """The stored media of these pids (in any of their Unicode forms; ``pick`` finds them), in one
-    query, for ``FileWork.run``."""
-    found = Media.objects.select_related("store_config__s3cfg").filter(pid__in=lookup_set(pids))
-    return {media.pid: media for media in found}
 
 
 def stage_many(news: list[New], *, user, stopped: threading.Event) -> list[Result | Staged]:

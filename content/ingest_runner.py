@@ -25,11 +25,11 @@ from content.ingest import (
     Staged,
     Watch,
     commit,
-    media_of,
     settle,
     stage_many,
 )
 from media.pids import pick
+from media.selectors import media_stored
 from mediastore import metrics
 from mediastore.errors import RuleViolation
 from stores.models import StoreConfig
@@ -169,7 +169,7 @@ class Ingest:
                     done.append(outcome)
                 else:
                     named.append((work, *outcome))
-            found = settle(works[0].source, "", lambda: media_of([pid for _, pid, _ in named]))
+            found = settle(works[0].source, "", lambda: media_stored([pid for _, pid, _ in named]))
             news = []
             for work, pid, identifiers in named:
                 if self.watch.stopped.is_set():
