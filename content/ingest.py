@@ -43,6 +43,7 @@ from content.services import (
     Preconditions,
     current_etag,
     discard_after,
+    mark_ready,
     put_content,
     switch_bytes,
 )
@@ -486,10 +487,7 @@ class FileWork:
         with self.open() as reader:
             hashing = HashingReader(reader)
             backend.put_stream(media.store_key, hashing, self.source.size)
-        media.store_status = StoreStatus.READY
-        media.size, media.checksum = hashing.size, hashing.checksum
-        media.etag = backend.etag(media.store_key) or ""
-        media.content_type = content_type
+        mark_ready(media, backend, size=hashing.size, checksum=hashing.checksum, content_type=content_type)
         media._change_reason = self.reason()  # django-simple-history's per-object reason
         return Staged(Result(self.source, Outcome.STORED, pid, written=hashing.size), media, backend)
 

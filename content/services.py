@@ -256,15 +256,21 @@ def upload_stream(
         )
 
 
+def mark_ready(media: Media, backend: Backend, *, size: int, checksum: str, content_type: str) -> None:
+    """Describe, on a prepared (unsaved) media, the bytes stored under its key: READY, their size,
+    checksum, the store's ETag and the content type (``DEFAULT_CONTENT_TYPE`` for none)."""
+    media.store_status = StoreStatus.READY
+    media.size, media.checksum = size, checksum
+    media.etag = backend.etag(media.store_key) or ""
+    media.content_type = content_type or DEFAULT_CONTENT_TYPE
+
+
 def insert_ready(
     media: Media, backend: Backend, *, size: int, checksum: str, content_type: str, user, reason: str = ""
 ) -> Media:
     """Insert a prepared (unsaved) media as READY with the bytes already stored under its key;
     when the insert fails the bytes are removed and the error raised (no row claims them)."""
-    media.store_status = StoreStatus.READY
-    media.size, media.checksum = size, checksum
-    media.etag = backend.etag(media.store_key) or ""
-    media.content_type = content_type or DEFAULT_CONTENT_TYPE
+    mark_ready(media, backend, size=size, checksum=checksum, content_type=content_type)
     try:
         media_insert([media], user=user, reason=reason)
     except Exception as exc:
