@@ -3,7 +3,9 @@ flush (which empties every table, so data from migrations is gone)."""
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.test import Client
 
 from mediastore.permissions import ROLES
 
@@ -18,3 +20,12 @@ def role(name: str) -> Group:
                 Permission.objects.get(content_type__app_label=app_label, codename=codename)
             )
     return group
+
+
+def staff(name: str, group: str) -> Client:
+    """A test client logged in to the admin as a new staff user ``name`` of the role ``group``."""
+    user = get_user_model().objects.create_user(name, password="pw", is_staff=True)
+    user.groups.add(role(group))
+    client = Client()
+    client.force_login(user)
+    return client

@@ -15,7 +15,7 @@ from media.history_story import ADMIN_REASON, IMPORT_REASON, how
 from media.models import Media
 from stores.models import StoreConfig
 from tests.conftest import create_media
-from tests.permissions_support import role
+from tests.permissions_support import staff
 
 pytestmark = pytest.mark.django_db
 
@@ -25,22 +25,14 @@ def preview_dir(settings, tmp_path):
     settings.MEDIASTORE_PREVIEW_DIR = str(tmp_path / "previews")
 
 
-def staff(django_user_model, name: str, group: str) -> Client:
-    user = django_user_model.objects.create_user(name, password="pw", is_staff=True)
-    user.groups.add(role(group))
-    client = Client()
-    client.force_login(user)
-    return client
+@pytest.fixture
+def writer() -> Client:
+    return staff("wanda", "writers")
 
 
 @pytest.fixture
-def writer(django_user_model) -> Client:
-    return staff(django_user_model, "wanda", "writers")
-
-
-@pytest.fixture
-def reader(django_user_model) -> Client:
-    return staff(django_user_model, "rita", "readers")
+def reader() -> Client:
+    return staff("rita", "readers")
 
 
 def png(size=(120, 80)) -> bytes:

@@ -7,29 +7,20 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.test import Client
 
 from media.models import Media
 from tests.conftest import create_media
-from tests.permissions_support import role
+from tests.permissions_support import staff
 
 pytestmark = pytest.mark.django_db
-
-
-def staff(django_user_model, name: str, group: str) -> Client:
-    user = django_user_model.objects.create_user(name, password="pw", is_staff=True)
-    user.groups.add(role(group))
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def text_of(response) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", response.content.decode()))
 
 
-def test_an_admin_places_and_releases_a_hold_from_the_page(django_user_model, api, id_types):
-    admin = staff(django_user_model, "ada", "admins")
+def test_an_admin_places_and_releases_a_hold_from_the_page(api, id_types):
+    admin = staff("ada", "admins")
     create_media(api, "kept")
     pk = Media.objects.get(pid="kept").pk
     page = admin.get(f"/admin/media/media/{pk}/change/")
@@ -63,10 +54,8 @@ def test_an_admin_places_and_releases_a_hold_from_the_page(django_user_model, ap
     assert Media.history.filter(id=pk).latest("history_id").history_change_reason == "hold released"
 
 
-def test_a_hold_in_the_past_or_without_a_reason_is_refused_with_the_form_shown(
-    django_user_model, api, id_types
-):
-    admin = staff(django_user_model, "ada", "admins")
+def test_a_hold_in_the_past_or_without_a_reason_is_refused_with_the_form_shown(api, id_types):
+    admin = staff("ada", "admins")
     create_media(api, "kept")
     pk = Media.objects.get(pid="kept").pk
     past = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
@@ -82,9 +71,9 @@ def test_a_hold_in_the_past_or_without_a_reason_is_refused_with_the_form_shown(
         assert api.get("/api/media/kept").json()["hold"] is None
 
 
-def test_writers_and_readers_see_the_hold_but_cannot_change_it(django_user_model, api, id_types):
-    writer = staff(django_user_model, "wanda", "writers")
-    reader = staff(django_user_model, "rita", "readers")
+def test_writers_and_readers_see_the_hold_but_cannot_change_it(api, id_types):
+    writer = staff("wanda", "writers")
+    reader = staff("rita", "readers")
     create_media(api, "kept")
     assert api.post("/api/media/kept/hold", {"reason": "audit"}).status_code == 200
     pk = Media.objects.get(pid="kept").pk
