@@ -189,21 +189,21 @@ _FAST: tuple[tuple[str, type], ...] | None = None
 
 
 @contextmanager
-def statement_cursor() -> Iterator[CursorWrapper]:
-    """Django's cursor (health check, execute wrappers, query logging all apply); on PostgreSQL
-    with ``MEDIASTORE_PG_PREPARED``, over a psycopg cursor that binds parameters on the server,
-    with preparation allowed on the connection only while it is open, so psycopg prepares what
-    runs through it and nothing else (the connection keeps Django's ``prepare_threshold`` of None
-    for every other statement)."""
-    with connection.cursor() as wrapper:
-        if connection.vendor != "postgresql" or not settings.MEDIASTORE_PG_PREPARED:
+def statement_cursor(db=connection) -> Iterator[CursorWrapper]:
+    """Django's cursor on ``db`` (health check, execute wrappers, query logging all apply); on
+    PostgreSQL with ``MEDIASTORE_PG_PREPARED``, over a psycopg cursor that binds parameters on the
+    server, with preparation allowed on the connection only while it is open, so psycopg prepares
+    what runs through it and nothing else (the connection keeps Django's ``prepare_threshold`` of
+    None for every other statement)."""
+    with db.cursor() as wrapper:
+        if db.vendor != "postgresql" or not settings.MEDIASTORE_PG_PREPARED:
             yield wrapper
             return
         import psycopg
 
-        raw = raw_connection(connection)
+        raw = raw_connection(db)
         cursor = psycopg.Cursor(raw)
-        fast_loaders(cursor)
+        fast_loaders(cursor, db)
         replace_cursor(wrapper, cursor)
         previous, raw.prepare_threshold = raw.prepare_threshold, 0
         try:

@@ -29,25 +29,41 @@ from mediastore.dbrouting import read_connection as connection  # the replica fo
 
 @dataclass(frozen=True)
 class Conditions:
-    """Conditions that all hold for a match; ``empty``: nothing can match (an unknown tag)."""
+    """Conditions that all hold for a match; ``empty``: nothing can match (an unknown tag).
+
+    ``one_tag``: the search's only filter is this one tag (PostgreSQL, default order). Its condition
+    is not among ``parts``: ``where`` adds it, naming the tag inside the statement (no statement of
+    its own for the tag's id), and ``media.search.pages`` reads such a page straight from the tag
+    index in the order of ids.
+    """
 
     parts: tuple[Sql, ...] = ()
     empty: bool = False
+    one_tag: str | None = None
 
-    def where(self) -> Sql:
+    def where(self, *, tag: bool = True) -> Sql:
         """The conditions joined by AND (``1 = 1`` when there are none, ``1 = 0`` when nothing can
-        match) and their parameters."""
+        match) and their parameters; ``tag=False`` leaves ``one_tag``'s condition out."""
         if self.empty:
             return "1 = 0", []
-        if not self.parts:
+        parts = self.parts
+        if tag and self.one_tag is not None:
+            parts = (*parts, (f"{_column('id')} IN ({ONE_TAG_IDS})", [self.one_tag]))
+        if not parts:
             return "1 = 1", []
-        return " AND ".join(sql for sql, _ in self.parts), [p for _, params in self.parts for p in params]
+        return " AND ".join(sql for sql, _ in parts), [p for _, params in parts for p in params]
 
     def including(self, sql: str, params: list[Any]) -> Conditions:
-        return Conditions((*self.parts, (sql, params)), self.empty)
+        return Conditions((*self.parts, (sql, params)), self.empty, self.one_tag)
 
 
 NOTHING = Conditions(empty=True)
+
+_TAGGED = f'"{TaggedMedia._meta.db_table}"'
+#: The tag of a name, inside a statement (NULL, so nothing matches, when there is no such tag).
+TAG_BY_NAME = f'(SELECT t."id" FROM "{Tag._meta.db_table}" t WHERE t."name" = %s)'
+#: The ids of the media carrying the tag of a name (one parameter: the name).
+ONE_TAG_IDS = f'SELECT tm."content_object_id" FROM {_TAGGED} tm WHERE tm."tag_id" = {TAG_BY_NAME}'
 
 
 def _marks(values: list[Any]) -> str:
@@ -75,17 +91,35 @@ def _moment(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def conditions_for(filters: MediaSearch, paths: IndexedPaths | None = None) -> Conditions:
-    """The conditions of every filter given (none: every media matches)."""
-    vendor = connection.vendor
-    tagged = f'"{TaggedMedia._meta.db_table}"'
-    # Expired media are not served, though ``manage.py expire`` has not deleted them yet (unless held).
+def served() -> Sql:
+    """Expired media are not served, though ``manage.py expire`` has not deleted them yet (unless
+    held): the condition that a row is served now."""
     moment = _moment(now())
-    served = (
+    sql = (
         f"({_column('expires_at')} IS NULL OR {_column('expires_at')} > %s OR ({_column('hold_since')} "
         f"IS NOT NULL AND ({_column('hold_until')} IS NULL OR {_column('hold_until')} > %s)))"
     )
-    parts: list[Sql] = [(served, [moment, moment])]
+    return sql, [moment, moment]
+
+
+def only_tag(filters: MediaSearch) -> str | None:
+    """The tag's name when a search's only filter is one tag (in ``tags``, ``tags_all`` or both)
+    and it is read in the default order, on PostgreSQL; else None."""
+    names = {*filters.tags, *filters.tags_all}
+    if len(names) != 1 or filters.order_by is not None or connection.vendor != "postgresql":
+        return None
+    others = filters.model_dump(exclude={"tags", "tags_all", "limit", "offset"})
+    return names.pop() if all(value in (None, [], {}) for value in others.values()) else None
+
+
+def conditions_for(filters: MediaSearch, paths: IndexedPaths | None = None) -> Conditions:
+    """The conditions of every filter given (none: every media matches)."""
+    vendor = connection.vendor
+    tagged = _TAGGED
+    parts: list[Sql] = [served()]
+    name = only_tag(filters)
+    if name is not None:
+        return Conditions(tuple(parts), one_tag=name)
     ids = tag_ids([*filters.tags, *filters.tags_all])
     if filters.tags:
         wanted = list(dict.fromkeys(ids[name] for name in filters.tags if name in ids))

@@ -29,7 +29,16 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 
-from media.search.filters import TABLE, Conditions, after_key, id_and_key_columns, key_fields, order_sql
+from media.models import TaggedMedia
+from media.search.filters import (
+    TABLE,
+    TAG_BY_NAME,
+    Conditions,
+    after_key,
+    id_and_key_columns,
+    key_fields,
+    order_sql,
+)
 from media.search.rows import media_rows
 from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
 from mediastore.errors import RuleViolation
@@ -143,6 +152,30 @@ def _page_ids_sql(
     return sql, [*window_params, size, *where_params, limit, offset, *params, limit, limit, offset, limit]
 
 
+def _one_tag_ids_sql(
+    conditions: Conditions, *, limit: int, offset: int, key: list[Any] | None
+) -> tuple[str, list[Any]]:
+    """The page's ids of a search whose only filter is one tag (``Conditions.one_tag``): read from
+    the tag index (tag, media) in the order of ids, each match checked through the primary key,
+    stopping when the page is full. The same plan serves a tag on ten media and one on a million:
+    it reads the page's rows and those skipped before them, never all the matches, and no estimate
+    of the tag's frequency changes it (the tag is named inside the statement, so the statement is
+    the same for every tag and is prepared once per connection: ``media.search.rows``). Page size
+    and offset are written as numbers (validated integers), so that the plan knows them too. After
+    a cursor's ``key`` the index is entered at the key (the planner does not carry ``id > key`` over
+    from the media to the tag rows by itself)."""
+    where, params = conditions.where(tag=False)
+    tagged = f'"{TaggedMedia._meta.db_table}"'
+    after, after_params = ("", []) if key is None else (' AND tm."content_object_id" > %s', [key[0]])
+    sql = (
+        f'SELECT tm."content_object_id" FROM {tagged} tm '
+        f'INNER JOIN {TABLE} ON {TABLE}."id" = tm."content_object_id" '
+        f'WHERE tm."tag_id" = {TAG_BY_NAME}{after} AND {where} '
+        f'ORDER BY tm."content_object_id" ASC LIMIT {int(limit)} OFFSET {int(offset)}'
+    )
+    return sql, [conditions.one_tag, *after_params, *params]
+
+
 def page_ids_sql(
     conditions: Conditions,
     *,
@@ -156,6 +189,8 @@ def page_ids_sql(
     """SQL of the ids of rows ``offset`` to ``offset + limit`` of the matches in order.
 
     ``key`` is the cursor's, when ``conditions`` already hold the rows after it."""
+    if conditions.one_tag is not None:
+        return _one_tag_ids_sql(conditions, limit=limit, offset=offset, key=key)
     if candidates_first and connection.vendor == "postgresql":
         return _page_ids_sql(conditions, order_by=order_by, limit=limit, offset=offset, key=key, walk=walk)
     sql, params = _matches_sql(conditions, ["id"])
@@ -215,7 +250,7 @@ def search_page(
             key=key,
             walk=walk,
         )
-        rows = media_rows(ids_sql, ids_params, order_by)
+        rows = media_rows(ids_sql, ids_params, order_by, prepared=rest.one_tag is not None)
     has_next = len(rows) > limit
     rows = rows[:limit]
     next_params = {}

@@ -19,7 +19,7 @@ from media.lifecycle import hold_out
 from media.models import Media
 from media.search.filters import order_sql
 from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
-from mediastore.rowfetch import column_converters, fast_loaders
+from mediastore.rowfetch import column_converters, fast_loaders, statement_cursor
 from stores.endpoints import without_userinfo
 from stores.models import S3Config, StoreConfig
 
@@ -82,12 +82,17 @@ def rows_sql(ids_sql: str, order_by: str | None) -> str:
     return f'{_statement()[0]} WHERE m."id" IN ({ids_sql}) ORDER BY {order_sql(order_by, "m")}'
 
 
-def media_rows(ids_sql: str, ids_params: list[Any], order_by: str | None) -> list[dict[str, Any]]:
+def media_rows(
+    ids_sql: str, ids_params: list[Any], order_by: str | None, *, prepared: bool = False
+) -> list[dict[str, Any]]:
     """The media whose ids ``ids_sql`` selects, in the search's order, as ``media_out_dict`` gives
-    them (one statement)."""
+    them (one statement). ``prepared``: the statement is one whose plan suits every value of its
+    parameters, so on PostgreSQL it is prepared once per connection (``statement_cursor``) and not
+    planned again at every page; the others are planned for their values, as issue 14 needs."""
     converters = _statement()[1]
-    with connection.cursor() as cursor:
-        fast_loaders(cursor, connection)
+    with statement_cursor(connection) if prepared else connection.cursor() as cursor:
+        if not prepared:
+            fast_loaders(cursor, connection)
         cursor.execute(rows_sql(ids_sql, order_by), ids_params)
         rows = cursor.fetchall()
     stores: dict[int, dict[str, Any]] = {}

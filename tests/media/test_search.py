@@ -700,7 +700,8 @@ def test_an_unknown_tag_makes_sql_that_matches_nothing(db):
     from media import search
     from media.schemas import MediaSearch
 
-    conditions = search.conditions_for(MediaSearch.model_validate({"tags": ["no-such-tag-anywhere"]}))
+    body = {"tags": ["no-such-tag-anywhere", "nor-this-one"]}
+    conditions = search.conditions_for(MediaSearch.model_validate(body))
     assert conditions.empty
     assert conditions.where() == ("1 = 0", [])
     sql, params = search.count_sql(conditions, 10)

@@ -171,3 +171,62 @@ def test_indexed_range_is_exact_and_unindexed_range_says_seqscan(loaded, api, se
     scanned = api.post("/api/media/search", body)
     assert scanned.headers["X-Search-Plan"] == "seqscan"
     assert scanned.json() == indexed.json()
+
+
+def generic_plan(sql: str, params: list) -> dict:
+    """The plan PostgreSQL keeps for ``sql`` once prepared (the generic plan, whatever the values),
+    run with ``params`` (EXPLAIN ANALYZE of the prepared statement)."""
+    numbered = sql
+    for n in range(1, len(params) + 1):
+        numbered = numbered.replace("%s", f"${n}", 1)
+    with connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            cursor.execute(f"PREPARE one_tag_page AS {numbered}")
+            try:
+                cursor.execute(
+                    f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE one_tag_page({', '.join(['%s'] * len(params))})",
+                    params,
+                )
+                document = cursor.fetchone()[0]
+            finally:
+                cursor.execute("DEALLOCATE one_tag_page")
+        finally:
+            cursor.execute("RESET plan_cache_mode")
+    return (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
+
+
+def test_a_one_tag_page_reads_only_its_rows_from_the_tag_index_whatever_the_tag(loaded):
+    """Issue 34: a search whose only filter is one tag is prepared (one plan for every tag), so that
+    plan must suit a tag on a third of the media and one on a handful: the tag index read in id
+    order, stopping when the page is full, never every match sorted."""
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO taggit_tag (name, slug) VALUES ('common', 'common'), ('rare', 'rare')")
+        cursor.execute(
+            "INSERT INTO media_taggedmedia (content_object_id, tag_id) "
+            "SELECT m.id, t.id FROM media_media m, taggit_tag t "
+            "WHERE (t.name = 'common' AND m.id % 3 = 0) OR (t.name = 'rare' AND m.id % 9973 = 0)"
+        )
+    limit = 100
+    for round_no in range(ROUNDS):
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE media_taggedmedia")
+            cursor.execute("ANALYZE media_media")
+        for tag in ("common", "rare", "tag7", "no-such-tag"):
+            filters = MediaSearch.model_validate({"tags": [tag], "limit": limit})
+            conditions = search.conditions_for(filters)
+            assert conditions.one_tag == tag
+            ids_sql, params = search.page_ids_sql(conditions, order_by=None, limit=limit + 1, offset=0)
+            found = [node for node, _ in nodes(generic_plan(rows_sql(ids_sql, None), params))]
+            tag_reads = [n for n in found if n.get("Relation Name") == "media_taggedmedia"]
+            assert tag_reads, (tag, round_no)
+            for node in tag_reads:
+                assert node["Node Type"] in ("Index Scan", "Index Only Scan"), (
+                    tag,
+                    round_no,
+                    node["Node Type"],
+                )
+                assert node["Index Name"] == "media_tagged_tag_object", (tag, round_no, node["Index Name"])
+                assert node["Actual Rows"] <= limit + 1, (tag, round_no, node["Actual Rows"])
+            media_scans = [n for n in found if n.get("Relation Name") == "media_media"]
+            assert not [n for n in media_scans if n["Node Type"] == "Seq Scan"], (tag, round_no)
