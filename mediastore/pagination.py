@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -66,6 +67,16 @@ _ENCODER = NinjaJSONEncoder()
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME  # dates as ninja writes them (milliseconds, "Z")
 
 
+def _default(value: Any) -> Any:
+    """What ninja's encoder gives for ``value``; datetimes (most of a page's values that orjson does
+    not write itself) without its chain of isinstance checks: ISO 8601 to the millisecond (cut, not
+    rounded), no fraction when there is none, UTC as "Z" (a test compares both encoders)."""
+    if type(value) is datetime:
+        text = value.isoformat(timespec="milliseconds") if value.microsecond else value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    return _ENCODER.default(value)
+
+
 def dumps(body: Any) -> bytes:
     """``body`` as JSON meaning what ninja's encoder writes, fast (orjson).
 
@@ -75,7 +86,7 @@ def dumps(body: Any) -> bytes:
     library instead.
     """
     try:
-        return orjson.dumps(body, default=_ENCODER.default, option=_ORJSON_OPTIONS)
+        return orjson.dumps(body, default=_default, option=_ORJSON_OPTIONS)
     except orjson.JSONEncodeError:
         return json.dumps(body, cls=NinjaJSONEncoder).encode()
 

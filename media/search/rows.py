@@ -13,12 +13,14 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
+from django.db import connections
 from django.utils import timezone
 
 from media.lifecycle import hold_out
 from media.models import Media
 from media.search.filters import order_sql
 from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
+from mediastore.dbrouting import reading_alias
 from mediastore.rowfetch import column_converters, fast_loaders, statement_cursor
 from stores.endpoints import without_userinfo
 from stores.models import S3Config, StoreConfig
@@ -90,9 +92,10 @@ def media_rows(
     parameters, so on PostgreSQL it is prepared once per connection (``statement_cursor``) and not
     planned again at every page; the others are planned for their values, as issue 14 needs."""
     converters = _statement()[1]
-    with statement_cursor(connection) if prepared else connection.cursor() as cursor:
+    db = connections[reading_alias()]  # the connection read_connection stands for, looked up once
+    with statement_cursor(db) if prepared else db.cursor() as cursor:
         if not prepared:
-            fast_loaders(cursor, connection)
+            fast_loaders(cursor, db)
         cursor.execute(rows_sql(ids_sql, order_by), ids_params)
         rows = cursor.fetchall()
     stores: dict[int, dict[str, Any]] = {}
@@ -101,7 +104,7 @@ def media_rows(
     for row in rows:
         row = list(row)
         for position, convert in converters:
-            row[position] = convert(row[position], connection)
+            row[position] = convert(row[position], db)
         pk, pid, pid_type, store_id, status, mark, version, size, checksum, content_type = row[:10]
         created, updated, owner, expires_at = row[10:14]
         hold = Hold(*row[14:19])
