@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.utils import CursorWrapper
 
 from mediastore.compat import db_converters, raw_connection, replace_cursor
@@ -58,8 +58,8 @@ class RowFetcher:
             current = field.related_model
             self._chain.append((current, name, [f.attname for f in current._meta.concrete_fields]))
 
-    def _compile(self) -> str:
-        quote = connection.ops.quote_name
+    def _compile(self, db) -> str:
+        quote = db.ops.quote_name
         columns, joins = [], []
         previous = self.model
         for index, (model, link, attnames) in enumerate(self._chain):
@@ -76,58 +76,63 @@ class RowFetcher:
             previous = model
         where = quote(self.model._meta.get_field(self.column).column)
         if self.extra is not None:
-            columns.append(self.extra(connection.vendor))
+            columns.append(self.extra(db.vendor))
         return (
             f"SELECT {', '.join(columns)} FROM {quote(self.model._meta.db_table)} t0 "
             f"{' '.join(joins)} WHERE t0.{where} = %s"
         )
 
-    def sql(self) -> str:
+    def sql(self, db=None) -> str:
         """The statement, with one parameter (the value), compiled once per database vendor."""
-        sql = self._sql.get(connection.vendor)
+        db = db or connections[DEFAULT_DB_ALIAS]
+        sql = self._sql.get(db.vendor)
         if sql is None:
-            sql = self._sql[connection.vendor] = self._compile()
+            sql = self._sql[db.vendor] = self._compile(db)
         return sql
 
     def first(self, value) -> models.Model | None:
         """The row whose column equals ``value`` (None when there is none), related rows attached."""
-        with statement_cursor() as cursor:
-            cursor.execute(self.sql(), [value])
+        db = connections[DEFAULT_DB_ALIAS]  # django.db.connection, looked up once
+        with statement_cursor(db) as cursor:
+            cursor.execute(self.sql(db), [value])
             row = cursor.fetchone()
-        return None if row is None else self.build(row)[0]
+        return None if row is None else self.build(row, db)[0]
 
     def first_beside(
         self, value, other: RowFetcher, other_value
     ) -> tuple[models.Model | None, models.Model | None]:
         """``(self.first(value), other.first(other_value))`` in one statement (one round trip):
         ``(None, None)`` when this fetcher's row does not exist, whatever the other's."""
-        with statement_cursor() as cursor:
+        db = connections[DEFAULT_DB_ALIAS]
+        with statement_cursor(db) as cursor:
             cursor.execute(
-                f"SELECT * FROM ({self.sql()}) a LEFT JOIN ({other.sql()}) b ON 1 = 1", [value, other_value]
+                f"SELECT * FROM ({self.sql(db)}) a LEFT JOIN ({other.sql(db)}) b ON 1 = 1",
+                [value, other_value],
             )
             row = cursor.fetchone()
         if row is None:
             return None, None
-        mine, used = self.build(row)
-        return mine, other.build(row[used:])[0]
+        mine, used = self.build(row, db)
+        return mine, other.build(row[used:], db)[0]
 
-    def build(self, row) -> tuple[models.Model | None, int]:
+    def build(self, row, db=None) -> tuple[models.Model | None, int]:
         """The object of the statement's columns at the start of ``row`` (None when its primary key
         is NULL: a LEFT JOIN found nothing), and how many columns it used."""
-        converters = self._converted.get(connection.vendor)
+        db = db or connections[DEFAULT_DB_ALIAS]
+        converters = self._converted.get(db.vendor)
         if converters is None:
-            converters = self._converted[connection.vendor] = self._converters()
+            converters = self._converted[db.vendor] = self._converters(db)
         width = sum(len(attnames) for _, _, attnames in self._chain) + (self.extra is not None)
         row = list(row[:width])
         for position, convert in converters:
-            row[position] = convert(row[position], connection)
+            row[position] = convert(row[position], db)
         objects: list[models.Model | None] = []
         start = 0
         for model, _, attnames in self._chain:
             values = row[start : start + len(attnames)]
             start += len(attnames)
             pk_value = values[attnames.index(model._meta.pk.attname)]
-            objects.append(None if pk_value is None else model.from_db(connection.alias, attnames, values))
+            objects.append(None if pk_value is None else model.from_db(db.alias, attnames, values))
         for (_, link, _), owner, target in zip(self._chain[1:], objects[:-1], objects[1:], strict=True):
             if owner is None:
                 break
@@ -136,21 +141,21 @@ class RowFetcher:
             objects[0].fetched_extra = row[start]
         return objects[0], width
 
-    def _converters(self) -> list[tuple[int, object]]:
+    def _converters(self, db) -> list[tuple[int, object]]:
         fields = []
         for model, _, attnames in self._chain:
             by_attname = {f.attname: f for f in model._meta.concrete_fields}
             fields += [by_attname[attname] for attname in attnames]
-        return column_converters(fields)
+        return column_converters(fields, db)
 
 
-def column_converters(fields: list[models.Field]) -> list[tuple[int, object]]:
+def column_converters(fields: list[models.Field], db=connection) -> list[tuple[int, object]]:
     """Converters from database values to Python for columns of these fields, in this order (JSON,
     dates on SQLite, ...): the ones the ORM applies, the backend's and the field's own
     ``from_db_value``; as ``(position, convert(value, connection))`` for the columns that need one."""
     found = []
     for position, field in enumerate(fields):
-        chain, expression = db_converters(field, connection)
+        chain, expression = db_converters(field, db)
         if chain:
             found.append((position, _chained(chain, expression)))
     return found
