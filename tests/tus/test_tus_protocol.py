@@ -19,6 +19,7 @@ from media.models import Media, StoreStatus
 from stores.backends import STORE_TYPES
 from tests.conftest import PASSWORD, ApiClient
 from tests.permissions_support import role
+from tests.status.test_metrics import scrape, uploaded
 from tus.models import TusUpload
 from tus.services import staging_path
 
@@ -364,6 +365,25 @@ def test_replace_switches_the_bytes_with_if_match(tus, api, id_types, store_for,
     media = Media.objects.get(pid="big.1")
     assert media.store_status == StoreStatus.READY and media.size == len(DATA)
     assert b"".join(api.get("/api/media/big.1/content").streaming_content) == DATA
+
+
+@pytest.mark.parametrize("store_type", STORE_TYPES)
+def test_each_byte_of_a_tus_upload_counts_once_in_bytes_uploaded(tus, api, id_types, store_for, store_type):
+    """mediastore_bytes_uploaded_total grew twice for the bytes of a tus upload that replaced a
+    media's bytes in a store without parts: once as the PATCHes received them, again when the
+    completion streamed the staging file into the store. Each byte counts once, for a new media
+    and for replaced bytes, in every store type."""
+    before = uploaded(scrape())
+    tus.upload(DATA, **new_media(store_for(store_type)))
+    assert uploaded(scrape()) - before == len(DATA)
+
+    before = uploaded(scrape())
+    etag = hashlib.sha256(DATA).hexdigest()
+    url = path_of(tus.create(len(DATA[:400_000]), pid="big.1", replace="true", etag=etag))
+    assert tus.patch(url, 0, DATA[:250_000]).status_code == 204
+    assert tus.patch(url, 250_000, DATA[250_000:400_000]).status_code == 204
+    assert uploaded(scrape()) - before == 400_000
+    assert api.get("/api/media/big.1").json()["size"] == 400_000
 
 
 @pytest.mark.parametrize("store_type", ["FilesystemStore", "BucketStore"])
