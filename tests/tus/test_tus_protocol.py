@@ -400,6 +400,19 @@ def test_replacing_the_bytes_of_a_held_media_is_423(tus, api, id_types, store_fo
     assert b"".join(api.get("/api/media/big.1/content").streaming_content) == b"old bytes"
 
 
+def test_an_upload_takes_the_pid_of_an_expired_media_not_yet_swept(tus, api, fs_store):
+    """The pid of an expired media (gone for clients) is free before manage.py expire runs: the tus
+    upload of that pid retires the expired media as the sweep would and creates its own."""
+    tus.upload(b"old bytes", **new_media(fs_store))
+    old = Media.objects.get(pid="big.1")
+    Media.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    tus.upload(DATA, **new_media(fs_store))
+    media = Media.objects.get(pid="big.1")
+    assert media.pk != old.pk and media.size == len(DATA) and media.expires_at is None
+    assert b"".join(api.get("/api/media/big.1/content").streaming_content) == DATA
+    assert api.get("/api/events?types=media.expired").json()["items"][0]["pid"] == "big.1"
+
+
 def test_a_get_of_an_upload_is_405(tus, fs_store):
     url = path_of(tus.create(10, **new_media(fs_store)))
     answer = tus.client.get(url, headers=tus.headers)
