@@ -143,9 +143,8 @@ def _prepare(
     # media that expired (and no hold keeps) is gone for clients: its pid is free, and media_insert
     # retires that media before the new one takes the pid.
     now = timezone.now()
-    stored = Media.objects.filter(pid__in=lookup_set(seen)).only(
-        "pid", "expires_at", "hold_since", "hold_until"
-    )
+    fields = ("pid", "expires_at", "hold_since", "hold_until")
+    stored = list(Media.objects.filter(pid__in=lookup_set(seen)).only(*fields))
     live = {nfc(media.pid) for media in stored if not is_expired(media, now)}
     expired = {nfc(media.pid) for media in stored} - live
     for obj in objs:
