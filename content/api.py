@@ -36,6 +36,7 @@ from media.rules import served_content_type
 from media.schemas import MediaError, MediaOut, media_out_dict
 from media.search.params import filters_from_query
 from media.selectors import media_get, media_read_many
+from mediastore import metrics
 from mediastore.errors import MediastoreError, NotFound, RuleViolation
 from mediastore.openapi import TEXT
 from mediastore.pagination import JsonArrayStream, json_response
@@ -325,9 +326,11 @@ def content_put(request: HttpRequest, pid: str):
     conditions = transfer.Preconditions(
         if_match=request.headers.get("If-Match"), if_none_match=request.headers.get("If-None-Match")
     )
-    return transfer.put_content(
+    media = transfer.put_content(
         pid, stream, content_type=content_type, size=size, user=request.auth, conditions=conditions
     )
+    metrics.BYTES_UPLOADED.inc(media.size or 0)
+    return media
 
 
 @router.get(

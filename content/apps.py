@@ -17,3 +17,9 @@ class ContentConfig(AppConfig):
 
         # GET /api/download/url/{pid}: the media is read in the bearer token's statement.
         register_read_with_token("GET", "api:download_url", MEDIA_BY_PID, "pid")
+
+        from content.deletes import retire_expired
+        from media.services import register_expired_retirer
+
+        # A new media that takes the pid of an expired one retires it as manage.py expire would.
+        register_expired_retirer(retire_expired)

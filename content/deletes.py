@@ -17,7 +17,7 @@ from content.replicas import bin_replicas, forget_media_replicas
 from content.services import discard
 from media.bulk import BulkOutcome, raise_first_failure
 from media.history import history_row
-from media.lifecycle import check_hold
+from media.lifecycle import check_hold, is_expired
 from media.models import EventType, Media
 from media.outbox import event_for, record
 from media.pids import lookup_set, pick
@@ -27,6 +27,7 @@ from media.trash import bin_rows, trash_enabled
 from media.usage import credit_removed
 from mediastore.compat import raw_delete
 from mediastore.errors import Locked, MediastoreError, NotFound
+from stores.backends.base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -42,34 +43,70 @@ def media_delete_many(pids: list[str], *, user, expiring: bool = False) -> BulkO
     a time, the replicas' too; a failure to remove them is logged, not raised: the media are
     deleted either way. A media under a hold is that pid's failure (Locked, 423).
     """
-    outcome = BulkOutcome()
     with transaction.atomic():
-        found = {media.pid: media for media in media_locked(pid__in=lookup_set(pids))}
-        gone: list[Media] = []
-        for pid in pids:
-            media = pick(found, pid)
-            if media is None:
-                outcome.failures.append((pid, NotFound("Media", pid)))
-                continue
-            del found[media.pid]  # a pid given twice is not found the second time
-            try:
-                check_hold(media, "expired" if expiring else "deleted")
-            except Locked as exc:
-                outcome.failures.append((pid, exc))
-                continue
-            gone.append(media)
-            outcome.successes.append(pid)
-        binning = trash_enabled()
-        if binning and gone:
-            replicas = bin_replicas([media.pk for media in gone])
-        else:
-            copies = forget_media_replicas([media.pk for media in gone]) if gone else []
-        if gone:
-            _delete_rows(gone, user=user, expiring=expiring)
-        if binning and gone:
-            bin_rows(gone, replicas, user=user, now=timezone.now())
+        outcome, doomed = _delete_locked(pids, user=user, expiring=expiring)
+    _remove_bytes(doomed)
+    return outcome
+
+
+def retire_expired(pids: list[str]) -> None:
+    """Delete, in the caller's transaction, the media of ``pids`` (any Unicode form) that have
+    expired and that no hold keeps, as ``manage.py expire`` does (history row "expired", event
+    ``media.expired``, the recycle bin's rules); their bytes are removed once the transaction
+    commits (nothing when it rolls back). Media of these pids that are live or held stay.
+
+    ``media_insert`` calls it (registered in ``content.apps``) before new media take these pids.
+    """
+    now = timezone.now()
+    expired = [media.pid for media in media_locked(pid__in=lookup_set(pids)) if is_expired(media, now)]
+    if not expired:
+        return
+    _, doomed = _delete_locked(expired, user=None, expiring=True)
+    transaction.on_commit(lambda: _remove_bytes(doomed), robust=True)
+
+
+# What a delete leaves to remove once its rows are gone: the replicas' objects and the media (None
+# with the recycle bin on: the bytes stay with the binned media).
+Doomed = tuple[list[tuple[Backend, str]], list[Media]] | None
+
+
+def _delete_locked(pids: list[str], *, user, expiring: bool) -> tuple[BulkOutcome, Doomed]:
+    """The rows part of ``media_delete_many``, in the caller's transaction."""
+    outcome = BulkOutcome()
+    found = {media.pid: media for media in media_locked(pid__in=lookup_set(pids))}
+    gone: list[Media] = []
+    for pid in pids:
+        media = pick(found, pid)
+        if media is None:
+            outcome.failures.append((pid, NotFound("Media", pid)))
+            continue
+        del found[media.pid]  # a pid given twice is not found the second time
+        try:
+            check_hold(media, "expired" if expiring else "deleted")
+        except Locked as exc:
+            outcome.failures.append((pid, exc))
+            continue
+        gone.append(media)
+        outcome.successes.append(pid)
+    binning = trash_enabled()
+    if binning and gone:
+        replicas = bin_replicas([media.pk for media in gone])
+    else:
+        copies = forget_media_replicas([media.pk for media in gone]) if gone else []
+    if gone:
+        _delete_rows(gone, user=user, expiring=expiring)
     if binning:
-        return outcome  # the bytes stay with the binned media until purged or restored
+        if gone:
+            bin_rows(gone, replicas, user=user, now=timezone.now())
+        return outcome, None  # the bytes stay with the binned media until purged or restored
+    return outcome, (copies, gone)
+
+
+def _remove_bytes(doomed: Doomed) -> None:
+    """Remove the objects of deleted media and of their replicas; failures are logged."""
+    if doomed is None:
+        return
+    copies, gone = doomed
     for backend, key in copies:  # the media's replicas
         discard(backend, key)
     for media in gone:
@@ -82,7 +119,6 @@ def media_delete_many(pids: list[str], *, user, expiring: bool = False) -> BulkO
                 media.store_key,
                 exc.message,
             )
-    return outcome
 
 
 def media_delete(pid: str, *, user) -> None:

@@ -321,7 +321,8 @@ def put_content(
     """Stream a request body into a fresh object of the media's store and switch the media to it
     (replacing bytes it had). ``size`` is the body's length when the request declared one.
     ``conditions`` are checked before the body is read and again at the switch (412). ``reason``:
-    the history row's change reason."""
+    the history row's change reason. The bytes are not counted in ``metrics.BYTES_UPLOADED``: the
+    caller that received them from a client does (a tus upload counted them as its PATCHes came)."""
     clean_content_type(content_type or "", "Content-Type")
     media = media_get(pid)
     check_hold(media, "given other bytes")  # before the body is read; switch_bytes checks again
@@ -331,7 +332,6 @@ def put_content(
     key = fresh_key(media.store_key)
     reader = HashingReader(stream)
     backend.put_stream(key, reader, size)
-    metrics.BYTES_UPLOADED.inc(reader.size)
     try:
         return switch_bytes(
             media,

@@ -29,6 +29,7 @@ from content.services import (
     upload_base64,
     upload_pending,
 )
+from media.lifecycle import is_expired
 from media.models import Media, StoreStatus
 from media.rules import IdentifierRules, clean_content_type, clean_tags
 from media.schemas import MediaIn
@@ -94,8 +95,10 @@ def upload_multipart(item: MediaIn, *, size: int, content_type: str, user) -> tu
 def _existing(item: MediaIn) -> Media | None:
     """The media an upload of ``item`` repeats: its pid in any Unicode form (``media_find``); new
     pids are stored in NFC, so a repeat that writes the pid in NFD (as macOS file names are) names
-    the media the first upload made."""
-    return None if item.pid is None else media_find(item.pid)
+    the media the first upload made. An expired media (no hold keeping it) is none: the upload
+    creates a new media, which retires it (``media.services.media_insert``)."""
+    media = None if item.pid is None else media_find(item.pid)
+    return None if media is None or is_expired(media) else media
 
 
 def upload_again(

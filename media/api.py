@@ -54,7 +54,8 @@ PidList = list[str] | None
 def media_create(request: HttpRequest, payload: MediaIn):
     """Create one media (store_status PENDING) and return it. `pid_type` and identifier keys must be
     existing identifier types and values must match their patterns (422 `bad pid_type: X`,
-    `bad identifier_type: K`); an existing pid is 409. Without `pid` one is minted. More than
+    `bad identifier_type: K`); an existing pid is 409 (the pid of an expired media is free: that
+    media is deleted as `manage.py expire` would first). Without `pid` one is minted. More than
     `MEDIASTORE_MAX_TAGS` (1000) distinct tags is 422."""
     return services.media_create(payload, user=request.auth)
 

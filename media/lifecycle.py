@@ -1,8 +1,9 @@
 """The lifecycle rules of a media: when it expires, and what a hold forbids.
 
 ``expires_at`` (set at create, by PATCH, or from the store's ``default_ttl``) ends a media's life:
-afterwards every read answers 404 (``Expired``) and ``manage.py expire`` deletes it, unless a hold
-keeps it (then it is served as before until the hold ends). A hold
+afterwards every read answers 404 (``Expired``) and ``manage.py expire`` deletes it (or a new media
+of its pid does, the same way, ``media.services.media_insert``), unless a hold keeps it (then it is
+served as before until the hold ends). A hold
 (``POST /api/media/{pid}/hold``) forbids deleting, replacing, moving and expiring the media until
 its ``hold_until`` (None: until released); with ``hold_freeze`` record edits too. A hold whose
 ``hold_until`` has passed holds nothing.

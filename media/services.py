@@ -12,7 +12,7 @@ switches the rows through ``media_patch_apply``) and deletes (``content.deletes`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -26,7 +26,7 @@ from media import metadata as meta_ops
 from media.bulk import BulkOutcome, bulk_apply, raise_first_failure
 from media.copyrows import insert, marks_and_ids
 from media.history import insert_created
-from media.lifecycle import check_hold, default_expiry
+from media.lifecycle import check_hold, default_expiry, is_expired
 from media.models import EventType, Media, StoreStatus
 from media.outbox import event_for, record
 from media.pids import lookup_set, nfc
@@ -139,9 +139,17 @@ def _prepare(
             raise
         seen[obj.pid] = index
         objs.append(obj)
-    # A stored pid in another Unicode form (from before pids were normalised) is the same pid.
-    stored = Media.objects.filter(pid__in=lookup_set(seen)).values_list("pid", flat=True)
-    taken = {nfc(pid) for pid in stored} & seen.keys()
+    # A stored pid in another Unicode form (from before pids were normalised) is the same pid. A
+    # media that expired (and no hold keeps) is gone for clients: its pid is free, and media_insert
+    # retires that media before the new one takes the pid.
+    now = timezone.now()
+    fields = ("pid", "expires_at", "hold_since", "hold_until")
+    stored = list(Media.objects.filter(pid__in=lookup_set(seen)).only(*fields))
+    live = {nfc(media.pid) for media in stored if not is_expired(media, now)}
+    expired = {nfc(media.pid) for media in stored} - live
+    for obj in objs:
+        obj.retires_expired = obj.pid in expired
+    taken = live & seen.keys()
     if taken:
         pid = min(taken, key=seen.__getitem__)
         exc = Conflict(f"media with pid '{pid}' already exists")
@@ -151,10 +159,23 @@ def _prepare(
     return objs
 
 
+# Who deletes an expired media whose pid a new media takes: content.deletes.retire_expired, which
+# removes bytes as the expire sweep does (this floor cannot import it; content.apps registers it).
+_expired_retirers: list[Callable[[list[str]], None]] = []
+
+
+def register_expired_retirer(retire: Callable[[list[str]], None]) -> None:
+    """Have ``media_insert`` call ``retire(pids)`` in its transaction, before inserting, with the
+    pids of new media that belonged to expired media (``_prepare`` found them)."""
+    if retire not in _expired_retirers:
+        _expired_retirers.append(retire)
+
+
 @transaction.atomic
 def media_insert(objs: list[Media], *, user, reason: str = "", name_items: bool = False) -> list[Media]:
     """Insert prepared media with their history (``reason`` as its change reason) and tags, all or
-    none, charged to the usage of their store and owner (QuotaExceeded, naming the first item that
+    none (an expired media whose pid one of them takes is retired first, in the same transaction),
+    charged to the usage of their store and owner (QuotaExceeded, naming the first item that
     does not fit when ``name_items``)."""
     if not objs:
         return []
@@ -167,6 +188,10 @@ def media_insert(objs: list[Media], *, user, reason: str = "", name_items: bool 
         obj.created = obj.updated = now
         if obj.expires_at is None and not getattr(obj, "expiry_given", False):
             obj.expires_at = default_expiry(obj.store_config, now)
+    retiring = [obj.pid for obj in objs if getattr(obj, "retires_expired", False)]
+    if retiring:
+        for retire in _expired_retirers:
+            retire(retiring)
     try:
         insert(Media, objs)
     except IntegrityError:  # another request took one of the pids since media_prepare_many looked

@@ -59,6 +59,9 @@ LATENCY = Histogram(
 DB_QUERIES = Counter(
     f"{PREFIX}_db_queries", "Database statements run by requests, by route pattern.", ["route"]
 )
+# Counted once, where the API receives bytes from a client: a base64 upload once stored, a streamed PUT
+# once switched to, a tus upload as its PATCHes arrive (not again when it completes). manage.py ingest
+# counts in INGEST_BYTES instead.
 BYTES_UPLOADED = Counter(f"{PREFIX}_bytes_uploaded", "Bytes of media content stored through the API.")
 BYTES_DOWNLOADED = Counter(f"{PREFIX}_bytes_downloaded", "Bytes of media content streamed to clients.")
 # manage.py ingest increments these (result: stored, skipped or failed).

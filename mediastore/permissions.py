@@ -199,10 +199,12 @@ _ADMIN = [
     "quotas.delete_quota",
     HOLD_MEDIA,
     PURGE_MEDIA,
+    "tus.view_tusupload",
+    "tus.delete_tusupload",
 ]
 # What the groups are given when they are created (migration mediastore 0002 holds a frozen copy;
 # content 0003 gives them the replication rules' permissions, events 0002 the webhooks', quotas 0002
-# the quotas', media 0009 the lifecycle ones).
+# the quotas', media 0009 the lifecycle ones, tus 0002 the resumable uploads' in the admin).
 ROLES: dict[str, list[str]] = {"readers": _READ, "writers": _WRITE, "admins": _ADMIN}
 
 READ, WRITE, DELETE, ADMIN = "read", "write", "delete", "admin"

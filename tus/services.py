@@ -49,7 +49,7 @@ from content.services import (
     switch_bytes,
     upload_stream,
 )
-from media.lifecycle import check_hold
+from media.lifecycle import check_hold, not_expired_q
 from media.models import Media
 from media.rules import clean_content_type
 from media.schemas import MediaIn
@@ -164,8 +164,9 @@ def upload_create(
 
 def _check_pid_free(pid: str) -> None:
     """409 for a new media's pid that a media has, or that another unfinished upload will create
-    (checked again when the upload completes: the media's insert is the final word)."""
-    if Media.objects.filter(pid=pid).exists():
+    (checked again when the upload completes: the media's insert is the final word). An expired
+    media has no pid any more: the completion retires it (``media.services.media_insert``)."""
+    if Media.objects.filter(not_expired_q(timezone.now()), pid=pid).exists():
         raise Conflict(f"media '{pid}' exists already")
     claimed = TusUpload.objects.filter(replace=False, media_pid="", expires__gt=timezone.now())
     if claimed.filter(mediadata__pid=pid).exists():

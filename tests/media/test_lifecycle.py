@@ -6,12 +6,16 @@ expires a media (with ``freeze``, record edits too)."""
 from __future__ import annotations
 
 import base64
+import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
-from media.models import Media, MediaEvent
+from content.models import Replica
+from media.models import BinnedMedia, Media, MediaEvent
+from stores.models import StoreConfig
 from tests.conftest import PASSWORD, ApiClient, create_media, media_body
 
 PAST = "2000-01-01T00:00:00Z"
@@ -20,6 +24,12 @@ PAST = "2000-01-01T00:00:00Z"
 def expire_now(pid: str) -> None:
     """Make the media's expiry pass (a create refuses a past one)."""
     Media.objects.filter(pid=pid).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+
+
+def path_of(row) -> Path:
+    """The object of a media or replica row in its local store."""
+    [directory] = StoreConfig.objects.get(pk=row.store_config_id).backend().local_paths()
+    return directory / row.store_key
 
 
 def upload(api, pid, data=b"bytes", **over):
@@ -123,6 +133,72 @@ def test_expire_deletes_expired_media_with_events_and_keeps_held_ones(api, id_ty
     assert api.delete("/api/media/c/hold").status_code == 200
     call_command("expire")
     assert set(Media.objects.values_list("pid", flat=True)) == {"keep"}
+
+
+@pytest.mark.parametrize("trash_days", [0, 7])
+def test_a_new_media_retires_an_expired_one_of_its_pid_not_yet_swept(
+    api, id_types, settings, storage_root, trash_days, django_capture_on_commit_callbacks
+):
+    """An expired media is gone for clients, but until manage.py expire deleted it, creating a media
+    of its pid answered 409 (the pid exists). The create now retires the expired media as the sweep
+    would (history "expired", event media.expired, its bytes and its replica's removed once the
+    create commits; with the recycle bin on it is binned, then purged as any binned media whose pid
+    a new media takes), then creates the new one. Every create path: POST /api/media, the bulk
+    create, a base64 upload (which took the expired media for a repeat of itself)."""
+    settings.MEDIASTORE_TRASH_DAYS = trash_days
+    store = {"type": "FilesystemStore", "bucket": "ship"}
+    for pid in ["x1", "x2", "x3"]:
+        upload(api, pid, b"old bytes", store_config=store)
+    assert api.post(
+        "/api/media/x1/replicas", {"store_config": {"type": "FilesystemStore", "bucket": "shore"}}
+    )
+    call_command("replicate", "--once", stdout=io.StringIO())
+    old = {media.pid: media for media in Media.objects.all()}
+    [copy] = Replica.objects.all()
+    objects = [path_of(media) for media in old.values()] + [path_of(copy)]
+    for pid in old:
+        expire_now(pid)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api.post("/api/media", media_body("x1", store_config=store))
+        assert created.status_code == 200, created.content
+        bulk = api.post("/api/media/create", [media_body("x2", store_config=store)])
+        assert bulk.status_code == 200, bulk.content
+        body = {
+            "mediadata": media_body("x3", store_config=store),
+            "base64": base64.b64encode(b"new").decode(),
+        }
+        uploaded = api.post("/api/upload", body)
+        assert uploaded.status_code == 200, uploaded.content
+
+    assert not any(path.exists() for path in objects)  # the expired media's bytes and its replica's
+    assert not Replica.objects.exists() and not BinnedMedia.objects.exists()
+    for pid, media in old.items():
+        now = api.get(f"/api/media/{pid}").json()
+        assert now["expires_at"] is None
+        assert Media.objects.get(pid=pid).pk != media.pk
+        gone = Media.history.model.objects.filter(id=media.pk, history_type="-").order_by("history_id")
+        assert gone[0].history_change_reason == "expired" and gone[0].history_user is None
+        types = list(MediaEvent.objects.filter(pid=pid).order_by("seq").values_list("type", flat=True))
+        assert types[-2:] == ["media.expired", "media.created"]
+    assert api.get("/api/media/x1").json()["store_status"] == "PENDING"
+    assert b"".join(api.get("/api/media/x3/content").streaming_content) == b"new"
+    assert api.get("/api/stats").status_code == 200
+    call_command("expire")
+    assert Media.objects.count() == 3  # nothing left for the sweep
+
+
+def test_a_held_expired_media_keeps_its_pid(api, id_types):
+    """A hold suspends expiry: the held media is served and its pid stays taken (409)."""
+    upload(api, "h1", b"held bytes")
+    expire_now("h1")
+    assert api.post("/api/media/h1/hold", {"reason": "audit"}).status_code == 200
+    answer = api.post("/api/media", media_body("h1"))
+    assert answer.status_code == 409 and "already exists" in answer.json()["detail"][0]["error"]
+    body = {"mediadata": media_body("h1"), "base64": base64.b64encode(b"other").decode()}
+    assert api.post("/api/upload", body).status_code == 409  # a held media's other bytes
+    assert b"".join(api.get("/api/media/h1/content").streaming_content) == b"held bytes"
+    assert not MediaEvent.objects.filter(type="media.expired").exists()
 
 
 # ---------------------------------------------------------------------------------------------

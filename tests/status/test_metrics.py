@@ -138,3 +138,31 @@ def test_a_token_scrapes_only_with_the_scope_read_or_admin_and_while_it_lives(db
     assert status(["read"]) == 200 and status(["admin"]) == 200
     assert status(["write", "delete"]) == 403
     assert status(["read"], expires=timezone.now() - timedelta(seconds=1)) == 403
+
+
+def uploaded(samples) -> float:
+    return samples.get(("mediastore_bytes_uploaded_total", ()), 0.0)
+
+
+def test_each_uploaded_byte_counts_once_for_base64_and_a_streamed_put(api, id_types):
+    """mediastore_bytes_uploaded_total grows by the bytes an upload stores: once for a new media
+    by base64, once for the base64 bytes of a PENDING media, once for each streamed PUT (a new
+    media's bytes and replaced ones). tests/tus/ checks the same for resumable uploads."""
+    data = b"0123456789" * 7
+
+    def grows_by(call) -> float:
+        before = uploaded(scrape())
+        call()
+        return uploaded(scrape()) - before
+
+    def base64_upload(pid):
+        body = {"mediadata": media_body(pid), "base64": base64.b64encode(data).decode()}
+        assert api.post("/api/upload", body).status_code == 200
+
+    assert grows_by(lambda: base64_upload("new")) == len(data)
+    assert api.post("/api/media", media_body("pending")).status_code == 200
+    assert grows_by(lambda: base64_upload("pending")) == len(data)
+    assert grows_by(lambda: base64_upload("pending")) == 0  # a repeat stores nothing
+    assert api.post("/api/media", media_body("raw")).status_code == 200
+    assert grows_by(lambda: api.put_content("raw", data)) == len(data)
+    assert grows_by(lambda: api.put_content("raw", data[:5])) == 5

@@ -19,6 +19,7 @@ from media.models import Media, StoreStatus
 from stores.backends import STORE_TYPES
 from tests.conftest import PASSWORD, ApiClient
 from tests.permissions_support import role
+from tests.status.test_metrics import scrape, uploaded
 from tus.models import TusUpload
 from tus.services import staging_path
 
@@ -366,6 +367,25 @@ def test_replace_switches_the_bytes_with_if_match(tus, api, id_types, store_for,
     assert b"".join(api.get("/api/media/big.1/content").streaming_content) == DATA
 
 
+@pytest.mark.parametrize("store_type", STORE_TYPES)
+def test_each_byte_of_a_tus_upload_counts_once_in_bytes_uploaded(tus, api, id_types, store_for, store_type):
+    """mediastore_bytes_uploaded_total grew twice for the bytes of a tus upload that replaced a
+    media's bytes in a store without parts: once as the PATCHes received them, again when the
+    completion streamed the staging file into the store. Each byte counts once, for a new media
+    and for replaced bytes, in every store type."""
+    before = uploaded(scrape())
+    tus.upload(DATA, **new_media(store_for(store_type)))
+    assert uploaded(scrape()) - before == len(DATA)
+
+    before = uploaded(scrape())
+    etag = hashlib.sha256(DATA).hexdigest()
+    url = path_of(tus.create(len(DATA[:400_000]), pid="big.1", replace="true", etag=etag))
+    assert tus.patch(url, 0, DATA[:250_000]).status_code == 204
+    assert tus.patch(url, 250_000, DATA[250_000:400_000]).status_code == 204
+    assert uploaded(scrape()) - before == 400_000
+    assert api.get("/api/media/big.1").json()["size"] == 400_000
+
+
 @pytest.mark.parametrize("store_type", ["FilesystemStore", "BucketStore"])
 def test_replacing_the_bytes_of_a_held_media_is_423(tus, api, id_types, store_for, store_type):
     """Issue 27: a hold refuses new bytes by tus too, at creation and, for a hold placed during the
@@ -378,6 +398,19 @@ def test_replacing_the_bytes_of_a_held_media_is_423(tus, api, id_types, store_fo
     assert refused.status_code == 423 and "case 3" in refused.json()["detail"][0]["error"]
     assert tus.patch(url, 0, DATA).status_code == 423
     assert b"".join(api.get("/api/media/big.1/content").streaming_content) == b"old bytes"
+
+
+def test_an_upload_takes_the_pid_of_an_expired_media_not_yet_swept(tus, api, fs_store):
+    """The pid of an expired media (gone for clients) is free before manage.py expire runs: the tus
+    upload of that pid retires the expired media as the sweep would and creates its own."""
+    tus.upload(b"old bytes", **new_media(fs_store))
+    old = Media.objects.get(pid="big.1")
+    Media.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    tus.upload(DATA, **new_media(fs_store))
+    media = Media.objects.get(pid="big.1")
+    assert media.pk != old.pk and media.size == len(DATA) and media.expires_at is None
+    assert b"".join(api.get("/api/media/big.1/content").streaming_content) == DATA
+    assert api.get("/api/events?types=media.expired").json()["items"][0]["pid"] == "big.1"
 
 
 def test_a_get_of_an_upload_is_405(tus, fs_store):
