@@ -230,3 +230,46 @@ def test_a_one_tag_page_reads_only_its_rows_from_the_tag_index_whatever_the_tag(
                 assert node["Actual Rows"] <= limit + 1, (tag, round_no, node["Actual Rows"])
             media_scans = [n for n in found if n.get("Relation Name") == "media_media"]
             assert not [n for n in media_scans if n["Node Type"] == "Seq Scan"], (tag, round_no)
+
+
+@pytest.mark.parametrize("rare", ["m.id %% 9973 = 0", "m.id > (SELECT max(id) - 10 FROM media_media)"])
+def test_a_one_tag_page_stays_on_the_tag_index_when_there_are_few_tags(db, id_types, rare):
+    """A site with a handful of tags (one on every media, one on half, one on a few): the tag is
+    named inside the statement, so the planner knows only 1 / (number of tags) of its frequency,
+    for every tag alike. That estimate must not turn the page of a rare or unknown tag into a walk
+    of every media (the primary key merged with the tag index, or the media column's index of the
+    tag rows filtered by tag): a page reads its rows and those before them, whatever the tag."""
+    from stores.models import StoreConfig
+
+    store = StoreConfig.objects.create(type="DictStore", bucket="plans")
+    with connection.cursor() as cursor:
+        cursor.execute(LOAD.replace("%", "%%").replace("%%s", "%s"), [store.pk])
+        cursor.execute(
+            "INSERT INTO taggit_tag (name, slug) VALUES ('all', 'all'), ('half', 'half'), ('rare', 'rare')"
+        )
+        cursor.execute(
+            "INSERT INTO media_taggedmedia (content_object_id, tag_id) "
+            "SELECT m.id, t.id FROM media_media m, taggit_tag t WHERE t.name = 'all' "
+            f"OR (t.name = 'half' AND m.id %% 2 = 0) OR (t.name = 'rare' AND {rare})",
+            [],
+        )
+    limit = 100
+    for round_no in range(ROUNDS):
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE media_taggedmedia")
+            cursor.execute("ANALYZE media_media")
+        for tag in ("all", "half", "rare", "no-such-tag"):
+            conditions = search.conditions_for(MediaSearch.model_validate({"tags": [tag], "limit": limit}))
+            ids_sql, params = search.page_ids_sql(conditions, order_by=None, limit=limit + 1, offset=0)
+            found = [node for node, _ in nodes(generic_plan(rows_sql(ids_sql, None), params))]
+            read = [
+                (
+                    n["Node Type"],
+                    n.get("Index Name"),
+                    (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"],
+                )
+                for n in found
+                if n.get("Relation Name") in ("media_media", "media_taggedmedia")
+            ]
+            # "half": a page of 101 holds every other media of 202 (read through the primary key).
+            assert max(rows for *_, rows in read) <= 2 * (limit + 1), (tag, round_no, read)
