@@ -9,7 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from simple_history.models import HistoricalRecords
 from taggit.managers import TaggableManager
-from taggit.models import TaggedItemBase
+from taggit.models import Tag, TaggedItemBase
 
 from mediastore.limits import MAX_KEY_LENGTH, MAX_PID_LENGTH
 
@@ -52,10 +52,20 @@ def next_marks(count: int) -> list[int]:
 
 
 class TaggedMedia(TaggedItemBase):
+    """A media's tag, as taggit keeps it. Its indexes: (tag, media) for the media of a tag, read in
+    media order by a search of one tag (media/search/pages.py), and the unique (media, tag). The
+    tag's own foreign-key index is left out (migration 0011): the (tag, media) index serves every
+    lookup by tag, and a second index on the tag alone let the planner read a tag's media unordered
+    and sort them all."""
+
     content_object = models.ForeignKey("Media", on_delete=models.CASCADE, related_name="tagged_items")
+    tag = models.ForeignKey(
+        Tag, related_name="%(app_label)s_%(class)s_items", on_delete=models.CASCADE, db_index=False
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["content_object", "tag"], name="tagged_media_unique")]
+        indexes = [models.Index(fields=["tag", "content_object"], name="media_tagged_tag_object")]
 
 
 class Media(models.Model):

@@ -155,25 +155,49 @@ def _page_ids_sql(
 def _one_tag_ids_sql(
     conditions: Conditions, *, limit: int, offset: int, key: list[Any] | None
 ) -> tuple[str, list[Any]]:
-    """The page's ids of a search whose only filter is one tag (``Conditions.one_tag``): read from
-    the tag index (tag, media) in the order of ids, each match checked through the primary key,
-    stopping when the page is full. The same plan serves a tag on ten media and one on a million:
-    it reads the page's rows and those skipped before them, never all the matches, and no estimate
-    of the tag's frequency changes it (the tag is named inside the statement, so the statement is
-    the same for every tag and is prepared once per connection: ``media.search.rows``). Page size
-    and offset are written as numbers (validated integers), so that the plan knows them too. After
-    a cursor's ``key`` the index is entered at the key (the planner does not carry ``id > key`` over
-    from the media to the tag rows by itself)."""
+    """The page's ids of a search whose only filter is one tag (``Conditions.one_tag``), read from
+    the tag index ``(tag, media)`` in its order: the page's rows and those skipped before them, never
+    every match, wherever the tag's media lie among the ids.
+
+    The tag is named inside the statement, so the statement is the same for every tag and is
+    prepared once per connection (``media.search.rows``); the planner knows nothing of the tag's
+    frequency then, and the statement is written so that no estimate can choose another way. The
+    inner query takes the first ``offset + limit`` index entries from the tag on (``tag >= t``, in
+    ``(tag, media)`` order, which only that index gives and whose rows an open-ended range makes many:
+    an ordered index scan that stops at the ``LIMIT``); the tag's own entries come first, each
+    checked through its media's primary key (expired media are left out), and entries of later tags
+    are passed over without a lookup and dropped by the outer query. A tag with fewer matches than
+    the page costs at most a page of other tags' index entries. With ``tag = t`` instead the planner
+    estimated every tag at the average, and with few tags on a site walked the primary key or the
+    ``(media, tag)`` index for a rare tag, or sorted all of a common tag's rows (test_search_plans).
+
+    Page size and offset are written as numbers (validated integers); a cursor's ``key`` enters the
+    index at ``(t, key)``."""
     where, params = conditions.where(tag=False)
     tagged = f'"{TaggedMedia._meta.db_table}"'
-    after, after_params = ("", []) if key is None else (' AND tm."content_object_id" > %s', [key[0]])
-    sql = (
-        f'SELECT tm."content_object_id" FROM {tagged} tm '
-        f'INNER JOIN {TABLE} ON {TABLE}."id" = tm."content_object_id" '
-        f'WHERE tm."tag_id" = {TAG_BY_NAME}{after} AND {where} '
-        f'ORDER BY tm."content_object_id" ASC LIMIT {int(limit)} OFFSET {int(offset)}'
+    tag = TAG_BY_NAME
+    if key is None:
+        start, start_params = f'tm."tag_id" >= {tag}', [conditions.one_tag]
+    else:
+        start, start_params = (
+            f'(tm."tag_id", tm."content_object_id") > ({tag}, %s)',
+            [conditions.one_tag, key[0]],
+        )
+    # OFFSET 0: the EXISTS stays a lookup by primary key per entry (without it, PostgreSQL may
+    # turn it into a hashed subplan that reads every served media first).
+    served = (
+        f'EXISTS (SELECT 1 FROM {TABLE} WHERE {TABLE}."id" = tm."content_object_id" AND {where} OFFSET 0)'
     )
-    return sql, [conditions.one_tag, *after_params, *params]
+    inner = (
+        f'SELECT tm."tag_id", tm."content_object_id" FROM {tagged} tm '
+        f'WHERE {start} AND (tm."tag_id" > {tag} OR {served}) '
+        f'ORDER BY tm."tag_id", tm."content_object_id" LIMIT {int(offset) + int(limit)}'
+    )
+    sql = (
+        f'SELECT entries."content_object_id" FROM ({inner}) AS entries WHERE entries."tag_id" = {tag} '
+        f'ORDER BY entries."content_object_id" OFFSET {int(offset)}'
+    )
+    return sql, [*start_params, conditions.one_tag, *params, conditions.one_tag]
 
 
 def page_ids_sql(
