@@ -36,16 +36,16 @@ from typing import Any, BinaryIO
 
 from django.db import DatabaseError, transaction
 
-from content.hashing import HashingReader, checksum_label
+from content.hashing import checksum_label
 from content.models import Replica
 from content.services import (
     DEFAULT_CONTENT_TYPE,
     Preconditions,
     current_etag,
     discard_after,
-    mark_ready,
     put_content,
     switch_bytes,
+    write_new,
 )
 from media import metadata as meta_ops
 from media.models import Media, StoreStatus
@@ -154,11 +154,16 @@ def stage_many(news: list[New], *, user, stopped: threading.Event) -> list[Resul
                 bytes=sum(new.work.source.size for new in news),
                 media=len(news),
             )
+            backend = prepared[0].store_config.backend()  # one for all: they name the same store
         except (MediastoreError, DatabaseError):  # each file checked alone below, and failed alone
             pass
         else:
             return [
-                settle(new.work.source, new.pid, lambda new=new, media=media: new.work.store(new.pid, media))
+                settle(
+                    new.work.source,
+                    new.pid,
+                    lambda new=new, media=media: new.work.store(new.pid, media, backend),
+                )
                 for new, media in zip(news, prepared, strict=True)
                 if not stopped.is_set()
             ]
@@ -479,17 +484,17 @@ class FileWork:
             precheck_bytes(media, self.source.size, new=True)
             return self.store(pid, media)
 
-    def store(self, pid: str, media: Media) -> Staged:
-        """The bytes of a checked new media under its key (see ``stage``)."""
+    def store(self, pid: str, media: Media, backend: Backend | None = None) -> Staged:
+        """The bytes of a checked new media under its key (see ``stage``; ``backend``: its store's,
+        when the caller built it already)."""
         content_type = self.content_type()
         clean_content_type(content_type)
-        backend = media.store_config.backend()
         with self.open() as reader:
-            hashing = HashingReader(reader)
-            backend.put_stream(media.store_key, hashing, self.source.size)
-        mark_ready(media, backend, size=hashing.size, checksum=hashing.checksum, content_type=content_type)
+            backend = write_new(
+                media, reader, size=self.source.size, content_type=content_type, backend=backend
+            )
         media._change_reason = self.reason()  # django-simple-history's per-object reason
-        return Staged(Result(self.source, Outcome.STORED, pid, written=hashing.size), media, backend)
+        return Staged(Result(self.source, Outcome.STORED, pid, written=media.size), media, backend)
 
     def register(self, media: Media, key: str, conditions: Preconditions) -> None:
         """In place: point the media at the file it already is, with the checksum just read."""
