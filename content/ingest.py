@@ -28,9 +28,10 @@ import mimetypes
 import os
 import string
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -229,17 +230,19 @@ def parse_template(template: str, what: str) -> str:
     return template
 
 
-def template_fields(source: Source) -> dict[str, str]:
-    rel = PurePosixPath(source.relpath)
-    parent = rel.parent.as_posix()
-    return {
-        "relpath": source.relpath,
-        "name": rel.name,
-        "stem": rel.stem,
-        "suffix": rel.suffix,
-        "parent": "" if parent == "." else parent,
-        "root": source.root,
-    }
+def template_names(template: str) -> set[str]:
+    """The fields a checked template (``parse_template``) names."""
+    return {name for _text, name, _spec, _conversion in string.Formatter().parse(template) if name}
+
+
+def template_fields(source: Source, wanted: Collection[str] = TEMPLATE_FIELDS) -> dict[str, str]:
+    """The template fields of ``source`` but ``sha256``: those ``wanted`` at least."""
+    fields = {"relpath": source.relpath, "root": source.root}
+    if not {"name", "stem", "suffix", "parent"}.isdisjoint(wanted):
+        rel = PurePosixPath(source.relpath)
+        parent = rel.parent.as_posix()
+        fields.update(name=rel.name, stem=rel.stem, suffix=rel.suffix, parent="" if parent == "." else parent)
+    return fields
 
 
 def find_sources(paths: list[Path]) -> tuple[list[Source], list[Result]]:
@@ -304,20 +307,30 @@ class IngestPlan:
                 f"--in-place needs a store that keeps plain files (FilesystemStore), not a {self.store.type}"
             )
         self.needs_sha256 = "{sha256" in self.pid or any("{sha256" in t for t in self.identifiers.values())
+        self.fields = set().union(*map(template_names, [self.pid, *self.identifiers.values()]))
 
-    def item(self, pid: str, identifiers: dict[str, str]) -> MediaIn:
+    @cached_property
+    def template(self) -> MediaIn:
+        """What every new media's item holds but its pid and identifiers, validated once."""
         spec = StoreConfigIn(
             type=self.store.type,
             bucket=self.store.bucket,
             s3_url=self.store.s3cfg.url if self.store.s3cfg else "",
         )
-        return MediaIn(
-            pid=pid,
-            pid_type=self.pid_type,
-            store_config=spec,
-            identifiers=identifiers,
-            metadata=self.metadata,
-            tags=self.tags,
+        return MediaIn(pid_type=self.pid_type, store_config=spec, metadata=self.metadata, tags=self.tags)
+
+    def item(self, pid: str, identifiers: dict[str, str]) -> MediaIn:
+        """The item of a new media: ``template`` with the file's pid and identifiers (strings, as the
+        templates make them; their rules are checked with the rows, ``media_prepare_many``), and its
+        own top-level copy of the metadata and tags, as validation gives each item."""
+        template = self.template
+        return template.model_copy(
+            update={
+                "pid": pid,
+                "identifiers": identifiers,
+                "metadata": dict(template.metadata),
+                "tags": list(template.tags),
+            }
         )
 
 
@@ -382,7 +395,7 @@ class FileWork:
             self.budget[0] = 0
 
     def names(self) -> tuple[str, dict[str, str]]:
-        fields = template_fields(self.source)
+        fields = template_fields(self.source, self.plan.fields)
         if self.plan.needs_sha256:
             fields["sha256"] = self.checksum().removeprefix("sha256:")
         pid = self.plan.pid.format_map(fields)
