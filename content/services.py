@@ -252,7 +252,8 @@ def write_new(
     """Phase one of ``upload_stream``: what ``stream`` yields stored durably under the prepared
     (unsaved) media's fresh key, hashed on the way, and described on the media (``mark_ready``).
     Returns the backend written to: ``backend`` when given (the media's store's, built once by a
-    caller storing many), else a new one. Nothing is left under the key when this raises."""
+    caller storing many), else a new one. A failed write leaves nothing under the key
+    (``Backend.put_stream``)."""
     backend = backend or media.store_config.backend()
     reader = HashingReader(stream)
     backend.put_stream(media.store_key, reader, size)
