@@ -28,24 +28,25 @@ import mimetypes
 import os
 import string
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from django.db import DatabaseError, transaction
 
-from content.hashing import HashingReader, checksum_label
+from content.hashing import checksum_label
 from content.models import Replica
 from content.services import (
     DEFAULT_CONTENT_TYPE,
     Preconditions,
     current_etag,
     discard_after,
-    mark_ready,
     put_content,
     switch_bytes,
+    write_new,
 )
 from media import metadata as meta_ops
 from media.models import Media, StoreStatus
@@ -154,11 +155,16 @@ def stage_many(news: list[New], *, user, stopped: threading.Event) -> list[Resul
                 bytes=sum(new.work.source.size for new in news),
                 media=len(news),
             )
+            backend = prepared[0].store_config.backend()  # one for all: they name the same store
         except (MediastoreError, DatabaseError):  # each file checked alone below, and failed alone
             pass
         else:
             return [
-                settle(new.work.source, new.pid, lambda new=new, media=media: new.work.store(new.pid, media))
+                settle(
+                    new.work.source,
+                    new.pid,
+                    lambda new=new, media=media: new.work.store(new.pid, media, backend),
+                )
                 for new, media in zip(news, prepared, strict=True)
                 if not stopped.is_set()
             ]
@@ -224,17 +230,19 @@ def parse_template(template: str, what: str) -> str:
     return template
 
 
-def template_fields(source: Source) -> dict[str, str]:
-    rel = PurePosixPath(source.relpath)
-    parent = rel.parent.as_posix()
-    return {
-        "relpath": source.relpath,
-        "name": rel.name,
-        "stem": rel.stem,
-        "suffix": rel.suffix,
-        "parent": "" if parent == "." else parent,
-        "root": source.root,
-    }
+def template_names(template: str) -> set[str]:
+    """The fields a checked template (``parse_template``) names."""
+    return {name for _text, name, _spec, _conversion in string.Formatter().parse(template) if name}
+
+
+def template_fields(source: Source, wanted: Collection[str] = TEMPLATE_FIELDS) -> dict[str, str]:
+    """The template fields of ``source`` but ``sha256``: those ``wanted`` at least."""
+    fields = {"relpath": source.relpath, "root": source.root}
+    if not {"name", "stem", "suffix", "parent"}.isdisjoint(wanted):
+        rel = PurePosixPath(source.relpath)
+        parent = rel.parent.as_posix()
+        fields.update(name=rel.name, stem=rel.stem, suffix=rel.suffix, parent="" if parent == "." else parent)
+    return fields
 
 
 def find_sources(paths: list[Path]) -> tuple[list[Source], list[Result]]:
@@ -299,20 +307,30 @@ class IngestPlan:
                 f"--in-place needs a store that keeps plain files (FilesystemStore), not a {self.store.type}"
             )
         self.needs_sha256 = "{sha256" in self.pid or any("{sha256" in t for t in self.identifiers.values())
+        self.fields = set().union(*map(template_names, [self.pid, *self.identifiers.values()]))
 
-    def item(self, pid: str, identifiers: dict[str, str]) -> MediaIn:
+    @cached_property
+    def template(self) -> MediaIn:
+        """What every new media's item holds but its pid and identifiers, validated once."""
         spec = StoreConfigIn(
             type=self.store.type,
             bucket=self.store.bucket,
             s3_url=self.store.s3cfg.url if self.store.s3cfg else "",
         )
-        return MediaIn(
-            pid=pid,
-            pid_type=self.pid_type,
-            store_config=spec,
-            identifiers=identifiers,
-            metadata=self.metadata,
-            tags=self.tags,
+        return MediaIn(pid_type=self.pid_type, store_config=spec, metadata=self.metadata, tags=self.tags)
+
+    def item(self, pid: str, identifiers: dict[str, str]) -> MediaIn:
+        """The item of a new media: ``template`` with the file's pid and identifiers (strings, as the
+        templates make them; their rules are checked with the rows, ``media_prepare_many``), and its
+        own top-level copy of the metadata and tags, as validation gives each item."""
+        template = self.template
+        return template.model_copy(
+            update={
+                "pid": pid,
+                "identifiers": identifiers,
+                "metadata": dict(template.metadata),
+                "tags": list(template.tags),
+            }
         )
 
 
@@ -377,7 +395,7 @@ class FileWork:
             self.budget[0] = 0
 
     def names(self) -> tuple[str, dict[str, str]]:
-        fields = template_fields(self.source)
+        fields = template_fields(self.source, self.plan.fields)
         if self.plan.needs_sha256:
             fields["sha256"] = self.checksum().removeprefix("sha256:")
         pid = self.plan.pid.format_map(fields)
@@ -479,17 +497,17 @@ class FileWork:
             precheck_bytes(media, self.source.size, new=True)
             return self.store(pid, media)
 
-    def store(self, pid: str, media: Media) -> Staged:
-        """The bytes of a checked new media under its key (see ``stage``)."""
+    def store(self, pid: str, media: Media, backend: Backend | None = None) -> Staged:
+        """The bytes of a checked new media under its key (see ``stage``; ``backend``: its store's,
+        when the caller built it already)."""
         content_type = self.content_type()
         clean_content_type(content_type)
-        backend = media.store_config.backend()
         with self.open() as reader:
-            hashing = HashingReader(reader)
-            backend.put_stream(media.store_key, hashing, self.source.size)
-        mark_ready(media, backend, size=hashing.size, checksum=hashing.checksum, content_type=content_type)
+            backend = write_new(
+                media, reader, size=self.source.size, content_type=content_type, backend=backend
+            )
         media._change_reason = self.reason()  # django-simple-history's per-object reason
-        return Staged(Result(self.source, Outcome.STORED, pid, written=hashing.size), media, backend)
+        return Staged(Result(self.source, Outcome.STORED, pid, written=media.size), media, backend)
 
     def register(self, media: Media, key: str, conditions: Preconditions) -> None:
         """In place: point the media at the file it already is, with the checksum just read."""

@@ -242,18 +242,23 @@ def upload_stream(
     clean_content_type(content_type)
     with prepared_media([item], user=user, name_items=False) as [media]:
         precheck_bytes(media, size, new=True)
-        backend = media.store_config.backend()
-        reader = HashingReader(stream)
-        backend.put_stream(media.store_key, reader, size)
-        return insert_ready(
-            media,
-            backend,
-            size=reader.size,
-            checksum=reader.checksum,
-            content_type=content_type,
-            user=user,
-            reason=reason,
-        )
+        backend = write_new(media, stream, size=size, content_type=content_type)
+        return insert_written(media, backend, user=user, reason=reason)
+
+
+def write_new(
+    media: Media, stream: BinaryIO, *, size: int | None, content_type: str, backend: Backend | None = None
+) -> Backend:
+    """Phase one of ``upload_stream``: what ``stream`` yields stored durably under the prepared
+    (unsaved) media's fresh key, hashed on the way, and described on the media (``mark_ready``).
+    Returns the backend written to: ``backend`` when given (the media's store's, built once by a
+    caller storing many), else a new one. A failed write leaves nothing under the key
+    (``Backend.put_stream``)."""
+    backend = backend or media.store_config.backend()
+    reader = HashingReader(stream)
+    backend.put_stream(media.store_key, reader, size)
+    mark_ready(media, backend, size=reader.size, checksum=reader.checksum, content_type=content_type)
+    return backend
 
 
 def mark_ready(media: Media, backend: Backend, *, size: int, checksum: str, content_type: str) -> None:
@@ -271,6 +276,12 @@ def insert_ready(
     """Insert a prepared (unsaved) media as READY with the bytes already stored under its key;
     when the insert fails the bytes are removed and the error raised (no row claims them)."""
     mark_ready(media, backend, size=size, checksum=checksum, content_type=content_type)
+    return insert_written(media, backend, user=user, reason=reason)
+
+
+def insert_written(media: Media, backend: Backend, *, user, reason: str = "") -> Media:
+    """Insert a prepared media that ``mark_ready`` described; when the insert fails the bytes are
+    removed and the error raised (no row claims them)."""
     try:
         media_insert([media], user=user, reason=reason)
     except Exception as exc:

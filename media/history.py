@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.conf import settings
+from django.db.models import Model
 from simple_history.utils import get_change_reason_from_object
 
 from media.copyrows import insert
@@ -37,10 +40,19 @@ def history_row(media: Media, **history):
     excluded from it, such as the fixity results), with ``history`` (``history_date``,
     ``history_type``, ... or a field to record otherwise) on top. For writers that insert history
     rows in bulk instead of through simple-history's signals."""
+    historical, kept = history_model()
+    fields = {name: getattr(media, name) for name in kept}
+    return historical(**{**fields, **history})
+
+
+@cache
+def history_model() -> tuple[type[Model], tuple[str, ...]]:
+    """Media's history model and the attributes of Media its rows keep, looked up once: every
+    ``Media.history`` builds a new manager class (simple-history), which ``history_row`` would
+    otherwise pay per row."""
     historical = Media.history.model
     kept = {f.attname for f in historical._meta.fields}
-    fields = {f.attname: getattr(media, f.attname) for f in Media._meta.fields if f.attname in kept}
-    return historical(**{**fields, **history})
+    return historical, tuple(f.attname for f in Media._meta.fields if f.attname in kept)
 
 
 def insert_created(objs: list[Media], *, user, date, reason: str) -> None:
@@ -50,7 +62,7 @@ def insert_created(objs: list[Media], *, user, date, reason: str) -> None:
     statement (``media.copyrows``); nothing when ``SIMPLE_HISTORY_ENABLED`` is off."""
     if not getattr(settings, "SIMPLE_HISTORY_ENABLED", True):
         return
-    historical = Media.history.model
+    historical, _kept = history_model()
     rows = [
         history_row(
             obj,

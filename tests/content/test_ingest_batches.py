@@ -75,8 +75,8 @@ def test_a_pid_taken_during_a_batch_fails_only_its_file(store, user, tmp_path, m
     taken = "d000/s01/f00005.txt"
     store_bytes = FileWork.store
 
-    def store_then_race(self, pid, media):
-        staged = store_bytes(self, pid, media)
+    def store_then_race(self, pid, media, *backend):
+        staged = store_bytes(self, pid, media, *backend)
         if pid == taken:
             spec = StoreConfigIn(type="DictStore", bucket="elsewhere")
             media_create(MediaIn(pid=pid, pid_type="local", store_config=spec), user=user)
