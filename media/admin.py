@@ -463,7 +463,7 @@ admin.site.unregister(Tag)
 class TagAdmin(ViewOnlyAdmin):
     """Tags, read-only, with how many media carry each; the count links to those media. Renaming,
     merging or deleting a tag here would change what media carry without their history seeing it;
-    change the media's tags instead (``PATCH /api/media/{pid}``, or the media page)."""
+    change the media's tags instead (``PATCH``/``PUT /api/media/update/tags``, or the media page)."""
 
     list_display = ("name", "slug", "tagged_media")
     search_fields = ("name",)
