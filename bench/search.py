@@ -551,7 +551,7 @@ def identifier_index_ab(runs: int) -> None:
         )
 
 
-def measure(runs: int, path_index: bool, rounds: int) -> None:
+def measure(runs: int, path_index: bool, rounds: int, only_tags: bool = False) -> None:
     from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
@@ -617,15 +617,20 @@ def measure(runs: int, path_index: bool, rounds: int) -> None:
         return case
 
     for name, body in CASES:
-        run_case(name, body)
+        if not only_tags or body.get("tags") or body.get("tags_all"):
+            run_case(name, body)
 
     # GET /api/media, first page: no filter, default limit (1000), count capped; and smaller pages.
     gets = []
-    for label, url in [
-        ("GET /api/media (first page)", "/api/media"),
-        ("GET /api/media?limit=100", "/api/media?limit=100"),
-        ("GET /api/media?pid=D2023*&limit=100", "/api/media?pid=D2023*&limit=100"),
-    ]:
+    for label, url in (
+        []
+        if only_tags
+        else [
+            ("GET /api/media (first page)", "/api/media"),
+            ("GET /api/media?limit=100", "/api/media?limit=100"),
+            ("GET /api/media?pid=D2023*&limit=100", "/api/media?pid=D2023*&limit=100"),
+        ]
+    ):
         first = client.get(url).json()
         http = timed(lambda url=url: client.get(url), runs)
         shown = f"{first['count']}{'' if first['count_exact'] else '+'}"
@@ -638,19 +643,20 @@ def measure(runs: int, path_index: bool, rounds: int) -> None:
     # Deep pages: follow the next links of a pid-prefix search 30 pages of 1000 deep (cursor links).
     url = "/api/media?pid=D2023*&limit=1000"
     deep: list[float] = []
-    for _ in range(30):
+    for _ in range(0 if only_tags else 30):
         t = time.perf_counter()
         answer = client.get(url).json()
         deep.append((time.perf_counter() - t) * 1000)
         if not answer["next"]:
             break
         url = answer["next"].removeprefix("http://testserver")
-    print(
-        f"{'deep pages (30 x 1000, next)':30} {'':>8} {'':>5} {'':>7}  {'':>13}  {'':>13}  {'':>13}"
-        f"  {statistics.median(deep):6.1f}/{max(deep):6.1f}  (last page {deep[-1]:.1f} ms)"
-    )
+    if deep:
+        print(
+            f"{'deep pages (30 x 1000, next)':30} {'':>8} {'':>5} {'':>7}  {'':>13}  {'':>13}  {'':>13}"
+            f"  {statistics.median(deep):6.1f}/{max(deep):6.1f}  (last page {deep[-1]:.1f} ms)"
+        )
 
-    if path_index:
+    if path_index and not only_tags:
         call_command("search_index", "add", "sample.depth", "--as", "number", verbosity=0)
         print("\nwith manage.py search_index add sample.depth --as number:")
         indexed = [
@@ -738,13 +744,16 @@ def main() -> None:
     parser.add_argument(
         "--only-identifier-ab", action="store_true", help="only the identifier index comparison"
     )
+    parser.add_argument(
+        "--only-tags", action="store_true", help="only the searches with tags (and their ANALYZE rounds)"
+    )
     args = parser.parse_args()
     prepare(args.db, args.rows, args.reload, args.seed, args.reindex)
     identifier_indexes(not args.no_identifier_index)
-    if not args.no_identifier_index:
+    if not args.no_identifier_index and not args.only_tags:
         identifier_index_ab(args.runs)
     if not args.only_identifier_ab:
-        measure(args.runs, not args.no_path_index, args.rounds)
+        measure(args.runs, not args.no_path_index, args.rounds, args.only_tags)
 
 
 if __name__ == "__main__":

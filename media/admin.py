@@ -1,11 +1,13 @@
 import json
 from functools import partial
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import Count, OuterRef, Subquery
 from django.forms.fields import InvalidJSONInput
 from django.http import Http404
 from django.shortcuts import redirect
@@ -23,7 +25,7 @@ from media import metadata as meta_ops
 from media.history import history_entries
 from media.history_story import ADMIN_REASON, shown
 from media.lifecycle import hold_active
-from media.models import BinnedMedia, Media, SearchIndex
+from media.models import BinnedMedia, Media, SearchIndex, TaggedMedia
 from media.rules import IdentifierRules, clean_tags
 from media.services import media_revert
 from media.tags import sync_tags
@@ -449,3 +451,35 @@ class BinnedMediaAdmin(ViewOnlyAdmin):
     list_display = ("pid", "deleted_at", "deleted_by", "purge_after", "store_config")
     search_fields = ("pid",)
     list_select_related = ("store_config",)
+
+
+# taggit registers an admin of its own that renames, merges and deletes tags without touching any
+# media's tag list (the truth the API returns and the search reads on PostgreSQL), so the two would
+# disagree: tags change only through a media's tag list (API, the media page, ingest, revert).
+admin.site.unregister(Tag)
+
+
+@admin.register(Tag)
+class TagAdmin(ViewOnlyAdmin):
+    """Tags, read-only, with how many media carry each; the count links to those media. Renaming,
+    merging or deleting a tag here would change what media carry without their history seeing it;
+    change the media's tags instead (``PATCH``/``PUT /api/media/update/tags``, or the media page)."""
+
+    list_display = ("name", "slug", "tagged_media")
+    search_fields = ("name",)
+    ordering = ("name",)
+    fields = ("name", "slug")
+
+    def get_queryset(self, request):
+        """Each tag with its media counted in its own subquery: only the tags of the page shown
+        are counted (a GROUP BY would count every tag's rows before the page is cut)."""
+        counted = (
+            TaggedMedia.objects.filter(tag=OuterRef("pk")).order_by().values("tag").annotate(n=Count("*"))
+        )
+        return super().get_queryset(request).annotate(media_count=Subquery(counted.values("n")))
+
+    @admin.display(description="media", ordering="media_count")
+    def tagged_media(self, tag: Tag) -> str:
+        count = tag.media_count or 0
+        url = f"{reverse('admin:media_media_changelist')}?{urlencode({'tags': tag.name})}"
+        return format_html('<a href="{}">{}</a>', url, count)

@@ -702,6 +702,9 @@ def test_an_unknown_tag_makes_sql_that_matches_nothing(db):
 
     body = {"tags": ["no-such-tag-anywhere", "nor-this-one"]}
     conditions = search.conditions_for(MediaSearch.model_validate(body))
+    if connection.vendor == "postgresql":  # containment in tag_list: no tag is looked up first
+        assert not conditions.empty and "tag_list" in conditions.where()[0]
+        return
     assert conditions.empty
     assert conditions.where() == ("1 = 0", [])
     sql, params = search.count_sql(conditions, 10)
