@@ -312,3 +312,59 @@ def test_a_one_tag_page_stays_on_the_tag_index_when_there_are_few_tags(db, id_ty
             ]
             # "half": a page of 101 holds every other media of 202 (read through the primary key).
             assert max(rows for *_, rows in read) <= 2 * (limit + 1), (tag, round_no, read)
+
+
+@pytest.mark.parametrize("tags", [3, 203])
+def test_a_one_tag_page_reads_only_its_rows_whatever_the_number_of_tags_and_the_page(db, id_types, tags):
+    """The tag is named inside the statement, so the planner estimates every tag at 1/(number of
+    tags) of the tag rows, prepared or not. That estimate must not change what a page reads: on a
+    site with three tags (one on every media, one on half, one on 6 of 60,000) or with 200 more, a
+    page of 100 or of 1000 (the default), after an offset or after a cursor, reads its rows and
+    those skipped before them, for a common, a rare and an unknown tag alike (no walk of every
+    media through the primary key, no read and sort of every match)."""
+    from stores.models import StoreConfig
+
+    store = StoreConfig.objects.create(type="DictStore", bucket="plans")
+    with connection.cursor() as cursor:
+        cursor.execute(LOAD.replace("%", "%%").replace("%%s", "%s"), [store.pk])
+        if tags > 3:
+            cursor.execute(TAGS)
+        cursor.execute(
+            "INSERT INTO taggit_tag (name, slug) VALUES ('all', 'all'), ('half', 'half'), ('rare', 'rare')"
+        )
+        cursor.execute(
+            "INSERT INTO media_taggedmedia (content_object_id, tag_id) "
+            "SELECT m.id, t.id FROM media_media m, taggit_tag t WHERE t.name = 'all' "
+            "OR (t.name = 'half' AND m.id % 2 = 0) OR (t.name = 'rare' AND m.id % 9973 = 0)"
+        )
+        cursor.execute("SELECT min(id) FROM media_media")
+        middle = cursor.fetchone()[0] + ROWS // 2
+    pages = [(100, 0, None), (1000, 0, None), (100, 500, None), (100, 0, [middle])]
+    too_many = []
+    for round_no in range(ROUNDS):
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE media_taggedmedia")
+            cursor.execute("ANALYZE media_media")
+        for tag in ("all", "half", "rare", "no-such-tag"):
+            for limit, offset, key in pages:
+                conditions = search.conditions_for(MediaSearch.model_validate({"tags": [tag]}))
+                if key is not None:
+                    conditions = search.filters.after_key(conditions, None, key)
+                ids_sql, params = search.page_ids_sql(
+                    conditions, order_by=None, limit=limit + 1, offset=offset, key=key
+                )
+                found = [node for node, _ in nodes(generic_plan(rows_sql(ids_sql, None), params))]
+                read = [
+                    (
+                        n["Node Type"],
+                        n.get("Index Name"),
+                        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"],
+                    )
+                    for n in found
+                    if n.get("Relation Name") in ("media_media", "media_taggedmedia")
+                ]
+                # A page of "half" spans twice its media, and the tag rows of three tags beside them.
+                most = max(read, key=lambda node: node[2])
+                if most[2] > 4 * (offset + limit + 1):
+                    too_many.append((tag, limit, offset, key is not None, round_no, *most))
+    assert not too_many, too_many
