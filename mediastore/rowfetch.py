@@ -202,6 +202,7 @@ def statement_cursor(db=connection) -> Iterator[CursorWrapper]:
     None for every other statement)."""
     with db.cursor() as wrapper:
         if db.vendor != "postgresql" or not settings.MEDIASTORE_PG_PREPARED:
+            fast_loaders(wrapper, db)  # PostgreSQL without preparation: still psycopg's loaders
             yield wrapper
             return
         import psycopg
