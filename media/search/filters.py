@@ -60,11 +60,11 @@ class Conditions:
 
 NOTHING = Conditions(empty=True)
 
-_TAGGED = f'"{TaggedMedia._meta.db_table}"'
+TAGGED = f'"{TaggedMedia._meta.db_table}"'
 #: The tag of a name, inside a statement (NULL, so nothing matches, when there is no such tag).
 TAG_BY_NAME = f'(SELECT t."id" FROM "{Tag._meta.db_table}" t WHERE t."name" = %s)'
 #: The ids of the media carrying the tag of a name (one parameter: the name).
-ONE_TAG_IDS = f'SELECT tm."content_object_id" FROM {_TAGGED} tm WHERE tm."tag_id" = {TAG_BY_NAME}'
+ONE_TAG_IDS = f'SELECT tm."content_object_id" FROM {TAGGED} tm WHERE tm."tag_id" = {TAG_BY_NAME}'
 
 
 def _marks(values: list[Any]) -> str:
@@ -134,7 +134,7 @@ def taggit_tags(filters: MediaSearch) -> list[Sql] | None:
     """The tag filters through taggit's rows (SQLite, where ``tag_list`` has no index): their ids
     first (one statement); None when nothing can match (no tag of ``tags`` exists, or one of
     ``tags_all`` does not)."""
-    tagged = _TAGGED
+    tagged = TAGGED
     parts: list[Sql] = []
     ids = tag_ids([*filters.tags, *filters.tags_all])
     if filters.tags:

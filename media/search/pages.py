@@ -29,10 +29,10 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 
-from media.models import TaggedMedia
 from media.search.filters import (
     TABLE,
     TAG_BY_NAME,
+    TAGGED,
     Conditions,
     after_key,
     id_and_key_columns,
@@ -174,7 +174,7 @@ def _one_tag_ids_sql(
     Page size and offset are written as numbers (validated integers); a cursor's ``key`` enters the
     index at ``(t, key)``."""
     where, params = conditions.where(tag=False)
-    tagged = f'"{TaggedMedia._meta.db_table}"'
+    tagged = TAGGED
     tag = TAG_BY_NAME
     if key is None:
         start, start_params = f'tm."tag_id" >= {tag}', [conditions.one_tag]
