@@ -236,6 +236,21 @@ def generic_plan(sql: str, params: list) -> dict:
     return (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
 
 
+def rows_read(ids_sql: str, params: list) -> list[tuple[str, str | None, int]]:
+    """Each read of the media or tag table in the prepared (generic) plan of a page, run: node
+    type, index, and the rows it read (returned and filtered out, over all its loops)."""
+    found = [node for node, _ in nodes(generic_plan(rows_sql(ids_sql, None), params))]
+    return [
+        (
+            n["Node Type"],
+            n.get("Index Name"),
+            (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"],
+        )
+        for n in found
+        if n.get("Relation Name") in ("media_media", "media_taggedmedia")
+    ]
+
+
 def test_a_one_tag_page_reads_only_its_rows_from_the_tag_index_whatever_the_tag(loaded):
     """Issue 34: a search whose only filter is one tag is prepared (one plan for every tag), so that
     plan must suit a tag on a third of the media and one on a handful: the tag index read in id
@@ -300,16 +315,7 @@ def test_a_one_tag_page_stays_on_the_tag_index_when_there_are_few_tags(db, id_ty
         for tag in ("all", "half", "rare", "no-such-tag"):
             conditions = search.conditions_for(MediaSearch.model_validate({"tags": [tag], "limit": limit}))
             ids_sql, params = search.page_ids_sql(conditions, order_by=None, limit=limit + 1, offset=0)
-            found = [node for node, _ in nodes(generic_plan(rows_sql(ids_sql, None), params))]
-            read = [
-                (
-                    n["Node Type"],
-                    n.get("Index Name"),
-                    (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"],
-                )
-                for n in found
-                if n.get("Relation Name") in ("media_media", "media_taggedmedia")
-            ]
+            read = rows_read(ids_sql, params)
             # "half": a page of 101 holds every other media of 202 (read through the primary key).
             assert max(rows for *_, rows in read) <= 2 * (limit + 1), (tag, round_no, read)
 
@@ -353,16 +359,7 @@ def test_a_one_tag_page_reads_only_its_rows_whatever_the_number_of_tags_and_the_
                 ids_sql, params = search.page_ids_sql(
                     conditions, order_by=None, limit=limit + 1, offset=offset, key=key
                 )
-                found = [node for node, _ in nodes(generic_plan(rows_sql(ids_sql, None), params))]
-                read = [
-                    (
-                        n["Node Type"],
-                        n.get("Index Name"),
-                        (n["Actual Rows"] + n.get("Rows Removed by Filter", 0)) * n["Actual Loops"],
-                    )
-                    for n in found
-                    if n.get("Relation Name") in ("media_media", "media_taggedmedia")
-                ]
+                read = rows_read(ids_sql, params)
                 # A page of "half" spans twice its media, and the tag rows of three tags beside them.
                 most = max(read, key=lambda node: node[2])
                 if most[2] > 4 * (offset + limit + 1):
