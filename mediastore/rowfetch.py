@@ -161,38 +161,6 @@ def column_converters(fields: list[models.Field], db=connection) -> list[tuple[i
     return found
 
 
-def fast_loaders(cursor, db=connection) -> None:
-    """Make ``cursor`` (psycopg's, or Django's wrapper of one, on the connection ``db``) read
-    ``timestamptz`` and ``jsonb`` columns with psycopg's own loaders (compiled, with psycopg's C
-    extension) instead of the Python subclasses Django registers, where both give the same values:
-    the session's time zone is UTC and Django wants aware UTC datetimes (``USE_TZ``, no database
-    ``TIME_ZONE``), and ``jsonb`` comes back as its text either way. Django's loaders cost several
-    microseconds a value, a row of a media has up to ten (docs/performance.md). Elsewhere (SQLite,
-    another time zone) it does nothing."""
-    if db.vendor != "postgresql" or not settings.USE_TZ or db.timezone_name != "UTC":
-        return
-    adapters = cursor.adapters
-    for name, loader in _fast_loaders():
-        adapters.register_loader(name, loader)
-
-
-def _fast_loaders() -> tuple[tuple[str, type], ...]:
-    global _FAST
-    if _FAST is None:
-        import psycopg
-        from psycopg.pq import Format
-
-        types = psycopg.adapters.types
-        _FAST = (
-            ("timestamptz", psycopg.adapters.get_loader(types["timestamptz"].oid, Format.TEXT)),
-            ("jsonb", psycopg.adapters.get_loader(types["text"].oid, Format.TEXT)),
-        )
-    return _FAST
-
-
-_FAST: tuple[tuple[str, type], ...] | None = None
-
-
 @contextmanager
 def statement_cursor(db=connection) -> Iterator[CursorWrapper]:
     """Django's cursor on ``db`` (health check, execute wrappers, query logging all apply); on
@@ -202,14 +170,12 @@ def statement_cursor(db=connection) -> Iterator[CursorWrapper]:
     None for every other statement)."""
     with db.cursor() as wrapper:
         if db.vendor != "postgresql" or not settings.MEDIASTORE_PG_PREPARED:
-            fast_loaders(wrapper, db)  # PostgreSQL without preparation: still psycopg's loaders
             yield wrapper
             return
         import psycopg
 
         raw = raw_connection(db)
         cursor = psycopg.Cursor(raw)
-        fast_loaders(cursor, db)
         replace_cursor(wrapper, cursor)
         previous, raw.prepare_threshold = raw.prepare_threshold, 0
         try:

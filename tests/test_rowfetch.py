@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from media.selectors import MEDIA_BY_PID
 from mediastore.models import ApiToken
-from mediastore.rowfetch import RowFetcher, fast_loaders, statement_cursor
+from mediastore.rowfetch import RowFetcher, statement_cursor
 from stores.models import StoreConfig
 from tests.conftest import ApiClient, create_media
 
@@ -86,28 +86,36 @@ def test_first_beside_reads_two_rows_in_one_statement_or_none_without_the_first(
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="psycopg's loaders are PostgreSQL's")
-def test_fast_loaders_read_what_djangos_own_read():
-    """``fast_loaders`` swaps Django's loaders of timestamptz and jsonb for psycopg's: the values
-    (types, time zone object, microseconds, JSON text as stored) must stay exactly the same."""
-    sql = (
-        "SELECT %s::timestamptz, %s::timestamptz, %s::timestamptz, NULL::timestamptz, "
-        '\'{"b": [1, 2.50, "\\u00e9"], "a": null}\'::jsonb, NULL::jsonb'
-    )
+def test_connections_read_timestamps_as_djangos_own_loader_does():
+    """Every connection reads ``timestamptz`` with psycopg's compiled loader
+    (``UtcTimestamptzLoader``) instead of Django's: the values (types, time zone object,
+    microseconds, NULL) must be exactly Django's, on Django's cursors, on the prepared statements'
+    cursors and on a server-side (named) cursor, whose creation reads the loader's zone."""
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+
+    sql = "SELECT %s::timestamptz, %s::timestamptz, %s::timestamptz, NULL::timestamptz, now()"
     params = ["2026-12-07 09:30:00.123456+00", "1969-07-20 20:17:40-05:30", "0001-01-01 00:00:00+00"]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        django_row = cursor.fetchone()
-    with connection.cursor() as cursor:
-        fast_loaders(cursor)
-        cursor.execute(sql, params)
-        fast_row = cursor.fetchone()
-    with connection.cursor() as cursor:
-        later = cursor.adapters.get_loader(1184, 0)  # timestamptz, text: other cursors keep Django's
-    assert fast_row == django_row
-    assert [type(v) for v in fast_row] == [type(v) for v in django_row]
-    assert [getattr(v, "tzinfo", None) for v in fast_row] == [getattr(v, "tzinfo", None) for v in django_row]
-    assert fast_row[4] == '{"a": null, "b": [1, 2.50, "é"]}'
-    assert later.__module__.startswith("django.")
+    with transaction.atomic():  # one transaction: now() is the same in every statement
+        with connection.cursor() as cursor:
+            assert cursor.adapters.get_loader(1184, 0).__name__ == "UtcTimestamptzLoader"
+            cursor.execute(sql, params)
+            fast_row = cursor.fetchone()
+        with connection.cursor() as cursor:
+            register_tzloader(connection.timezone, cursor)  # what Django registers by itself
+            cursor.execute(sql, params)
+            django_row = cursor.fetchone()
+        with statement_cursor(connection) as cursor:
+            cursor.execute(sql, params)
+            prepared_row = cursor.fetchone()
+        named = connection.chunked_cursor()  # Django's create_cursor(name): a server-side cursor
+        named.execute(sql, params)
+        named_row = named.fetchone()
+        named.close()
+    assert type(django_row[0].tzinfo).__module__ == "datetime"
+    for row in (fast_row, prepared_row, named_row):
+        assert row == django_row
+        assert [type(v) for v in row] == [type(v) for v in django_row]
+        assert [getattr(v, "tzinfo", None) for v in row] == [getattr(v, "tzinfo", None) for v in django_row]
 
 
 def test_a_token_revoked_between_two_single_reads_is_refused_at_the_second(api, id_types, token):

@@ -21,7 +21,7 @@ from media.models import Media
 from media.search.filters import order_sql
 from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
 from mediastore.dbrouting import reading_alias
-from mediastore.rowfetch import column_converters, fast_loaders, statement_cursor
+from mediastore.rowfetch import column_converters, statement_cursor
 from stores.endpoints import without_userinfo
 from stores.models import S3Config, StoreConfig
 
@@ -94,8 +94,6 @@ def media_rows(
     converters = _statement()[1]
     db = connections[reading_alias()]  # the connection read_connection stands for, looked up once
     with statement_cursor(db) if prepared else db.cursor() as cursor:
-        if not prepared:
-            fast_loaders(cursor, db)
         cursor.execute(rows_sql(ids_sql, order_by), ids_params)
         rows = cursor.fetchall()
     stores: dict[int, dict[str, Any]] = {}

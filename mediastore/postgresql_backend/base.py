@@ -11,16 +11,24 @@ connection inside a transaction, and one not checked for a while, since a server
 vanished without closing its sockets (a moved address after a failover) leaves nothing to read,
 and only a round trip finds that out. On a busy server the check is then free; on a quiet one it
 costs what it did.
+
+Timestamps are read with psycopg's compiled ``timestamptz`` loader instead of the Python subclass
+Django registers, when the two give the same values: ``USE_TZ`` on and the connection's zone UTC
+(no database ``TIME_ZONE``), where both return aware datetimes in ``datetime.UTC``. Django's loader
+costs about seven times as much per value (docs/performance.md), on every row of every query.
 """
 
 from __future__ import annotations
 
 import select
 import time
+from datetime import UTC
 
+import psycopg
+from django.conf import settings
 from django.db.backends.postgresql import base, operations
 from psycopg import errors
-from psycopg.pq import TransactionStatus
+from psycopg.pq import Format, TransactionStatus
 
 from mediastore.compat import raw_connection
 
@@ -39,6 +47,20 @@ class DatabaseOperations(operations.DatabaseOperations):
             return self.compose_sql(sql, params)
         except errors.DataError:
             return sql
+
+
+class UtcTimestamptzLoader:
+    """Stands for psycopg's own ``timestamptz`` loader (the compiled one where psycopg has its C
+    extension) in a connection's adapters: psycopg makes a loader by calling the registered class,
+    and this one answers with psycopg's. ``timezone`` is what Django reads of the connection's
+    loader (``create_cursor``) to decide whether a cursor needs its own: UTC, the zone psycopg's
+    loader gives a connection whose ``TimeZone`` is UTC."""
+
+    format = Format.TEXT
+    timezone = UTC
+
+    def __new__(cls, oid: int, context=None):
+        return psycopg.adapters.get_loader(oid, Format.TEXT)(oid, context)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -64,6 +86,12 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if usable:
             self.checked_at = now
         return usable
+
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        if settings.USE_TZ and self.timezone is UTC:  # Django then sets the session's TimeZone to UTC
+            connection.adapters.register_loader("timestamptz", UtcTimestamptzLoader)
+        return connection
 
     def connect(self) -> None:
         super().connect()
