@@ -306,10 +306,14 @@ def create_token(*args: str) -> tuple[str, str]:
 def test_create_token_prints_a_working_token_once(user, expires_in, seconds):
     before = timezone.now()
     out, err = create_token("--user", "alice", "--scopes", "read,write", "--expires-in", expires_in)
+    after = timezone.now()
     clear = out.strip()
     row = ApiToken.objects.get(prefix=clear[:8])
     assert row.scope_list == ["read", "write"] and row.user == user
-    assert timedelta(seconds=seconds - 2) < row.expires - before <= timedelta(seconds=seconds)
+    # to the whole second, counted down: it may fall after before + seconds when a second began
+    # while the command ran, never after after + seconds
+    lifetime = timedelta(seconds=seconds)
+    assert before + lifetime - timedelta(seconds=1) < row.expires <= after + lifetime
     assert clear not in err and f"Token {row.pk}" in err
     assert ApiClient(clear).get("/api/identifier/list").status_code == 200
     assert ApiClient(clear).delete("/api/identifier/x").status_code == 403
