@@ -63,6 +63,7 @@ from tests.support.servers import Server  # noqa: E402
 MiB = 1 << 20
 SHIPPED_MODEL = "gthread"  # gunicorn.conf.py's default worker class: the one the targets judge
 BULK_RATE = 2500  # media/s of part 2 on PostgreSQL, 100 per call (issue 34)
+READ_LIMITS = {"GET /api/media/{pid}": 1.5}  # part 1 over hello (issue 34); the others 2x (issue 13)
 RESULTS: list[tuple[str, str, str, str]] = []  # (name, value, target, verdict)
 DATABASE = [""]  # the database of the lines being reported (summary prefix)
 
@@ -260,7 +261,7 @@ def part_reads(server: Server, s3_url: str | None, args, smoke: bool) -> None:
             continue
         median = statistics.median(times[name])
         note(f"{name} p50 {median * 1000:.2f} ms")
-        report(f"{name} p50 / hello p50", median / hello, 2, smoke=smoke)
+        report(f"{name} p50 / hello p50", median / hello, READ_LIMITS.get(name, 2), smoke=smoke)
     if not s3_url:
         note("no moto S3 server: GET /api/download/url/{pid} not measured")
 
