@@ -174,7 +174,7 @@ OPERATIONS: dict[tuple[str, str], str | None] = {
     ("GET", "/metrics"): VIEW_METRICS,
 }
 
-_READ = [VIEW_MEDIA, VIEW_STORE, VIEW_S3, VIEW_IDTYPE, VIEW_RULE]
+_READ = [VIEW_MEDIA, VIEW_STORE, VIEW_S3, VIEW_IDTYPE, VIEW_RULE, "taggit.view_tag"]
 _WRITE = [*_READ, ADD_MEDIA, CHANGE_MEDIA, DELETE_MEDIA, ADD_STORE]
 _ADMIN = [
     *_WRITE,
@@ -204,7 +204,8 @@ _ADMIN = [
 ]
 # What the groups are given when they are created (migration mediastore 0002 holds a frozen copy;
 # content 0003 gives them the replication rules' permissions, events 0002 the webhooks', quotas 0002
-# the quotas', media 0009 the lifecycle ones, tus 0002 the resumable uploads' in the admin).
+# the quotas', media 0009 the lifecycle ones, tus 0002 the resumable uploads' in the admin, mediastore
+# 0005 the tag list in the admin).
 ROLES: dict[str, list[str]] = {"readers": _READ, "writers": _WRITE, "admins": _ADMIN}
 
 READ, WRITE, DELETE, ADMIN = "read", "write", "delete", "admin"

@@ -67,3 +67,18 @@ def test_a_superuser_cannot_rename_merge_add_or_delete_tags(superuser, tagged, a
     assert agree() == before == {"m1": ["good", "raw"], "m2": ["raw"]}
     found = api.post("/api/media/search", {"tags_all": ["raw"]}).json()
     assert sorted(item["pid"] for item in found) == ["m1", "m2"]
+
+
+@pytest.mark.parametrize("role", ["readers", "writers", "admins"])
+def test_every_role_sees_the_tag_list_read_only(client, django_user_model, tagged, role):
+    """Regression: ``taggit.view_tag`` was in no role, so only superusers saw the tag list."""
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    client.login(username="staff", password="pw")
+    response = client.get(TAGS)
+    assert response.status_code == 200
+    assert {tag.name for tag in response.context["cl"].result_list} == {"good", "raw"}
+    assert client.post(f"{TAGS}{tagged.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Tag.objects.filter(pk=tagged.pk).exists()
