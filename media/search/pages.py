@@ -13,7 +13,9 @@ Shapes of page query on PostgreSQL (``Plan`` in ``media.search.selector`` picks 
   and a full scan, and its cost grows with the number of matches, not with the planner's luck.
   Before it, one statement tries a **bounded walk** (``_page_ids_sql``): a fixed window of rows in
   the order, each checked through the primary key, which fills the page at once when matches are
-  common; the candidate set is only evaluated when the walk did not.
+  common; the candidate set is only evaluated when the walk did not. A statement that collected
+  the candidates also counts them (capped), so the page needs no COUNT statement of its own,
+  which would collect them all again; only a page the walk found does.
 
 Deep pages: a ``cursor`` (the order key of the last row shown, signed) continues after that row
 through the order's index instead of skipping ``offset`` rows. Links to pages that start at or
