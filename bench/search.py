@@ -400,6 +400,16 @@ def analyze() -> None:
         cur.execute("ANALYZE media_taggedmedia")
 
 
+def page_count(sql: str, params) -> int | None:
+    """The count a page's statement gave with its rows (``counted_rows_sql``), or None."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall()
+    return rows[0][-1] if rows else None
+
+
 class Case:
     """One query of the bench: its SQL, and what was measured."""
 
@@ -408,12 +418,16 @@ class Case:
 
         from media import search
         from media.schemas import MediaSearch
-        from media.search.rows import rows_sql
+        from media.search.pages import counts_with_page
+        from media.search.rows import counted_rows_sql, rows_sql
 
         self.name, self.body = name, body
         filters = MediaSearch.model_validate(body)
         page, plan = search.media_search(filters)
         conditions = search.conditions_for(filters)
+        cap = settings.MEDIASTORE_SEARCH_COUNT_CAP + 1
+        # As the service reads it: the page's statement counts the candidates it collected.
+        with_count = counts_with_page(conditions, candidates_first=plan.candidates_first)
         ids_sql, params = search.page_ids_sql(
             conditions,
             order_by=filters.order_by,
@@ -421,10 +435,12 @@ class Case:
             offset=filters.offset,
             candidates_first=plan.candidates_first,
             walk=plan.walk,
+            count_cap=cap if with_count else None,
         )
-        self.page_sql = (rows_sql(ids_sql, filters.order_by), params)
-        cap = settings.MEDIASTORE_SEARCH_COUNT_CAP + 1
+        self.page_sql = ((counted_rows_sql if with_count else rows_sql)(ids_sql, filters.order_by), params)
         self.needs_count = page.has_next or (not page.items and filters.offset > 0)
+        if self.needs_count and with_count:  # no COUNT statement when the page's own counted
+            self.needs_count = page_count(*self.page_sql) is None
         self.count_sql = search.count_sql(conditions, cap, candidates_first=plan.candidates_first)
         self.filters, self.page, self.plan, self.conditions = filters, page, plan, conditions
         self.sql_page = self.sql_count = self.http = None
@@ -539,6 +555,73 @@ def identifier_index_ab(runs: int) -> None:
             for key, values in (
                 ("sb", sql[False]),
                 ("sa", sql[True]),
+                ("hb", http[False]),
+                ("ha", http[True]),
+            )
+        }
+        print(
+            f"{name:34} {p['sb'][0]:6.1f}/{p['sb'][1]:7.1f} {p['sa'][0]:6.1f}/{p['sa'][1]:7.1f}"
+            f" {p['sa'][0] / p['sb'][0]:6.3f} {p['hb'][0]:6.1f}/{p['hb'][1]:7.1f}"
+            f" {p['ha'][0]:6.1f}/{p['ha'][1]:7.1f} {p['ha'][0] / p['hb'][0]:6.3f}",
+            flush=True,
+        )
+
+
+def count_ab(runs: int) -> None:
+    """Each case whose page collects every match first, with the page's statement counting them
+    (now) and with a COUNT statement of its own after the page (before), interleaved call by call
+    through the search service and through HTTP; the same pages and totals asserted."""
+    from unittest import mock
+
+    from django.test import Client
+
+    from media import search
+    from media.schemas import MediaSearch
+    from media.search import pages
+
+    client = Client(headers={"Authorization": f"Bearer {token()}"})
+    counting = pages.counts_with_page
+
+    def call(counted: bool, run) -> tuple[float, object]:
+        with mock.patch.object(pages, "counts_with_page", counting if counted else lambda *a, **k: False):
+            t = time.perf_counter()
+            out = run()
+            return (time.perf_counter() - t) * 1000, out
+
+    print(
+        f"\ncount with the page (after) / COUNT statement (before), interleaved ({runs} calls each;"
+        f" load average {os.getloadavg()[0]:.1f}); p50 / p95 ms, ratio of p50s:"
+    )
+    print(
+        f"{'query':34} {'service before':>15} {'service after':>15} {'ratio':>6}"
+        f" {'http before':>15} {'http after':>15} {'ratio':>6}"
+    )
+    for name, body in CASES:
+        filters = MediaSearch.model_validate(body)
+        conditions = search.conditions_for(filters)
+        if not counting(conditions, candidates_first=search.search_plan(filters, {}).candidates_first):
+            continue
+        read = partial(search.media_search, filters)
+
+        def shown(page) -> tuple:
+            return [m["pk"] for m in page.items], page.total, page.total_exact, page.has_next
+
+        found = {counted: shown(call(counted, read)[1][0]) for counted in (0, 1)}
+        assert found[0] == found[1], name
+        if not found[1][3]:  # the page shows the total: no count either way
+            continue
+        service: dict[bool, list[float]] = {False: [], True: []}
+        http: dict[bool, list[float]] = {False: [], True: []}
+        post = partial(client.post, "/api/media/search", json.dumps(body), content_type="application/json")
+        for n in range(runs):
+            for counted in (n % 2 == 0, n % 2 == 1):  # alternate which goes first
+                service[counted].append(call(counted, read)[0])
+                http[counted].append(call(counted, post)[0])
+        p = {
+            key: (statistics.median(values), percentile(values, 0.95))
+            for key, values in (
+                ("sb", service[False]),
+                ("sa", service[True]),
                 ("hb", http[False]),
                 ("ha", http[True]),
             )
@@ -745,12 +828,21 @@ def main() -> None:
         "--only-identifier-ab", action="store_true", help="only the identifier index comparison"
     )
     parser.add_argument(
+        "--no-identifier-ab", action="store_true", help="skip the identifier index comparison"
+    )
+    parser.add_argument(
+        "--only-count-ab", action="store_true", help="only the page's own count against a COUNT statement"
+    )
+    parser.add_argument(
         "--only-tags", action="store_true", help="only the searches with tags (and their ANALYZE rounds)"
     )
     args = parser.parse_args()
     prepare(args.db, args.rows, args.reload, args.seed, args.reindex)
     identifier_indexes(not args.no_identifier_index)
-    if not args.no_identifier_index and not args.only_tags:
+    if args.only_count_ab:
+        count_ab(args.runs)
+        return
+    if not (args.no_identifier_index or args.only_tags or args.no_identifier_ab):
         identifier_index_ab(args.runs)
     if not args.only_identifier_ab:
         measure(args.runs, not args.no_path_index, args.rounds, args.only_tags)

@@ -13,7 +13,9 @@ Shapes of page query on PostgreSQL (``Plan`` in ``media.search.selector`` picks 
   and a full scan, and its cost grows with the number of matches, not with the planner's luck.
   Before it, one statement tries a **bounded walk** (``_page_ids_sql``): a fixed window of rows in
   the order, each checked through the primary key, which fills the page at once when matches are
-  common; the candidate set is only evaluated when the walk did not.
+  common; the candidate set is only evaluated when the walk did not. A statement that collected
+  the candidates also counts them (capped), so the page needs no COUNT statement of its own,
+  which would collect them all again; only a page the walk found does.
 
 Deep pages: a ``cursor`` (the order key of the last row shown, signed) continues after that row
 through the order's index instead of skipping ``offset`` rows. Links to pages that start at or
@@ -39,7 +41,7 @@ from media.search.filters import (
     key_fields,
     order_sql,
 )
-from media.search.rows import media_rows
+from media.search.rows import media_rows, media_rows_counted
 from mediastore.dbrouting import read_connection as connection  # the replica for routed reads
 from mediastore.errors import RuleViolation
 from mediastore.pagination import Page
@@ -114,6 +116,7 @@ def _page_ids_sql(
     offset: int,
     key: list[Any] | None,
     walk: bool,
+    count_cap: int | None = None,
 ) -> tuple[str, list[Any]]:
     """One statement choosing the page's ids of a search with an indexed filter (PostgreSQL).
 
@@ -123,12 +126,23 @@ def _page_ids_sql(
     filters that match many rows, it is the answer. Only when it does not is the ``candidates``
     CTE evaluated (a gated UNION branch, never started otherwise). Each part's cost is bounded by
     the rows it reads, not by the planner's luck.
+
+    ``count_cap``: each id comes with the number of matches counted up to ``count_cap`` (a second
+    column) from the candidates already collected, or NULL when the walk found the page and
+    collected none: a page that needs its total then needs no COUNT statement of its own, which
+    would collect every match a second time.
     """
     with_sql, params, candidates_order = _candidates_sql(conditions, order_by)
-    candidates = f"SELECT candidates.id FROM candidates ORDER BY {candidates_order} LIMIT %s OFFSET %s"
+    total, total_params = "", []
+    if count_cap is not None:
+        total, total_params = (
+            ", (SELECT count(*) FROM (SELECT 1 FROM candidates LIMIT %s) AS capped)",
+            [count_cap],
+        )
+    candidates = f"SELECT candidates.id{total} FROM candidates ORDER BY {candidates_order} LIMIT %s OFFSET %s"
     depth = offset + limit
     if not walk or depth > WALK_MAX_DEPTH:
-        return f"WITH {with_sql} {candidates}", [*params, limit, offset]
+        return f"WITH {with_sql} {candidates}", [*params, *total_params, limit, offset]
     columns = id_and_key_columns(order_by)
     size = min(WALK_MAX, max(WALK_MIN, WALK_FACTOR * depth))
     after = Conditions() if key is None else after_key(Conditions(), order_by, key)
@@ -144,12 +158,15 @@ def _page_ids_sql(
         f"AS {TABLE} "
         f"WHERE {where} ORDER BY {order_sql(order_by, 'w')} LIMIT %s OFFSET %s)"
     )
+    walk_total, page_columns = (", NULL::bigint", "id, total") if count_cap is not None else ("", "id")
     sql = (
         f"WITH {walk_sql}, {with_sql} "
-        f"SELECT walk.id FROM walk WHERE (SELECT count(*) FROM walk) = %s "
-        f"UNION ALL (SELECT page.id FROM ({candidates}) AS page WHERE (SELECT count(*) FROM walk) < %s)"
+        f"SELECT walk.id{walk_total} FROM walk WHERE (SELECT count(*) FROM walk) = %s "
+        f"UNION ALL (SELECT page.* FROM ({candidates}) AS page({page_columns}) "
+        f"WHERE (SELECT count(*) FROM walk) < %s)"
     )
-    return sql, [*window_params, size, *where_params, limit, offset, *params, limit, limit, offset, limit]
+    walk_params = [*window_params, size, *where_params, limit, offset]
+    return sql, [*walk_params, *params, limit, *total_params, limit, offset, limit]
 
 
 def _one_tag_ids_sql(
@@ -209,16 +226,26 @@ def page_ids_sql(
     candidates_first: bool = False,
     key: list[Any] | None = None,
     walk: bool = True,
+    count_cap: int | None = None,
 ) -> tuple[str, list[Any]]:
     """SQL of the ids of rows ``offset`` to ``offset + limit`` of the matches in order.
 
-    ``key`` is the cursor's, when ``conditions`` already hold the rows after it."""
+    ``key`` is the cursor's, when ``conditions`` already hold the rows after it. ``count_cap``: on
+    the statements that collect every match first (``counts_with_page``), each id comes with the
+    number of matches counted up to ``count_cap`` (or NULL, see ``_page_ids_sql``)."""
     if conditions.one_tag is not None:
         return _one_tag_ids_sql(conditions, limit=limit, offset=offset, key=key)
     if candidates_first and connection.vendor == "postgresql":
-        return _page_ids_sql(conditions, order_by=order_by, limit=limit, offset=offset, key=key, walk=walk)
+        return _page_ids_sql(
+            conditions, order_by=order_by, limit=limit, offset=offset, key=key, walk=walk, count_cap=count_cap
+        )
     sql, params = _matches_sql(conditions, ["id"])
     return f"{sql} ORDER BY {order_sql(order_by)} LIMIT %s OFFSET %s", [*params, limit, offset]
+
+
+def counts_with_page(conditions: Conditions, *, candidates_first: bool) -> bool:
+    """Whether ``page_ids_sql`` can give the page's ids with the count (``count_cap``)."""
+    return candidates_first and conditions.one_tag is None and connection.vendor == "postgresql"
 
 
 def count_sql(conditions: Conditions, cap: int, *, candidates_first: bool = False) -> tuple[str, list[Any]]:
@@ -255,7 +282,7 @@ def search_page(
     walk: bool = True,
 ) -> Page:
     """Read one page of the matches (one statement, plus a capped COUNT unless the page shows the
-    total).
+    total or its statement counted the matches it collected).
 
     With ``cursor`` the page starts after the row it names, and ``offset`` (the number of matches
     before it, as the link said) only serves the total and the links.
@@ -264,7 +291,9 @@ def search_page(
     rest = conditions if key is None else after_key(conditions, order_by, key)
     skip = 0 if cursor is not None else offset
     rows: list[dict[str, Any]] = []
+    counted: int | None = None  # the matches, when the page's statement counted them
     if not rest.empty:
+        with_count = counts_with_page(rest, candidates_first=candidates_first)
         ids_sql, ids_params = page_ids_sql(
             rest,
             order_by=order_by,
@@ -273,8 +302,13 @@ def search_page(
             candidates_first=candidates_first,
             key=key,
             walk=walk,
+            # as far as the count below can need (the page holds at most limit of the rows)
+            count_cap=max(settings.MEDIASTORE_SEARCH_COUNT_CAP, skip + limit + 1) + 1 if with_count else None,
         )
-        rows = media_rows(ids_sql, ids_params, order_by, prepared=rest.one_tag is not None)
+        if with_count:
+            rows, counted = media_rows_counted(ids_sql, ids_params, order_by)
+        else:
+            rows = media_rows(ids_sql, ids_params, order_by, prepared=rest.one_tag is not None)
     has_next = len(rows) > limit
     rows = rows[:limit]
     next_params = {}
@@ -283,7 +317,8 @@ def search_page(
     if not has_next and (rows or offset == 0):
         return Page(rows, offset + len(rows), True, offset, limit, False)
     counting_cap = max(settings.MEDIASTORE_SEARCH_COUNT_CAP, skip + len(rows) + 1)
-    counted = count_matches(rest, counting_cap + 1, candidates_first=candidates_first)
+    if counted is None:
+        counted = count_matches(rest, counting_cap + 1, candidates_first=candidates_first)
     before = offset - skip  # matches before the cursor (0 without one)
     total, exact = before + min(counted, counting_cap), counted <= counting_cap
     return Page(rows, total, exact, offset, limit, has_next, next_params)

@@ -48,7 +48,7 @@ FIELDS = (
 )
 JSON_FIELDS = ("identifiers", "metadata", "tag_list")
 
-_SQL: dict[str, tuple[str, list[tuple[int, Any]]]] = {}
+_SQL: dict[str, tuple[str, str, list[tuple[int, Any]]]] = {}
 
 
 class Hold(NamedTuple):
@@ -61,27 +61,38 @@ class Hold(NamedTuple):
     hold_by: str
 
 
-def _statement() -> tuple[str, list[tuple[int, Any]]]:
-    """The SELECT ... FROM of a page (without WHERE and ORDER BY) and its column converters, made
-    once per database vendor."""
+def _statement() -> tuple[str, str, list[tuple[int, Any]]]:
+    """The columns and the FROM of a page (without WHERE and ORDER BY) and its column converters,
+    made once per database vendor."""
     vendor = connection.vendor
     if vendor not in _SQL:
         fields = [Media._meta.get_field(name) for name in FIELDS]
         columns = [f'm."{field.column}"' for field in fields]
         columns += [f'CAST(m."{Media._meta.get_field(name).column}" AS text)' for name in JSON_FIELDS]
         columns += ['sc."type"', 'sc."bucket"', 's3."url"']
-        sql = (
-            f'SELECT {", ".join(columns)} FROM "{Media._meta.db_table}" m '
+        tables = (
+            f'"{Media._meta.db_table}" m '
             f'INNER JOIN "{StoreConfig._meta.db_table}" sc ON sc."id" = m."store_config_id" '
             f'LEFT OUTER JOIN "{S3Config._meta.db_table}" s3 ON s3."id" = sc."s3cfg_id"'
         )
-        _SQL[vendor] = (sql, column_converters(fields))
+        _SQL[vendor] = (", ".join(columns), tables, column_converters(fields))
     return _SQL[vendor]
 
 
 def rows_sql(ids_sql: str, order_by: str | None) -> str:
     """The statement reading the media whose ids ``ids_sql`` selects, in the search's order."""
-    return f'{_statement()[0]} WHERE m."id" IN ({ids_sql}) ORDER BY {order_sql(order_by, "m")}'
+    columns, tables, _ = _statement()
+    return f'SELECT {columns} FROM {tables} WHERE m."id" IN ({ids_sql}) ORDER BY {order_sql(order_by, "m")}'
+
+
+def counted_rows_sql(ids_sql: str, order_by: str | None) -> str:
+    """``rows_sql`` of an ``ids_sql`` that gives each id with the count of matches (``total``):
+    the count is the last column of each row."""
+    columns, tables, _ = _statement()
+    return (
+        f'SELECT {columns}, page."total" FROM {tables} INNER JOIN ({ids_sql}) AS page("id", "total") '
+        f'ON page."id" = m."id" ORDER BY {order_sql(order_by, "m")}'
+    )
 
 
 def media_rows(
@@ -91,11 +102,30 @@ def media_rows(
     them (one statement). ``prepared``: the statement is one whose plan suits every value of its
     parameters, so on PostgreSQL it is prepared once per connection (``statement_cursor``) and not
     planned again at every page; the others are planned for their values, as issue 14 needs."""
-    converters = _statement()[1]
+    return _page(_fetch(rows_sql(ids_sql, order_by), ids_params, prepared=prepared))
+
+
+def media_rows_counted(
+    ids_sql: str, ids_params: list[Any], order_by: str | None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """``media_rows`` of an ``ids_sql`` that counts the matches too (``counted_rows_sql``), and that
+    count (None when the statement did not count, or found no row)."""
+    rows = _fetch(counted_rows_sql(ids_sql, order_by), ids_params, prepared=False)
+    total = rows[0][-1] if rows else None
+    return _page([row[:-1] for row in rows]), total
+
+
+def _fetch(sql: str, params: list[Any], *, prepared: bool) -> list[tuple]:
     db = connections[reading_alias()]  # the connection read_connection stands for, looked up once
     with statement_cursor(db) if prepared else db.cursor() as cursor:
-        cursor.execute(rows_sql(ids_sql, order_by), ids_params)
-        rows = cursor.fetchall()
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _page(rows: list[tuple]) -> list[dict[str, Any]]:
+    """The rows of a page's statement as ``media_out_dict`` gives them."""
+    converters = _statement()[2]
+    db = connections[reading_alias()]
     stores: dict[int, dict[str, Any]] = {}
     page = []
     now = timezone.now()
