@@ -20,8 +20,9 @@ command's own figure (first file to last, Django's start-up excluded).
 
 ``--baseline DIR`` (another checkout, e.g. the main branch's) times that checkout's ingest of the
 small tree beside this one's, interleaved over ``--rounds`` rounds (the order flips each round) in
-one throw-away deployment, each round into fresh stores, and prints both rates and their ratio:
-the A/B figure for a change to ingest on a noisy machine. The schema must be the same in both.
+one throw-away deployment, each round into fresh stores, and prints both rates and their ratio,
+and the CPU time of each ingest process per file (start-up taken off) and its ratio: the A/B figures
+for a change to ingest on a noisy machine. The schema must be the same in both.
 
 The deployment is set up the way the tests do it (``tests/support/``): its own data
 directory, SQLite there (``--postgres``: a throw-away PostgreSQL database), ``migrate``,
@@ -40,6 +41,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -158,31 +160,69 @@ def measure(env: dict[str, str], tree: Path, bucket: str, workdir: Path, workers
     return timings
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def ingest_cpu(
+    env: dict[str, str], checkout: Path, tree: Path, bucket: str, workers: int
+) -> tuple[str, float]:
+    """``checkout``'s ``manage.py ingest`` of ``tree`` into a new store ``bucket``: (its output, the
+    CPU seconds of its process, start-up included)."""
+    command = ["ingest", str(tree), "--store", f"FilesystemStore:{bucket}", "--create-store"]
+    command += ["--pid-type", "bench", "--pid", f"{bucket}/{{relpath}}"]
+    command += ["--workers", str(workers), "--no-progress"]
+    before = children_cpu()
+    _, out = manage(env, *command, checkout=checkout)
+    return out, children_cpu() - before
+
+
 def compare(env: dict[str, str], tree: Path, baseline: Path, workers: int, rounds: int) -> list[float]:
     """Interleaved A/B: ``baseline``'s ingest (A) and this checkout's (B) of the same tree, each
     round into fresh stores and pids; prints each round's files/s (the command's own figure) and
-    returns the ratios B/A."""
+    the CPU time of the ingest process per file (its start-up, an ingest of an empty directory
+    measured once per side, taken off), and returns the ratios B/A of the rates.
+
+    On a machine shared with other work the wall-clock rate moves with the load; the CPU per file
+    moves much less, so a change that saves Python work shows there first."""
     files, size = tree_stats(tree)
+    empty = tree.parent / "ab-empty"
+    empty.mkdir(exist_ok=True)
+    startup = {
+        side: ingest_cpu(env, checkout, empty, f"ab-empty-{side.lower()}", workers)[1]
+        for side, checkout in (("A", baseline), ("B", REPO))
+    }
     print(f"\nA/B, small files: A = {baseline}, B = {REPO}")
     print(f"  {files} files, {size / MIB:.1f} MiB, {rounds} rounds, the order flipped each round")
-    print(f"  {'round':>5} {'A files/s':>10} {'B files/s':>10} {'B/A':>6}")
-    ratios = []
+    print(f"  start-up CPU (an empty ingest, taken off): A {startup['A']:.2f} s, B {startup['B']:.2f} s")
+    print(
+        f"  {'round':>5} {'A files/s':>10} {'B files/s':>10} {'B/A':>6}"
+        f" {'A CPU us/file':>14} {'B CPU us/file':>14} {'B/A':>6}"
+    )
+    ratios, cpu_ratios = [], []
     for n in range(rounds):
-        rates = {}
+        rates, cpu = {}, {}
         for side in "AB" if n % 2 == 0 else "BA":
             checkout = baseline if side == "A" else REPO
-            bucket = f"ab-{side.lower()}{n}"
-            command = ["ingest", str(tree), "--store", f"FilesystemStore:{bucket}", "--create-store"]
-            command += ["--pid-type", "bench", "--pid", f"{bucket}/{{relpath}}"]
-            command += ["--workers", str(workers), "--no-progress"]
-            _, out = manage(env, *command, checkout=checkout)
+            out, seconds = ingest_cpu(env, checkout, tree, f"ab-{side.lower()}{n}", workers)
             if not out.startswith(f"stored {files}, "):
                 raise BenchError(f"ingest ({side}) did not store every file:\n{out}")
             rates[side] = files / (own_seconds(out) or 0.01)
+            cpu[side] = max(seconds - startup[side], 0.0) / files * 1e6
         ratios.append(rates["B"] / rates["A"])
-        print(f"  {n + 1:5} {rates['A']:10.0f} {rates['B']:10.0f} {ratios[-1]:6.2f}")
-    ordered = sorted(ratios)
-    print(f"  median B/A {ordered[len(ordered) // 2]:.2f} (min {ordered[0]:.2f}, max {ordered[-1]:.2f})")
+        cpu_ratios.append(cpu["B"] / max(cpu["A"], 1e-9))
+        print(
+            f"  {n + 1:5} {rates['A']:10.0f} {rates['B']:10.0f} {ratios[-1]:6.2f}"
+            f" {cpu['A']:14.0f} {cpu['B']:14.0f} {cpu_ratios[-1]:6.2f}"
+        )
+    for what, values in (("files/s", ratios), ("CPU per file", cpu_ratios)):
+        ordered = sorted(values)
+        print(
+            f"  {what}: median B/A {ordered[len(ordered) // 2]:.2f}"
+            f" (min {ordered[0]:.2f}, max {ordered[-1]:.2f})"
+        )
     return ratios
 
 
