@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
@@ -58,17 +59,19 @@ def marks_and_ids(count: int) -> tuple[list[int], list[int] | None]:
     return sorted(row[0] for row in rows), sorted(row[1] for row in rows)
 
 
-def insert(model: type[models.Model], objs: Sequence[models.Model]) -> None:
+def insert(model: type[models.Model], objs: Sequence[Any], *, with_pk: bool | None = None) -> None:
     """Insert ``objs`` as new rows of ``model``: with COPY, every concrete field including the
-    primary key when the first object has one (else the database numbers them and the objects do
-    not learn their keys: for rows nothing reads back, such as history rows); ``bulk_create``
-    elsewhere (which sets the keys)."""
+    primary key when ``with_pk`` (by default: when the first object has one; else the database
+    numbers them and the objects do not learn their keys: for rows nothing reads back, such as
+    history rows); ``bulk_create`` elsewhere (which sets the keys). With COPY an object may be
+    any object with the fields' attributes (``attname``), not only an instance of ``model``."""
     if not objs:
         return
     if not copy_enabled():
         model.objects.bulk_create(objs)
         return
-    with_pk = objs[0].pk is not None
+    if with_pk is None:
+        with_pk = objs[0].pk is not None
     fields = _fields(model, with_pk)
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in fields)
@@ -79,8 +82,9 @@ def insert(model: type[models.Model], objs: Sequence[models.Model]) -> None:
     with connection.cursor() as cursor:  # opens the connection if needed
         run_as_statement(connection, cursor, sql, rows, _copy, logged_as=f"{sql} -- {len(rows)} rows")
     for obj in objs:
-        obj._state.adding = False
-        obj._state.db = connection.alias
+        if isinstance(obj, models.Model):
+            obj._state.adding = False
+            obj._state.db = connection.alias
 
 
 # Django's own field classes (exactly these, not subclasses) whose ``get_db_prep_save`` gives back a

@@ -27,7 +27,7 @@ from media.bulk import BulkOutcome, bulk_apply, raise_first_failure
 from media.copyrows import insert, marks_and_ids
 from media.history import insert_created
 from media.lifecycle import check_hold, default_expiry, is_expired
-from media.models import EventType, Media, StoreStatus
+from media.models import EventType, Media, StoreStatus, new_media
 from media.outbox import event_for, record
 from media.pids import lookup_set, nfc
 from media.rules import IdentifierRules, StoreResolver, check_tag_count, clean_tags, new_store_key
@@ -68,10 +68,11 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
     meta_ops.check_limits(item.metadata)
     store = stores.resolve(item.store_config)
     check_expiry(item.expires_at)
-    obj = Media(
+    obj = new_media(
+        store,
         pid=pid,
         pid_type_id=item.pid_type,
-        store_config=store,
+        store_config_id=store.pk,
         store_key=new_store_key(),
         store_status=StoreStatus.PENDING,
         identifiers=identifiers,

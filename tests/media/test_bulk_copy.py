@@ -195,3 +195,23 @@ def test_a_pid_taken_meanwhile_creates_nothing(user, alt_type, monkeypatch, plai
         media_insert(objs, user=user)
     assert (Media.objects.count(), Media.history.model.objects.count(), MediaEvent.objects.count()) == counts
     assert recount()[(objs[7].store_config_id, user.username)] == (0, 1)
+
+
+def test_new_media_is_the_media_keywords_build():
+    """``new_media`` (positional, as ``Model.from_db`` builds) gives the object ``Media(**values)``
+    gives: every attribute, defaults included, and the store cached (no query to read it)."""
+    from media.models import new_media
+    from stores.models import StoreConfig
+
+    store = StoreConfig.objects.create(type="DictStore", bucket="new-media")
+    values = {"pid": "nm", "pid_type_id": "x", "store_key": "k", "metadata": {"a": 1}, "tag_list": ["t"]}
+    fast = new_media(store, store_config_id=store.pk, **values)
+    plain = Media(store_config=store, **values)
+    assert {k: v for k, v in vars(fast).items() if k != "_state"} == {
+        k: v for k, v in vars(plain).items() if k != "_state"
+    }
+    assert (fast._state.adding, fast._state.db) == (plain._state.adding, plain._state.db) == (True, "default")
+    assert fast.identifiers == {} and fast.identifiers is not new_media(store, **dict(values)).identifiers
+    with CaptureQueriesContext(connection) as queries:
+        assert fast.store_config is store
+    assert queries.captured_queries == []
