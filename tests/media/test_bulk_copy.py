@@ -215,3 +215,37 @@ def test_new_media_is_the_media_keywords_build():
     with CaptureQueriesContext(connection) as queries:
         assert fast.store_config is store
     assert queries.captured_queries == []
+
+
+JSON_VALUES = [
+    {"instrument": {"id": 3, "name": "IFCB"}, "depth": 0.5, "ok": True, "none": None},
+    {"big": 2**70, "small": -(2**63), "exp": [1e16, 1e-7, -0.0, 1.7976931348623157e308, 5e-324]},
+    {"text": 'Ünï "quoted" \\ back\nline\ttab \u2028 \U0001f600', "empty": {}, "list": []},
+    ["a", 1, 2.5, None, False, [[["deep"]]]],
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+def test_json_text_is_the_jsonb_of_json_dumps(value):
+    """What COPY sends for a JSONField (``copyrows.json_text``, orjson's text) is read by the
+    database as the value ``json.dumps`` (Django's way) gives."""
+    text = copyrows.json_text(value)
+    assert json.loads(text) == json.loads(json.dumps(value))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s::jsonb = %s::jsonb", [text, json.dumps(value)])
+            assert cursor.fetchone() == (True,)
+
+
+def test_json_text_falls_back_to_json_dumps_where_orjson_differs():
+    """NaN and infinities (orjson writes null, json.dumps NaN, which PostgreSQL refuses), keys that
+    are not strings, lone surrogates and times without the encoder are json.dumps' text or error."""
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    for value in ({"a": [1, {"b": float("nan")}]}, {"a": float("-inf")}, {1: "x"}, {"s": "\ud800"}):
+        assert copyrows.json_text(value) == json.dumps(value)
+    moment = timezone.now()
+    with pytest.raises(TypeError):
+        copyrows.json_text({"t": moment})
+    encoded = copyrows.json_text({"t": moment}, DjangoJSONEncoder, DjangoJSONEncoder().default)
+    assert json.loads(encoded) == json.loads(json.dumps({"t": moment}, cls=DjangoJSONEncoder))
