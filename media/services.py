@@ -29,7 +29,7 @@ from media.history import insert_created
 from media.lifecycle import check_hold, default_expiry, is_expired
 from media.models import EventType, Media, StoreStatus, new_media
 from media.outbox import event_for, record
-from media.pids import lookup_set, nfc
+from media.pids import lookup_set, nfc, with_pids
 from media.rules import IdentifierRules, StoreResolver, check_tag_count, clean_tags, new_store_key
 from media.schemas import (
     HoldIn,
@@ -145,7 +145,7 @@ def _prepare(
     # retires that media before the new one takes the pid.
     now = timezone.now()
     fields = ("pid", "expires_at", "hold_since", "hold_until")
-    stored = list(Media.objects.filter(pid__in=lookup_set(seen)).only(*fields))
+    stored = list(with_pids(Media.objects.all(), seen).values_list(*fields, named=True))
     live = {nfc(media.pid) for media in stored if not is_expired(media, now)}
     expired = {nfc(media.pid) for media in stored} - live
     for obj in objs:
