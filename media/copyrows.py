@@ -162,12 +162,13 @@ def json_text(
     (or its error) where orjson would write another value or refuse: NaN and infinities (orjson
     writes ``null``, json.dumps ``NaN``, which PostgreSQL refuses), integers beyond 64 bits, lone
     surrogates, keys that are not strings, objects ``default`` does not know."""
-    if not _nonfinite(value):
-        try:
-            return orjson.dumps(value, default=default, option=_PASSTHROUGH).decode()
-        except (TypeError, orjson.JSONEncodeError):
-            pass
-    return json.dumps(value, cls=encoder)
+    try:
+        text = orjson.dumps(value, default=default, option=_PASSTHROUGH)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, cls=encoder)
+    if b"null" in text and _nonfinite(value):  # orjson writes NaN and infinities as null
+        return json.dumps(value, cls=encoder)
+    return text.decode()
 
 
 def _nonfinite(value: Any) -> bool:
