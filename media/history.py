@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db.models import Model
 from simple_history.utils import get_change_reason_from_object
 
+from media import copyrows
 from media.copyrows import insert
 from media.models import Media
 from media.pids import pid_forms
@@ -55,25 +56,52 @@ def history_model() -> tuple[type[Model], tuple[str, ...]]:
     return historical, tuple(f.attname for f in Media._meta.fields if f.attname in kept)
 
 
+class CreatedRow:
+    """The values of the "created" history row of a media, for a COPY (``media.copyrows.insert``
+    reads the row's fields as attributes): the media's own, read through, and the history's."""
+
+    __slots__ = ("media", "history_date", "history_user_id", "history_change_reason", "history_type")
+
+    def __init__(self, media: Media, date, user_id, reason: str) -> None:
+        self.media = media
+        self.history_date = date
+        self.history_user_id = user_id
+        self.history_change_reason = reason
+        self.history_type = "+"
+
+    def __getattr__(self, name: str):
+        return getattr(self.media, name)
+
+
 def insert_created(objs: list[Media], *, user, date, reason: str) -> None:
     """The "created" history rows of new media, as simple-history's ``bulk_history_create(objs,
     default_user=user, default_date=date, default_change_reason=reason)`` makes them (an object's
     own ``_history_user``, ``_history_date`` and ``_change_reason`` first), inserted in one
-    statement (``media.copyrows``); nothing when ``SIMPLE_HISTORY_ENABLED`` is off."""
+    statement (``media.copyrows``); nothing when ``SIMPLE_HISTORY_ENABLED`` is off. With COPY the
+    rows are never built as model instances (``CreatedRow``: the values alone)."""
     if not getattr(settings, "SIMPLE_HISTORY_ENABLED", True):
         return
     historical, _kept = history_model()
-    rows = [
-        history_row(
-            obj,
-            history_date=getattr(obj, "_history_date", date),
-            history_user=getattr(obj, "_history_user", user or historical.get_default_history_user(obj)),
-            history_change_reason=get_change_reason_from_object(obj) or reason,
-            history_type="+",
+    fields = [
+        (
+            getattr(obj, "_history_date", date),
+            getattr(obj, "_history_user", user or historical.get_default_history_user(obj)),
+            get_change_reason_from_object(obj) or reason,
         )
         for obj in objs
     ]
-    insert(historical, rows)
+    if copyrows.copy_enabled():  # looked up here: tests patch it off in copyrows
+        rows = [
+            CreatedRow(obj, when, getattr(who, "pk", None), why)
+            for obj, (when, who, why) in zip(objs, fields, strict=True)
+        ]
+        insert(historical, rows, with_pk=False)
+        return
+    instances = [
+        history_row(obj, history_date=when, history_user=who, history_change_reason=why, history_type="+")
+        for obj, (when, who, why) in zip(objs, fields, strict=True)
+    ]
+    insert(historical, instances)
 
 
 def media_history(pid: str) -> list[dict]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import functools
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -155,6 +157,35 @@ class Media(models.Model):
         """Take the next change number and count one more revision (done on every write)."""
         self.mark = mark if mark is not None else next_marks(1)[0]
         self.version = (self.version or 0) + 1
+
+
+def new_media(store_config, **values) -> Media:
+    """``Media(store_config=store_config, **values)`` (``values`` by field ``attname``), built as
+    Django builds a loaded row (``Model.from_db``: every value positionally, in
+    ``_meta.concrete_fields`` order), which skips the per-keyword work of ``Model.__init__``: a
+    third of its time. Fields not given get their default, as with keywords."""
+    args = [
+        values.pop(field.attname) if field.attname in values else default()
+        for field, default in _media_defaults()
+    ]
+    if values:
+        raise TypeError(f"Media has no fields {sorted(values)}")
+    obj = Media(*args)
+    obj.store_config = store_config
+    return obj
+
+
+@functools.cache
+def _media_defaults() -> tuple[tuple[models.Field, Callable[[], object]], ...]:
+    """(field, function giving its default) for each concrete field of Media, in order."""
+    defaults = []
+    for field in Media._meta.concrete_fields:
+        if callable(field.default):
+            defaults.append((field, field.get_default))
+        else:
+            constant = field.get_default()
+            defaults.append((field, lambda constant=constant: constant))
+    return tuple(defaults)
 
 
 class EventCounter(models.Model):

@@ -12,6 +12,10 @@ import unicodedata
 from collections.abc import Iterable
 from typing import TypeVar
 
+from django.db import connection
+from django.db.models import QuerySet
+from django.db.models.functions import Collate
+
 T = TypeVar("T")
 
 
@@ -29,6 +33,18 @@ def nfc(pid: str) -> str:
 def lookup_set(pids: Iterable[str]) -> set[str]:
     """Every form of these pids, for one ``pid__in`` query."""
     return {form for pid in pids for form in pid_forms(pid)}
+
+
+def with_pids(queryset: QuerySet, pids: Iterable[str]) -> QuerySet:
+    """``queryset`` filtered to the rows whose pid is one of ``pids`` (every form, ``lookup_set``).
+    On PostgreSQL written ``pid COLLATE "C" IN (...)``, which only the ``media_pid_c`` B-tree
+    answers: a plain ``pid IN (...)`` may be planned on the trigram GIN index, whose equality
+    reads far more (docs/performance.md, "Bulk create"). Equal either way: a deterministic
+    collation compares equal exactly the same strings."""
+    pids = lookup_set(pids)
+    if connection.vendor != "postgresql":
+        return queryset.filter(pid__in=pids)
+    return queryset.alias(pid_c=Collate("pid", "C")).filter(pid_c__in=pids)
 
 
 def pick(found: dict[str, T], pid: str) -> T | None:

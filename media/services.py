@@ -27,9 +27,9 @@ from media.bulk import BulkOutcome, bulk_apply, raise_first_failure
 from media.copyrows import insert, marks_and_ids
 from media.history import insert_created
 from media.lifecycle import check_hold, default_expiry, is_expired
-from media.models import EventType, Media, StoreStatus
+from media.models import EventType, Media, StoreStatus, new_media
 from media.outbox import event_for, record
-from media.pids import lookup_set, nfc
+from media.pids import lookup_set, nfc, with_pids
 from media.rules import IdentifierRules, StoreResolver, check_tag_count, clean_tags, new_store_key
 from media.schemas import (
     HoldIn,
@@ -68,10 +68,11 @@ def _build_media(item: MediaIn, rules: IdentifierRules, stores: StoreResolver) -
     meta_ops.check_limits(item.metadata)
     store = stores.resolve(item.store_config)
     check_expiry(item.expires_at)
-    obj = Media(
+    obj = new_media(
+        store,
         pid=pid,
         pid_type_id=item.pid_type,
-        store_config=store,
+        store_config_id=store.pk,
         store_key=new_store_key(),
         store_status=StoreStatus.PENDING,
         identifiers=identifiers,
@@ -144,7 +145,7 @@ def _prepare(
     # retires that media before the new one takes the pid.
     now = timezone.now()
     fields = ("pid", "expires_at", "hold_since", "hold_until")
-    stored = list(Media.objects.filter(pid__in=lookup_set(seen)).only(*fields))
+    stored = list(with_pids(Media.objects.all(), seen).values_list(*fields, named=True))
     live = {nfc(media.pid) for media in stored if not is_expired(media, now)}
     expired = {nfc(media.pid) for media in stored} - live
     for obj in objs:

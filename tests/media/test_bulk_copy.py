@@ -195,3 +195,57 @@ def test_a_pid_taken_meanwhile_creates_nothing(user, alt_type, monkeypatch, plai
         media_insert(objs, user=user)
     assert (Media.objects.count(), Media.history.model.objects.count(), MediaEvent.objects.count()) == counts
     assert recount()[(objs[7].store_config_id, user.username)] == (0, 1)
+
+
+def test_new_media_is_the_media_keywords_build():
+    """``new_media`` (positional, as ``Model.from_db`` builds) gives the object ``Media(**values)``
+    gives: every attribute, defaults included, and the store cached (no query to read it)."""
+    from media.models import new_media
+    from stores.models import StoreConfig
+
+    store = StoreConfig.objects.create(type="DictStore", bucket="new-media")
+    values = {"pid": "nm", "pid_type_id": "x", "store_key": "k", "metadata": {"a": 1}, "tag_list": ["t"]}
+    fast = new_media(store, store_config_id=store.pk, **values)
+    plain = Media(store_config=store, **values)
+    assert {k: v for k, v in vars(fast).items() if k != "_state"} == {
+        k: v for k, v in vars(plain).items() if k != "_state"
+    }
+    assert (fast._state.adding, fast._state.db) == (plain._state.adding, plain._state.db) == (True, "default")
+    assert fast.identifiers == {} and fast.identifiers is not new_media(store, **dict(values)).identifiers
+    with CaptureQueriesContext(connection) as queries:
+        assert fast.store_config is store
+    assert queries.captured_queries == []
+
+
+JSON_VALUES = [
+    {"instrument": {"id": 3, "name": "IFCB"}, "depth": 0.5, "ok": True, "none": None},
+    {"big": 2**70, "small": -(2**63), "exp": [1e16, 1e-7, -0.0, 1.7976931348623157e308, 5e-324]},
+    {"text": 'Ünï "quoted" \\ back\nline\ttab \u2028 \U0001f600', "empty": {}, "list": []},
+    ["a", 1, 2.5, None, False, [[["deep"]]]],
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+def test_json_text_is_the_jsonb_of_json_dumps(value):
+    """What COPY sends for a JSONField (``copyrows.json_text``, orjson's text) is read by the
+    database as the value ``json.dumps`` (Django's way) gives."""
+    text = copyrows.json_text(value)
+    assert json.loads(text) == json.loads(json.dumps(value))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT %s::jsonb = %s::jsonb", [text, json.dumps(value)])
+            assert cursor.fetchone() == (True,)
+
+
+def test_json_text_falls_back_to_json_dumps_where_orjson_differs():
+    """NaN and infinities (orjson writes null, json.dumps NaN, which PostgreSQL refuses), keys that
+    are not strings, lone surrogates and times without the encoder are json.dumps' text or error."""
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    for value in ({"a": [1, {"b": float("nan")}]}, {"a": float("-inf")}, {1: "x"}, {"s": "\ud800"}):
+        assert copyrows.json_text(value) == json.dumps(value)
+    moment = timezone.now()
+    with pytest.raises(TypeError):
+        copyrows.json_text({"t": moment})
+    encoded = copyrows.json_text({"t": moment}, DjangoJSONEncoder, DjangoJSONEncoder().default)
+    assert json.loads(encoded) == json.loads(json.dumps({"t": moment}, cls=DjangoJSONEncoder))

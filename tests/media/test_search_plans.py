@@ -381,3 +381,32 @@ def test_every_gin_index_of_the_media_writes_its_entries_at_once(db):
         found = dict(cursor.fetchall())
     assert {"media_pid_trgm", "media_metadata_gin", "media_tag_list_gin"} <= found.keys()
     assert {name: options for name, options in found.items() if "fastupdate=off" not in options} == {}
+
+
+def test_bulk_create_looks_taken_pids_up_on_the_pid_b_tree(db, id_types):
+    """Bulk create's check for taken pids (``media.pids.with_pids``: ``pid COLLATE "C" IN (...)``)
+    is answered by the ``media_pid_c`` B-tree whatever ANALYZE samples: a plain ``pid IN (...)``
+    also matches the trigram GIN index's equality, which the planner chose after a few thousand
+    new media (400-700 ms a call while its pending list grew; docs/performance.md, "Bulk create")."""
+    from media.pids import with_pids
+    from stores.models import StoreConfig
+
+    store = StoreConfig.objects.create(type="DictStore", bucket="pid-plans")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO media_media (pid, pid_type, store_config_id, store_key, store_status, identifiers, "
+            "metadata, tag_list, size, checksum, etag, content_type, created, updated, mark, version) "
+            "SELECT 'bulk-' || i, 'bin', %s, 'k/' || i, 'PENDING', '{}', '{}', '[]', NULL, '', '', '', "
+            "now(), now(), i, 1 FROM generate_series(1, 40000) AS i",
+            [store.pk],
+        )
+    pids = {f"bulk-{i}" for i in range(1, 40000, 800)} | {f"new-{i}" for i in range(50)}  # a call's 100
+    query = with_pids(Media.objects.all(), pids).values_list("pid", "expires_at", "hold_since", "hold_until")
+    assert len(query) == 50
+    sql, params = query.query.sql_with_params()
+    for _ in range(ROUNDS):
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE media_media")
+        found = [n for n, _ in nodes(explain(sql, params))]
+        assert not [n for n in found if n["Node Type"] == "Seq Scan"], found
+        assert {n["Index Name"] for n in found if "Index Name" in n} == {"media_pid_c"}, found
