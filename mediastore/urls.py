@@ -1,8 +1,7 @@
 from django.contrib import admin
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, JsonResponse
-from django.urls import URLPattern, include, path, re_path
-from django.urls.resolvers import RoutePattern
+from django.urls import path, re_path
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import TemplateView
@@ -25,40 +24,6 @@ def api_not_found(request: HttpRequest, exception: Exception | None = None):
     return JsonResponse({"detail": detail}, status=404, content_type="application/json; charset=utf-8")
 
 
-def by_first_segment(patterns: list) -> list:
-    """``patterns`` (routes such as ``media/<path:pid>/history``) with those that share a literal
-    first segment gathered under one ``path("media/", include([...]))``, each group in its
-    original order. Django tries an include's patterns only when its prefix matches, so a request
-    is matched against its own group instead of every operation before its own (the pid routes
-    come late among 80), for the same views, names, routes (``resolver_match.route``) and
-    reversed URLs. Patterns whose first segment is not literal would make the groups overlap:
-    then nothing is grouped."""
-    groups: dict[str, list] = {}
-    for pattern in patterns:
-        head, slash, rest = str(pattern.pattern).partition("/")
-        if (
-            not isinstance(pattern, URLPattern)
-            or not isinstance(pattern.pattern, RoutePattern)
-            or "<" in head
-        ):
-            return patterns
-        if slash:
-            groups.setdefault(head, []).append(
-                path(rest, pattern.callback, pattern.default_args, pattern.name)
-            )
-    grouped, placed = [], set()
-    for pattern in patterns:
-        head, slash, _ = str(pattern.pattern).partition("/")
-        if not slash:
-            grouped.append(pattern)
-        elif head not in placed:
-            placed.add(head)
-            grouped.append(path(f"{head}/", include(groups[head])))
-    return grouped
-
-
-api_patterns, api_app, api_namespace = api.urls
-
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("admin/", admin.site.urls),
@@ -67,7 +32,7 @@ urlpatterns = [
     # tus 1.0 resumable uploads: plain views (HEAD, PATCH of raw bytes, OPTIONS; docs/resumable-uploads.md).
     re_path(r"^api/tus/?$", tus_views.collection, name="tus"),
     re_path(r"^api/tus/(?P<upload_id>[0-9a-f]{1,32})$", tus_views.resource, name="tus-upload"),
-    path("api/", (by_first_segment(api_patterns), api_app, api_namespace)),
+    path("api/", api.urls),
     re_path(r"^api/", api_not_found, name=API_NOT_FOUND),  # after the API: what no operation takes
     path("status/", status_page, name="status"),
     path("upload/", upload_page, name="upload"),
