@@ -239,12 +239,16 @@ def derive_scope_permissions() -> dict[str, frozenset[str]]:
 SCOPE_PERMISSIONS: dict[str, frozenset[str]] = derive_scope_permissions()
 
 _CONVERTER = re.compile(r"<(?:[^:>]+:)?([^>]+)>")
+_OPENAPI_PATHS: dict[str, str] = {}  # route pattern -> OpenAPI path
 
 
 def operation_of(request: HttpRequest) -> tuple[str, str]:
     """(method, OpenAPI path) of the operation a request was routed to."""
     route = getattr(request.resolver_match, "route", "") or ""
-    return request.method or "", "/" + _CONVERTER.sub(r"{\1}", route)
+    path = _OPENAPI_PATHS.get(route)
+    if path is None:
+        path = _OPENAPI_PATHS[route] = "/" + _CONVERTER.sub(r"{\1}", route)  # as many as there are routes
+    return request.method or "", path
 
 
 def missing_permission(request: HttpRequest, user) -> str | None:
