@@ -20,7 +20,7 @@ from media.history import history_row
 from media.lifecycle import check_hold, is_expired
 from media.models import EventType, Media
 from media.outbox import event_for, record
-from media.pids import lookup_set, pick
+from media.pids import pick
 from media.schemas import media_out_dict
 from media.selectors import media_locked
 from media.trash import bin_rows, trash_enabled
@@ -58,7 +58,7 @@ def retire_expired(pids: list[str]) -> None:
     ``media_insert`` calls it (registered in ``content.apps``) before new media take these pids.
     """
     now = timezone.now()
-    expired = [media.pid for media in media_locked(pid__in=lookup_set(pids)) if is_expired(media, now)]
+    expired = [media.pid for media in media_locked(pids=pids) if is_expired(media, now)]
     if not expired:
         return
     _, doomed = _delete_locked(expired, user=None, expiring=True)
@@ -73,7 +73,7 @@ Doomed = tuple[list[tuple[Backend, str]], list[Media]] | None
 def _delete_locked(pids: list[str], *, user, expiring: bool) -> tuple[BulkOutcome, Doomed]:
     """The rows part of ``media_delete_many``, in the caller's transaction."""
     outcome = BulkOutcome()
-    found = {media.pid: media for media in media_locked(pid__in=lookup_set(pids))}
+    found = {media.pid: media for media in media_locked(pids=pids)}
     gone: list[Media] = []
     for pid in pids:
         media = pick(found, pid)

@@ -15,7 +15,7 @@ from django.utils import timezone
 from media.lifecycle import check_not_expired
 from media.models import EventType, Media, next_marks
 from media.outbox import event_for, record
-from media.pids import lookup_set, pick
+from media.pids import pick
 from media.selectors import media_locked
 from media.tags import sync_tags
 from media.usage import charge_move, warnings
@@ -72,7 +72,7 @@ def bulk_apply(
     """
     outcome = BulkOutcome()
     with transaction.atomic():
-        found = {m.pid: m for m in media_locked(pid__in=lookup_set(pid for pid, _ in items))}
+        found = {m.pid: m for m in media_locked(pids=[pid for pid, _ in items])}
         by_pk: dict[int, Media] = {}
         fields: set[str] = set()
         changed_of: dict[int, set[str]] = {}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from media.lifecycle import check_not_expired, not_expired_q
 from media.models import Media
-from media.pids import lookup_set, pick, pid_forms
+from media.pids import pick, pid_forms, with_pids
 from mediastore.auth import NOT_READ, read_with_token
 from mediastore.errors import NotFound
 from mediastore.rowfetch import RowFetcher
@@ -49,14 +51,12 @@ def media_get(pid: str, request: HttpRequest | None = None) -> Media:
 def media_stored(pids: list[str]) -> dict[str, Media]:
     """The stored media of these pids in any of their Unicode forms, expired ones too, by stored pid
     (``media.pids.pick`` finds a pid's), with their stores, in one query."""
-    return {media.pid: media for media in media_queryset().filter(pid__in=lookup_set(pids))}
+    return {media.pid: media for media in with_pids(media_queryset(), pids)}
 
 
 def media_read_many(pids: list[str]) -> list[Media]:
     """The media of these pids that exist and have not expired, in the order asked, each once."""
-    found = {
-        m.pid: m for m in media_queryset().filter(not_expired_q(timezone.now()), pid__in=lookup_set(pids))
-    }
+    found = {m.pid: m for m in with_pids(media_queryset().filter(not_expired_q(timezone.now())), pids)}
     media = {}
     for pid in pids:
         hit = pick(found, pid)
@@ -65,9 +65,10 @@ def media_read_many(pids: list[str]) -> list[Media]:
     return list(media.values())
 
 
-def media_locked(**filters: object) -> list[Media]:
-    """The media matching ``filters`` with their rows locked (``SELECT ... FOR UPDATE``, inside the
-    caller's transaction), in primary-key order so that every writer locks in the same order and
+def media_locked(pids: Iterable[str] | None = None, **filters: object) -> list[Media]:
+    """The media matching ``filters`` and, given ``pids``, of those pids (in every form:
+    ``with_pids``), with their rows locked (``SELECT ... FOR UPDATE``, inside the caller's
+    transaction), in primary-key order so that every writer locks in the same order and
     none deadlocks another, each with its store configuration (and S3 configuration) attached.
 
     The locking statement reads the media table alone. With a join to the store, PostgreSQL
@@ -75,7 +76,10 @@ def media_locked(**filters: object) -> list[Media]:
     before waiting for the lock, finds no match and drops the row: the media looks missing (a
     DELETE answered 404 and left the media). The stores are read in a second statement.
     """
-    rows = list(Media.objects.select_for_update().filter(**filters).order_by("pk"))
+    locking = Media.objects.select_for_update()
+    if pids is not None:
+        locking = with_pids(locking, pids)
+    rows = list(locking.filter(**filters).order_by("pk"))
     stores = StoreConfig.objects.select_related("s3cfg").in_bulk({m.store_config_id for m in rows})
     for media in rows:
         media.store_config = stores[media.store_config_id]

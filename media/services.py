@@ -29,7 +29,7 @@ from media.history import insert_created
 from media.lifecycle import check_hold, default_expiry, is_expired
 from media.models import EventType, Media, StoreStatus, new_media
 from media.outbox import event_for, record
-from media.pids import lookup_set, nfc, with_pids
+from media.pids import nfc, with_pids
 from media.rules import IdentifierRules, StoreResolver, check_tag_count, clean_tags, new_store_key
 from media.schemas import (
     HoldIn,
@@ -375,7 +375,7 @@ def media_patch_apply(
     (``content.moves.media_patch_many`` makes them first); without one that item is a Conflict.
     """
     new_pids = {nfc(patch.new_pid) for _, patch in pairs if patch.new_pid is not None}
-    stored = Media.objects.filter(pid__in=lookup_set(new_pids)).values_list("pid", flat=True)
+    stored = with_pids(Media.objects.all(), new_pids).values_list("pid", flat=True)
     taken = {nfc(pid): pid for pid in stored}
     change = partial(patch_change, rules=IdentifierRules(), stores=stores, taken=taken, moves=moves)
     return bulk_apply(pairs, change, user=user)

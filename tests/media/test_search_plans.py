@@ -22,6 +22,7 @@ from media.models import Media, SearchIndex
 from media.schemas import MediaSearch
 from media.search.indexes import indexed_paths
 from media.search.rows import rows_sql
+from tests.conftest import create_media
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="query plans of PostgreSQL"),
@@ -410,3 +411,21 @@ def test_bulk_create_looks_taken_pids_up_on_the_pid_b_tree(db, id_types):
         found = [n for n, _ in nodes(explain(sql, params))]
         assert not [n for n in found if n["Node Type"] == "Seq Scan"], found
         assert {n["Index Name"] for n in found if "Index Name" in n} == {"media_pid_c"}, found
+
+
+def test_every_lookup_of_many_pids_goes_through_the_pid_b_tree(db, api, id_types):
+    """Ingest's check for stored pids, ``POST /api/media/read`` and renames look many pids up as
+    bulk create does (``with_pids``), not as a plain ``pid IN (...)`` the trigram index may answer."""
+    from django.test.utils import CaptureQueriesContext
+
+    from media.selectors import media_read_many, media_stored
+
+    create_media(api, "many-1")
+    with CaptureQueriesContext(connection) as captured:
+        assert list(media_stored(["many-1", "many-2"])) == ["many-1"]
+        assert [m.pid for m in media_read_many(["many-2", "many-1"])] == ["many-1"]
+        renamed = api.patch("/api/media/update", {"pids": ["many-1"], "medias": [{"new_pid": "many-3"}]})
+    assert renamed.status_code == 200 and renamed.json()["successes"] == ["many-1"]
+    lookups = [q["sql"] for q in captured.captured_queries if '"pid" COLLATE "C" IN' in q["sql"]]
+    assert len(lookups) >= 3, [q["sql"] for q in captured.captured_queries]
+    assert not [q["sql"] for q in captured.captured_queries if '"media_media"."pid" IN' in q["sql"]]
