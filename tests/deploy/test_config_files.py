@@ -221,11 +221,9 @@ def test_start_script_migrates_and_execs_gunicorn_but_never_makes_migrations():
     assert text.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in text
     assert "makemigrations" not in text and "runserver" not in text
+    # start_steps: migrate --noinput, the two accounts, collectstatic (tests/test_commands.py).
     steps = [
-        "manage.py migrate --noinput",
-        "manage.py ensure_superuser",
-        "manage.py ensure_serviceuser",
-        "manage.py one_host_at_a_time collectstatic --noinput",
+        "python manage.py start_steps\n",
         "exec gunicorn -c gunicorn.conf.py mediastore.wsgi",
     ]
     positions = [text.index(step) for step in steps]
