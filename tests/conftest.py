@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as jsonlib
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,17 @@ from django.test import Client
 
 from tests.support.s3 import s3_bucket, s3_server  # noqa: F401  (fixtures)
 from tests.support.xdist_live import pytest_xdist_make_scheduler  # noqa: F401  (hook: -n keeps live tests apart)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the PostgreSQL run of a bin/test that also runs the suite on SQLite, skip the tests marked
+    ``any_database``: their outcome does not depend on the suite's database, and they ran there."""
+    if not (os.environ.get("POSTGRES_DB") and os.environ.get("MEDIASTORE_SUITE_RUNS_ON_SQLITE")):
+        return
+    skip = pytest.mark.skip(reason="any_database: not the suite's database; bin/test ran it on SQLite")
+    for item in items:
+        if item.get_closest_marker("any_database"):
+            item.add_marker(skip)
 
 
 class ApiClient:
