@@ -203,6 +203,7 @@ def _execute(browser: Browser, block, shot: str) -> tuple[str, str]:
     return status.text.split()[0], body.text  # the cell may add "Undocumented" under the code
 
 
+@pytest.mark.any_database  # the page and /api/openapi.json only: the same on every database
 def test_swagger_ui_renders_every_operation_without_errors(bare_gunicorn, browser):
     base = bare_gunicorn["base"]
     schema = fetch(f"{base}/api/openapi.json", timeout=30).json()
@@ -316,6 +317,7 @@ HEIGHTS_JS = f"""return {BATCH_JS}.map(block => [
     Math.round(block.getBoundingClientRect().height)])"""
 
 
+@pytest.mark.any_database  # the page and /api/openapi.json only: the same on every database
 def test_an_opened_operation_is_compact(bare_gunicorn, browser):
     """Issue 33: an opened operation was several screens tall. Every one is opened and measured; the
     heights are written to ``operation-heights.json`` with the screenshots."""
