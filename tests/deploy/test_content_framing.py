@@ -20,7 +20,8 @@ from tests.support.ports import free_port
 from tests.support.processes import http_ok
 from tests.support.servers import login, make_workdir, remove_workdir, server_env, start_app
 
-pytestmark = pytest.mark.e2e
+# Its server runs on SQLite in its own directory whatever the suite runs on: once is enough.
+pytestmark = [pytest.mark.e2e, pytest.mark.any_database]
 
 ORIGINAL = os.urandom(100_000) + b"original"
 

@@ -32,7 +32,8 @@ from tests.support.servers import (
     start_app,
 )
 
-pytestmark = pytest.mark.e2e
+# Its server runs on SQLite in its own directory whatever the suite runs on: once is enough.
+pytestmark = [pytest.mark.e2e, pytest.mark.any_database]
 
 WORKERS = 2
 LIMIT = 10  # the default MEDIASTORE_LOGIN_RATE, 10/m
