@@ -30,10 +30,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WORKERS = "4" if connection.vendor == "postgresql" else "1"
 
 
+# 600 small files (several of the command's batches) and three of 20 MiB (three parts each in S3,
+# whose parts are 8 MiB): 2,000 and 50 MiB took two and a half minutes into moto's server.
+SMALL, BIG_MB = 600, 20
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("tree")
-    return root, make_tree(root)
+    return root, make_tree(root, small=SMALL, big_mb=BIG_MB)
 
 
 def ingest(*args, user="alice", **kw) -> str:
@@ -64,7 +69,7 @@ def test_a_tree_is_stored_then_a_rerun_stores_nothing_new(api, ingest_stores, tr
     root, sums = tree
     args = [str(root), *ingest_stores[store_type], "--pid-type", "local", "--workers", WORKERS]
     out = ingest(*args, "--identifier", "filename={name}", "--tags", "ingested,raw")
-    assert out.startswith("stored 2003, replaced 0, skipped 0, failed 0;"), out
+    assert out.startswith(f"stored {SMALL + 3}, replaced 0, skipped 0, failed 0;"), out
 
     media = {m.pid: m for m in Media.objects.all()}
     assert set(media) == set(sums)
@@ -77,19 +82,19 @@ def test_a_tree_is_stored_then_a_rerun_stores_nothing_new(api, ingest_stores, tr
     assert big.content_type == "application/octet-stream"
     assert media["d000/s00/f00000.txt"].content_type == "text/plain"
     # The bytes the API serves are the files' bytes.
-    for rel in ["big/large-0.bin", "big/large-2.bin", "d000/s00/f00000.txt", "d019/s09/f01999.txt"]:
+    for rel in ["big/large-0.bin", "big/large-2.bin", "d000/s00/f00000.txt", "d005/s09/f00599.txt"]:
         assert content(api, rel) == (root / rel).read_bytes()
     # Each media was created once, by the acting user, with its event.
     events = MediaEvent.objects.filter(type="media.created")
-    assert events.count() == 2003 and set(events.values_list("user", flat=True)) == {"alice"}
+    assert events.count() == SMALL + 3 and set(events.values_list("user", flat=True)) == {"alice"}
     assert set(Media.history.values_list("history_user__username", flat=True)) == {"alice"}
     objects = store_objects(store_type)
-    assert len(objects) == 2003
+    assert len(objects) == SMALL + 3
 
     again = ingest(*args, "--identifier", "filename={name}", "--tags", "ingested,raw")
-    assert again.startswith("stored 0, replaced 0, skipped 2003, failed 0; 0.0 MiB written"), again
-    assert MediaEvent.objects.count() == 2003
-    assert Media.history.count() == 2003
+    assert again.startswith(f"stored 0, replaced 0, skipped {SMALL + 3}, failed 0; 0.0 MiB written"), again
+    assert MediaEvent.objects.count() == SMALL + 3
+    assert Media.history.count() == SMALL + 3
     assert store_objects(store_type) == objects
 
 
