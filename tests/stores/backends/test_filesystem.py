@@ -15,6 +15,7 @@ from stores.backends import (
     build_backend,
 )
 from stores.backends.hashdir import encode_filename
+from stores.paths import resolve_key_path
 from tests.stores.backends.conftest import PATTERN, TrickleStream, assert_absent, payload
 
 # -- filesystem and hashdir ---------------------------------------------------------------------
@@ -75,6 +76,37 @@ def test_symlinks_inside_a_store_are_not_followed_out(kind: str, storage_root: P
         with pytest.raises(RuleViolation):
             backend.put("victim", b"x")
     assert not Path("/etc/mediastore-evil").exists()
+
+
+def test_a_key_resolves_as_realpath_resolves_it(tmp_path: Path) -> None:
+    """``resolve_key_path`` looks only at the key's own parts (issue 34 item 6): its answer must be
+    ``os.path.realpath``'s, or the same refusal, whatever the key meets: missing parts, a file where
+    a directory would be, symlinks staying inside (also through a symlinked store directory) or
+    leading out, a symlink back to the store itself, a loop."""
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    real = tmp_path / "real"
+    (real / "a" / "b").mkdir(parents=True)
+    (real / "file").write_bytes(b"x")
+    (real / "a" / "in").symlink_to(real / "a" / "b")
+    (real / "a" / "rel").symlink_to("b")
+    (real / "out").symlink_to(outside)
+    (real / "self").symlink_to(real)
+    (real / "up").symlink_to("..")
+    (real / "loop").symlink_to("loop")
+    (tmp_path / "alias").symlink_to(real)
+    keys = ["new", "a/b/c", "a/new/c", "file", "file/c", "a/in/c", "a/rel/c", "a/in", "out/sub/x"]
+    keys += ["self", "self/a", "up", "up/real/a", "loop", "loop/x"]
+
+    for directory in (real, tmp_path / "alias"):
+        base = os.path.realpath(directory)
+        for key in keys:
+            expected = os.path.realpath(os.path.join(base, key))
+            if expected.startswith(base + os.sep):
+                assert resolve_key_path(directory, key) == Path(expected), key
+            else:
+                with pytest.raises(RuleViolation, match="resolves outside its store"):
+                    resolve_key_path(directory, key)
 
 
 def test_hashdir_store_spreads_keys_over_hash_directories(storage_root: Path) -> None:
