@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from mediastore.errors import RuleViolation
 from stores.backends import (
     ObjectNotFound,
     build_backend,
+    filesystem,
 )
+from stores.backends.filesystem import TEMP_PREFIX
 from stores.backends.hashdir import encode_filename
 from stores.paths import resolve_key_path
 from tests.stores.backends.conftest import PATTERN, TrickleStream, assert_absent, payload
@@ -39,6 +42,28 @@ def test_filesystem_store_leaves_no_temp_file_after_a_failed_stream(storage_root
         backend.put_stream("dir/new", TrickleStream(payload(10_000), step=1000, fail_after=5000))
 
     assert [p.name for p in (storage_root / "files" / "dir").iterdir()] == ["other"]
+
+
+def test_a_write_passes_over_a_temporary_name_already_taken(storage_root: Path, monkeypatch) -> None:
+    """Temporary files are named by process id and a counter (no longer by ``tempfile.mkstemp``): a
+    file left under the next name (a dead process of the same id) is passed over and kept, and the
+    object is readable by its owner alone, as with mkstemp."""
+    backend = build_backend("FilesystemStore", "files")
+    backend.put("a/first", b"1")
+    directory = storage_root / "files" / "a"
+    monkeypatch.setattr(filesystem, "_temp_numbers", itertools.count())
+    stale = [directory / f"{TEMP_PREFIX}{os.getpid()}-{n}" for n in range(2)]
+    for path in stale:
+        path.write_bytes(b"left behind")
+
+    backend.put("a/second", b"2")
+
+    assert backend.get("a/second") == b"2"
+    assert all(path.read_bytes() == b"left behind" for path in stale)
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        ["first", "second", *(p.name for p in stale)]
+    )
+    assert {(directory / name).stat().st_mode & 0o777 for name in ("first", "second")} == {0o600}
 
 
 def test_filesystem_directory_made_by_a_longer_key_is_no_object(storage_root: Path) -> None:
