@@ -48,9 +48,9 @@ _temp_numbers = itertools.count()
 def _create_temp(directory: Path) -> tuple[int, str]:
     """A new file in ``directory``, open for writing and readable by its owner alone, as
     ``tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)`` makes one, without its per-call work:
-    (its descriptor, its path). Named by the process and a
-    counter of its own rather than at random (the directory is the store's, not a shared one); a
-    name already taken (a file an earlier process of the same id left) is passed over."""
+    (its descriptor, its path). Named by the process and a counter of its own rather than at random
+    (the directory is the store's, not a shared one); a name already taken (a file an earlier
+    process of the same id left) is passed over."""
     while True:
         name = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{next(_temp_numbers)}")
         try:
