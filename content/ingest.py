@@ -28,7 +28,7 @@ import mimetypes
 import os
 import string
 import threading
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -142,13 +142,18 @@ def settle(source: Source, pid: str, call: Callable[[], Any]) -> Any:
         return Result(source, Outcome.FAILED, pid, f"unexpected {type(exc).__name__}: {exc}")
 
 
-def stage_many(news: list[New], *, user, stopped: threading.Event) -> list[Result | Staged]:
+def stage_many(
+    news: list[New], *, user, stopped: threading.Event, stored: Iterable[Media] | None = None
+) -> list[Result | Staged]:
     """``FileWork.stage`` for each, with the checks of all (rules, pids free, quota) made together;
     when they refuse one, each file is checked alone, so only the refused fail. Files not begun
-    when ``stopped`` is set are left out (not started)."""
+    when ``stopped`` is set are left out (not started). ``stored``: the stored media of the pids
+    of ``news`` as the caller looked them up (``media_prepare_many``); None: looked up here."""
     if len(news) > 1:
         try:
-            prepared = media_prepare_many([new.item for new in news], user=user, name_items=False)
+            prepared = media_prepare_many(
+                [new.item for new in news], user=user, name_items=False, stored=stored
+            )
             precheck(
                 prepared[0].store_config_id,
                 prepared[0].owner_id or "",

@@ -179,7 +179,9 @@ class Ingest:
                     work.source, pid, lambda w=work, p=pid, i=identifiers, m=media: w.run(p, i, m)
                 )
                 (news if isinstance(outcome, New) else done).append(outcome)
-            return done + stage_many(news, user=self.plan.user, stopped=self.watch.stopped)
+            # The look-up that told new from stored media also tells stage_many which pids are free.
+            stored = None if isinstance(found, Result) else found.values()
+            return done + stage_many(news, user=self.plan.user, stopped=self.watch.stopped, stored=stored)
         finally:
             for work in works:
                 work.finish()

@@ -12,7 +12,7 @@ switches the rows through ``media_patch_apply``) and deletes (``content.deletes`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -92,15 +92,22 @@ def check_expiry(value) -> None:
 
 
 def media_prepare_many(
-    items: list[MediaIn], *, user, name_items: bool = True, stores: StoreResolver | None = None
+    items: list[MediaIn],
+    *,
+    user,
+    name_items: bool = True,
+    stores: StoreResolver | None = None,
+    stored: Iterable[Media] | None = None,
 ) -> list[Media]:
     """Validate new media and build their rows, unsaved: the first invalid item raises, naming its
     index and pid when ``name_items``. Store configurations they name are got or created (by
     ``user``, through ``stores`` when given); when this raises, those it created are deleted again.
-    ``user`` becomes their owner."""
+    ``user`` becomes their owner. ``stored``: the stored media (expired ones too) of every Unicode
+    form of the items' pids and perhaps of others, as the caller looked them up already
+    (``media.selectors.media_stored``); None: they are looked up here."""
     stores = stores or StoreResolver(user=user)
     try:
-        objs = _prepare(items, IdentifierRules(), stores, name_items)
+        objs = _prepare(items, IdentifierRules(), stores, name_items, stored)
     except BaseException:
         stores.forget()
         raise
@@ -125,7 +132,11 @@ def prepared_media(items: list[MediaIn], *, user, name_items: bool = True) -> It
 
 
 def _prepare(
-    items: list[MediaIn], rules: IdentifierRules, stores: StoreResolver, name_items: bool
+    items: list[MediaIn],
+    rules: IdentifierRules,
+    stores: StoreResolver,
+    name_items: bool,
+    stored: Iterable[Media] | None = None,
 ) -> list[Media]:
     objs: list[Media] = []
     seen: dict[str, int] = {}
@@ -144,8 +155,10 @@ def _prepare(
     # media that expired (and no hold keeps) is gone for clients: its pid is free, and media_insert
     # retires that media before the new one takes the pid.
     now = timezone.now()
-    fields = ("pid", "expires_at", "hold_since", "hold_until")
-    stored = list(with_pids(Media.objects.all(), seen).values_list(*fields, named=True))
+    if stored is None:
+        fields = ("pid", "expires_at", "hold_since", "hold_until")
+        stored = with_pids(Media.objects.all(), seen).values_list(*fields, named=True)
+    stored = list(stored)
     live = {nfc(media.pid) for media in stored if not is_expired(media, now)}
     expired = {nfc(media.pid) for media in stored} - live
     for obj in objs:

@@ -8,6 +8,7 @@ resolve outside the root, through ``..`` or through a symlink.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
@@ -108,12 +109,32 @@ def resolve_key_path(directory: Path, key: str) -> Path:
     """Absolute path of ``key`` below a store ``directory``, refusing any escape (symlinks too)
     and parts longer than a file name may be."""
     validate_store_key(key)
-    _check_name_lengths(key.split("/"), "store_key", MAX_NAME_BYTES)
-    base = Path(os.path.realpath(directory))
-    target = Path(os.path.realpath(base / key))
-    if base not in target.parents:
+    parts = key.split("/")
+    _check_name_lengths(parts, "store_key", MAX_NAME_BYTES)
+    base = os.path.realpath(directory)
+    target = _real_below(base, parts)
+    if target == base or not target.startswith(os.path.join(base, "")):
         raise RuleViolation(f"store_key {key!r} resolves outside its store")
-    return target
+    return Path(target)
+
+
+def _real_below(base: str, parts: list[str]) -> str:
+    """``os.path.realpath`` of the path of a valid key's ``parts`` (none empty, ``.`` or ``..``)
+    below ``base``, a path ``realpath`` gave: only the key's own parts are looked at (``realpath``
+    would look at each part of ``base`` again, the most of a store write's path work), and when one
+    of them is a symlink, the whole path is resolved by ``realpath``."""
+    path = base
+    for part in parts:
+        path = os.path.join(path, part)
+        try:
+            if not stat.S_ISLNK(os.lstat(path).st_mode):
+                continue
+        except FileNotFoundError:  # nothing below a missing part can be a symlink either
+            break
+        except OSError:  # as realpath: a part it cannot look at is taken as it is
+            continue
+        return os.path.realpath(os.path.join(base, *parts))
+    return os.path.join(base, *parts)
 
 
 def places_overlap(ours: tuple[Path, ...], theirs: tuple[Path, ...]) -> bool:

@@ -13,9 +13,9 @@ works while the next bytes are read and hashed and the closing fsync has little 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -38,6 +38,25 @@ TEMP_PREFIX = ".tmp-"
 _MISSING = (FileNotFoundError, NotADirectoryError)
 WRITEBACK_STEP = 32 << 20  # bytes written between two requests to start writing them back
 _START_WRITEBACK = getattr(os, "POSIX_FADV_DONTNEED", None)  # None where the OS has no fadvise
+
+
+# As tempfile.mkstemp opens its files: created here or not at all, never through a symlink.
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_temp_numbers = itertools.count()
+
+
+def _create_temp(directory: Path) -> tuple[int, str]:
+    """A new file in ``directory``, open for writing and readable by its owner alone, as
+    ``tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)`` makes one, without its per-call work:
+    (its descriptor, its path). Named by the process and a counter of its own rather than at random
+    (the directory is the store's, not a shared one); a name already taken (a file an earlier
+    process of the same id left) is passed over."""
+    while True:
+        name = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{next(_temp_numbers)}")
+        try:
+            return os.open(name, _TEMP_FLAGS, 0o600), name
+        except FileExistsError:
+            continue
 
 
 def _write_all(fd: int, chunks: Iterable[bytes], failures: Failures) -> int:
@@ -87,7 +106,7 @@ class FilesystemStore(LocalStore):
                 make_directories(path.parent)
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+            fd, tmp_name = _create_temp(path.parent)
         committed = closed = False
         try:
             written = _write_all(fd, chunks, lambda: self._failing("write", key))

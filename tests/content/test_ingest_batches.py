@@ -7,11 +7,14 @@ A crash in the middle of a batch (a real process) is in test_ingest_live.py.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from content import ingest_runner
-from content.ingest import INGEST_REASON, FileWork, IngestPlan, Outcome, find_sources
+from content.ingest import INGEST_REASON, FileWork, IngestPlan, Outcome, Staged, find_sources
 from content.ingest_runner import Ingest
 from identifiers.models import IdentifierType
 from media.models import Media, MediaEvent, StoreStatus
@@ -27,6 +30,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # As in test_ingest.py: SQLite's in-memory test database takes one writing thread at a time.
 WORKERS = 3 if connection.vendor == "postgresql" else 1
 FILES = 12
+# A statement that looks media up by many pids (media.pids.with_pids), on either database.
+PID_LOOKUP = re.compile(r'FROM "media_media".*"media_media"\."pid"\)? (COLLATE "C" )?IN \(', re.S)
 
 
 @pytest.fixture
@@ -155,3 +160,27 @@ def test_every_worker_gets_files_of_a_small_tree(store, user, tmp_path):
     shares = [len(ingest.take()) for _ in range(4)]
 
     assert shares == [2, 2, 1, 1], shares  # a quarter of what is left, rounded up (before: 8, 0, 0, 0)
+
+
+def test_a_chunk_looks_up_its_pids_once(store, user, tmp_path):
+    """Issue 34 item 6: the chunk's look-up of its pids (``media_stored``, telling new from stored
+    media) also told ``media_prepare_many`` which pids are free; before, it looked the same pids up
+    again. A stored media of the chunk is still skipped, and the new ones staged."""
+    root = tmp_path / "src"
+    sums = make_tree(root, small=FILES, big=0, fanout=4)
+    sources, _ = find_sources([root])
+    plan = IngestPlan(store=store, pid_type="local", user=user)
+    run_first = Ingest(plan, sources[:1]).run()
+    assert run_first.count(Outcome.STORED) == 1
+
+    ingest = Ingest(plan, sources, batch=FILES)
+    with CaptureQueriesContext(connection) as queries:
+        done = ingest.chunk(sources)
+    lookups = [q["sql"] for q in queries if PID_LOOKUP.search(q["sql"])]
+
+    assert len(lookups) == 1, lookups
+    staged = [d for d in done if isinstance(d, Staged)]
+    assert [d.outcome for d in done if not isinstance(d, Staged)] == [Outcome.SKIPPED]
+    assert sorted(s.result.pid for s in staged) == sorted(sums)[1:]
+    ingest.flush(staged)
+    assert dict(Media.objects.values_list("pid", "checksum")) == sums

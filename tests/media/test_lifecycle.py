@@ -188,6 +188,44 @@ def test_a_new_media_retires_an_expired_one_of_its_pid_not_yet_swept(
     assert Media.objects.count() == 3  # nothing left for the sweep
 
 
+def test_prepare_given_the_callers_look_up_decides_as_its_own(api, id_types, user):
+    """Issue 34 item 6: ingest hands ``media_prepare_many`` the media it looked its pids up for
+    (``media_stored``, expired ones too) instead of having them looked up twice. Given them, it asks
+    the database nothing about pids and decides exactly as its own look-up does: a live media's
+    pid is taken, an expired one's is free and retires it, a held expired one's stays taken."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from media.schemas import MediaIn
+    from media.selectors import media_stored
+    from media.services import media_prepare_many
+    from mediastore.errors import Conflict
+
+    for pid in ["live", "gone", "held"]:
+        create_media(api, pid)
+    expire_now("gone")
+    expire_now("held")
+    assert api.post("/api/media/held/hold", {"reason": "audit"}).status_code == 200
+
+    def prepare(pids, stored):
+        with CaptureQueriesContext(connection) as queries:
+            try:
+                objs = media_prepare_many([MediaIn(**media_body(p)) for p in pids], user=user, stored=stored)
+            except Conflict as exc:
+                objs = exc.message
+        looked = [q for q in queries if '"media_media"' in q["sql"]]
+        return (objs if isinstance(objs, str) else [(o.pid, o.retires_expired) for o in objs]), len(looked)
+
+    looked_up = media_stored(["live", "gone", "held", "new"])
+    for pids in (["new", "gone"], ["gone", "live"], ["held"]):
+        own, own_queries = prepare(pids, None)
+        given, given_queries = prepare(pids, looked_up.values())
+        assert given == own and (own_queries, given_queries) == (1, 0), pids
+    assert prepare(["new", "gone"], None)[0] == [("new", False), ("gone", True)]
+    assert prepare(["gone", "live"], None)[0] == "media with pid 'live' already exists"
+    assert prepare(["held"], None)[0] == "media with pid 'held' already exists"
+
+
 def test_a_held_expired_media_keeps_its_pid(api, id_types):
     """A hold suspends expiry: the held media is served and its pid stays taken (409)."""
     upload(api, "h1", b"held bytes")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from mediastore.errors import RuleViolation
 from stores.backends import (
     ObjectNotFound,
     build_backend,
+    filesystem,
 )
+from stores.backends.filesystem import TEMP_PREFIX
 from stores.backends.hashdir import encode_filename
+from stores.paths import resolve_key_path
 from tests.stores.backends.conftest import PATTERN, TrickleStream, assert_absent, payload
 
 # -- filesystem and hashdir ---------------------------------------------------------------------
@@ -38,6 +42,28 @@ def test_filesystem_store_leaves_no_temp_file_after_a_failed_stream(storage_root
         backend.put_stream("dir/new", TrickleStream(payload(10_000), step=1000, fail_after=5000))
 
     assert [p.name for p in (storage_root / "files" / "dir").iterdir()] == ["other"]
+
+
+def test_a_write_passes_over_a_temporary_name_already_taken(storage_root: Path, monkeypatch) -> None:
+    """Temporary files are named by process id and a counter (no longer by ``tempfile.mkstemp``): a
+    file left under the next name (a dead process of the same id) is passed over and kept, and the
+    object is readable by its owner alone, as with mkstemp."""
+    backend = build_backend("FilesystemStore", "files")
+    backend.put("a/first", b"1")
+    directory = storage_root / "files" / "a"
+    monkeypatch.setattr(filesystem, "_temp_numbers", itertools.count())
+    stale = [directory / f"{TEMP_PREFIX}{os.getpid()}-{n}" for n in range(2)]
+    for path in stale:
+        path.write_bytes(b"left behind")
+
+    backend.put("a/second", b"2")
+
+    assert backend.get("a/second") == b"2"
+    assert all(path.read_bytes() == b"left behind" for path in stale)
+    assert sorted(p.name for p in directory.iterdir()) == sorted(
+        ["first", "second", *(p.name for p in stale)]
+    )
+    assert {(directory / name).stat().st_mode & 0o777 for name in ("first", "second")} == {0o600}
 
 
 def test_filesystem_directory_made_by_a_longer_key_is_no_object(storage_root: Path) -> None:
@@ -75,6 +101,37 @@ def test_symlinks_inside_a_store_are_not_followed_out(kind: str, storage_root: P
         with pytest.raises(RuleViolation):
             backend.put("victim", b"x")
     assert not Path("/etc/mediastore-evil").exists()
+
+
+def test_a_key_resolves_as_realpath_resolves_it(tmp_path: Path) -> None:
+    """``resolve_key_path`` looks only at the key's own parts (issue 34 item 6): its answer must be
+    ``os.path.realpath``'s, or the same refusal, whatever the key meets: missing parts, a file where
+    a directory would be, symlinks staying inside (also through a symlinked store directory) or
+    leading out, a symlink back to the store itself, a loop."""
+    outside = tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    real = tmp_path / "real"
+    (real / "a" / "b").mkdir(parents=True)
+    (real / "file").write_bytes(b"x")
+    (real / "a" / "in").symlink_to(real / "a" / "b")
+    (real / "a" / "rel").symlink_to("b")
+    (real / "out").symlink_to(outside)
+    (real / "self").symlink_to(real)
+    (real / "up").symlink_to("..")
+    (real / "loop").symlink_to("loop")
+    (tmp_path / "alias").symlink_to(real)
+    keys = ["new", "a/b/c", "a/new/c", "file", "file/c", "a/in/c", "a/rel/c", "a/in", "out/sub/x"]
+    keys += ["self", "self/a", "up", "up/real/a", "loop", "loop/x"]
+
+    for directory in (real, tmp_path / "alias"):
+        base = os.path.realpath(directory)
+        for key in keys:
+            expected = os.path.realpath(os.path.join(base, key))
+            if expected.startswith(base + os.sep):
+                assert resolve_key_path(directory, key) == Path(expected), key
+            else:
+                with pytest.raises(RuleViolation, match="resolves outside its store"):
+                    resolve_key_path(directory, key)
 
 
 def test_hashdir_store_spreads_keys_over_hash_directories(storage_root: Path) -> None:
