@@ -251,3 +251,29 @@ def test_json_text_falls_back_to_json_dumps_where_orjson_differs():
         copyrows.json_text({"t": moment})
     encoded = copyrows.json_text({"t": moment}, DjangoJSONEncoder, DjangoJSONEncoder().default)
     assert json.loads(encoded) == json.loads(json.dumps({"t": moment}, cls=DjangoJSONEncoder))
+
+
+def test_created_history_row_reads_the_media_values():
+    """``CreatedRow`` (a COPY's history row) gives every field of the history row as the media has
+    it, and the history's own values on top; a field missing from the media's instance dictionary
+    (deferred) is still read through the media."""
+    from media.history import CreatedRow, history_model
+    from media.models import new_media
+    from stores.models import StoreConfig
+
+    store = StoreConfig.objects.create(type="DictStore", bucket="created-row")
+    media = new_media(store, store_config_id=store.pk, pid="cr", pid_type_id="x", metadata={"a": [1]})
+    moment = timezone.now()
+    row = CreatedRow(media, moment, 7, "why")
+    _historical, kept = history_model()
+    for name in kept:
+        assert getattr(row, name) is getattr(media, name), name
+    assert (row.history_date, row.history_user_id, row.history_change_reason, row.history_type) == (
+        moment,
+        7,
+        "why",
+        "+",
+    )
+    del media.__dict__["hold_reason"], row.__dict__["hold_reason"]
+    media.__dict__["hold_reason"] = "read through"
+    assert row.hold_reason == "read through"
