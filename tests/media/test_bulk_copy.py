@@ -253,6 +253,37 @@ def test_json_text_falls_back_to_json_dumps_where_orjson_differs():
     assert json.loads(encoded) == json.loads(json.dumps({"t": moment}, cls=DjangoJSONEncoder))
 
 
+@pytest.mark.parametrize("plain", [False, True])
+def test_the_answer_is_the_created_media(api, alt_type, user, monkeypatch, plain):
+    """``POST /api/media/create`` answers with the dict each media's ``media.created`` event carries
+    (``media_create_answered``): the bytes ``media_out_dict`` of the inserted media gives (how the
+    answer was built before), and the same JSON as ``POST /api/media/read`` and the event."""
+    from media.schemas import media_out_dict
+    from media.services import insert_recorded
+    from mediastore.pagination import json_response
+
+    if plain:
+        monkeypatch.setattr(copyrows, "copy_enabled", lambda: False)
+    objs = media_prepare_many([MediaIn(**body) for body in items("svc-")], user=user)
+    created = insert_recorded(objs, user=user)
+    assert [event.media["pid"] for event in created] == [obj.pid for obj in objs]
+    answered = json_response([event.media for event in created]).content
+    assert answered == json_response([media_out_dict(obj) for obj in objs]).content
+
+    response = api.post("/api/media/create", items("ans-"))
+    assert response.status_code == 200, response.content[:500]
+    pids = [f"ans-{i}" for i in range(BATCH)]
+    assert [m["pid"] for m in response.json()] == pids
+    assert response.json() == api.post("/api/media/read", pids).json()
+    events = {e.pid: e.media for e in MediaEvent.objects.filter(pid__in=pids)}
+    for answer in response.json():
+        event = events[answer["pid"]]
+        assert {k: v for k, v in answer.items() if k not in VOLATILE} == {
+            k: v for k, v in event.items() if k not in VOLATILE
+        }
+        assert (event["pk"], event["mark"]) == (answer["pk"], answer["mark"])
+
+
 def test_created_history_row_reads_the_media_values():
     """``CreatedRow`` (a COPY's history row) gives every field of the history row as the media has
     it, and the history's own values on top; a field missing from the media's instance dictionary
