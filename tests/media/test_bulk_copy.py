@@ -217,6 +217,26 @@ def test_new_media_is_the_media_keywords_build():
     assert queries.captured_queries == []
 
 
+def test_new_instance_is_the_keywords_build():
+    """``new_instance`` (the events' and new media's builder) gives what ``Model(**values)`` gives,
+    for a few values or none, with a fresh object for each callable default; an unknown name is a
+    TypeError, as for the keywords."""
+    from media.models import new_instance
+
+    values = {"type": "media.created", "pid": "p", "media_pk": 3, "mark": 9, "version": 1, "media": {"a": 1}}
+    for given in (values, {}, {"pid": "only", "time": timezone.now()}):
+        fast, plain = new_instance(MediaEvent, dict(given)), MediaEvent(**given)
+        assert {k: v for k, v in vars(fast).items() if k != "_state"} == {
+            k: v for k, v in vars(plain).items() if k != "_state"
+        }
+        assert fast._state.adding and plain._state.adding
+    assert new_instance(MediaEvent, {}).changed == [] and new_instance(MediaEvent, {}).changed is not (
+        new_instance(MediaEvent, {}).changed
+    )
+    with pytest.raises(TypeError, match="no field 'media_id'"):
+        new_instance(MediaEvent, {"media_id": 3})
+
+
 JSON_VALUES = [
     {"instrument": {"id": 3, "name": "IFCB"}, "depth": 0.5, "ok": True, "none": None},
     {"big": 2**70, "small": -(2**63), "exp": [1e16, 1e-7, -0.0, 1.7976931348623157e308, 5e-324]},
