@@ -328,3 +328,21 @@ def test_created_history_row_reads_the_media_values():
     del media.__dict__["hold_reason"], row.__dict__["hold_reason"]
     media.__dict__["hold_reason"] = "read through"
     assert row.hold_reason == "read through"
+
+
+def test_new_store_keys_are_uuid4_hex():
+    """Store keys are spelled as ``uuid.uuid4().hex`` spells them: a version 4, RFC 4122 UUID in 32
+    lowercase hex digits, every other bit random."""
+    import uuid
+
+    from media.rules import new_store_key
+
+    keys = [new_store_key() for _ in range(2000)]
+    assert len(set(keys)) == len(keys)
+    ones = 0
+    for key in keys:
+        parsed = uuid.UUID(hex=key)
+        assert (parsed.hex, parsed.version, parsed.variant) == (key, 4, uuid.RFC_4122)
+        ones |= parsed.int
+    fixed = (0xF000 << 64) | (0xC000 << 48)  # the version's and the variant's bits
+    assert ones | fixed == (1 << 128) - 1  # every random bit was 1 at least once
