@@ -65,8 +65,8 @@ def media_create_many(request: HttpRequest, payload: list[MediaIn]):
     """Create every media of the list, or none: the first invalid item makes the whole call 422/409,
     and the error names it (`index`, `pid`). Each media may carry at most `MEDIASTORE_MAX_TAGS` (1000)
     distinct tags (422)."""
-    created = services.media_create_many(payload, user=request.auth)
-    return json_response([media_out_dict(media) for media in created])  # list[MediaOut], unvalidated
+    created = services.media_create_answered(payload, user=request.auth)
+    return json_response(created)  # list[MediaOut], unvalidated
 
 
 @router.post("/media/read", response=list[MediaOut], summary="Read many media by pid")

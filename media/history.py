@@ -58,11 +58,12 @@ def history_model() -> tuple[type[Model], tuple[str, ...]]:
 
 class CreatedRow:
     """The values of the "created" history row of a media, for a COPY (``media.copyrows.insert``
-    reads the row's fields as attributes): the media's own, read through, and the history's."""
-
-    __slots__ = ("media", "history_date", "history_user_id", "history_change_reason", "history_type")
+    reads the row's fields as attributes): the media's own, copied from its instance dictionary
+    when the row is made (plain attribute reads, not a Python ``__getattr__`` call per field;
+    anything not there is read through to the media), and the history's."""
 
     def __init__(self, media: Media, date, user_id, reason: str) -> None:
+        self.__dict__.update(media.__dict__)
         self.media = media
         self.history_date = date
         self.history_user_id = user_id

@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 from mediastore.errors import NotFound, PayloadTooLarge, RuleViolation
@@ -39,15 +40,40 @@ def check_limits(metadata: Any) -> None:
     """Raise unless ``metadata`` may be stored: ``check_depth``, then PayloadTooLarge (413) when its
     compact JSON is over ``MEDIASTORE_MAX_METADATA_KB``. Every write of a media's metadata calls it."""
     check_depth(metadata)
+    limit_kb = settings.MEDIASTORE_MAX_METADATA_KB
+    if _surely_within(metadata, limit_kb * 1024):
+        return
     size = len(
         json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
     )
-    limit_kb = settings.MEDIASTORE_MAX_METADATA_KB
     if size > limit_kb * 1024:
         raise PayloadTooLarge(
             f"metadata of {size / 1024:.0f} KB (as compact JSON) is over the limit of {limit_kb} KB; "
             "the limit is MEDIASTORE_MAX_METADATA_KB"
         )
+
+
+# orjson's compact JSON against json.dumps' (``check_limits``' measure): the same text for strings,
+# integers and the punctuation; a float may be spelled otherwise (``0.00001`` for ``1e-05``), but
+# json.dumps' spelling takes at most 24 characters (``-1.2345678901234567e-308``) where orjson's
+# takes at least 3 (``0.0``). So json.dumps' text is at most this many times as long as orjson's.
+_JSON_LENGTH_RATIO = 9
+# Types orjson would write where json.dumps refuses (or writes otherwise): raised, as json.dumps does.
+_PASSTHROUGH = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _surely_within(metadata: Any, limit: int) -> bool:
+    """Whether ``metadata``'s compact JSON (as ``check_limits`` measures it) is surely no longer
+    than ``limit`` bytes, from orjson's text (a twentieth of json.dumps' time) and
+    ``_JSON_LENGTH_RATIO``; False when unsure, or when orjson refuses the value (keys that are not
+    strings, integers beyond 64 bits, lone surrogates, times), which json.dumps then measures."""
+    try:
+        text = orjson.dumps(metadata, option=_PASSTHROUGH)
+    except (TypeError, orjson.JSONEncodeError):
+        return False
+    return len(text) * _JSON_LENGTH_RATIO <= limit
 
 
 def _walk(root: dict, keys: list[str], create: bool) -> dict:

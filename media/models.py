@@ -9,6 +9,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
+from django.db.models.fields import NOT_PROVIDED
 from simple_history.models import HistoricalRecords
 from taggit.managers import TaggableManager
 from taggit.models import Tag, TaggedItemBase
@@ -160,32 +161,58 @@ class Media(models.Model):
 
 
 def new_media(store_config, **values) -> Media:
-    """``Media(store_config=store_config, **values)`` (``values`` by field ``attname``), built as
-    Django builds a loaded row (``Model.from_db``: every value positionally, in
-    ``_meta.concrete_fields`` order), which skips the per-keyword work of ``Model.__init__``: a
-    third of its time. Fields not given get their default, as with keywords."""
-    args = [
-        values.pop(field.attname) if field.attname in values else default()
-        for field, default in _media_defaults()
-    ]
-    if values:
-        raise TypeError(f"Media has no fields {sorted(values)}")
-    obj = Media(*args)
+    """``Media(store_config=store_config, **values)`` (``values`` by field ``attname``), built
+    positionally (``new_instance``). Fields not given get their default, as with keywords."""
+    obj = new_instance(Media, values)
     obj.store_config = store_config
     return obj
 
 
+def new_instance(model: type[models.Model], values: dict[str, object]) -> models.Model:
+    """``model(**values)`` (``values`` by field ``attname``), built as Django builds a loaded row
+    (``Model.from_db``: every value positionally, in ``_meta.concrete_fields`` order), which skips
+    the per-keyword work of ``Model.__init__``; the defaults of the fields not given are made as
+    ``Model.__init__`` makes them, constants taken once (``_Positional``). TypeError for a name
+    that is not a field's ``attname``."""
+    return model(*_positional(model).args(values))
+
+
+class _Positional:
+    """The positional arguments of a model's ``__init__``: a template of the constant defaults (a
+    default that is not callable, or none at all: ``None`` or ``""`` by the field's kind), copied,
+    then the per-instance defaults (callables such as ``dict``, ``db_default`` expressions) made
+    for the fields not given, then the given values."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        fields = model._meta.concrete_fields
+        self.model = model
+        self.index = {field.attname: index for index, field in enumerate(fields)}
+        self.template: list[object] = []
+        self.made: list[tuple[int, str, Callable[[], object]]] = []
+        for index, field in enumerate(fields):
+            constant = (
+                not callable(field.default) if field.has_default() else field.db_default is NOT_PROVIDED
+            )
+            self.template.append(field.get_default() if constant else None)
+            if not constant:
+                self.made.append((index, field.attname, field.get_default))
+
+    def args(self, values: dict[str, object]) -> list[object]:
+        args = self.template.copy()
+        for index, name, make in self.made:
+            if name not in values:
+                args[index] = make()
+        index = self.index
+        for name, value in values.items():
+            if name not in index:
+                raise TypeError(f"{self.model.__name__} has no field {name!r}")
+            args[index[name]] = value
+        return args
+
+
 @functools.cache
-def _media_defaults() -> tuple[tuple[models.Field, Callable[[], object]], ...]:
-    """(field, function giving its default) for each concrete field of Media, in order."""
-    defaults = []
-    for field in Media._meta.concrete_fields:
-        if callable(field.default):
-            defaults.append((field, field.get_default))
-        else:
-            constant = field.get_default()
-            defaults.append((field, lambda constant=constant: constant))
-    return tuple(defaults)
+def _positional(model: type[models.Model]) -> _Positional:
+    return _Positional(model)
 
 
 class EventCounter(models.Model):

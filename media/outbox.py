@@ -48,7 +48,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from media.copyrows import insert
-from media.models import EventCounter, Media, MediaEvent
+from media.models import EventCounter, Media, MediaEvent, new_instance
 from media.schemas import media_out_dict
 from mediastore import failpoints
 
@@ -89,17 +89,18 @@ def event_for(
 ) -> MediaEvent:
     """An unsaved event for ``media`` as it is now (``as_it_was``: the dict to send instead)."""
     body: dict[str, Any] = as_it_was if as_it_was is not None else media_out_dict(media)
-    return MediaEvent(
-        type=type,
-        pid=body["pid"],
-        media_pk=body["pk"],
-        mark=media.mark,
-        version=media.version,
-        user=username(user),
-        time=now or timezone.now(),
-        changed=sorted({api_field(name) for name in changed}),
-        media=body,
-    )
+    values = {
+        "type": type,
+        "pid": body["pid"],
+        "media_pk": body["pk"],
+        "mark": media.mark,
+        "version": media.version,
+        "user": username(user),
+        "time": now or timezone.now(),
+        "changed": sorted({api_field(name) for name in changed}),
+        "media": body,
+    }
+    return new_instance(MediaEvent, values)  # MediaEvent(**values), positionally
 
 
 def record(events: list[MediaEvent]) -> list[MediaEvent]:

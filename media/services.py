@@ -27,7 +27,7 @@ from media.bulk import BulkOutcome, bulk_apply, raise_first_failure
 from media.copyrows import insert, marks_and_ids
 from media.history import insert_created
 from media.lifecycle import check_hold, default_expiry, is_expired
-from media.models import EventType, Media, StoreStatus, new_media
+from media.models import EventType, Media, MediaEvent, StoreStatus, new_media
 from media.outbox import event_for, record
 from media.pids import nfc, with_pids
 from media.rules import IdentifierRules, StoreResolver, check_tag_count, clean_tags, new_store_key
@@ -185,12 +185,21 @@ def register_expired_retirer(retire: Callable[[list[str]], None]) -> None:
         _expired_retirers.append(retire)
 
 
-@transaction.atomic
 def media_insert(objs: list[Media], *, user, reason: str = "", name_items: bool = False) -> list[Media]:
     """Insert prepared media with their history (``reason`` as its change reason) and tags, all or
     none (an expired media whose pid one of them takes is retired first, in the same transaction),
     charged to the usage of their store and owner (QuotaExceeded, naming the first item that
     does not fit when ``name_items``)."""
+    insert_recorded(objs, user=user, reason=reason, name_items=name_items)
+    return objs
+
+
+@transaction.atomic
+def insert_recorded(
+    objs: list[Media], *, user, reason: str = "", name_items: bool = False
+) -> list[MediaEvent]:
+    """``media_insert``, returning the ``media.created`` event of each media, in order (its body is
+    the media's ``media_out_dict``)."""
     if not objs:
         return []
     now = timezone.now()
@@ -221,14 +230,22 @@ def media_insert(objs: list[Media], *, user, reason: str = "", name_items: bool 
         raise
     insert_created(objs, user=user, date=now, reason=reason)
     sync_tags(objs, fresh=True)
-    record([event_for(obj, EventType.CREATED, user=user, now=now) for obj in objs] + warnings)
-    return objs
+    created = [event_for(obj, EventType.CREATED, user=user, now=now) for obj in objs]
+    record(created + warnings)
+    return created
 
 
 def media_create_many(items: list[MediaIn], *, user, name_items: bool = True) -> list[Media]:
     """Create all the media or none (store_status PENDING), and no store configuration for none."""
     with prepared_media(items, user=user, name_items=name_items) as objs:
         return media_insert(objs, user=user, name_items=name_items)
+
+
+def media_create_answered(items: list[MediaIn], *, user) -> list[dict[str, Any]]:
+    """``media_create_many``, answered: each new media as ``media.schemas.media_out_dict`` gives it,
+    which is the body of its ``media.created`` event (one dict, built once for both)."""
+    with prepared_media(items, user=user) as objs:
+        return [event.media for event in insert_recorded(objs, user=user, name_items=True)]
 
 
 def media_create(item: MediaIn, *, user) -> Media:

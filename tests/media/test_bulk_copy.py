@@ -217,6 +217,26 @@ def test_new_media_is_the_media_keywords_build():
     assert queries.captured_queries == []
 
 
+def test_new_instance_is_the_keywords_build():
+    """``new_instance`` (the events' and new media's builder) gives what ``Model(**values)`` gives,
+    for a few values or none, with a fresh object for each callable default; an unknown name is a
+    TypeError, as for the keywords."""
+    from media.models import new_instance
+
+    values = {"type": "media.created", "pid": "p", "media_pk": 3, "mark": 9, "version": 1, "media": {"a": 1}}
+    for given in (values, {}, {"pid": "only", "time": timezone.now()}):
+        fast, plain = new_instance(MediaEvent, dict(given)), MediaEvent(**given)
+        assert {k: v for k, v in vars(fast).items() if k != "_state"} == {
+            k: v for k, v in vars(plain).items() if k != "_state"
+        }
+        assert fast._state.adding and plain._state.adding
+    assert new_instance(MediaEvent, {}).changed == [] and new_instance(MediaEvent, {}).changed is not (
+        new_instance(MediaEvent, {}).changed
+    )
+    with pytest.raises(TypeError, match="no field 'media_id'"):
+        new_instance(MediaEvent, {"media_id": 3})
+
+
 JSON_VALUES = [
     {"instrument": {"id": 3, "name": "IFCB"}, "depth": 0.5, "ok": True, "none": None},
     {"big": 2**70, "small": -(2**63), "exp": [1e16, 1e-7, -0.0, 1.7976931348623157e308, 5e-324]},
@@ -251,3 +271,78 @@ def test_json_text_falls_back_to_json_dumps_where_orjson_differs():
         copyrows.json_text({"t": moment})
     encoded = copyrows.json_text({"t": moment}, DjangoJSONEncoder, DjangoJSONEncoder().default)
     assert json.loads(encoded) == json.loads(json.dumps({"t": moment}, cls=DjangoJSONEncoder))
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_the_answer_is_the_created_media(api, alt_type, user, monkeypatch, plain):
+    """``POST /api/media/create`` answers with the dict each media's ``media.created`` event carries
+    (``media_create_answered``): the bytes ``media_out_dict`` of the inserted media gives (how the
+    answer was built before), and the same JSON as ``POST /api/media/read`` and the event."""
+    from media.schemas import media_out_dict
+    from media.services import insert_recorded
+    from mediastore.pagination import json_response
+
+    if plain:
+        monkeypatch.setattr(copyrows, "copy_enabled", lambda: False)
+    objs = media_prepare_many([MediaIn(**body) for body in items("svc-")], user=user)
+    created = insert_recorded(objs, user=user)
+    assert [event.media["pid"] for event in created] == [obj.pid for obj in objs]
+    answered = json_response([event.media for event in created]).content
+    assert answered == json_response([media_out_dict(obj) for obj in objs]).content
+
+    response = api.post("/api/media/create", items("ans-"))
+    assert response.status_code == 200, response.content[:500]
+    pids = [f"ans-{i}" for i in range(BATCH)]
+    assert [m["pid"] for m in response.json()] == pids
+    assert response.json() == api.post("/api/media/read", pids).json()
+    events = {e.pid: e.media for e in MediaEvent.objects.filter(pid__in=pids)}
+    for answer in response.json():
+        event = events[answer["pid"]]
+        assert {k: v for k, v in answer.items() if k not in VOLATILE} == {
+            k: v for k, v in event.items() if k not in VOLATILE
+        }
+        assert (event["pk"], event["mark"]) == (answer["pk"], answer["mark"])
+
+
+def test_created_history_row_reads_the_media_values():
+    """``CreatedRow`` (a COPY's history row) gives every field of the history row as the media has
+    it, and the history's own values on top; a field missing from the media's instance dictionary
+    (deferred) is still read through the media."""
+    from media.history import CreatedRow, history_model
+    from media.models import new_media
+    from stores.models import StoreConfig
+
+    store = StoreConfig.objects.create(type="DictStore", bucket="created-row")
+    media = new_media(store, store_config_id=store.pk, pid="cr", pid_type_id="x", metadata={"a": [1]})
+    moment = timezone.now()
+    row = CreatedRow(media, moment, 7, "why")
+    _historical, kept = history_model()
+    for name in kept:
+        assert getattr(row, name) is getattr(media, name), name
+    assert (row.history_date, row.history_user_id, row.history_change_reason, row.history_type) == (
+        moment,
+        7,
+        "why",
+        "+",
+    )
+    del media.__dict__["hold_reason"], row.__dict__["hold_reason"]
+    media.__dict__["hold_reason"] = "read through"
+    assert row.hold_reason == "read through"
+
+
+def test_new_store_keys_are_uuid4_hex():
+    """Store keys are spelled as ``uuid.uuid4().hex`` spells them: a version 4, RFC 4122 UUID in 32
+    lowercase hex digits, every other bit random."""
+    import uuid
+
+    from media.rules import new_store_key
+
+    keys = [new_store_key() for _ in range(2000)]
+    assert len(set(keys)) == len(keys)
+    ones = 0
+    for key in keys:
+        parsed = uuid.UUID(hex=key)
+        assert (parsed.hex, parsed.version, parsed.variant) == (key, 4, uuid.RFC_4122)
+        ones |= parsed.int
+    fixed = (0xF000 << 64) | (0xC000 << 48)  # the version's and the variant's bits
+    assert ones | fixed == (1 << 128) - 1  # every random bit was 1 at least once

@@ -9,6 +9,9 @@ from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from media.models import Media
 from tests.conftest import error_message, media_body
@@ -137,6 +140,53 @@ def test_size_counts_utf8_bytes_of_compact_json(api, id_types, settings):
     assert api.post("/api/media", media_body("m1", metadata={"s": "€" * 400})).status_code == 413
     spaced = {f"k{i}": i for i in range(100)}  # ~1 KB with json.dumps' spaces, ~0.9 KB compact
     assert api.post("/api/media", media_body("m2", metadata=spaced)).status_code == 200
+
+
+def compact_size(value) -> int:
+    """``check_limits``' measure: the UTF-8 bytes of json.dumps' compact text."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+FLOATS = [
+    1e-07,
+    5e-324,
+    -2.2250738585072014e-308,
+    -1.2345678901234567e-300,
+    1e-05,
+    0.0001,
+    1e16,
+    1e15,
+    -0.0,
+    0.1,
+]
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(FLOATS), max_size=50))
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_surely_within_never_passes_what_json_dumps_measures_over(values):
+    """``check_limits`` skips json.dumps when orjson's text, times ``_JSON_LENGTH_RATIO``, is within
+    the limit: that must never let through metadata json.dumps measures over it (floats are where
+    the two spell numbers otherwise)."""
+    from media.metadata import _surely_within
+
+    for value in ({"v": values}, values, {"s": '€\n"\x01', "f": values[:1]}):
+        size = compact_size(value)
+        assert not _surely_within(value, size - 1)
+
+
+def test_check_limits_measures_with_json_dumps_near_the_limit(settings):
+    """Metadata near the limit is measured as before (json.dumps' compact UTF-8 bytes, the 413's
+    figure), also where orjson refuses a value json.dumps writes (keys that are not strings)."""
+    from media.metadata import check_limits
+    from mediastore.errors import PayloadTooLarge
+
+    settings.MEDIASTORE_MAX_METADATA_KB = 1
+    check_limits({"s": "x" * (1024 - len('{"s":""}'))})
+    with pytest.raises(PayloadTooLarge, match="metadata of 1 KB"):
+        check_limits({"s": "x" * (1025 - len('{"s":""}'))})
+    with pytest.raises(PayloadTooLarge):
+        check_limits({1: "x" * 1100})
+    check_limits({1: "x" * 10, "big": 2**70})
 
 
 # --- stored before the limits -------------------------------------------------------------------
