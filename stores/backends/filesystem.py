@@ -45,14 +45,20 @@ _TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) 
 _temp_numbers = itertools.count()
 
 
+def _temp_random() -> str:
+    return os.urandom(6).hex()
+
+
 def _create_temp(directory: Path) -> tuple[int, str]:
     """A new file in ``directory``, open for writing and readable by its owner alone, as
     ``tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX)`` makes one, without its per-call work:
-    (its descriptor, its path). Named by the process and a counter of its own rather than at random
-    (the directory is the store's, not a shared one); a name already taken (a file an earlier
-    process of the same id left) is passed over."""
+    (its descriptor, its path). Named by the process, a counter of its own and 48 random bits: a
+    client may name a media's key itself (``PUT /api/media/update/storekeys``), so a name it could
+    guess would let it write, delete or read another client's upload before the rename; a name
+    already taken is passed over."""
     while True:
-        name = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{next(_temp_numbers)}")
+        unique = f"{os.getpid()}-{next(_temp_numbers)}-{_temp_random()}"
+        name = os.path.join(directory, f"{TEMP_PREFIX}{unique}")
         try:
             return os.open(name, _TEMP_FLAGS, 0o600), name
         except FileExistsError:

@@ -45,14 +45,15 @@ def test_filesystem_store_leaves_no_temp_file_after_a_failed_stream(storage_root
 
 
 def test_a_write_passes_over_a_temporary_name_already_taken(storage_root: Path, monkeypatch) -> None:
-    """Temporary files are named by process id and a counter (no longer by ``tempfile.mkstemp``): a
-    file left under the next name (a dead process of the same id) is passed over and kept, and the
-    object is readable by its owner alone, as with mkstemp."""
+    """Temporary files are named by process id, a counter and random bits (no longer by
+    ``tempfile.mkstemp``): a file left under the next name is passed over and kept, and the object
+    is readable by its owner alone, as with mkstemp."""
     backend = build_backend("FilesystemStore", "files")
     backend.put("a/first", b"1")
     directory = storage_root / "files" / "a"
     monkeypatch.setattr(filesystem, "_temp_numbers", itertools.count())
-    stale = [directory / f"{TEMP_PREFIX}{os.getpid()}-{n}" for n in range(2)]
+    monkeypatch.setattr(filesystem, "_temp_random", lambda: "same")
+    stale = [directory / f"{TEMP_PREFIX}{os.getpid()}-{n}-same" for n in range(2)]
     for path in stale:
         path.write_bytes(b"left behind")
 
@@ -64,6 +65,20 @@ def test_a_write_passes_over_a_temporary_name_already_taken(storage_root: Path, 
         ["first", "second", *(p.name for p in stale)]
     )
     assert {(directory / name).stat().st_mode & 0o777 for name in ("first", "second")} == {0o600}
+
+
+def test_temporary_names_cannot_be_guessed(tmp_path: Path, monkeypatch) -> None:
+    """A client may name a media's key itself: a temporary name it could guess (process id and
+    counter alone) would let it overwrite, delete or read another client's upload in flight."""
+    names = []
+    for _ in range(2):
+        monkeypatch.setattr(filesystem, "_temp_numbers", itertools.count())  # same process, same counter
+        fd, name = filesystem._create_temp(tmp_path)
+        os.close(fd)
+        names.append(Path(name).name)
+    prefix = f"{TEMP_PREFIX}{os.getpid()}-0-"
+    assert all(name.startswith(prefix) and len(name) == len(prefix) + 12 for name in names), names
+    assert names[0] != names[1]
 
 
 def test_filesystem_directory_made_by_a_longer_key_is_no_object(storage_root: Path) -> None:
