@@ -28,6 +28,9 @@ from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.http import HttpRequest
+from ninja import Schema
+from ninja.schema import DjangoGetter
+from pydantic import ModelWrapValidatorHandler, ValidationInfo, model_validator
 
 
 def raw_delete(queryset: models.QuerySet) -> int:
@@ -164,3 +167,30 @@ def close_after_answer(start_response: Callable) -> bool:
         force_close()
         return True
     return False
+
+
+class SchemaValidatedOnce(Schema):
+    """A ninja ``Schema`` for request bodies (JSON objects) that pydantic validates once, not twice.
+
+    Internal: ninja's ``Schema._run_root_validator``, the wrap validator every ``Schema`` runs;
+    defining a validator of the same name replaces it (pydantic keeps one validator per name,
+    the subclass's). Ninja's validates a schema with ``extra="forbid"`` twice, on the data and then
+    on a ``DjangoGetter`` of it (for ORM objects and ``resolve_*`` methods), and once more per level
+    of nesting (4 validations of the ``store_config`` of each media of a bulk create). For a dict
+    (a parsed JSON object) the second pass gives the same object as the first, so here a dict is
+    validated once; anything else goes the way ninja goes. Why: profiles of ``POST
+    /api/media/create`` (docs/performance.md, "Bulk create"). If it changes (ninja renames it):
+    both validators run, every request schema is validated twice or more again (slower, the same
+    answers); tests/test_compat.py fails.
+    """
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _run_root_validator(
+        cls, values: Any, handler: ModelWrapValidatorHandler, info: ValidationInfo
+    ) -> Any:
+        if isinstance(values, dict):
+            return handler(values)
+        if cls.model_config.get("extra") == "forbid" or cls.model_config.get("validate_assignment", False):
+            handler(values)
+        return handler(DjangoGetter(values, cls, info.context))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ninja import Schema
 from pydantic import ConfigDict, ValidationInfo, field_validator, model_validator
+
+from mediastore.compat import SchemaValidatedOnce
 
 # Fields that known clients send although no request schema has them: accepted and dropped before
 # validation, so that these clients keep working while any other unknown field is a 422 naming it.
@@ -20,12 +21,14 @@ CLIENT_SENT_FIELDS: dict[str, dict[str, str]] = {
 }
 
 
-class RequestSchema(Schema):
+class RequestSchema(SchemaValidatedOnce):
     """A JSON request body (or an object inside one) that refuses fields it does not declare.
 
     A misspelt or misplaced field (`metadata` for `data`, `tags` in `PATCH /api/media/{pid}`) would
     otherwise be dropped without a word, and the update answer success having changed nothing. The
-    fields of ``CLIENT_SENT_FIELDS`` are the exception: dropped, never refused."""
+    fields of ``CLIENT_SENT_FIELDS`` are the exception: dropped, never refused. A JSON object is
+    validated once (``mediastore.compat.SchemaValidatedOnce``; ninja's ``Schema`` validates such a
+    schema twice)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -238,6 +238,49 @@ def test_permission_backend_answers_from_the_loaded_permissions(django_user_mode
     assert plain.has_perm("media.delete_media") and not plain.has_perm("media.view_media")
 
 
+def test_request_schemas_validate_a_json_object_once():
+    """ninja's ``Schema._run_root_validator`` is replaced by ``SchemaValidatedOnce``'s (same name):
+    a JSON object is validated once at each level, while ninja's ``Schema`` validates one with
+    ``extra="forbid"`` twice (and an ORM object still goes through ``DjangoGetter``)."""
+    from ninja import Schema
+    from pydantic import ConfigDict, field_validator
+
+    assert "_run_root_validator" in Schema.__pydantic_decorators__.model_validators, (
+        "ninja's Schema no longer has the wrap validator _run_root_validator that compat replaces"
+    )
+    calls = []
+
+    def counted(cls, value):
+        calls.append(value)
+        return value
+
+    class Inner(compat.SchemaValidatedOnce):
+        model_config = ConfigDict(extra="forbid")
+        name: str
+        _count = field_validator("name")(classmethod(counted))
+
+    class Outer(compat.SchemaValidatedOnce):
+        model_config = ConfigDict(extra="forbid")
+        inner: Inner
+
+    class NinjaInner(Schema):
+        model_config = ConfigDict(extra="forbid")
+        name: str
+        _count = field_validator("name")(classmethod(counted))
+
+    assert Outer.model_validate({"inner": {"name": "a"}}).inner.name == "a"
+    assert calls == ["a"], f"a nested JSON object was validated {len(calls)} times, not once"
+    calls.clear()
+    NinjaInner.model_validate({"name": "b"})
+    assert calls == ["b", "b"], "ninja's Schema no longer validates twice: SchemaValidatedOnce may go"
+    calls.clear()
+
+    class Row:
+        name = "c"
+
+    assert Inner.model_validate(Row()).name == "c"  # attributes, as ninja reads them
+
+
 # Private internals that must be reached through mediastore.compat only (a regular expression
 # each, matched against the code of every app).
 PRIVATE = {
@@ -248,6 +291,7 @@ PRIVATE = {
     "DatabaseWrapper.connection": r"connection\.connection\b",
     "Field.set_cached_value": r"\.set_cached_value\(",
     "get_db_converters": r"get_db_converters\(",
+    "ninja's Schema._run_root_validator": r"def _run_root_validator\b",
     "gunicorn's force_close": r"force_close\(\)",
     "FileBasedCache internals": r"self\._(dir|createdir)\b",
 }
