@@ -83,12 +83,14 @@ def extract_pinned(into) -> None:
 
 @pytest.fixture(scope="module")
 def server(s3_server, tmp_path_factory):
-    srv = Server("mediastore-storage-utils-", 4)
-    srv.add_s3(s3_server)
+    # The client first: a missing snapshot fails the test before a server is started (it was left
+    # running when this failed after the start).
     client = tmp_path_factory.mktemp("storage-utils") / "tree"
     extract_pinned(client)
-    srv.client_src = client / "src"
+    srv = Server("mediastore-storage-utils-", 4)
     try:
+        srv.add_s3(s3_server)
+        srv.client_src = client / "src"
         yield srv
     finally:
         srv.close()
