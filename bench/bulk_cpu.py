@@ -26,23 +26,12 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FS = {"type": "FilesystemStore", "bucket": "bench"}
-
-
-def media_item(pid: str, index: int, batch: int) -> dict:
-    """One media as ``bench/api.py``'s ``media_item``: 2 identifiers, 2 tags, nested metadata."""
-    return {
-        "pid": pid,
-        "pid_type": "pidtype",
-        "store_config": FS,
-        "identifiers": {"local": f"L{index}", "alt": f"A{index}"},
-        "metadata": {"instrument": {"id": index % 37, "name": "IFCB"}, "depth": index * 0.5, "ok": True},
-        "tags": [f"t{index % 10}", f"batch{batch}"],
-    }
 
 
 def worker(checkout: str) -> None:
-    """Serve calls for ``checkout``: one line on stdin, one call, one line out (CPU and wall ms)."""
+    """Serve calls for ``checkout``: one line on stdin (the call's JSON body), one call, one line
+    out (CPU and wall ms). The bodies come from the parent: importing ``bench/api.py`` here would
+    put this checkout's code ahead of the other's on ``sys.path``."""
     sys.path.insert(0, checkout)
     os.chdir(checkout)
     from tests.support.postgres import admin_connection, django_on, ensure_bench_database
@@ -68,9 +57,7 @@ def worker(checkout: str) -> None:
         token = client.post("/api/login", login, content_type="application/json").json()["token"]
         headers = {"Authorization": f"Bearer {token}"}
         print("ready", flush=True)
-        for number, _line in enumerate(sys.stdin):
-            items = [media_item(f"cpu-{number}-{i}", number * 100 + i, number % 10) for i in range(100)]
-            body = json.dumps(items)
+        for body in sys.stdin:
             cpu, wall = time.process_time(), time.perf_counter()
             response = client.post(
                 "/api/media/create", body, content_type="application/json", headers=headers
@@ -114,16 +101,20 @@ def main() -> None:
         if proc.stdout.readline().strip() != "ready":
             raise SystemExit(f"the {side} worker did not start")
 
-    def call(side: str) -> list[float]:
-        procs[side].stdin.write("call\n")
+    from api import media_item  # bench/api.py's items (2 identifiers, 2 tags, nested metadata)
+
+    def call(side: str, body: str) -> list[float]:
+        procs[side].stdin.write(body + "\n")
         procs[side].stdin.flush()
         return json.loads(procs[side].stdout.readline())
 
     times: dict[str, list[list[float]]] = {side: [] for side in sides}
     try:
         for number in range(args.warm + args.calls):
+            items = [media_item(f"cpu-{number}-{i}", number * 100 + i, number % 10) for i in range(100)]
+            body = json.dumps(items)  # one line: json.dumps escapes newlines inside strings
             for side in ("base", "this") if number % 2 else ("this", "base"):
-                result = call(side)
+                result = call(side, body)
                 if number >= args.warm:
                     times[side].append(result)
     finally:
