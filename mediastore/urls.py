@@ -8,6 +8,7 @@ from django.views.generic import TemplateView
 
 from mediastore.api import api
 from mediastore.metrics import API_NOT_FOUND, metrics_view
+from mediastore.routing import IndexedResolver
 from status.views import status_archive, status_page
 from tus import views as tus_views
 from tus.pages import upload_page
@@ -32,7 +33,7 @@ urlpatterns = [
     # tus 1.0 resumable uploads: plain views (HEAD, PATCH of raw bytes, OPTIONS; docs/resumable-uploads.md).
     re_path(r"^api/tus/?$", tus_views.collection, name="tus"),
     re_path(r"^api/tus/(?P<upload_id>[0-9a-f]{1,32})$", tus_views.resource, name="tus-upload"),
-    path("api/", api.urls),
+    IndexedResolver.replacing(path("api/", api.urls)),  # the same patterns, found faster
     re_path(r"^api/", api_not_found, name=API_NOT_FOUND),  # after the API: what no operation takes
     path("status/", status_page, name="status"),
     path("upload/", upload_page, name="upload"),
