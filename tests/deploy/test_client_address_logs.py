@@ -31,7 +31,7 @@ def lines_with(server: Server, marker: str, *, count: int = 2) -> list[str]:
     """The log lines naming ``marker`` once ``count`` of them are there (the access line is written
     after the response, so poll a little)."""
     for _ in range(50):
-        found = [line for line in server.app.log().splitlines() if marker in line]
+        found = [line for line in server.app.log_lines() if marker in line]
         if len(found) >= count:
             return found
         time.sleep(0.1)

@@ -418,9 +418,7 @@ def json_log_lines(stack, marker: str, count: int = 2) -> list[dict]:
     found: list[dict] = []
     for _ in range(50):
         found = [
-            json.loads(line)
-            for line in stack["app"].log().splitlines()
-            if line.startswith("{") and marker in line
+            json.loads(line) for line in stack["app"].log_lines() if line.startswith("{") and marker in line
         ]
         if len(found) >= count:
             break

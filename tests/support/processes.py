@@ -56,6 +56,12 @@ class Process:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def log_lines(self) -> list[str]:
+        """The log's complete lines: one the process is still writing (no newline yet) is left out,
+        so a caller polling for a line never reads half of it."""
+        text = self.log()
+        return text[: text.rfind("\n") + 1].splitlines()
+
     def running(self) -> bool:
         return self.proc.poll() is None
 
