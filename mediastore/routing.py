@@ -19,6 +19,8 @@ reversing URLs never uses the index."""
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.urls import Resolver404, URLPattern, URLResolver
 from django.urls.resolvers import RoutePattern
 
@@ -56,31 +58,31 @@ class IndexedResolver(URLResolver):
             resolver.namespace,
         )
 
-    def _routes(self) -> tuple[list[tuple[object, str | None, str | None]], set, set]:
-        routes = self.__dict__.get("_segment_routes")
-        if routes is None:
-            listed = [(p, *route_segments(p)) for p in self.url_patterns]
-            routes = self.__dict__["_segment_routes"] = (
-                listed,
-                {first for _, first, _ in listed} - {ANY_SEGMENT},
-                {last for _, _, last in listed} - {ANY_SEGMENT},
-            )
-        return routes
+    @cached_property
+    def _segment_routes(self) -> tuple[list[tuple[object, str | None, str | None]], set, set]:
+        """Each pattern with the segments it fixes, and the first and last segments some route fixes."""
+        listed = [(p, *route_segments(p)) for p in self.url_patterns]
+        firsts = {first for _, first, _ in listed} - {ANY_SEGMENT}
+        lasts = {last for _, _, last in listed} - {ANY_SEGMENT}
+        return listed, firsts, lasts
+
+    @cached_property
+    def _segment_resolvers(self) -> dict[tuple[str | None, str | None], URLResolver]:
+        return {}
 
     def _resolver_for(self, first: str, last: str) -> URLResolver:
         """A plain resolver like this one (same prefix and names) over the patterns that can match a
         path with these first and last segments, in their order; made once per pair of them."""
-        routes, firsts, lasts = self._routes()
+        routes, firsts, lasts = self._segment_routes
         key = (first if first in firsts else ANY_SEGMENT, last if last in lasts else ANY_SEGMENT)
-        cache = self.__dict__.setdefault("_segment_resolvers", {})
-        resolver = cache.get(key)
+        resolver = self._segment_resolvers.get(key)
         if resolver is None:
             patterns = [
                 p
                 for p, head, tail in routes
                 if head in (key[0], ANY_SEGMENT) and tail in (key[1], ANY_SEGMENT)
             ]
-            resolver = cache[key] = URLResolver(
+            resolver = self._segment_resolvers[key] = URLResolver(
                 self.pattern, patterns, self.default_kwargs, self.app_name, self.namespace
             )
         return resolver
