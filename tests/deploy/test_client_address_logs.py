@@ -8,7 +8,6 @@ host), so "the client" and "a trusted proxy" (MEDIASTORE_TRUSTED_PROXIES, defaul
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
 import pytest
@@ -28,14 +27,8 @@ def server():
 
 
 def lines_with(server: Server, marker: str, *, count: int = 2) -> list[str]:
-    """The log lines naming ``marker`` once ``count`` of them are there (the access line is written
-    after the response, so poll a little)."""
-    for _ in range(50):
-        found = [line for line in server.app.log_lines() if marker in line]
-        if len(found) >= count:
-            return found
-        time.sleep(0.1)
-    return found
+    """The log lines naming ``marker`` once ``count`` of them are there."""
+    return server.app.lines_naming(marker, count)
 
 
 def test_a_spoofed_x_forwarded_for_from_an_untrusted_peer_is_not_believed(server):

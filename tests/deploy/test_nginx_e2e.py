@@ -414,16 +414,8 @@ def test_json_body_over_the_cap_is_still_refused(stack, uploaded):
 
 def json_log_lines(stack, marker: str, count: int = 2) -> list[dict]:
     """gunicorn's JSON log lines (MEDIASTORE_LOG_FORMAT=json) whose message names ``marker``, once
-    ``count`` are there: the access line is written just after the response."""
-    found: list[dict] = []
-    for _ in range(50):
-        found = [
-            json.loads(line) for line in stack["app"].log_lines() if line.startswith("{") and marker in line
-        ]
-        if len(found) >= count:
-            break
-        time.sleep(0.1)
-    return found
+    ``count`` are there."""
+    return [json.loads(line) for line in stack["app"].lines_naming(marker, count, prefix="{")]
 
 
 def by_logger(lines: list[dict]) -> dict[str, dict]:

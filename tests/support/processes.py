@@ -62,6 +62,18 @@ class Process:
         text = self.log()
         return text[: text.rfind("\n") + 1].splitlines()
 
+    def lines_naming(self, marker: str, count: int, *, prefix: str = "", tries: int = 50) -> list[str]:
+        """The complete log lines starting with ``prefix`` and holding ``marker``, once ``count`` of
+        them are there (polled every 0.1 s: a worker logs a request's access line after its
+        response went out), or as many as there are after ``tries`` polls."""
+        found: list[str] = []
+        for _ in range(tries):
+            found = [line for line in self.log_lines() if line.startswith(prefix) and marker in line]
+            if len(found) >= count:
+                break
+            time.sleep(0.1)
+        return found
+
     def running(self) -> bool:
         return self.proc.poll() is None
 
